@@ -1,0 +1,36 @@
+# Pinion: make run | make test | make bench
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export PINION_PATH ?= $(HOME)/.pinion
+
+.PHONY: run test bench install install-test clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	@test -f "$(PINION_PATH)/config.json" || $(BIN)/pinion init
+	$(BIN)/pinion daemon
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Pinion blockstore layer."""

@@ -1,0 +1,65 @@
+"""The one LevelDB database of a repo, and its key namespaces.
+
+Every namespace is a short key prefix inside one plyvel database, so that
+writes of several namespaces that belong together can go in one write batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import plyvel
+
+# Key prefixes. Each namespace owns every key that starts with its prefix.
+NS_BLOCKS = b"b/"  #: multihash -> stored block (see store.py)
+NS_META = b"m/"  #: blockstore metadata (running totals, format version)
+NS_PINS = b"p/"  #: local pins (see pins.py)
+NS_CRDT = b"c/"  #: Merkle-CRDT heads, dirty flags, state (cluster layer)
+NS_TRACKER = b"t/"  #: pin tracker queue and statuses (cluster layer)
+NS_NODE = b"n/"  #: node bookkeeping (known peers, ...)
+NS_JOURNAL = b"j/"  #: import journals: blocks added by unfinished imports (see store.py)
+
+FORMAT_VERSION = b"1"
+
+
+class RepoLockedError(RuntimeError):
+    """Another process holds the LevelDB lock of this repo."""
+
+
+def open_db(path: str | os.PathLike[str], *, create: bool = True) -> plyvel.DB:
+    """Open (or create) the repo's LevelDB with options tuned for blocks.
+
+    LevelDB's own snappy compression is off: the block store decides per
+    block with zstd. A large write buffer and large files keep bulk imports
+    near the disk's speed (measured in ``shared/specs/python-hot-paths.md``).
+    """
+    p = Path(path)
+    if create:
+        p.mkdir(parents=True, exist_ok=True)
+    try:
+        db = plyvel.DB(
+            str(p),
+            create_if_missing=create,
+            compression=None,
+            write_buffer_size=64 * 1024 * 1024,
+            max_file_size=64 * 1024 * 1024,
+            block_size=64 * 1024,
+            lru_cache_size=32 * 1024 * 1024,
+            max_open_files=500,
+        )
+    except plyvel.IOError as exc:
+        if "lock" in str(exc).lower():
+            raise RepoLockedError(
+                f"repo {p} is in use by another process (is a pinion daemon running?)"
+            ) from None
+        raise
+    except plyvel.Error as exc:
+        raise RepoLockedError(f"cannot open repo database {p}: {exc}") from None
+    version = db.get(NS_META + b"format")
+    if version is None:
+        db.put(NS_META + b"format", FORMAT_VERSION, sync=True)
+    elif version != FORMAT_VERSION:
+        db.close()
+        raise RuntimeError(f"repo database {p} has format {version!r}, expected {FORMAT_VERSION!r}")
+    return db

@@ -1,0 +1,247 @@
+"""The block store: IPFS blocks at rest in the repo's LevelDB.
+
+Blocks are keyed by multihash (``NS_BLOCKS + multihash``), so the CIDv0 and
+CIDv1 of the same bytes share one entry. Each stored value starts with one
+format byte: ``0`` = the block as-is, ``1`` = a zstandard frame of the block.
+A block is stored compressed only when that saves a useful margin.
+
+Running totals (blocks, logical bytes, stored bytes) live under ``NS_META``
+and are updated in the same write batch as the blocks they count, so they
+survive restarts and crashes.
+
+Import journals make multi-batch imports atomic from the user's point of
+view: every block that a journaled import adds *new* is also recorded under
+``NS_JOURNAL + id``; a failed or interrupted import is rolled back by
+deleting exactly those blocks (see :meth:`BlockStore.rollback`).
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+
+import plyvel
+import zstandard
+
+from .cid import IDENTITY, HashMismatch, multihash_of, parse_cid, verify
+from .db import NS_BLOCKS, NS_JOURNAL, NS_META
+
+_TOTALS_KEY = NS_META + b"totals"
+_RAW = b"\x00"
+_ZSTD = b"\x01"
+
+DEFAULT_MAX_BLOCK_SIZE = 2 * 1024 * 1024
+#: store compressed only if the frame is at most this fraction of the block
+COMPRESS_RATIO = 0.9
+#: blocks smaller than this are never compressed (frame overhead dominates)
+COMPRESS_MIN = 256
+
+
+class BlockTooLarge(ValueError):
+    """A block over the configured maximum block size."""
+
+
+class BlockStore:
+    """put/get/has/delete of blocks by CID, with verification and zstd at rest.
+
+    Thread-safe: plyvel is, and the running totals are guarded by a lock.
+    """
+
+    def __init__(self, db: plyvel.DB, *, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE, compress: bool = True) -> None:
+        self._db = db
+        self.max_block_size = max_block_size
+        self._compress = compress
+        self._lock = threading.Lock()
+        self._zc = threading.local()
+        raw = db.get(_TOTALS_KEY)
+        self._blocks, self._bytes, self._stored = struct.unpack("<QQQ", raw) if raw else (0, 0, 0)
+
+    # ------------------------------------------------------------------ helpers
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._zc, "c", None)
+        if c is None:
+            c = self._zc.c = zstandard.ZstdCompressor(level=1)
+            self._zc.d = zstandard.ZstdDecompressor()
+        return c
+
+    def _encode(self, data: bytes) -> bytes:
+        if self._compress and len(data) >= COMPRESS_MIN:
+            frame = self._compressor().compress(data)
+            if len(frame) <= len(data) * COMPRESS_RATIO:
+                return _ZSTD + frame
+        return _RAW + bytes(data)
+
+    def _decode(self, value: bytes) -> bytes:
+        if value[:1] == _ZSTD:
+            self._compressor()
+            return self._zc.d.decompress(value[1:])
+        return value[1:]
+
+    @staticmethod
+    def _logical_size(value: bytes) -> int:
+        if value[:1] == _ZSTD:
+            return zstandard.frame_content_size(value[1:])
+        return len(value) - 1
+
+    def _check(self, cid: bytes, data: bytes, do_verify: bool) -> bytes | None:
+        """Validate one block; return its key, or None for identity CIDs."""
+        parts = parse_cid(cid)
+        if parts.mh_code == IDENTITY:
+            if parts.digest != bytes(data):
+                raise HashMismatch("identity CID does not match its data")
+            return None
+        if len(data) > self.max_block_size:
+            raise BlockTooLarge(f"block of {len(data)} bytes exceeds the {self.max_block_size}-byte limit")
+        if do_verify:
+            verify(cid, data)
+        return NS_BLOCKS + parts.multihash
+
+    def _totals_value(self) -> bytes:
+        return struct.pack("<QQQ", self._blocks, self._bytes, self._stored)
+
+    # ------------------------------------------------------------------ writes
+    def put(self, cid: bytes, data: bytes, *, verify: bool = True, journal: bytes | None = None) -> bool:
+        """Store one block after checking it against its CID; True if it was new."""
+        return self.put_many([(cid, data)], verify=verify, journal=journal) == 1
+
+    def put_many(
+        self,
+        blocks: Iterable[tuple[bytes, bytes]],
+        *,
+        verify: bool = True,
+        journal: bytes | None = None,
+    ) -> int:
+        """Store blocks in one write batch; return how many were new.
+
+        Every block is validated first: if any fails, nothing of the batch is
+        written. ``verify=False`` is only for blocks this process has just
+        hashed itself (the importer). With ``journal``, new blocks are also
+        recorded in that import journal (see :meth:`rollback`).
+        """
+        staged: list[tuple[bytes, bytes, int]] = []
+        seen: set[bytes] = set()
+        for cid, data in blocks:
+            key = self._check(cid, data, verify)
+            if key is None or key in seen:
+                continue
+            seen.add(key)
+            staged.append((key, data, len(data)))
+        if not staged:
+            return 0
+        db = self._db
+        with self._lock:
+            new = [(k, d, n) for k, d, n in staged if db.get(k) is None]
+            if not new:
+                return 0
+            with db.write_batch() as wb:
+                for key, data, n in new:
+                    value = self._encode(data)
+                    wb.put(key, value)
+                    self._blocks += 1
+                    self._bytes += n
+                    self._stored += len(value)
+                    if journal is not None:
+                        wb.put(NS_JOURNAL + journal + b"/" + key[len(NS_BLOCKS) :], b"")
+                wb.put(_TOTALS_KEY, self._totals_value())
+        return len(new)
+
+    def delete(self, cid: bytes) -> bool:
+        """Remove a block; True if it was there."""
+        return self.delete_multihashes([multihash_of(cid)]) == 1
+
+    def delete_multihashes(self, multihashes: Iterable[bytes]) -> int:
+        """Remove blocks by multihash in one write batch; return how many were there."""
+        db = self._db
+        removed = 0
+        with self._lock:
+            with db.write_batch() as wb:
+                for mh in multihashes:
+                    key = NS_BLOCKS + mh
+                    value = db.get(key)
+                    if value is None:
+                        continue
+                    wb.delete(key)
+                    removed += 1
+                    self._blocks -= 1
+                    self._bytes -= self._logical_size(value)
+                    self._stored -= len(value)
+                wb.put(_TOTALS_KEY, self._totals_value())
+        return removed
+
+    # ------------------------------------------------------------------ journals
+    def new_journal(self) -> bytes:
+        """A fresh import journal id (16 random bytes)."""
+        return uuid.uuid4().bytes
+
+    def commit(self, journal: bytes) -> None:
+        """Forget a journal: its blocks are now kept for good."""
+        prefix = NS_JOURNAL + journal + b"/"
+        with self._db.write_batch() as wb:
+            for key in self._db.iterator(prefix=prefix, include_value=False):
+                wb.delete(key)
+
+    def rollback(self, journal: bytes) -> int:
+        """Delete every block the journaled import added; return how many."""
+        prefix = NS_JOURNAL + journal + b"/"
+        mhs = [k[len(prefix) :] for k in self._db.iterator(prefix=prefix, include_value=False)]
+        removed = self.delete_multihashes(mhs)
+        self.commit(journal)
+        return removed
+
+    def pending_journals(self) -> list[bytes]:
+        """Journals left behind by imports that never finished (a crash)."""
+        found: list[bytes] = []
+        for key in self._db.iterator(prefix=NS_JOURNAL, include_value=False):
+            jid = key[len(NS_JOURNAL) : len(NS_JOURNAL) + 16]
+            if not found or found[-1] != jid:
+                found.append(jid)
+        return found
+
+    def recover(self) -> int:
+        """Roll back every unfinished import; return the blocks removed."""
+        return sum(self.rollback(j) for j in self.pending_journals())
+
+    # ------------------------------------------------------------------ reads
+    def get(self, cid: bytes) -> bytes | None:
+        """The block's bytes, or None. Identity CIDs are answered from the CID."""
+        if len(cid) == 34 and cid[0] == 0x12:
+            key = NS_BLOCKS + cid
+        else:
+            parts = parse_cid(cid)
+            if parts.mh_code == IDENTITY:
+                return parts.digest
+            key = NS_BLOCKS + parts.multihash
+        value = self._db.get(key)
+        return None if value is None else self._decode(value)
+
+    def has(self, cid: bytes) -> bool:
+        """True if the block is stored (identity CIDs are always present)."""
+        parts = parse_cid(cid)
+        if parts.mh_code == IDENTITY:
+            return True
+        return self._db.get(NS_BLOCKS + parts.multihash) is not None
+
+    def has_multihash(self, mh: bytes) -> bool:
+        """True if a block with this multihash is stored."""
+        return self._db.get(NS_BLOCKS + mh) is not None
+
+    def size(self, cid: bytes) -> int | None:
+        """The block's size in bytes, or None when absent."""
+        parts = parse_cid(cid)
+        if parts.mh_code == IDENTITY:
+            return len(parts.digest)
+        value = self._db.get(NS_BLOCKS + parts.multihash)
+        return None if value is None else self._logical_size(value)
+
+    def iter_multihashes(self) -> Iterator[bytes]:
+        """Every stored block's multihash, in key order, streamed from disk."""
+        n = len(NS_BLOCKS)
+        for key in self._db.iterator(prefix=NS_BLOCKS, include_value=False):
+            yield key[n:]
+
+    def stats(self) -> dict[str, int]:
+        """Running totals: blocks, bytes (logical) and stored_bytes (on disk, before LevelDB overhead)."""
+        with self._lock:
+            return {"blocks": self._blocks, "bytes": self._bytes, "stored_bytes": self._stored}

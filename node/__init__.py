@@ -1,0 +1,1 @@
+"""Pinion node layer."""
