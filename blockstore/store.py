@@ -58,6 +58,11 @@ class BlockStore:
         raw = db.get(_TOTALS_KEY)
         self._blocks, self._bytes, self._stored = struct.unpack("<QQQ", raw) if raw else (0, 0, 0)
 
+    @property
+    def db(self) -> plyvel.DB:
+        """The repo database this store lives in (shared with other namespaces)."""
+        return self._db
+
     # ------------------------------------------------------------------ helpers
     def _compressor(self) -> zstandard.ZstdCompressor:
         c = getattr(self._zc, "c", None)
@@ -198,6 +203,12 @@ class BlockStore:
             if not found or found[-1] != jid:
                 found.append(jid)
         return found
+
+    def journaled_multihashes(self) -> Iterator[bytes]:
+        """Multihashes of blocks recorded in any open import journal."""
+        skip = len(NS_JOURNAL) + 17
+        for key in self._db.iterator(prefix=NS_JOURNAL, include_value=False):
+            yield key[skip:]
 
     def recover(self) -> int:
         """Roll back every unfinished import; return the blocks removed."""

@@ -1,0 +1,158 @@
+"""The repo's configuration file (``$PINION_PATH/config.json``).
+
+The layout follows kubo's config where the two overlap (``Addresses``,
+``Identity``, ``Datastore``) and adds a ``Cluster`` section for the cluster
+peer. Every key has a default here; ``docs``-level descriptions live beside
+each default in :data:`DEFAULTS_DOC`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+
+DEFAULTS: dict[str, Any] = {
+    "Addresses": {
+        "API": "/ip4/127.0.0.1/tcp/5001",
+        "Gateway": "/ip4/127.0.0.1/tcp/8080",
+        "ClusterAPI": "/ip4/127.0.0.1/tcp/9094",
+        "PinSvcAPI": "/ip4/127.0.0.1/tcp/9097",
+        "Metrics": "/ip4/127.0.0.1/tcp/8888",
+        "Swarm": ["/ip4/0.0.0.0/tcp/4001"],
+        "Cluster": ["/ip4/0.0.0.0/tcp/9096"],
+    },
+    "Identity": {"PeerID": "", "PrivKey": ""},
+    "Cluster": {"Name": "pinion", "Secret": "", "PeerID": "", "PrivKey": "", "Bootstrap": []},
+    "Datastore": {
+        "StorageMax": 10 * 1024**3,
+        "MaxBlockSize": 2 * 1024 * 1024,
+        "Compression": "zstd",
+    },
+    "Gateway": {"Offline": False, "FetchTimeout": 60},
+}
+
+DEFAULTS_DOC: dict[str, str] = {
+    "Addresses.API": "kubo RPC subset (/api/v0), multiaddr",
+    "Addresses.Gateway": "HTTP gateway (path + trustless), multiaddr",
+    "Addresses.ClusterAPI": "IPFS Cluster REST API, multiaddr",
+    "Addresses.PinSvcAPI": "IPFS pinning service API, multiaddr",
+    "Addresses.Metrics": "Prometheus /metrics, multiaddr",
+    "Addresses.Swarm": "public IPFS swarm host listen multiaddrs",
+    "Addresses.Cluster": "private cluster host listen multiaddrs",
+    "Identity.PeerID": "peer ID of the swarm host",
+    "Identity.PrivKey": "base64 libp2p-protobuf Ed25519 private key of the swarm host",
+    "Cluster.Name": "cluster name (the pubsub topics derive from it)",
+    "Cluster.Secret": "32-byte private network secret, 64 hex characters",
+    "Cluster.PeerID": "peer ID of the cluster host",
+    "Cluster.PrivKey": "private key of the cluster host",
+    "Cluster.Bootstrap": "cluster multiaddrs to join on start",
+    "Datastore.StorageMax": "bytes this peer offers to store (free space = this - used)",
+    "Datastore.MaxBlockSize": "largest block accepted, in bytes",
+    "Datastore.Compression": "zstd or none: compression of blocks at rest",
+    "Gateway.Offline": "never fetch missing blocks from the network",
+    "Gateway.FetchTimeout": "seconds to wait for missing blocks before 504",
+}
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used."""
+
+
+def default_config(profile: str | None = None) -> dict[str, Any]:
+    """A fresh config dict; ``profile="test"`` makes every listen port 0."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if profile == "test":
+        addrs = cfg["Addresses"]
+        for key, value in addrs.items():
+            if isinstance(value, list):
+                addrs[key] = [_port_zero(v, loopback=True) for v in value]
+            else:
+                addrs[key] = _port_zero(value, loopback=True)
+    elif profile not in (None, "", "default"):
+        raise ConfigError(f"unknown profile {profile!r} (known: test)")
+    return cfg
+
+
+def _port_zero(maddr: str, loopback: bool) -> str:
+    host, _port = tcp_host_port(maddr)
+    if loopback:
+        host = "127.0.0.1"
+    return f"/ip4/{host}/tcp/0"
+
+
+def tcp_host_port(maddr: str) -> tuple[str, int]:
+    """Split ``/ip4/H/tcp/P`` (or ``/ip6/..``, ``/dns/..``) into (host, port)."""
+    parts = maddr.strip("/").split("/")
+    if len(parts) < 4 or parts[0] not in ("ip4", "ip6", "dns", "dns4", "dns6") or parts[2] != "tcp":
+        raise ConfigError(f"not a TCP multiaddr: {maddr!r}")
+    try:
+        port = int(parts[3])
+    except ValueError:
+        raise ConfigError(f"bad port in multiaddr {maddr!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"bad port in multiaddr {maddr!r}")
+    return parts[1], port
+
+
+def validate(cfg: dict[str, Any]) -> None:
+    """Raise ConfigError with one clear line for the first bad value found."""
+    for key in ("API", "Gateway", "ClusterAPI", "PinSvcAPI", "Metrics"):
+        tcp_host_port(cfg["Addresses"][key])
+    for key in ("Swarm", "Cluster"):
+        for maddr in cfg["Addresses"][key]:
+            tcp_host_port(maddr)
+    secret = cfg["Cluster"].get("Secret", "")
+    if secret and not _HEX64.match(secret):
+        raise ConfigError("Cluster.Secret must be 64 hexadecimal characters (32 bytes)")
+    ds = cfg["Datastore"]
+    if not isinstance(ds.get("MaxBlockSize"), int) or ds["MaxBlockSize"] <= 0:
+        raise ConfigError("Datastore.MaxBlockSize must be a positive integer")
+    if not isinstance(ds.get("StorageMax"), int) or ds["StorageMax"] <= 0:
+        raise ConfigError("Datastore.StorageMax must be a positive integer")
+    if ds.get("Compression") not in ("zstd", "none"):
+        raise ConfigError("Datastore.Compression must be 'zstd' or 'none'")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load(repo: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate the repo's config, filling in defaults for missing keys."""
+    path = Path(repo) / CONFIG_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no config at {path} (run 'pinion init')") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must hold a JSON object")
+    cfg = _merge(DEFAULTS, raw)
+    validate(cfg)
+    return cfg
+
+
+def save(repo: str | os.PathLike[str], cfg: dict[str, Any]) -> None:
+    """Write the config atomically (temp file + rename), readable by the owner only."""
+    path = Path(repo) / CONFIG_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(cfg, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+    os.replace(tmp, path)
