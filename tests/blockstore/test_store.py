@@ -148,18 +148,18 @@ def _tree_links(cid: bytes, data: bytes) -> list[bytes]:
 def test_gc_keeps_pinned_dags_and_removes_the_rest(tmp_path: Path) -> None:
     s = _store(tmp_path)
     pins = Pins(s.db)
-    leaves = [os.urandom(200) for _ in range(4)]
+    leaves = [b"L" + os.urandom(200) for _ in range(4)]
     leaf_cids = [cid_for(d) for d in leaves]
     root = b"T" + b"".join(leaf_cids[:2])
     direct_root = b"T" + b"".join(leaf_cids[2:3])
-    loose = os.urandom(200)
-    extra = os.urandom(50)
+    loose = b"L" + os.urandom(200)
+    extra = b"L" + os.urandom(50)
     s.put_many([(c, d) for c, d in zip(leaf_cids, leaves)])
     s.put_many([(cid_for(root), root), (cid_for(direct_root), direct_root), (cid_for(loose), loose), (cid_for(extra), extra)])
     pins.add(cid_for(root))
     pins.add(cid_for(direct_root), DIRECT)
     j = s.new_journal()
-    inflight = os.urandom(70)
+    inflight = b"L" + os.urandom(70)
     s.put(cid_for(inflight), inflight, journal=j)
     removed = set(collect_garbage(s, pins, _tree_links, extra_roots=[cid_for(extra)]))
     # leaf 2 is only under a direct pin, leaf 3 and `loose` under nothing
