@@ -1,0 +1,129 @@
+"""Prometheus metrics of the node, served at ``/metrics`` on the metrics address.
+
+One :class:`NodeMetrics` per daemon, with its own registry (so tests can run
+several). Names (all prefixed ``pinion_``):
+
+- ``pinion_blockstore_blocks`` / ``pinion_blockstore_bytes`` /
+  ``pinion_blockstore_stored_bytes`` (gauges, read from ``store.stats()`` at
+  scrape time)
+- ``pinion_blocks_put_total``, ``pinion_blocks_get_total``,
+  ``pinion_block_errors_total{op}`` (counters)
+- ``pinion_gateway_requests_total{status}``, ``pinion_gateway_bytes_out_total``
+- ``pinion_rpc_requests_total{endpoint,status}``
+- ``pinion_upload_bytes_total{endpoint}`` (request bodies received by uploads)
+- ``pinion_http_request_duration_seconds{server,route}`` (histogram)
+- ``process_*`` and ``python_*`` (the standard process and platform collectors)
+
+The gateway reports through :meth:`NodeMetrics.observe_request` (the hook its
+app receives as ``metrics=``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class _BlockstoreCollector(Collector):
+    """Gauges of the block store's running totals, read at scrape time."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        st = self._store.stats()
+        yield GaugeMetricFamily("pinion_blockstore_blocks", "Blocks in the block store", value=st["blocks"])
+        yield GaugeMetricFamily("pinion_blockstore_bytes", "Logical bytes of the stored blocks", value=st["bytes"])
+        yield GaugeMetricFamily(
+            "pinion_blockstore_stored_bytes", "Bytes the blocks take at rest (after compression)", value=st["stored_bytes"]
+        )
+
+
+class NodeMetrics:
+    """Every metric of one node, in its own registry."""
+
+    def __init__(self, store: Any | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        if store is not None:
+            reg.register(_BlockstoreCollector(store))
+        self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
+        self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)
+        self.block_errors = Counter(
+            "pinion_block_errors", "Block operations that failed (missing, invalid)", ["op"], registry=reg
+        )
+        self.gateway_requests = Counter("pinion_gateway_requests", "Gateway requests by status", ["status"], registry=reg)
+        self.gateway_bytes_out = Counter("pinion_gateway_bytes_out", "Body bytes the gateway sent", registry=reg)
+        self.rpc_requests = Counter(
+            "pinion_rpc_requests", "kubo RPC requests by endpoint and status", ["endpoint", "status"], registry=reg
+        )
+        self.upload_bytes = Counter("pinion_upload_bytes", "Upload body bytes received", ["endpoint"], registry=reg)
+        self.latency = Histogram(
+            "pinion_http_request_duration_seconds",
+            "HTTP request latency (to the end of the response)",
+            ["server", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+
+    # ------------------------------------------------------------ hooks
+    def observe_request(self, status: int, bytes_out: int, seconds: float, route: str = "gateway") -> None:
+        """Record one gateway request (the gateway app calls this)."""
+        self.gateway_requests.labels(str(status)).inc()
+        if bytes_out:
+            self.gateway_bytes_out.inc(bytes_out)
+        self.latency.labels("gateway", route).observe(seconds)
+
+    def observe_rpc(self, endpoint: str, status: int, seconds: float) -> None:
+        """Record one kubo RPC request."""
+        self.rpc_requests.labels(endpoint, str(status)).inc()
+        self.latency.labels("rpc", endpoint).observe(seconds)
+
+    def add_upload_bytes(self, endpoint: str, n: int) -> None:
+        """Count request body bytes an upload endpoint received."""
+        self.upload_bytes.labels(endpoint).inc(n)
+
+    def block_got(self, ok: bool) -> None:
+        """Count one block read (``ok=False``: it was missing)."""
+        if ok:
+            self.blocks_get.inc()
+        else:
+            self.block_errors.labels("get").inc()
+
+    def blocks_written(self, n: int) -> None:
+        """Count blocks written to the store."""
+        if n:
+            self.blocks_put.inc(n)
+
+    def render(self) -> bytes:
+        """The exposition text of every metric."""
+        return generate_latest(self.registry)
+
+
+def make_metrics_app(metrics: NodeMetrics) -> web.Application:
+    """An aiohttp app serving ``GET /metrics``."""
+
+    async def handle(_request: web.Request) -> web.Response:
+        body = metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle)
+    return app

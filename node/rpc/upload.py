@@ -1,0 +1,91 @@
+"""Streaming a multipart request body into a worker thread with bounded memory.
+
+:func:`drive_upload` reads the body from aiohttp in pieces, parses it with
+the sans-I/O :class:`~node.rpc.multipart.MultipartParser` and hands the
+events to ``worker(pipe)`` running in a thread, through a bounded
+:class:`~node.rpc.pipe.ItemPipe`. When the body is malformed, truncated or
+the client goes away, the pipe is aborted: the worker's next read raises,
+its import rolls back (the store's import journals), and the caller gets the
+error. The worker's result is returned once the whole body was consumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TypeVar
+
+from aiohttp import web
+
+from .multipart import MultipartError, MultipartParser, PartData, boundary_of
+from .options import RpcError
+from .pipe import DEFAULT_LIMIT, ItemPipe, ReaderGone, UploadAborted
+
+T = TypeVar("T")
+
+#: bytes asked from the socket per read
+READ_SIZE = 256 * 1024
+#: weight of a non-data event in the pipe's byte budget
+_EVENT_WEIGHT = 256
+
+
+def _run(worker: Callable[[ItemPipe], T], pipe: ItemPipe) -> T:
+    try:
+        return worker(pipe)
+    finally:
+        pipe.reader_done()
+
+
+async def drive_upload(
+    request: web.Request,
+    worker: Callable[[ItemPipe], T],
+    *,
+    executor: Executor | None = None,
+    limit: int = DEFAULT_LIMIT,
+    on_bytes: Callable[[int], None] | None = None,
+) -> T:
+    """Feed the request's multipart body to ``worker`` (in a thread); return its result."""
+    try:
+        boundary = boundary_of(request.headers.get("Content-Type", ""))
+        parser = MultipartParser(boundary)
+    except MultipartError as exc:
+        raise RpcError(str(exc)) from None
+    loop = asyncio.get_running_loop()
+    pipe = ItemPipe(loop, limit)
+    fut = loop.run_in_executor(executor, _run, worker, pipe)
+    content = request.content
+    try:
+        while not parser.done:
+            chunk = await content.read(READ_SIZE)
+            if not chunk:
+                parser.close()
+                break
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+            for ev in parser.feed(chunk):
+                await pipe.put(ev, len(ev.data) if isinstance(ev, PartData) else _EVENT_WEIGHT)
+        pipe.close()
+    except ReaderGone:
+        pass  # the worker is done early (finished or failed); its outcome decides
+    except MultipartError as exc:
+        pipe.abort(UploadAborted(str(exc)))
+        await _settle(fut)
+        status = 413 if getattr(exc, "too_large", False) else 400
+        raise RpcError(str(exc), status=status) from None
+    except BaseException:
+        pipe.abort(UploadAborted("the client closed the connection before the upload ended"))
+        await _settle(fut)
+        raise
+    try:
+        return await fut
+    except UploadAborted as exc:
+        raise RpcError(f"upload aborted: {exc}") from None
+
+
+async def _settle(fut: asyncio.Future[object]) -> None:
+    """Wait for the worker to finish its rollback, whatever it raised."""
+    try:
+        await asyncio.shield(fut)
+    except BaseException:  # noqa: BLE001 - the worker's failure is expected here
+        pass
