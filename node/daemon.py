@@ -1,0 +1,162 @@
+"""``pinion daemon``: the long-running node process.
+
+One asyncio loop serves every HTTP surface with aiohttp: the kubo RPC subset,
+the gateway (when ``node.gateway`` is present) and Prometheus metrics, each at
+its configured address (port 0 picks a free port). Blocking work (LevelDB,
+hashing, imports) runs in one worker pool.
+
+When every server listens, the daemon writes ``$PINION_PATH/api`` (the RPC
+multiaddr, as kubo does) and ``$PINION_PATH/endpoints.json`` (every listening
+address by name, and the peer ID), then prints ``Daemon is ready``. On
+SIGINT/SIGTERM it removes both files, closes the servers (aborted uploads roll
+back), waits for the workers and closes LevelDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .config import tcp_host_port
+from .core import CoreAPI
+from .metrics import NodeMetrics, make_metrics_app
+from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
+from .rpc import RpcContext, make_rpc_app
+
+#: worker threads for blocking calls (uploads hold one each for their duration)
+WORKERS = 32
+#: largest request line / header field aiohttp accepts (longer: 400)
+MAX_HEADER_FIELD = 8190
+
+
+def multiaddr_of(host: str, port: int) -> str:
+    """``/ip4/H/tcp/P`` (or ``/ip6/...``) of a listening socket."""
+    proto = "ip6" if ":" in host else "ip4"
+    return f"/{proto}/{host}/tcp/{port}"
+
+
+class Daemon:
+    """The servers of one node over one open repo (see module docstring)."""
+
+    def __init__(self, repo: Repo, *, offline: bool = False) -> None:
+        self.repo = repo
+        self.offline = offline
+        self.core = CoreAPI(repo)
+        self.metrics = NodeMetrics(repo.store)
+        self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pinion-worker")
+        self.endpoints: dict[str, Any] = {}
+        self._runners: list[web.AppRunner] = []
+
+    # ------------------------------------------------------------ servers
+    async def _serve(self, name: str, app: web.Application, maddr: str) -> str:
+        host, port = tcp_host_port(maddr)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            max_line_size=MAX_HEADER_FIELD,
+            max_field_size=MAX_HEADER_FIELD,
+        )
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        addr = multiaddr_of(bound_host, bound_port)
+        self.endpoints[name] = addr
+        return addr
+
+    def _gateway_app(self) -> web.Application | None:
+        if importlib.util.find_spec("node.gateway") is None:
+            return None
+        from . import gateway
+
+        make = getattr(gateway, "make_gateway_app", None)
+        source_cls = getattr(gateway, "StoreBlockSource", None)
+        if make is None or source_cls is None:
+            return None
+        return make(source_cls(self.repo.store), metrics=self.metrics)
+
+    async def start(self) -> None:
+        """Start every server and write the ``api`` and ``endpoints.json`` files."""
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(self.executor)
+        addrs = self.repo.config["Addresses"]
+        ctx = RpcContext(core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor)
+        await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
+        gw = self._gateway_app()
+        if gw is not None:
+            await self._serve("gateway", gw, addrs["Gateway"])
+        await self._serve("metrics", make_metrics_app(self.metrics), addrs["Metrics"])
+        self.endpoints["peer_id"] = self.repo.config["Identity"]["PeerID"]
+        self.endpoints["offline"] = self.offline
+        _write_atomic(self.repo.path / ENDPOINTS_FILE, json.dumps(self.endpoints, indent=2) + "\n")
+        _write_atomic(self.repo.path / API_FILE, self.endpoints["rpc"])
+
+    async def stop(self) -> None:
+        """Remove the files, close the servers, wait for the workers."""
+        for name in (API_FILE, ENDPOINTS_FILE):
+            try:
+                os.unlink(self.repo.path / name)
+            except FileNotFoundError:
+                pass
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+async def _run(daemon: Daemon) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await daemon.start()
+        ep = daemon.endpoints
+        listening = " ".join(f"{k}={v}" for k, v in ep.items() if isinstance(v, str) and v.startswith("/"))
+        mode = " (offline)" if daemon.offline else ""
+        print(f"Daemon is ready{mode}: {listening}", flush=True)
+        await stop.wait()
+        print("Received interrupt signal, shutting down...", flush=True)
+    finally:
+        await daemon.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def main(repo_path: str, offline: bool) -> int:
+    """Run the daemon on the repo at ``repo_path`` until SIGINT/SIGTERM; return the exit status."""
+    try:
+        repo = Repo.open(repo_path)
+    except RepoError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        rolled = repo.store.recover()
+        if rolled:
+            print(f"rolled back {rolled} blocks of unfinished imports", flush=True)
+        daemon = Daemon(repo, offline=offline)
+        try:
+            asyncio.run(_run(daemon))
+        except OSError as exc:
+            print(f"Error: cannot start the daemon: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        repo.close()
+    return 0

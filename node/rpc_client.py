@@ -1,0 +1,404 @@
+"""A synchronous client of a running daemon's kubo RPC, shaped like :class:`node.core.CoreAPI`.
+
+The CLI uses it when ``$PINION_PATH/api`` exists: same method names, same
+return types, same exceptions (:class:`~node.core.NotFound`,
+:class:`~node.core.BadRequest`, :class:`~node.core.CoreError`), so every
+command works the same online and offline. Uploads are sent as kubo's client
+sends them (multipart, chunked, streamed from disk); downloads stream.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import stat
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import quote_plus, urlencode
+
+from blockstore.cid import CidError, cid_from_str, cid_to_str, multihash_of
+
+from .config import ConfigError, tcp_host_port
+from .core import BadRequest, CoreError, NotFound
+
+Progress = Callable[[int], None] | None
+
+READ_SIZE = 256 * 1024
+_TYPE_NAMES = {1: "directory", 2: "file", 3: "metadata", 4: "symlink"}
+
+
+@dataclass(frozen=True)
+class RemoteDirEntry:
+    """A directory entry as ``ls`` returns it (same fields as the exporter's DirEntry)."""
+
+    name: str
+    cid: bytes
+    size: int | None
+    type: str
+
+
+@dataclass(frozen=True)
+class RemoteAddedEntry:
+    """An ``added`` entry (same fields as the importer's AddedEntry)."""
+
+    name: str
+    cid: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class RemoteCarImportResult:
+    """The result of a CAR import (same fields as carimport's CarImportResult)."""
+
+    roots: list[bytes]
+    blocks: int
+    bytes: int
+
+
+def _cid(text: str) -> bytes:
+    try:
+        return cid_from_str(text)
+    except CidError as exc:
+        raise CoreError(f"daemon answered an invalid CID: {exc}") from None
+
+
+def _bool(v: bool) -> str:
+    return "true" if v else "false"
+
+
+class RpcClient:
+    """The node's operations over the daemon's RPC API at ``api_multiaddr``."""
+
+    def __init__(self, api_multiaddr: str, timeout: float | None = None) -> None:
+        try:
+            self.host, self.port = tcp_host_port(api_multiaddr)
+        except ConfigError as exc:
+            raise CoreError(f"bad daemon API address in the api file: {exc}") from None
+        if self.host in ("0.0.0.0", "::"):
+            self.host = "127.0.0.1"
+        self.api = api_multiaddr
+        self.timeout = timeout
+
+    # ------------------------------------------------------------ transport
+    def _open(
+        self,
+        command: str,
+        args: list[str] | tuple[str, ...] = (),
+        opts: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> http.client.HTTPResponse:
+        query = [("arg", a) for a in args]
+        for k, v in (opts or {}).items():
+            if v is None:
+                continue
+            query.append((k, _bool(v) if isinstance(v, bool) else str(v)))
+        url = f"/api/v0/{command}" + (("?" + urlencode(query)) if query else "")
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request("POST", url, body=body, headers=headers or {}, encode_chunked=body is not None and not isinstance(body, bytes))
+            resp = conn.getresponse()
+        except ConnectionRefusedError:
+            conn.close()
+            raise CoreError(
+                f"cannot reach the daemon at {self.api} (is it running? a stale 'api' file in the repo can be removed)"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise CoreError(f"daemon request {command} failed: {exc}") from None
+        if resp.status >= 400:
+            raw = resp.read()
+            conn.close()
+            raise _error_of(resp.status, raw)
+        return resp
+
+    def _json(self, command: str, args: list[str] | tuple[str, ...] = (), opts: dict[str, Any] | None = None) -> Any:
+        resp = self._open(command, args, opts)
+        try:
+            return json.loads(resp.read())
+        finally:
+            resp.close()
+
+    def _lines(self, resp: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
+        try:
+            for line in resp:
+                line = line.strip()
+                if line:
+                    yield json.loads(line)
+        finally:
+            resp.close()
+
+    def _stream(self, resp: http.client.HTTPResponse) -> Iterator[bytes]:
+        try:
+            while True:
+                try:
+                    chunk = resp.read1(READ_SIZE)
+                except http.client.IncompleteRead as exc:
+                    raise CoreError(f"the daemon's stream ended early: {exc}") from None
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            resp.close()
+
+    # ------------------------------------------------------------ add
+    def add_path(
+        self,
+        path: str,
+        params: Any,
+        *,
+        recursive: bool = False,
+        pin: bool = True,
+        progress: Progress = None,
+    ) -> Iterator[Any]:
+        """Upload a file or (with ``recursive``) a directory tree; yield the ``added`` entries."""
+        if not os.path.lexists(path):
+            raise BadRequest(f"{path}: no such file or directory")
+        if os.path.isdir(path) and not recursive:
+            raise BadRequest(f"{path} is a directory, use -r to add directories")
+        hidden = bool(getattr(params, "hidden", False))
+        parts = _walk_parts(path, hidden)
+        return self._add(parts, params, pin=pin, progress=progress)
+
+    def add_stream(
+        self, stream: IO[bytes], name: str, params: Any, *, pin: bool = True, progress: Progress = None
+    ) -> Any:
+        """Upload one file read from ``stream``; return its entry."""
+        entries = list(self._add(iter([(name, "application/octet-stream", stream)]), params, pin=pin, progress=progress))
+        if not entries:
+            raise CoreError("the daemon returned no entry for the upload")
+        last = entries[-1]
+        return RemoteAddedEntry(name=name or "", cid=last.cid, size=last.size)
+
+    def _add(self, parts: Iterator[tuple[str, str, Any]], params: Any, *, pin: bool, progress: Progress) -> Iterator[Any]:
+        opts = _params_to_options(params)
+        opts["pin"] = pin
+        opts["progress"] = progress is not None
+        boundary = uuid.uuid4().hex
+        body = _multipart_body(parts, boundary)
+        resp = self._open("add", (), opts, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        reported: dict[str, int] = {}
+        for obj in self._lines(resp):
+            if "Hash" in obj:
+                yield RemoteAddedEntry(name=obj.get("Name", ""), cid=_cid(obj["Hash"]), size=int(obj.get("Size") or 0))
+            elif "Bytes" in obj and progress is not None:
+                name = obj.get("Name", "")
+                n = int(obj["Bytes"])
+                delta = n - reported.get(name, 0)
+                reported[name] = n
+                if delta > 0:
+                    progress(delta)
+
+    # ------------------------------------------------------------ read
+    def cat(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream a file's bytes."""
+        if offset < 0 or (length is not None and length < 0):
+            raise BadRequest("offset and length must not be negative")
+        yield from self._stream(self._open("cat", [path], {"offset": offset or None, "length": length}))
+
+    def ls(self, path: str) -> list[RemoteDirEntry]:
+        """The entries of a directory."""
+        out = self._json("ls", [path])
+        entries = []
+        for obj in out.get("Objects", []):
+            for link in obj.get("Links", []):
+                t = _TYPE_NAMES.get(int(link.get("Type", 0)), "unknown")
+                entries.append(RemoteDirEntry(name=link["Name"], cid=_cid(link["Hash"]), size=link.get("Size"), type=t))
+        return entries
+
+    def resolve(self, path: str) -> bytes:
+        """The CID a path points to."""
+        out = self._json("resolve", [path])
+        return _cid(out["Path"].removeprefix("/ipfs/"))
+
+    # ------------------------------------------------------------ CAR
+    def car_import(self, stream: IO[bytes], *, pin_roots: bool = True, progress: Progress = None) -> RemoteCarImportResult:
+        """Upload a CAR; return its roots and counts."""
+        boundary = uuid.uuid4().hex
+        body = _multipart_body(iter([("", "application/octet-stream", _Counting(stream, progress))]), boundary)
+        resp = self._open(
+            "dag/import",
+            (),
+            {"pin-roots": pin_roots, "stats": True},
+            body,
+            {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        roots: list[bytes] = []
+        blocks = nbytes = 0
+        for obj in self._lines(resp):
+            if "Root" in obj:
+                roots.append(_cid(obj["Root"]["Cid"]["/"]))
+            elif "Stats" in obj:
+                blocks = int(obj["Stats"]["BlockCount"])
+                nbytes = int(obj["Stats"]["BlockBytesCount"])
+        return RemoteCarImportResult(roots=roots, blocks=blocks, bytes=nbytes)
+
+    def car_export(self, path: str) -> Iterator[bytes]:
+        """Stream a CARv1 of the DAG under ``path``."""
+        yield from self._stream(self._open("dag/export", [path]))
+
+    # ------------------------------------------------------------ blocks
+    def block_get(self, cid: bytes) -> bytes:
+        """One raw block."""
+        resp = self._open("block/get", [cid_to_str(cid)])
+        try:
+            return resp.read()
+        finally:
+            resp.close()
+
+    def block_put(
+        self, data: bytes, *, codec: str = "raw", mhtype: str = "sha2-256", cid_version: int = 1, pin: bool = False
+    ) -> tuple[bytes, int]:
+        """Store ``data`` as a block; return (cid, size)."""
+        boundary = uuid.uuid4().hex
+        body = b"".join(_multipart_body(iter([("", "application/octet-stream", data)]), boundary))
+        opts: dict[str, Any] = {"mhtype": mhtype, "pin": pin}
+        if cid_version == 0:
+            opts["format"] = "v0"
+        else:
+            opts["cid-codec"] = codec
+        resp = self._open("block/put", (), opts, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        objs = list(self._lines(resp))
+        if not objs:
+            raise CoreError("the daemon returned no key for the block")
+        return _cid(objs[-1]["Key"]), int(objs[-1]["Size"])
+
+    def block_stat(self, cid: bytes) -> tuple[bytes, int]:
+        """(cid, size) of a stored block."""
+        out = self._json("block/stat", [cid_to_str(cid)])
+        return _cid(out["Key"]), int(out["Size"])
+
+    def block_rm(self, cid: bytes) -> None:
+        """Remove a block."""
+        for obj in self._lines(self._open("block/rm", [cid_to_str(cid)])):
+            err = obj.get("Error")
+            if err:
+                raise (NotFound(err) if "not found" in err else BadRequest(err))
+
+    # ------------------------------------------------------------ pins
+    def pin_add(self, path: str, *, recursive: bool = True) -> bytes:
+        """Pin what ``path`` points to."""
+        return _cid(self._json("pin/add", [path], {"recursive": recursive})["Pins"][0])
+
+    def pin_rm(self, path: str) -> bytes:
+        """Unpin what ``path`` points to."""
+        return _cid(self._json("pin/rm", [path])["Pins"][0])
+
+    def pin_ls(self, kind: str = "all") -> Iterator[tuple[bytes, str]]:
+        """(cid, type) of every local pin, or of one type."""
+        for obj in self._lines(self._open("pin/ls", (), {"type": kind, "stream": True})):
+            yield _cid(obj["Cid"]), obj["Type"]
+
+    # ------------------------------------------------------------ repo
+    def repo_stat(self) -> dict[str, Any]:
+        """Blocks, sizes and limits."""
+        return dict(self._json("repo/stat"))
+
+    def repo_gc(self) -> Iterator[bytes]:
+        """Run garbage collection; yield each removed block's multihash."""
+        for obj in self._lines(self._open("repo/gc")):
+            if "Key" in obj:
+                yield multihash_of(_cid(obj["Key"]["/"]))
+
+
+# --------------------------------------------------------------------------- helpers
+def _error_of(status: int, raw: bytes) -> CoreError:
+    try:
+        obj = json.loads(raw)
+        message = str(obj.get("Message", "")) or f"HTTP {status}"
+    except (ValueError, AttributeError):
+        message = raw.decode("utf-8", "replace").strip() or f"HTTP {status}"
+    if status == 404:
+        return NotFound(message)
+    if 400 <= status < 500:
+        return BadRequest(message)
+    return CoreError(message)
+
+
+def _params_to_options(params: Any) -> dict[str, Any]:
+    """kubo ``add`` query options for an ``ImportParams``."""
+    opts: dict[str, Any] = {}
+    mapping = {
+        "cid_version": "cid-version",
+        "raw_leaves": "raw-leaves",
+        "trickle": "trickle",
+        "wrap_with_directory": "wrap-with-directory",
+        "max_links": "max-file-links",
+    }
+    for attr, name in mapping.items():
+        if hasattr(params, attr):
+            opts[name] = getattr(params, attr)
+    chunk = getattr(params, "chunk_size", None)
+    if chunk:
+        opts["chunker"] = f"size-{chunk}"
+    return opts
+
+
+class _Counting:
+    """A read-through wrapper that reports bytes read to a progress callback."""
+
+    def __init__(self, stream: IO[bytes], progress: Progress) -> None:
+        self._stream = stream
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        if data and self._progress is not None:
+            self._progress(len(data))
+        return data
+
+
+def _walk_parts(path: str, hidden: bool) -> Iterator[tuple[str, str, Any]]:
+    """(name, content type, source) of every part kubo's client sends for ``path``.
+
+    Directories come before their entries; entries in name order; hidden
+    names (starting with '.') are skipped unless ``hidden``.
+    """
+    top = os.path.basename(os.path.normpath(path)) or os.path.normpath(path)
+    stack: list[tuple[str, str]] = [(path, top)]
+    while stack:
+        fs_path, name = stack.pop()
+        st = os.lstat(fs_path)
+        if stat.S_ISLNK(st.st_mode):
+            yield name, "application/symlink", os.readlink(fs_path).encode("utf-8", "surrogateescape")
+        elif stat.S_ISDIR(st.st_mode):
+            yield name, "application/x-directory", b""
+            children = sorted(os.listdir(fs_path), reverse=True)
+            for child in children:
+                if not hidden and child.startswith("."):
+                    continue
+                stack.append((os.path.join(fs_path, child), f"{name}/{child}"))
+        elif stat.S_ISREG(st.st_mode):
+            yield name, "application/octet-stream", _LazyFile(fs_path)
+        else:
+            raise BadRequest(f"{fs_path}: unsupported file type (not a file, directory or symlink)")
+
+
+class _LazyFile:
+    """A file opened only when its part is sent (so a big tree keeps one file open)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+def _multipart_body(parts: Iterator[tuple[str, str, Any]], boundary: str) -> Iterator[bytes]:
+    """Stream kubo-style multipart parts (``name="file"; filename="<query-escaped path>"``)."""
+    for name, ctype, source in parts:
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{quote_plus(name, safe="")}"\r\n'
+        head += f"Content-Type: {ctype}\r\n\r\n"
+        yield head.encode()
+        if isinstance(source, bytes):
+            if source:
+                yield source
+        elif isinstance(source, _LazyFile):
+            with open(source.path, "rb") as fh:
+                while chunk := fh.read(READ_SIZE):
+                    yield chunk
+        else:
+            while chunk := source.read(READ_SIZE):
+                yield chunk
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
