@@ -30,7 +30,7 @@ from .config import tcp_host_port
 from .core import CoreAPI
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
-from .rpc import RpcContext, make_rpc_app
+from .rpc.app import RpcContext, make_rpc_app
 
 #: worker threads for blocking calls (uploads hold one each for their duration)
 WORKERS = 32
