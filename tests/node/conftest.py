@@ -1,0 +1,46 @@
+"""Fixtures that run real ``pinion daemon`` processes on temp repos.
+
+``pinion_node`` initialises a repo with ``--profile test`` (every port 0) under
+``tmp_path``, and ``node.start()`` launches ``pinion daemon`` and waits for
+``endpoints.json``. Every process started is SIGTERMed at the end of the
+test, then killed if it does not exit in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node_proc import PinionNode
+
+
+@pytest.fixture
+def make_node(tmp_path: Path) -> Iterator[Any]:
+    """A factory of initialised repos (``make_node("name")``); their daemons are stopped at the end."""
+    nodes: list[PinionNode] = []
+
+    def make(name: str = "repo") -> PinionNode:
+        node = PinionNode(tmp_path / name)
+        node.cli("init", "--profile", "test")
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.kill()
+
+
+@pytest.fixture
+def pinion_node(make_node: Any) -> PinionNode:
+    """One initialised repo (daemon not started)."""
+    return make_node()
+
+
+@pytest.fixture
+def daemon(pinion_node: PinionNode) -> PinionNode:
+    """One repo with its daemon running."""
+    pinion_node.start()
+    return pinion_node

@@ -1,0 +1,95 @@
+"""A ``pinion`` repo under test and the ``pinion daemon`` process running on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+class PinionNode:
+    """One repo, and the daemon running on it (when started)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.env = {**os.environ, "PINION_PATH": str(path), "PYTHONPATH": str(ROOT)}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.endpoints: dict[str, Any] = {}
+        self.log = path.parent / f"{path.name}-daemon.log"
+
+    def cli(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+        """Run ``pinion ARGS`` against this repo."""
+        res = subprocess.run(
+            [sys.executable, "-m", "node.cli", *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(f"pinion {' '.join(args)} failed ({res.returncode}): {res.stderr.decode()}")
+        return res
+
+    def start(self, *extra: str) -> dict[str, Any]:
+        """Start ``pinion daemon`` and wait until it wrote ``endpoints.json``."""
+        assert self.proc is None, "daemon already running"
+        ep_file = self.path / "endpoints.json"
+        logfh = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "node.cli", "daemon", *extra],
+            env=self.env,
+            stdout=logfh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        logfh.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log.read_text()}")
+            if ep_file.exists() and (self.path / "api").exists():
+                self.endpoints = json.loads(ep_file.read_text())
+                return self.endpoints
+            time.sleep(0.05)
+        raise AssertionError(f"daemon not ready after {START_TIMEOUT}s: {self.log.read_text()}")
+
+    def url(self, name: str = "rpc") -> str:
+        """``http://host:port`` of a listening server."""
+        parts = self.endpoints[name].strip("/").split("/")
+        return f"http://{parts[1]}:{parts[3]}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the daemon and wait for it to exit; return its exit status."""
+        assert self.proc is not None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"daemon ignored signal {sig}: {self.log.read_text()}") from None
+
+    def kill(self) -> None:
+        """Make sure the daemon is gone (used at teardown)."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,66 @@
+"""The CLI talks to a running daemon (through ``$PINION_PATH/api``) exactly as it works offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from node_proc import PinionNode
+
+SIMPLE_CAR = Path("/work/shared/fixtures/go-car-testdata/cmd/car/testdata/inputs/simple-unixfs.car")
+SIMPLE_ROOT = "QmPLPpnptHc1DMhJAWNYMTqBTqqRQNy5WsY7F9pZgsBfMT"
+
+
+def _run_scenario(node: PinionNode, tree: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    out["add"] = node.cli("add", "-r", str(tree)).stdout
+    root = out["add"].split()[-2].decode()
+    out["add_stdin"] = node.cli("add", "-q", "--cid-version", "1", input=b"from stdin").stdout
+    out["cat"] = node.cli("cat", f"{root}/b/big.bin", "-o", "10", "-l", "1000").stdout
+    out["ls"] = node.cli("ls", root).stdout
+    out["car_import"] = node.cli("car", "import", "--stats", str(SIMPLE_CAR)).stdout
+    out["car_export"] = node.cli("car", "export", root).stdout
+    out["block_put"] = node.cli("block", "put", input=b"a block").stdout
+    cid = out["block_put"].decode().strip()
+    out["block_get"] = node.cli("block", "get", cid).stdout
+    out["block_stat"] = node.cli("block", "stat", cid).stdout
+    out["pin_add"] = node.cli("pin", "add", cid).stdout
+    out["pin_ls"] = b"\n".join(sorted(node.cli("pin", "ls").stdout.splitlines()))
+    out["pin_rm"] = node.cli("pin", "rm", cid).stdout
+    out["gc"] = b"\n".join(sorted(node.cli("repo", "gc").stdout.splitlines()))
+    out["block_rm_missing"] = node.cli("block", "get", cid, check=False).returncode.to_bytes(1, "big")
+    stat = node.cli("repo", "stat").stdout.splitlines()
+    out["repo_stat"] = b"\n".join(line for line in stat if line.split()[0] in (b"NumObjects:", b"DataSize:"))
+    return out
+
+
+def test_cli_same_online_and_offline(make_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tree = tmp_path / "tree"
+    (tree / "b").mkdir(parents=True)
+    (tree / "a.txt").write_bytes(b"alpha")
+    (tree / "b" / "big.bin").write_bytes(os.urandom(700_000))
+    (tree / ".hidden").write_bytes(b"not added without -H")
+    offline, online = make_node("offline"), make_node("online")
+    online.start()
+    on = _run_scenario(online, tree)
+    off = _run_scenario(offline, tree)
+    assert (online.path / "api").exists()  # the daemon was used, not the repo
+    for key in off:
+        assert on[key] == off[key], key
+    assert SIMPLE_ROOT.encode() in on["car_import"]
+    assert on["cat"] == (tree / "b" / "big.bin").read_bytes()[10:1010]
+
+
+def test_cli_errors_from_the_daemon_are_one_line(daemon: PinionNode) -> None:
+    r = daemon.cli("cat", "QmULKig5Fxrs2sC4qt9nNduucXfb92AFYQ6Hi3YRqDmrYC", check=False)
+    assert r.returncode == 1
+    assert r.stderr.decode().startswith("Error: ") and r.stderr.count(b"\n") == 1
+    r = daemon.cli("pin", "rm", "QmULKig5Fxrs2sC4qt9nNduucXfb92AFYQ6Hi3YRqDmrYC", check=False)
+    assert r.returncode == 1 and b"Error:" in r.stderr
+
+
+def test_cli_reports_a_stale_api_file(pinion_node: PinionNode) -> None:
+    (pinion_node.path / "api").write_text("/ip4/127.0.0.1/tcp/1")
+    r = pinion_node.cli("repo", "stat", check=False)
+    assert r.returncode == 1
+    assert b"cannot reach the daemon" in r.stderr

@@ -1,0 +1,75 @@
+"""The daemon process: files it writes, servers it runs, clean shutdown, metrics."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from kubo_http import call, part
+from node_proc import ROOT, PinionNode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_start_write_files_stop_and_remove_them(pinion_node: PinionNode, sig: int) -> None:
+    ep = pinion_node.start()
+    api = (pinion_node.path / "api").read_text()
+    assert api == ep["rpc"]
+    assert api.startswith("/ip4/127.0.0.1/tcp/") and not api.endswith("/0")
+    assert set(ep) >= {"rpc", "metrics", "peer_id"}
+    assert ep["peer_id"].startswith("12D3")
+    assert call(pinion_node.url(), "version").json()["Version"]
+    assert pinion_node.stop(sig) == 0
+    assert not (pinion_node.path / "api").exists()
+    assert not (pinion_node.path / "endpoints.json").exists()
+    # LevelDB was closed cleanly: the repo opens again (offline command works).
+    out = pinion_node.cli("repo", "stat", "--enc", "json")
+    assert b"NumObjects" in out.stdout
+
+
+def test_second_daemon_on_a_locked_repo_fails_cleanly(daemon: PinionNode) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "node.cli", "daemon"], env=daemon.env, capture_output=True, timeout=60, cwd=ROOT
+    )
+    assert res.returncode == 1
+    assert b"Error:" in res.stderr
+    # the running daemon's files are untouched
+    assert (daemon.path / "api").exists()
+
+
+def test_unfinished_import_is_rolled_back_on_start(pinion_node: PinionNode) -> None:
+    from blockstore.cid import cid_for, cid_to_str
+    from node.repo import Repo
+
+    repo = Repo.open(pinion_node.path)
+    journal = repo.store.new_journal()
+    orphan = cid_for(b"left behind by a crash")
+    repo.store.put(orphan, b"left behind by a crash", journal=journal)
+    repo.close()
+    pinion_node.start()
+    log = pinion_node.log.read_text()
+    assert "rolled back 1 blocks" in log
+    r = call(pinion_node.url(), "block/stat", cid_to_str(orphan))
+    assert r.status == 404
+
+
+def test_metrics_endpoint(daemon: PinionNode) -> None:
+    base = daemon.url()
+    call(base, "add", files=[part("a.txt", b"hello metrics")])
+    call(base, "version", method="GET")
+    text = urllib.request.urlopen(daemon.url("metrics") + "/metrics", timeout=30).read().decode()
+    assert "pinion_blockstore_blocks 1.0" in text
+    assert 'pinion_rpc_requests_total{endpoint="add",status="200"} 1.0' in text
+    assert 'pinion_rpc_requests_total{endpoint="version",status="405"} 1.0' in text
+    assert 'pinion_upload_bytes_total{endpoint="add"}' in text
+    assert "pinion_http_request_duration_seconds_bucket" in text
+    assert "process_resident_memory_bytes" in text
+
+
+def test_offline_flag(pinion_node: PinionNode) -> None:
+    ep = pinion_node.start("--offline")
+    assert ep["offline"] is True
+    assert "offline" in pinion_node.log.read_text()
