@@ -103,7 +103,7 @@ class Daemon:
         _write_atomic(self.repo.path / API_FILE, self.endpoints["rpc"])
 
     async def stop(self) -> None:
-        """Remove the files, close the servers, wait for the workers."""
+        """Remove the files and close the servers (asyncio.run then joins the worker pool)."""
         for name in (API_FILE, ENDPOINTS_FILE):
             try:
                 os.unlink(self.repo.path / name)
@@ -112,7 +112,6 @@ class Daemon:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
-        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
 
 
 def _write_atomic(path: Path, text: str) -> None:

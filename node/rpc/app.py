@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from blockstore import importer
 from blockstore.cid import RAW, make_cid
@@ -597,9 +597,10 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             err = RpcError(f"upload aborted: {exc}")
             status = err.status
             return error_response(err)
-        except ConnectionResetError:
+        except (ConnectionResetError, ClientPayloadError):
+            # The client went away (or a stream failed after it started): nobody to answer.
             status = 499
-            raise
+            return web.Response(status=499)
         except ValueError as exc:
             err = RpcError(str(exc))
             status = err.status
