@@ -36,6 +36,8 @@ from .rpc.app import RpcContext, make_rpc_app
 WORKERS = 32
 #: largest request line / header field aiohttp accepts (longer: 400)
 MAX_HEADER_FIELD = 8190
+#: seconds in-flight requests get to finish at shutdown
+SHUTDOWN_TIMEOUT = 5.0
 
 
 def multiaddr_of(host: str, port: int) -> str:
@@ -62,6 +64,7 @@ class Daemon:
         runner = web.AppRunner(
             app,
             handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
             access_log=None,
             max_line_size=MAX_HEADER_FIELD,
             max_field_size=MAX_HEADER_FIELD,
