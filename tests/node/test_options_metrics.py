@@ -1,0 +1,92 @@
+"""kubo option parsing and error JSON; the metrics registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from multidict import MultiDict
+
+from blockstore.cid import cid_for, cid_to_str
+from node.metrics import NodeMetrics
+from node.rpc.options import RpcError, Options, format_cid, parse_cid_arg
+
+
+def test_booleans_follow_go_parsebool() -> None:
+    o = Options(MultiDict([("a", "true"), ("b", "0"), ("c", ""), ("d", "T"), ("e", "yes")]))
+    assert o.boolean("a", False) is True
+    assert o.boolean("b", True) is False
+    assert o.boolean("c", False) is True  # a bare flag
+    assert o.boolean("d", False) is True
+    assert o.boolean("missing", True) is True
+    assert o.optional_bool("missing") is None
+    with pytest.raises(RpcError, match="boolean") as info:
+        o.boolean("e", False)
+    assert info.value.status == 400
+
+
+def test_integers_choices_and_args() -> None:
+    o = Options(MultiDict([("arg", "x"), ("arg", "y"), ("n", "12"), ("neg", "-1"), ("bad", "1.5"), ("t", "direct")]))
+    assert o.args() == ["x", "y"]
+    assert o.integer("n", None) == 12
+    with pytest.raises(RpcError, match=">= 0"):
+        o.integer("neg", 0, minimum=0)
+    with pytest.raises(RpcError, match="integer"):
+        o.integer("bad", 0)
+    assert o.choice("t", ("all", "direct"), "all") == "direct"
+    with pytest.raises(RpcError, match="expected one"):
+        o.one_arg("cid")
+    with pytest.raises(RpcError, match="required"):
+        Options(MultiDict()).one_arg("cid")
+
+
+def test_error_json_shape() -> None:
+    err = RpcError("boom", code=3)
+    assert err.status == 404
+    assert json.loads(err.body()) == {"Message": "boom", "Code": 3, "Type": "error"}
+    assert RpcError("x", status=405).status == 405
+
+
+def test_cid_args_and_bases() -> None:
+    cid = cid_for(b"x")
+    text = cid_to_str(cid)
+    assert parse_cid_arg(text) == cid
+    assert parse_cid_arg("/ipfs/" + text) == cid
+    with pytest.raises(RpcError, match="path"):
+        parse_cid_arg(text + "/a")
+    with pytest.raises(RpcError, match="invalid CID"):
+        parse_cid_arg("zzz")
+    assert format_cid(cid) == text
+    assert format_cid(cid, "base58btc").startswith("z")
+    with pytest.raises(RpcError, match="cid-base"):
+        format_cid(cid, "base-nonsense")
+
+
+def test_metrics_render() -> None:
+    class Store:
+        def stats(self) -> dict[str, int]:
+            return {"blocks": 7, "bytes": 70, "stored_bytes": 50}
+
+    m = NodeMetrics(Store())
+    m.observe_request(200, 1234, 0.01)
+    m.observe_request(404, 0, 0.002)
+    m.observe_rpc("add", 200, 0.5)
+    m.add_upload_bytes("add", 99)
+    m.blocks_written(3)
+    m.block_got(True)
+    m.block_got(False)
+    text = m.render().decode()
+    for line in (
+        "pinion_blockstore_blocks 7.0",
+        "pinion_blockstore_stored_bytes 50.0",
+        'pinion_gateway_requests_total{status="200"} 1.0',
+        'pinion_gateway_requests_total{status="404"} 1.0',
+        "pinion_gateway_bytes_out_total 1234.0",
+        'pinion_rpc_requests_total{endpoint="add",status="200"} 1.0',
+        'pinion_upload_bytes_total{endpoint="add"} 99.0',
+        "pinion_blocks_put_total 3.0",
+        "pinion_blocks_get_total 1.0",
+        'pinion_block_errors_total{op="get"} 1.0',
+        "process_cpu_seconds_total",
+    ):
+        assert line in text, line
