@@ -173,7 +173,10 @@ class AddWorker:
     def _place(self, root: _Dir, path: str, cid: bytes, size: int) -> None:
         segments = path.split("/")
         parent = self._dir_at(root, segments[:-1], create=True)
-        if segments[-1] in parent.children:
+        existing = parent.children.get(segments[-1])
+        if existing == (cid, size):
+            return  # the same content sent twice under one name (e.g. two unnamed parts)
+        if existing is not None:
             raise RpcError(f"{path!r} appears twice in this upload")
         parent.children[segments[-1]] = (cid, size)
 
