@@ -1,0 +1,209 @@
+"""UnixFS HAMT directory shards: hashing, bitfields, building and lookup.
+
+Facts (boxo ``hamt``): keys are hashed with murmur3-x64-128 (seed 0) keeping
+the first 64-bit lane ``h1`` as a big-endian integer; each level consumes
+``log2(fanout)`` bits from the most significant end (8 bits for fanout 256).
+A shard node is a dag-pb node whose UnixFS Data is
+``{Type: HAMTShard, Data: bitfield, hashType: 0x22, fanout}``; the bitfield
+is the big-endian bytes of an integer whose bit ``i`` marks slot ``i`` as used,
+with leading zero bytes stripped. Links follow slot order; a link to a
+sub-shard is named by the slot in upper-case hex (padded to the width of
+``fanout - 1``), a link to an entry by that prefix followed by the entry name.
+A slot holding two or more keys becomes a sub-shard, so the tree does not
+depend on insertion order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+
+import mmh3
+
+from .cid import DAG_PB, SHA2_256, make_cid, make_multihash
+from .dagpb import PBLink, PBNode, decode_pbnode, encode_pbnode
+from .unixfs import HAMT_SHARD, UnixFSData, decode_unixfs, encode_unixfs
+
+__all__ = [
+    "MURMUR3_X64_64",
+    "DEFAULT_FANOUT",
+    "HamtError",
+    "hamt_hash",
+    "hamt_slot",
+    "bitfield_encode",
+    "bitfield_decode",
+    "slot_prefix",
+    "build_hamt",
+    "hamt_find",
+    "hamt_iter",
+]
+
+#: multicodec of the HAMT hash function (murmur3-x64-64)
+MURMUR3_X64_64 = 0x22
+DEFAULT_FANOUT = 256
+
+GetBlock = Callable[[bytes], bytes]
+BlockSink = Callable[[bytes, bytes], None]
+
+
+class HamtError(ValueError):
+    """A malformed HAMT shard, or a parameter the HAMT cannot use."""
+
+
+def _bits_per_level(fanout: int) -> int:
+    if fanout < 2 or fanout & (fanout - 1) or fanout > 1024:
+        raise HamtError(f"HAMT fanout {fanout} is not a power of two between 2 and 1024")
+    return fanout.bit_length() - 1
+
+
+def hamt_hash(name: bytes) -> int:
+    """The 64-bit HAMT hash of ``name``: h1 of murmur3-x64-128 (seed 0)."""
+    return int.from_bytes(mmh3.hash_bytes(name)[:8], "little")
+
+
+def hamt_slot(name: bytes, depth: int, fanout: int = DEFAULT_FANOUT) -> int:
+    """The slot of ``name`` at ``depth`` (0 = root) in a HAMT of ``fanout``."""
+    return _slot_of(hamt_hash(name), depth, _bits_per_level(fanout))
+
+
+def _slot_of(h: int, depth: int, bits: int) -> int:
+    shift = 64 - bits * (depth + 1)
+    if shift < 0:
+        raise HamtError(f"HAMT ran out of hash bits at depth {depth}")
+    return (h >> shift) & ((1 << bits) - 1)
+
+
+def slot_prefix(slot: int, fanout: int = DEFAULT_FANOUT) -> bytes:
+    """The upper-case hex link-name prefix of ``slot``, padded to the width of ``fanout - 1``."""
+    width = len(f"{fanout - 1:X}")
+    return f"{slot:0{width}X}".encode()
+
+
+def bitfield_encode(slots: Sequence[int]) -> bytes:
+    """Big-endian bitmap with bit ``i`` set for every slot ``i``, leading zero bytes stripped."""
+    value = 0
+    for s in slots:
+        value |= 1 << s
+    return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+def bitfield_decode(data: bytes, fanout: int = DEFAULT_FANOUT) -> list[int]:
+    """The used slots, in increasing order, of a HAMT bitfield."""
+    if len(data) > (fanout + 7) // 8:
+        raise HamtError(f"HAMT bitfield of {len(data)} bytes is too long for fanout {fanout}")
+    value = int.from_bytes(data, "big")
+    if value >> fanout:
+        raise HamtError(f"HAMT bitfield marks a slot beyond fanout {fanout}")
+    return [i for i in range(value.bit_length()) if value >> i & 1]
+
+
+def build_hamt(
+    entries: Sequence[tuple[bytes, bytes, int]],
+    put: BlockSink,
+    *,
+    cid_version: int = 0,
+    fanout: int = DEFAULT_FANOUT,
+) -> tuple[bytes, int]:
+    """Build the HAMT shard tree of ``entries`` (name, cid, tsize) with unique names.
+
+    Every shard block is passed to ``put(cid, data)``, children before
+    parents. Returns (root CID, cumulative size of the root).
+    """
+    bits = _bits_per_level(fanout)
+    hashed = [(hamt_hash(name), name, cid, tsize) for name, cid, tsize in entries]
+    names = {e[1] for e in hashed}
+    if len(names) != len(hashed):
+        raise HamtError("duplicate names in a HAMT directory")
+    return _build_level(hashed, 0, bits, fanout, cid_version, put)
+
+
+def _build_level(
+    entries: list[tuple[int, bytes, bytes, int]],
+    depth: int,
+    bits: int,
+    fanout: int,
+    cid_version: int,
+    put: BlockSink,
+) -> tuple[bytes, int]:
+    slots: dict[int, list[tuple[int, bytes, bytes, int]]] = {}
+    for e in entries:
+        slots.setdefault(_slot_of(e[0], depth, bits), []).append(e)
+    links: list[PBLink] = []
+    total = 0
+    for slot in sorted(slots):
+        group = slots[slot]
+        prefix = slot_prefix(slot, fanout)
+        if len(group) == 1:
+            _h, name, cid, tsize = group[0]
+            links.append(PBLink(cid, prefix + name, tsize))
+        else:
+            cid, tsize = _build_level(group, depth + 1, bits, fanout, cid_version, put)
+            links.append(PBLink(cid, prefix, tsize))
+        total += tsize
+    data = encode_unixfs(
+        UnixFSData(type=HAMT_SHARD, data=bitfield_encode(list(slots)), hash_type=MURMUR3_X64_64, fanout=fanout)
+    )
+    block = encode_pbnode(PBNode(links, data))
+    mh = make_multihash(SHA2_256, hashlib.sha256(block).digest())
+    cid = mh if cid_version == 0 else make_cid(1, DAG_PB, mh)
+    put(cid, block)
+    return cid, len(block) + total
+
+
+def _shard_params(node: PBNode) -> tuple[int, int]:
+    """Validate a shard node; return (fanout, prefix width)."""
+    if node.data is None:
+        raise HamtError("HAMT shard node without UnixFS Data")
+    fs = decode_unixfs(node.data)
+    if fs.type != HAMT_SHARD:
+        raise HamtError(f"node is a UnixFS type {fs.type}, not a HAMT shard")
+    if fs.hash_type != MURMUR3_X64_64:
+        raise HamtError(f"unsupported HAMT hash function {fs.hash_type!r} (only murmur3-x64-64)")
+    fanout = fs.fanout if fs.fanout is not None else DEFAULT_FANOUT
+    _bits_per_level(fanout)
+    slots = bitfield_decode(fs.data or b"", fanout)
+    if len(slots) != len(node.links):
+        raise HamtError(f"HAMT shard bitfield marks {len(slots)} slots but the node has {len(node.links)} links")
+    return fanout, len(slot_prefix(0, fanout))
+
+
+def hamt_find(get_block: GetBlock, root_node: PBNode, name: bytes) -> PBLink | None:
+    """Look ``name`` up in the HAMT rooted at ``root_node``; return its link (with the full prefixed name) or None.
+
+    Only the shards on the path to ``name`` are fetched with ``get_block``.
+    """
+    h = hamt_hash(name)
+    node = root_node
+    depth = 0
+    while True:
+        fanout, width = _shard_params(node)
+        want = slot_prefix(_slot_of(h, depth, _bits_per_level(fanout)), fanout)
+        child: PBLink | None = None
+        for link in node.links:
+            lname = link.name or b""
+            if len(lname) < width:
+                raise HamtError(f"HAMT link name {lname!r} is shorter than the slot prefix")
+            if lname[:width] != want:
+                continue
+            if len(lname) == width:
+                child = link
+                break
+            if lname[width:] == name:
+                return link
+        if child is None:
+            return None
+        node = decode_pbnode(get_block(child.hash))
+        depth += 1
+
+
+def hamt_iter(get_block: GetBlock, root_node: PBNode) -> Iterator[tuple[bytes, PBLink]]:
+    """Yield (entry name, link) for every entry of the HAMT, in shard (slot) order, depth first."""
+    fanout, width = _shard_params(root_node)
+    for link in root_node.links:
+        lname = link.name or b""
+        if len(lname) < width:
+            raise HamtError(f"HAMT link name {lname!r} is shorter than the slot prefix")
+        if len(lname) == width:
+            yield from hamt_iter(get_block, decode_pbnode(get_block(link.hash)))
+        else:
+            yield lname[width:], link
