@@ -1,0 +1,23 @@
+"""The Merkle-CRDT pinset core: deltas, the add-wins set in LevelDB, replicas.
+
+See ``README.md`` in this folder for the design, and :class:`.replica.Replica`
+for the entry point.
+"""
+
+from .delta import Delta, DeltaError, decode_delta
+from .orset import Change, ORSet
+from .replica import DELETE, PUT, MissingBlock, QueueFull, Received, Replica
+
+__all__ = [
+    "DELETE",
+    "PUT",
+    "Change",
+    "Delta",
+    "DeltaError",
+    "MissingBlock",
+    "ORSet",
+    "QueueFull",
+    "Received",
+    "Replica",
+    "decode_delta",
+]

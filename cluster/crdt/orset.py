@@ -1,0 +1,173 @@
+"""The add-wins observed-remove set, kept in LevelDB.
+
+Each element is (key, id) where id is the CID of the delta that added it.
+A tombstone removes exactly the (key, id) it names, so an add concurrent
+with a remove survives (add wins). The value of a key is a pure function of
+its live elements: the one with the highest priority, ties broken by the
+greater value bytes. Every replica that has merged the same deltas, in any
+order, therefore holds the same values.
+
+Nothing here keeps the set in memory: reads stream from LevelDB and
+:meth:`ORSet.merge` stages its writes in the caller's write batch, so a delta
+is merged together with its bookkeeping or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import plyvel
+
+from . import layout as L
+from .delta import Delta
+
+#: (key, value) -> index terms of that value (e.g. b"n=<name>", b"m:<k>=<v>")
+IndexTerms = Callable[[bytes, bytes], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Change:
+    """The value of ``key`` became ``value`` (None: the key left the set)."""
+
+    key: bytes
+    value: bytes | None
+
+
+class ORSet:
+    """Read access to the set and the merge of deltas into it."""
+
+    def __init__(self, db: plyvel.DB, index_terms: IndexTerms | None = None) -> None:
+        self._db = db
+        self._terms = index_terms
+        raw = db.get(L.COUNT)
+        self._count = L.read_u64(raw) if raw else 0
+
+    # ------------------------------------------------------------------ reads
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, key: bytes) -> bytes | None:
+        """The current value of ``key``, or None."""
+        raw = self._db.get(L.VALUE + key)
+        return None if raw is None else raw[8:]
+
+    def has(self, key: bytes) -> bool:
+        """True when ``key`` is in the set."""
+        return self._db.get(L.VALUE + key) is not None
+
+    def priority(self, key: bytes) -> int | None:
+        """Priority of the delta that set the current value of ``key``."""
+        raw = self._db.get(L.VALUE + key)
+        return None if raw is None else L.read_u64(raw)
+
+    def items(self, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Stream (key, value) in key order, from ``start`` (inclusive) when given."""
+        n = len(L.VALUE)
+        it = self._db.iterator(prefix=L.VALUE) if start is None else self._db.iterator(
+            start=L.VALUE + start, stop=L.VALUE[:-1] + b"0"
+        )
+        with it:
+            for k, v in it:
+                yield k[n:], v[8:]
+
+    def keys(self) -> Iterator[bytes]:
+        """Stream the keys in key order."""
+        n = len(L.VALUE)
+        with self._db.iterator(prefix=L.VALUE, include_value=False) as it:
+            for k in it:
+                yield k[n:]
+
+    def find(self, term: bytes) -> Iterator[bytes]:
+        """Stream the keys whose value has index term ``term``."""
+        prefix = L.keyed(L.INDEX, term)
+        n = len(prefix)
+        with self._db.iterator(prefix=prefix, include_value=False) as it:
+            for k in it:
+                yield k[n:]
+
+    def live_ids(self, key: bytes) -> list[bytes]:
+        """Ids (delta CIDs) of the live elements of ``key``."""
+        prefix = L.keyed(L.ELEMENT, key)
+        n = len(prefix)
+        with self._db.iterator(prefix=prefix, include_value=False) as it:
+            return [k[n:] for k in it]
+
+    def is_tombstoned(self, key: bytes, eid: bytes) -> bool:
+        """True when element (key, eid) has been removed."""
+        return self._db.get(L.keyed(L.TOMB, key) + eid) is not None
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, wb: plyvel.WriteBatch, delta: Delta, block_id: bytes) -> list[Change]:
+        """Stage the merge of ``delta`` (whose CID is ``block_id``) into ``wb``.
+
+        Tombstones first, then elements; returns the keys whose value changed.
+        The in-memory count is updated: the caller must write ``wb``.
+        """
+        db = self._db
+        live: dict[bytes, dict[bytes, bytes]] = {}
+
+        def load(key: bytes) -> dict[bytes, bytes]:
+            got = live.get(key)
+            if got is None:
+                prefix = L.keyed(L.ELEMENT, key)
+                n = len(prefix)
+                with db.iterator(prefix=prefix) as it:
+                    got = live[key] = {k[n:]: v for k, v in it}
+            return got
+
+        tombed: set[tuple[bytes, bytes]] = set()
+        for key, eid in delta.tombstones:
+            elems = load(key)
+            tkey = L.keyed(L.TOMB, key) + eid
+            if (key, eid) not in tombed and db.get(tkey) is None:
+                wb.put(tkey, b"")
+                tombed.add((key, eid))
+            if eid in elems:
+                del elems[eid]
+                wb.delete(L.keyed(L.ELEMENT, key) + eid)
+        prio = L.u64(delta.priority)
+        for key, value in delta.elements:
+            elems = load(key)
+            if (key, block_id) in tombed or db.get(L.keyed(L.TOMB, key) + block_id) is not None:
+                continue
+            record = prio + value
+            old = elems.get(block_id)
+            if old is None or record > old:
+                elems[block_id] = record
+                wb.put(L.keyed(L.ELEMENT, key) + block_id, record)
+        changes: list[Change] = []
+        for key, elems in live.items():
+            best = max(elems.values()) if elems else None
+            current = db.get(L.VALUE + key)
+            if best == current:
+                continue
+            if current is not None:
+                self._unindex(wb, key, current[8:])
+            if best is None:
+                wb.delete(L.VALUE + key)
+                self._count -= 1
+            else:
+                wb.put(L.VALUE + key, best)
+                self._index(wb, key, best[8:])
+                if current is None:
+                    self._count += 1
+            changes.append(Change(key, None if best is None else best[8:]))
+        if changes:
+            wb.put(L.COUNT, L.u64(self._count))
+        return changes
+
+    def reload_count(self) -> None:
+        """Re-read the element count from disk (after a failed write batch)."""
+        raw = self._db.get(L.COUNT)
+        self._count = L.read_u64(raw) if raw else 0
+
+    def _index(self, wb: plyvel.WriteBatch, key: bytes, value: bytes) -> None:
+        if self._terms is not None:
+            for term in self._terms(key, value):
+                wb.put(L.keyed(L.INDEX, term) + key, b"")
+
+    def _unindex(self, wb: plyvel.WriteBatch, key: bytes, value: bytes) -> None:
+        if self._terms is not None:
+            for term in self._terms(key, value):
+                wb.delete(L.keyed(L.INDEX, term) + key)

@@ -1,0 +1,456 @@
+"""One replica of the Merkle-CRDT pinset: batching, local commits, received heads.
+
+Sans-I/O: no sockets, no event loop, no clock. The caller passes ``now``
+(any monotonic seconds) to the batching calls, broadcasts the head CIDs the
+commits return, and hands in received heads with a block getter (backed by
+bitswap in the node). Everything durable lives in the repo's LevelDB: the
+deltas as ordinary blocks of the :class:`~blockstore.store.BlockStore`, the
+set, heads, queue and markers under ``NS_CRDT`` (see :mod:`.layout`).
+
+Crash safety: every step writes in one LevelDB write batch.
+
+- A local operation is written to the queue (``c/q/``) before ``put`` or
+  ``delete`` returns; the commit of a batch merges the delta, moves the
+  heads and deletes the queued items in one write batch. Items still queued
+  at open are committed by the next :meth:`Replica.tick`.
+- A received head is recorded as pending (``c/p/``) with the dirty flag
+  before its branch is walked; every delta of the branch is applied oldest
+  first, each with its processed marker and head update in one batch, so the
+  applied part is always closed under ancestry. Opening a dirty store
+  resumes the pending heads from local blocks; a head whose blocks are still
+  missing stays pending (:meth:`Replica.pending_heads`) until they arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import libipld
+import plyvel
+
+from blockstore.cid import CidError, cid_to_str, parse_cid
+from blockstore.store import BlockStore
+
+from . import layout as L
+from .delta import MAX_DELTA_SIZE, Delta, DeltaError, decode_delta
+from .orset import Change, IndexTerms, ORSet
+
+#: cid -> block bytes, or None when the block cannot be had now
+BlockGetter = Callable[[bytes], "bytes | None"]
+
+PUT = 1
+DELETE = 2
+#: a delta is cut before its elements reach this many bytes (go-ds-crdt uses 1 MiB)
+DELTA_BUDGET = MAX_DELTA_SIZE // 2
+
+
+class MissingBlock(LookupError):
+    """A delta needed to apply a head is neither stored locally nor returned by the getter."""
+
+    def __init__(self, cid: bytes) -> None:
+        super().__init__(f"CRDT delta {cid_to_str(cid)} is not available")
+        self.cid = cid
+
+
+class QueueFull(RuntimeError):
+    """The batching queue holds ``max_queue_size`` items."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """Outcome of :meth:`Replica.receive`."""
+
+    applied: int  #: deltas merged
+    ignored: bool = False  #: the sender is not trusted
+
+
+class Replica:
+    """A Merkle-CRDT replica over one repo database and its block store.
+
+    Thread-safe: every public call takes the replica's lock.
+    """
+
+    def __init__(
+        self,
+        db: plyvel.DB,
+        blocks: BlockStore,
+        *,
+        peer_id: str = "",
+        trusted_peers: Iterable[str] = (),
+        max_batch_size: int = 0,
+        max_batch_age: float = 0.0,
+        max_queue_size: int = 50_000,
+        index_terms: IndexTerms | None = None,
+        on_change: Callable[[Change], None] | None = None,
+        sync: bool = False,
+    ) -> None:
+        """Open the replica; resume pending heads from local blocks.
+
+        Batching is on only when both ``max_batch_size`` and ``max_batch_age``
+        are > 0 (as IPFS Cluster). ``sync=True`` fsyncs queue and commit
+        writes (durable across power loss, not only process crashes).
+        """
+        if max_batch_size < 0 or max_batch_age < 0 or max_queue_size < 1:
+            raise ValueError("batch size/age must be >= 0 and max_queue_size >= 1")
+        self._db = db
+        self._blocks = blocks
+        self.peer_id = peer_id
+        self.set_trusted(trusted_peers)
+        self.batching = max_batch_size > 0 and max_batch_age > 0
+        self.max_batch_size = max_batch_size if self.batching else 0
+        self.max_batch_age = max_batch_age
+        self.max_queue_size = max_queue_size
+        self._on_change = on_change
+        self._sync = sync
+        self._lock = threading.RLock()
+        self.set = ORSet(db, index_terms)
+        self._heads: dict[bytes, int] = {}
+        n = len(L.HEAD)
+        for k, v in db.iterator(prefix=L.HEAD):
+            self._heads[k[n:]] = L.read_u64(v)
+        self._queued = 0
+        self._next_seq = 0
+        with db.iterator(prefix=L.QUEUE, include_value=False) as it:
+            for k in it:
+                self._queued += 1
+                self._next_seq = L.read_u64(k, len(L.QUEUE)) + 1
+        #: time of the first item of the open batch; None = due now (replayed items)
+        self._first_at: float | None = None
+        self._deltas = self._counter(L.DELTAS)
+        self._batches = self._counter(L.BATCHES)
+        self.resume()
+
+    def _reload_counters(self) -> None:
+        """Re-read the counters from disk after a write batch that was not written."""
+        self.set.reload_count()
+        self._deltas = self._counter(L.DELTAS)
+        self._batches = self._counter(L.BATCHES)
+
+    def _counter(self, key: bytes) -> int:
+        raw = self._db.get(key)
+        return L.read_u64(raw) if raw else 0
+
+    # ------------------------------------------------------------------ trust
+    def set_trusted(self, peers: Iterable[str]) -> None:
+        """Replace the trusted peers; ``"*"`` trusts everyone. This replica is always trusted."""
+        peers = set(peers)
+        self._trust_all = "*" in peers
+        self._trusted = peers - {"*"}
+
+    def is_trusted(self, peer: str) -> bool:
+        """True when heads from ``peer`` are accepted."""
+        return self._trust_all or peer == self.peer_id or peer in self._trusted
+
+    # ------------------------------------------------------------------ reads
+    def heads(self) -> list[tuple[bytes, int]]:
+        """Current heads as (CID, height), sorted by CID."""
+        with self._lock:
+            return sorted(self._heads.items())
+
+    def height(self) -> int:
+        """Height of the DAG: the greatest head height (0 when empty)."""
+        with self._lock:
+            return max(self._heads.values(), default=0)
+
+    def is_processed(self, cid: bytes) -> bool:
+        """True when the delta ``cid`` has been merged into the state."""
+        return self._db.get(L.PROCESSED + cid) is not None
+
+    def pending_heads(self) -> list[bytes]:
+        """Received heads whose branch is not fully applied (blocks missing)."""
+        n = len(L.PENDING)
+        return [k[n:] for k in self._db.iterator(prefix=L.PENDING, include_value=False)]
+
+    def is_dirty(self) -> bool:
+        """True while some received branch is not fully applied."""
+        return self._db.get(L.DIRTY) is not None
+
+    def block_cids(self) -> Iterator[bytes]:
+        """CIDs of every CRDT block in the block store: the GC roots of the CRDT."""
+        n = len(L.BLOCK)
+        with self._db.iterator(prefix=L.BLOCK, include_value=False) as it:
+            for k in it:
+                yield k[n:]
+
+    def queued(self) -> int:
+        """Operations acknowledged and not yet committed."""
+        return self._queued
+
+    def stats(self) -> dict[str, int]:
+        """Figures for metrics: pins, heads, height, deltas, batches, queued, pending."""
+        with self._lock:
+            return {
+                "pins": len(self.set),
+                "heads": len(self._heads),
+                "height": max(self._heads.values(), default=0),
+                "deltas": self._deltas,
+                "batches": self._batches,
+                "queued": self._queued,
+                "pending": len(self.pending_heads()),
+            }
+
+    # ------------------------------------------------------------------ local writes
+    def put(self, key: bytes, value: bytes, now: float = 0.0) -> bytes | None:
+        """Add or replace ``key`` (a pin CID) with ``value``.
+
+        Returns once the operation is durably queued; returns the CID of the
+        delta committed by this call (to broadcast), or None.
+        """
+        if not isinstance(value, bytes):
+            raise TypeError(f"CRDT value must be bytes, got {type(value).__name__}")
+        return self.apply_many([(PUT, key, value)], now)
+
+    def delete(self, key: bytes, now: float = 0.0) -> bytes | None:
+        """Remove ``key``: tombstone every element of it observed at commit time."""
+        return self.apply_many([(DELETE, key, b"")], now)
+
+    def apply_many(self, ops: Iterable[tuple[int, bytes, bytes]], now: float = 0.0) -> bytes | None:
+        """Queue (op, key, value) operations in one write; commit what is due.
+
+        ``op`` is :data:`PUT` or :data:`DELETE`. Returns the CID of the last
+        delta committed by this call, or None.
+        """
+        ops = list(ops)
+        for op, key, value in ops:
+            if op not in (PUT, DELETE):
+                raise ValueError(f"unknown CRDT operation {op!r}")
+            _check_key(key)
+        with self._lock:
+            if self._queued + len(ops) > self.max_queue_size:
+                raise QueueFull(f"batching max_queue_size reached ({self.max_queue_size} items queued)")
+            with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                for op, key, value in ops:
+                    wb.put(L.QUEUE + L.u64(self._next_seq), libipld.encode_dag_cbor([op, key, value]))
+                    self._next_seq += 1
+            if self._queued == 0:
+                self._first_at = now
+            self._queued += len(ops)
+            head = None
+            if not self.batching:
+                return self.commit()
+            while self._queued >= self.max_batch_size:
+                head = self._commit_one(self.max_batch_size) or head
+            return head
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must next be called (None: nothing queued)."""
+        with self._lock:
+            if self._queued == 0:
+                return None
+            if self._first_at is None:
+                return float("-inf")
+            return self._first_at + self.max_batch_age
+
+    def tick(self, now: float) -> bytes | None:
+        """Commit the open batch if it is due at ``now``; the new head CID or None."""
+        with self._lock:
+            deadline = self.next_deadline()
+            if deadline is None or now < deadline:
+                return None
+            return self.commit()
+
+    def commit(self) -> bytes | None:
+        """Commit everything queued now (at shutdown, or when due); the last head CID or None."""
+        with self._lock:
+            head = None
+            while self._queued:
+                head = self._commit_one(self.max_batch_size or self._queued) or head
+            return head
+
+    def _commit_one(self, limit: int) -> bytes | None:
+        """Commit up to ``limit`` queued items as one delta."""
+        db = self._db
+        items: list[tuple[bytes, int, bytes, bytes]] = []
+        size = 0
+        with db.iterator(prefix=L.QUEUE) as it:
+            for k, v in it:
+                op, key, value = libipld.decode_dag_cbor(v)
+                items.append((k, op, key, value))
+                size += len(key) + len(value) + 64
+                if len(items) >= limit or size >= DELTA_BUDGET:
+                    break
+        final: dict[bytes, bytes | None] = {}
+        for _k, op, key, value in items:
+            final[key] = value if op == PUT else None
+        elements = tuple(sorted((k, v) for k, v in final.items() if v is not None))
+        tombstones = tuple(sorted((k, eid) for k in final for eid in self.set.live_ids(k)))
+        cid = None
+        try:
+            with db.write_batch(transaction=True, sync=self._sync) as wb:
+                for k, *_ in items:
+                    wb.delete(k)
+                if elements or tombstones:
+                    prio = max(self._heads.values(), default=0) + 1
+                    delta = Delta(prio, tuple(sorted(self._heads)), elements, tombstones)
+                    cid, data = delta.block()
+                    self._blocks.put(cid, data, verify=False)
+                    changes = self._stage_apply(wb, cid, delta)
+                    self._batches += 1
+                    wb.put(L.BATCHES, L.u64(self._batches))
+        except BaseException:
+            self._reload_counters()
+            raise
+        self._queued -= len(items)
+        self._first_at = None if self._queued == 0 else self._first_at
+        if cid is not None:
+            self._finish_apply(cid, delta, changes)
+        return cid
+
+    # ------------------------------------------------------------------ applying deltas
+    def _stage_apply(self, wb: plyvel.WriteBatch, cid: bytes, delta: Delta) -> list[Change]:
+        """Stage the merge of one delta with its markers and head update."""
+        changes = self.set.merge(wb, delta, cid)
+        wb.put(L.PROCESSED + cid, b"")
+        wb.put(L.BLOCK + cid, b"")
+        for link in delta.links:
+            if link in self._heads:
+                wb.delete(L.HEAD + link)
+        wb.put(L.HEAD + cid, L.u64(delta.priority))
+        self._deltas += 1
+        wb.put(L.DELTAS, L.u64(self._deltas))
+        return changes
+
+    def _finish_apply(self, cid: bytes, delta: Delta, changes: list[Change]) -> None:
+        """After the write batch: move the in-memory heads and report changes."""
+        for link in delta.links:
+            self._heads.pop(link, None)
+        self._heads[cid] = delta.priority
+        if self._on_change is not None:
+            for change in changes:
+                self._on_change(change)
+
+    def _apply(self, cid: bytes, delta: Delta) -> None:
+        try:
+            with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                changes = self._stage_apply(wb, cid, delta)
+        except BaseException:
+            self._reload_counters()
+            raise
+        self._finish_apply(cid, delta, changes)
+
+    def _load(self, cid: bytes, get_block: BlockGetter | None) -> Delta:
+        """Read (or fetch, verify and store) the delta ``cid`` and decode it."""
+        data = self._blocks.get(cid)
+        if data is None:
+            data = get_block(cid) if get_block is not None else None
+            if data is None:
+                raise MissingBlock(cid)
+            self._blocks.put(cid, data)  # verifies the hash; HashMismatch if forged
+            self._db.put(L.BLOCK + cid, b"")
+        try:
+            return decode_delta(data)
+        except DeltaError as exc:
+            raise DeltaError(f"CRDT delta {cid_to_str(cid)}: {exc}") from None
+
+    def receive(self, head: bytes, sender: str, get_block: BlockGetter | None = None) -> Received:
+        """Apply the branch of a head broadcast by ``sender``.
+
+        Walks back from ``head`` to what is already applied, reading deltas
+        from the block store or, when missing there, from ``get_block`` (whose
+        blocks are verified and stored), and merges them oldest first.
+        Raises :class:`MissingBlock` when a delta cannot be had (the head stays
+        pending and is resumed by :meth:`resume`), ``DeltaError`` or
+        ``HashMismatch`` for a bad block (the head is dropped).
+        """
+        _check_key(head)
+        if not self.is_trusted(sender):
+            return Received(0, ignored=True)
+        with self._lock:
+            if self.is_processed(head):
+                return Received(0)
+            with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                wb.put(L.PENDING + head, b"")
+                wb.put(L.DIRTY, b"")
+            applied = self._walk(head, get_block)
+            return Received(applied)
+
+    def _walk(self, head: bytes, get_block: BlockGetter | None) -> int:
+        applied = 0
+        visited: set[bytes] = set()
+        stack: list[tuple[bytes, bool]] = [(head, False)]
+        try:
+            while stack:
+                cid, expanded = stack.pop()
+                if expanded:
+                    self._apply(cid, self._load(cid, None))
+                    applied += 1
+                    continue
+                if cid in visited or self.is_processed(cid):
+                    continue
+                visited.add(cid)
+                delta = self._load(cid, get_block)
+                stack.append((cid, True))
+                for link in delta.links:
+                    if link not in visited and not self.is_processed(link):
+                        stack.append((link, False))
+        except MissingBlock:
+            raise
+        except BaseException:
+            self._drop_pending(head)
+            raise
+        self._drop_pending(head)
+        return applied
+
+    def _drop_pending(self, head: bytes) -> None:
+        with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+            wb.delete(L.PENDING + head)
+            others = [k for k in self._db.iterator(prefix=L.PENDING, include_value=False) if k != L.PENDING + head]
+            if not others:
+                wb.delete(L.DIRTY)
+
+    def missing_blocks(self, head: bytes, limit: int = 1024) -> list[bytes]:
+        """CIDs the branch of ``head`` needs that are not stored locally.
+
+        Walks the locally stored, unapplied part of the branch and returns its
+        frontier (up to ``limit``), so the network shell can fetch them all at
+        once (bitswap sessions) before calling :meth:`receive`.
+        """
+        _check_key(head)
+        missing: list[bytes] = []
+        visited: set[bytes] = set()
+        stack = [head]
+        while stack and len(missing) < limit:
+            cid = stack.pop()
+            if cid in visited or self.is_processed(cid):
+                continue
+            visited.add(cid)
+            data = self._blocks.get(cid)
+            if data is None:
+                missing.append(cid)
+                continue
+            try:
+                delta = decode_delta(data)
+            except DeltaError:
+                continue  # receive() reports it
+            stack.extend(delta.links)
+        return missing
+
+    def resume(self, get_block: BlockGetter | None = None) -> int:
+        """Re-walk pending heads (after a crash or missing blocks); deltas applied.
+
+        Heads whose blocks are still missing stay pending; a head with a bad
+        block is dropped. Clears a dirty flag left with nothing pending.
+        """
+        applied = 0
+        with self._lock:
+            for head in self.pending_heads():
+                try:
+                    applied += self._walk(head, get_block)
+                except MissingBlock:
+                    continue
+                except (DeltaError, ValueError):
+                    continue
+            if not self.pending_heads() and self.is_dirty():
+                self._db.delete(L.DIRTY)
+        return applied
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, bytes):
+        raise TypeError(f"CRDT key must be CID bytes, got {type(key).__name__}")
+    try:
+        parse_cid(key)
+    except CidError as exc:
+        raise ValueError(f"CRDT key is not a valid CID: {exc}") from None

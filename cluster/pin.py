@@ -1,0 +1,312 @@
+"""The cluster Pin: what the pinset holds for each pinned CID.
+
+Fields follow IPFS Cluster's ``api.Pin`` (PinOptions embedded). Inside Pinion
+CIDs are bytes and times are integer unix nanoseconds (0 = unset). Two
+encodings:
+
+- DAG-CBOR via libipld (:meth:`Pin.to_cbor` / :meth:`Pin.from_cbor`), the
+  value stored in the CRDT. Default-valued fields are left out, map keys are
+  sorted by the codec, so equal pins encode to equal bytes.
+- IPFS Cluster's REST JSON shape (:meth:`Pin.to_json` / :meth:`Pin.from_json`):
+  CIDs as strings (``null`` when unset), times RFC3339 with nanoseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import libipld
+
+from blockstore.cid import CidError, cid_from_str, cid_to_str, encode_varint, parse_cid
+
+RECURSIVE = "recursive"
+DIRECT = "direct"
+PIN_TYPES = ("pin", "meta-pin", "clusterdag-pin", "shard-pin")
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class PinError(ValueError):
+    """A pin that cannot be decoded or breaks a rule of the pin format."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One pin of the cluster pinset."""
+
+    cid: bytes
+    name: str = ""
+    type: str = "pin"
+    max_depth: int = -1
+    replication_factor_min: int = -1
+    replication_factor_max: int = -1
+    shard_size: int = 0
+    user_allocations: tuple[str, ...] = ()
+    allocations: tuple[str, ...] = ()
+    expire_at: int = 0  #: unix ns, 0 = never
+    metadata: dict[str, str] = field(default_factory=dict)
+    origins: tuple[str, ...] = ()
+    reference: bytes | None = None
+    timestamp: int = 0  #: unix ns, set by the peer that pins
+    pin_update: bytes | None = None
+
+    def __post_init__(self) -> None:
+        _check_cid(self.cid, "cid")
+        if self.reference is not None:
+            _check_cid(self.reference, "reference")
+        if self.pin_update is not None:
+            _check_cid(self.pin_update, "pin_update")
+        if self.type not in PIN_TYPES:
+            raise PinError(f"unknown pin type {self.type!r}")
+        if self.max_depth < -1:
+            raise PinError(f"max_depth must be >= -1, got {self.max_depth}")
+        rmin, rmax = self.replication_factor_min, self.replication_factor_max
+        if rmin < -1 or rmax < -1 or rmin == 0 or rmax == 0 or ((rmin == -1) != (rmax == -1)) or rmin > rmax:
+            raise PinError(
+                f"invalid replication factors min={rmin} max={rmax}: both -1, or 1 <= min <= max"
+            )
+        for k, v in self.metadata.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise PinError("pin metadata keys and values must be strings")
+
+    @property
+    def mode(self) -> str:
+        """``recursive`` (max_depth -1) or ``direct`` (any other depth)."""
+        return RECURSIVE if self.max_depth == -1 else DIRECT
+
+    def with_(self, **changes: Any) -> Pin:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    # ------------------------------------------------------------------ DAG-CBOR
+    def to_cbor(self) -> bytes:
+        """DAG-CBOR bytes of this pin (default fields omitted)."""
+        node: dict[str, Any] = {"cid": self.cid}
+        if self.name:
+            node["name"] = self.name
+        if self.type != "pin":
+            node["type"] = self.type
+        if self.max_depth != -1:
+            node["max_depth"] = self.max_depth
+        if self.replication_factor_min != -1:
+            node["rmin"] = self.replication_factor_min
+            node["rmax"] = self.replication_factor_max
+        if self.shard_size:
+            node["shard_size"] = self.shard_size
+        if self.user_allocations:
+            node["user_allocations"] = list(self.user_allocations)
+        if self.allocations:
+            node["allocations"] = list(self.allocations)
+        if self.expire_at:
+            node["expire_at"] = self.expire_at
+        if self.metadata:
+            node["metadata"] = dict(self.metadata)
+        if self.origins:
+            node["origins"] = list(self.origins)
+        if self.reference is not None:
+            node["reference"] = self.reference
+        if self.timestamp:
+            node["timestamp"] = self.timestamp
+        if self.pin_update is not None:
+            node["pin_update"] = self.pin_update
+        return libipld.encode_dag_cbor(node)
+
+    @classmethod
+    def from_cbor(cls, data: bytes) -> Pin:
+        """Decode :meth:`to_cbor` bytes; PinError names what is wrong."""
+        try:
+            node = libipld.decode_dag_cbor(data)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise PinError(f"pin is not valid DAG-CBOR: {exc}") from None
+        if not isinstance(node, dict):
+            raise PinError(f"pin must be a map, got {type(node).__name__}")
+        unknown = set(node) - _CBOR_FIELDS
+        if unknown:
+            raise PinError(f"pin has unknown fields {sorted(unknown)}")
+        rmin = _get(node, "rmin", int, -1)
+        return cls(
+            cid=_get(node, "cid", bytes, None),
+            name=_get(node, "name", str, ""),
+            type=_get(node, "type", str, "pin"),
+            max_depth=_get(node, "max_depth", int, -1),
+            replication_factor_min=rmin,
+            replication_factor_max=_get(node, "rmax", int, -1),
+            shard_size=_get(node, "shard_size", int, 0),
+            user_allocations=tuple(_strings(node, "user_allocations")),
+            allocations=tuple(_strings(node, "allocations")),
+            expire_at=_get(node, "expire_at", int, 0),
+            metadata=_get(node, "metadata", dict, {}),
+            origins=tuple(_strings(node, "origins")),
+            reference=_get(node, "reference", bytes, None),
+            timestamp=_get(node, "timestamp", int, 0),
+            pin_update=_get(node, "pin_update", bytes, None),
+        )
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> dict[str, Any]:
+        """IPFS Cluster's REST JSON shape of this pin."""
+        return {
+            "replication_factor_min": self.replication_factor_min,
+            "replication_factor_max": self.replication_factor_max,
+            "name": self.name,
+            "mode": self.mode,
+            "shard_size": self.shard_size,
+            "user_allocations": list(self.user_allocations) or None,
+            "expire_at": ns_to_rfc3339(self.expire_at),
+            "metadata": dict(self.metadata),
+            "pin_update": cid_to_str(self.pin_update) if self.pin_update is not None else None,
+            "origins": list(self.origins),
+            "cid": cid_to_str(self.cid),
+            "type": self.type,
+            "allocations": list(self.allocations),
+            "max_depth": self.max_depth,
+            "reference": cid_to_str(self.reference) if self.reference is not None else None,
+            "timestamp": ns_to_rfc3339(self.timestamp),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Pin:
+        """Parse the REST JSON shape (as written by :meth:`to_json` or IPFS Cluster)."""
+        if not isinstance(obj, dict):
+            raise PinError(f"pin JSON must be an object, got {type(obj).__name__}")
+        if "cid" not in obj:
+            raise PinError("pin JSON has no cid")
+        mode = obj.get("mode") or RECURSIVE
+        if mode not in (RECURSIVE, DIRECT):
+            raise PinError(f"unknown pin mode {mode!r}")
+        depth = obj.get("max_depth")
+        if depth is None:
+            depth = -1 if mode == RECURSIVE else 0
+        return cls(
+            cid=_json_cid(obj["cid"], "cid"),
+            name=obj.get("name") or "",
+            type=obj.get("type") or "pin",
+            max_depth=_json_int(depth, "max_depth"),
+            replication_factor_min=_json_int(obj.get("replication_factor_min", -1), "replication_factor_min"),
+            replication_factor_max=_json_int(obj.get("replication_factor_max", -1), "replication_factor_max"),
+            shard_size=_json_int(obj.get("shard_size") or 0, "shard_size"),
+            user_allocations=tuple(obj.get("user_allocations") or ()),
+            allocations=tuple(obj.get("allocations") or ()),
+            expire_at=rfc3339_to_ns(obj.get("expire_at") or ZERO_TIME),
+            metadata=dict(obj.get("metadata") or {}),
+            origins=tuple(obj.get("origins") or ()),
+            reference=_json_cid(obj["reference"], "reference") if obj.get("reference") else None,
+            timestamp=rfc3339_to_ns(obj.get("timestamp") or ZERO_TIME),
+            pin_update=_json_cid(obj["pin_update"], "pin_update") if obj.get("pin_update") else None,
+        )
+
+
+# ---------------------------------------------------------------------- index terms
+def name_term(name: str) -> bytes:
+    """Index term of a pin name."""
+    return b"n=" + name.encode()
+
+
+def meta_term(key: str, value: str) -> bytes:
+    """Index term of one metadata entry."""
+    k = key.encode()
+    return b"m=" + encode_varint(len(k)) + k + value.encode()
+
+
+def pin_index_terms(key: bytes, value: bytes) -> Iterator[bytes]:
+    """Index terms of a stored pin (name and each metadata key=value)."""
+    pin = Pin.from_cbor(value)
+    if pin.name:
+        yield name_term(pin.name)
+    for k, v in pin.metadata.items():
+        yield meta_term(k, v)
+
+
+# ---------------------------------------------------------------------- times
+def ns_to_rfc3339(ns: int) -> str:
+    """Unix nanoseconds -> RFC3339 UTC with nanoseconds (0 -> Go's zero time)."""
+    if ns == 0:
+        return ZERO_TIME
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        return f"{base}.{frac:09d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def rfc3339_to_ns(text: str) -> int:
+    """RFC3339 time (any offset, up to nanoseconds) -> unix nanoseconds (Go's zero time -> 0)."""
+    if not isinstance(text, str):
+        raise PinError(f"time must be an RFC3339 string, got {type(text).__name__}")
+    if text.startswith("0001-01-01T00:00:00"):
+        return 0
+    s = text.strip()
+    frac_ns = 0
+    try:
+        if "." in s:
+            head, rest = s.split(".", 1)
+            digits = ""
+            while rest and rest[0].isdigit():
+                digits, rest = digits + rest[0], rest[1:]
+            if not digits or len(digits) > 9:
+                raise ValueError("bad fraction")
+            frac_ns = int(digits.ljust(9, "0"))
+            s = head + rest
+        if s.endswith(("Z", "z")):
+            s = s[:-1] + "+00:00"
+        when = _dt.datetime.fromisoformat(s)
+    except ValueError:
+        raise PinError(f"invalid RFC3339 time {text!r}") from None
+    if when.tzinfo is None:
+        raise PinError(f"RFC3339 time {text!r} has no time zone")
+    return int(when.timestamp()) * 1_000_000_000 + frac_ns
+
+
+# ---------------------------------------------------------------------- helpers
+_CBOR_FIELDS = {
+    "cid", "name", "type", "max_depth", "rmin", "rmax", "shard_size", "user_allocations", "allocations",
+    "expire_at", "metadata", "origins", "reference", "timestamp", "pin_update",
+}
+
+
+def _check_cid(cid: object, what: str) -> None:
+    if not isinstance(cid, bytes):
+        raise PinError(f"pin {what} must be CID bytes, got {type(cid).__name__}")
+    try:
+        parse_cid(cid)
+    except CidError as exc:
+        raise PinError(f"pin {what} is not a valid CID: {exc}") from None
+
+
+def _get(node: dict, name: str, kind: type, default: Any) -> Any:
+    if name not in node:
+        if default is None and name == "cid":
+            raise PinError("pin has no cid")
+        return default
+    value = node[name]
+    if kind is int and type(value) is not int:
+        raise PinError(f"pin field {name!r} must be an integer, got {type(value).__name__}")
+    if not isinstance(value, kind):
+        raise PinError(f"pin field {name!r} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _strings(node: dict, name: str) -> list[str]:
+    value = _get(node, name, list, [])
+    if not all(isinstance(v, str) for v in value):
+        raise PinError(f"pin field {name!r} must be a list of strings")
+    return value
+
+
+def _json_cid(text: object, what: str) -> bytes:
+    if isinstance(text, dict) and "/" in text:  # pre-1.0 IPFS Cluster shape
+        text = text["/"]
+    if not isinstance(text, str):
+        raise PinError(f"pin {what} must be a CID string")
+    try:
+        return cid_from_str(text)
+    except CidError as exc:
+        raise PinError(f"pin {what}: {exc}") from None
+
+
+def _json_int(value: object, what: str) -> int:
+    if type(value) is not int:
+        raise PinError(f"pin {what} must be an integer, got {value!r}")
+    return value
