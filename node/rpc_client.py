@@ -334,6 +334,14 @@ def _params_to_options(params: Any) -> dict[str, Any]:
     chunk = getattr(params, "chunk_size", None)
     if chunk:
         opts["chunker"] = f"size-{chunk}"
+    # The HAMT settings have no kubo option: name the profile that carries them.
+    from blockstore.importer import PROFILES
+
+    hamt = ("hamt_threshold", "hamt_estimation", "hamt_fanout")
+    for name, prof in PROFILES.items():
+        if all(getattr(prof, a) == getattr(params, a, None) for a in hamt):
+            opts["profile"] = name
+            break
     return opts
 
 

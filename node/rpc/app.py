@@ -239,7 +239,7 @@ def _add_options(o: Options) -> AddOptions:
     wrap = o.boolean("wrap-with-directory", False)
     try:
         params = importer.ImportParams.from_options(
-            profile=None,
+            profile=o.string("profile", None) or None,
             cid_version=cid_version,
             raw_leaves=o.optional_bool("raw-leaves"),
             chunker=o.string("chunker", None) or None,
