@@ -211,12 +211,25 @@ def meta_term(key: str, value: str) -> bytes:
 
 
 def pin_index_terms(key: bytes, value: bytes) -> Iterator[bytes]:
-    """Index terms of a stored pin (name and each metadata key=value)."""
-    pin = Pin.from_cbor(value)
-    if pin.name:
-        yield name_term(pin.name)
-    for k, v in pin.metadata.items():
-        yield meta_term(k, v)
+    """Index terms of a stored pin (name and each metadata key=value).
+
+    Reads only the two fields it needs (the value was validated when the pin
+    was made); a value that is not a pin map has no terms.
+    """
+    try:
+        node = libipld.decode_dag_cbor(value)
+    except (ValueError, TypeError, OverflowError):
+        return
+    if not isinstance(node, dict):
+        return
+    name = node.get("name")
+    if isinstance(name, str) and name:
+        yield name_term(name)
+    meta = node.get("metadata")
+    if isinstance(meta, dict):
+        for k, v in meta.items():
+            if isinstance(k, str) and isinstance(v, str):
+                yield meta_term(k, v)
 
 
 # ---------------------------------------------------------------------- times
