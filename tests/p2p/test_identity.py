@@ -1,0 +1,66 @@
+"""Identity keys: kubo's Identity.PrivKey format and peer IDs, checked against independent code."""
+
+import base64
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from multiformats import multihash
+from multiformats.multibase import base58btc
+
+from node.p2p.identity import IdentityError, generate_identity, load_keypair, peer_id_of
+
+
+def _protobuf(key_type: int, data: bytes) -> bytes:
+    """Hand-encoded libp2p key protobuf: field 1 varint Type, field 2 bytes Data."""
+    return bytes([0x08, key_type, 0x12, len(data)]) + data
+
+
+def _expected_peer_id(public: bytes) -> str:
+    pub_pb = _protobuf(1, public)
+    mh = multihash.wrap(pub_pb, "identity")
+    return base58btc.encode(bytes(mh))
+
+
+def test_generated_identity_round_trips() -> None:
+    peer_id, priv = generate_identity()
+    assert peer_id.startswith("12D3KooW")
+    kp = load_keypair(priv)
+    assert peer_id_of(kp) == peer_id
+    raw = base64.b64decode(priv)
+    assert raw[:4] == bytes([0x08, 0x01, 0x12, 0x40])  # Ed25519, 64 bytes of data
+    assert raw[4 + 32 :] == kp.public_key.to_bytes()
+
+
+def test_two_identities_differ() -> None:
+    assert generate_identity()[0] != generate_identity()[0]
+
+
+def test_kubo_key_matches_independent_derivation() -> None:
+    seed = bytes(range(32))
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    priv_b64 = base64.b64encode(_protobuf(1, seed + public)).decode()
+    kp = load_keypair(priv_b64)
+    assert kp.public_key.to_bytes() == public
+    assert peer_id_of(kp) == _expected_peer_id(public)
+    # the key signs like any Ed25519 key with that seed
+    assert kp.private_key.sign(b"pinion") == Ed25519PrivateKey.from_private_bytes(seed).sign(b"pinion")
+    # the bare 32-byte seed form is accepted too
+    assert peer_id_of(load_keypair(base64.b64encode(_protobuf(1, seed)).decode())) == peer_id_of(kp)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("", "empty"),
+        ("not base64!!", "base64"),
+        (base64.b64encode(b"\xff\xff\xff").decode(), "protobuf"),
+        (base64.b64encode(_protobuf(0, b"x" * 64)).decode(), "not supported"),
+        (base64.b64encode(_protobuf(1, b"x" * 10)).decode(), "10 bytes"),
+        (base64.b64encode(_protobuf(1, bytes(32) + bytes(32))).decode(), "does not match"),
+        (base64.b64encode(bytes([0x08, 0x01])).decode(), "lacks"),
+    ],
+)
+def test_bad_keys_are_refused(bad: str, message: str) -> None:
+    with pytest.raises(IdentityError, match=message):
+        load_keypair(bad)
