@@ -1,0 +1,211 @@
+// A Helia peer (libp2p 2.x: TCP, Noise, Yamux, identify; bitswap; in-memory blockstore)
+// driven by JSON lines, for Pinion's interop tests and benchmarks.
+//
+// On start it prints one line: {"peerId": "...", "addrs": ["/ip4/127.0.0.1/tcp/N/p2p/..."]}.
+// Then it reads one command per line on stdin and answers one line on stdout, in order:
+//   {"id": 1, "cmd": "import-file", "path": "/x", "chunkSize"?, "maxChildren"?, "rawLeaves"?, "cidVersion"?}
+//        -> {"id": 1, "ok": true, "cid": "...", "size": N}
+//   {"cmd": "import-dir", "path": "/d", "shardSplitThresholdBytes"?, ...same file options}
+//        -> {"ok": true, "cid": "...", "sharded": bool}
+//   {"cmd": "fetch", "cid": "...", "timeoutMs"?}   (over bitswap when not held; content verified by hash)
+//        -> file or raw block: {"ok": true, "type": "file", "size": N, "sha256": "hex", "ms": T}
+//        -> directory: {"ok": true, "type": "directory", "files": N, "size": N, "listing": "hex", "ms": T}
+//           where listing = sha256 of the sorted lines "path\tcid\tsha256-of-bytes\n" of every file
+//   {"cmd": "dial", "addr": "/ip4/.../p2p/..."}  -> {"ok": true, "peerId": "...", "protocols": [...], "agent": "..."}
+//   {"cmd": "peers"}  -> {"ok": true, "peers": ["..."]}
+//   {"cmd": "stats"}  -> {"ok": true, "blocks": N, "bytes": N}
+//   {"cmd": "stop"}   -> {"ok": true}, then the process exits
+// A failed command answers {"id": ..., "ok": false, "error": "..."}.
+import './node20.mjs'
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bitswap } from '@helia/block-brokers'
+import { unixfs } from '@helia/unixfs'
+import { Helia } from '@helia/utils'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { MemoryBlockstore } from 'blockstore-core'
+import { MemoryDatastore } from 'datastore-core'
+import { createLibp2p } from 'libp2p'
+import { CID } from 'multiformats/cid'
+
+const DEFAULT_TIMEOUT_MS = 30000
+
+const libp2p = await createLibp2p({
+  addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+  transports: [tcp()],
+  connectionEncrypters: [noise()],
+  streamMuxers: [yamux()],
+  services: { identify: identify() }
+})
+const helia = new Helia({
+  libp2p,
+  blockstore: new MemoryBlockstore(),
+  datastore: new MemoryDatastore(),
+  blockBrokers: [bitswap()],
+  routers: []
+})
+await helia.start()
+const fs = unixfs(helia)
+
+function send (obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n')
+}
+
+// importer options from a command: chunk size, links per node, raw leaves, CID version
+function importOptions (cmd) {
+  const opts = {}
+  if (cmd.chunkSize != null) opts.chunker = fixedSize({ chunkSize: cmd.chunkSize })
+  if (cmd.maxChildren != null) opts.layout = balanced({ maxChildrenPerNode: cmd.maxChildren })
+  if (cmd.rawLeaves != null) opts.rawLeaves = cmd.rawLeaves
+  if (cmd.cidVersion != null) opts.cidVersion = cmd.cidVersion
+  if (cmd.shardSplitThresholdBytes != null) opts.shardSplitThresholdBytes = cmd.shardSplitThresholdBytes
+  return opts
+}
+
+// every file and directory under root, as importer candidates with paths relative to root
+async function * dirCandidates (root, rel = '') {
+  const entries = await readdir(join(root, rel), { withFileTypes: true })
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  for (const e of entries) {
+    const path = rel === '' ? e.name : `${rel}/${e.name}`
+    if (e.isDirectory()) {
+      yield { path }
+      yield * dirCandidates(root, path)
+    } else if (e.isFile()) {
+      yield { path, content: createReadStream(join(root, path)) }
+    } else {
+      throw new Error(`${join(root, path)}: only files and directories can be imported`)
+    }
+  }
+}
+
+async function catDigest (cid, signal) {
+  const hash = createHash('sha256')
+  let size = 0
+  for await (const chunk of fs.cat(cid, { signal })) {
+    hash.update(chunk)
+    size += chunk.length
+  }
+  return { size, sha256: hash.digest('hex') }
+}
+
+// every file below a directory: [path, cid, sha256, size]
+async function * walkFiles (cid, prefix, signal) {
+  for await (const entry of fs.ls(cid, { signal })) {
+    const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`
+    if (entry.type === 'directory') {
+      yield * walkFiles(entry.cid, path, signal)
+    } else {
+      const { size, sha256 } = await catDigest(entry.cid, signal)
+      yield [path, entry.cid.toString(), sha256, size]
+    }
+  }
+}
+
+async function fetch (cmd) {
+  const cid = CID.parse(cmd.cid)
+  const signal = AbortSignal.timeout(cmd.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+  const started = performance.now()
+  const stat = await fs.stat(cid, { signal })
+  if (stat.type !== 'directory') {
+    const digest = await catDigest(cid, signal)
+    return { type: 'file', ...digest, ms: performance.now() - started }
+  }
+  const lines = []
+  let size = 0
+  for await (const [path, fileCid, sha256, fileSize] of walkFiles(cid, '', signal)) {
+    lines.push(`${path}\t${fileCid}\t${sha256}\n`)
+    size += fileSize
+  }
+  lines.sort()
+  const listing = createHash('sha256').update(lines.join('')).digest('hex')
+  return { type: 'directory', files: lines.length, size, listing, ms: performance.now() - started }
+}
+
+async function dial (cmd) {
+  const ma = multiaddr(cmd.addr)
+  const identified = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`identify of ${cmd.addr} did not finish`)), cmd.timeoutMs ?? 10000)
+    libp2p.addEventListener('peer:identify', function onIdentify (evt) {
+      if (evt.detail.peerId.toString() === ma.getPeerId()) {
+        clearTimeout(timer)
+        libp2p.removeEventListener('peer:identify', onIdentify)
+        resolve(evt.detail)
+      }
+    })
+  })
+  await libp2p.dial(ma)
+  const result = await identified
+  return { peerId: result.peerId.toString(), protocols: result.protocols, agent: result.agentVersion ?? null }
+}
+
+async function stats () {
+  let blocks = 0
+  let bytes = 0
+  for await (const { block } of helia.blockstore.getAll()) {
+    blocks += 1
+    bytes += block.length
+  }
+  return { blocks, bytes }
+}
+
+const commands = {
+  'import-file': async (cmd) => {
+    const cid = await fs.addByteStream(createReadStream(cmd.path), importOptions(cmd))
+    const stat = await fs.stat(cid)
+    return { cid: cid.toString(), size: Number(stat.size) }
+  },
+  'import-dir': async (cmd) => {
+    let root
+    for await (const entry of fs.addAll(dirCandidates(cmd.path), { ...importOptions(cmd), wrapWithDirectory: true })) {
+      root = entry
+    }
+    if (root == null || root.path !== '') throw new Error(`${cmd.path}: the import gave no root directory`)
+    const stat = await fs.stat(root.cid)
+    return { cid: root.cid.toString(), sharded: stat.unixfs?.type === 'hamt-sharded-directory' }
+  },
+  fetch,
+  dial,
+  peers: async () => ({ peers: libp2p.getPeers().map((p) => p.toString()) }),
+  stats,
+  stop: async () => {
+    await helia.stop()
+    return {}
+  }
+}
+
+send({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map((ma) => ma.toString()) })
+
+const lines = createInterface({ input: process.stdin })
+for await (const line of lines) {
+  if (line.trim() === '') continue
+  let cmd
+  try {
+    cmd = JSON.parse(line)
+  } catch (err) {
+    send({ id: null, ok: false, error: `not a JSON command: ${err.message}` })
+    continue
+  }
+  const handler = commands[cmd.cmd]
+  if (handler == null) {
+    send({ id: cmd.id ?? null, ok: false, error: `unknown command ${JSON.stringify(cmd.cmd)}` })
+    continue
+  }
+  try {
+    send({ id: cmd.id ?? null, ok: true, ...(await handler(cmd)) })
+  } catch (err) {
+    send({ id: cmd.id ?? null, ok: false, error: `${err.name}: ${err.message}` })
+  }
+  if (cmd.cmd === 'stop') break
+}
+await helia.stop()
+process.exit(0)
