@@ -46,6 +46,28 @@ def multiaddr_of(host: str, port: int) -> str:
     return f"/{proto}/{host}/tcp/{port}"
 
 
+class CountingBlockSource:
+    """A gateway block source that counts reads and misses in the node's metrics."""
+
+    def __init__(self, inner: Any, metrics: NodeMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def get(self, cid: bytes) -> bytes:
+        """The block from the inner source; a miss is counted and re-raised."""
+        try:
+            data = await self._inner.get(cid)
+        except LookupError:
+            self._metrics.block_got(False)
+            raise
+        self._metrics.block_got(True)
+        return data
+
+    async def has_local(self, cid: bytes) -> bool:
+        """Whether the inner source holds the block without fetching."""
+        return await self._inner.has_local(cid)
+
+
 class Daemon:
     """The servers of one node over one open repo (see module docstring)."""
 
@@ -79,15 +101,13 @@ class Daemon:
         return addr
 
     def _gateway_app(self) -> web.Application | None:
-        if importlib.util.find_spec("node.gateway") is None:
+        """The gateway app, when ``node.gateway`` provides one."""
+        if importlib.util.find_spec("node.gateway.app") is None:
             return None
-        from . import gateway
+        from .gateway.app import make_gateway_app
+        from .gateway.source import StoreBlockSource
 
-        make = getattr(gateway, "make_gateway_app", None)
-        source_cls = getattr(gateway, "StoreBlockSource", None)
-        if make is None or source_cls is None:
-            return None
-        return make(source_cls(self.repo.store), metrics=self.metrics)
+        return make_gateway_app(CountingBlockSource(StoreBlockSource(self.repo.store), self.metrics), metrics=self.metrics)
 
     async def start(self) -> None:
         """Start every server and write the ``api`` and ``endpoints.json`` files."""

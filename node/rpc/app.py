@@ -149,17 +149,10 @@ async def h_version(request: web.Request, ctx: RpcContext, o: Options) -> web.St
 
 
 def public_key_b64(priv_b64: str) -> str:
-    """The base64 libp2p-protobuf public key of a base64 libp2p-protobuf Ed25519 private key."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    """The base64 libp2p-protobuf public key of the repo's base64 private key."""
+    from node.p2p.identity import load_keypair
 
-    raw = base64.b64decode(priv_b64)
-    # PrivateKey { 1: KeyType (Ed25519 = 1), 2: Data (seed || public key) }
-    if len(raw) < 4 or raw[0:2] != b"\x08\x01" or raw[2] != 0x12:
-        raise ValueError("identity private key is not a libp2p Ed25519 key")
-    data = raw[4 : 4 + raw[3]]
-    pub = Ed25519PrivateKey.from_private_bytes(data[:32]).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(b"\x08\x01\x12\x20" + pub).decode()
+    return base64.b64encode(load_keypair(priv_b64).public_key.serialize()).decode()
 
 
 async def h_id(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
