@@ -1,0 +1,329 @@
+"""The gateway's aiohttp application: request routing, the raw/CAR/UnixFS responses and common headers."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from blockstore.cid import DAG_CBOR, DAG_PB, RAW, CidError, cid_from_str, cid_to_str, codec_of
+from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW as UNIXFS_RAW, SYMLINK, UnixFSData
+
+from . import car_http, mime, params
+from .params import CAR_TYPE, DIR_LISTING_CACHE, IMMUTABLE, RAW_TYPE, ContentPath, Wanted
+from .resolve import GatewayError, Resolved, dir_find, fetch, resolve_path, unixfs_of
+from .source import BlockSource
+from .unixfs_http import file_size, listing_etag, path_escape, read_file, render_listing
+
+__all__ = ["make_gateway_app", "CORS_HEADERS"]
+
+#: headers on every gateway response (the gateway is public and read-only)
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Range, User-Agent, X-Requested-With",
+    "Access-Control-Expose-Headers": (
+        "Content-Length, Content-Range, X-Chunked-Output, X-Stream-Output, X-Ipfs-Path, X-Ipfs-Roots"
+    ),
+}
+_ALLOW = "GET, HEAD, OPTIONS"
+_CODEC_TYPES = {
+    DAG_CBOR: ("application/vnd.ipld.dag-cbor", "dag-cbor"),
+    0x0129: ("application/vnd.ipld.dag-json", "dag-json"),
+    0x51: ("application/cbor", "cbor"),
+    0x0200: ("application/json", "json"),
+}
+_SKB = web.AppKey("gateway_source", object)
+_METRICS = web.AppKey("gateway_metrics", object)
+
+
+def _text(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=message + "\n", headers=headers)
+
+
+class _Request:
+    """One gateway request after parsing: what was asked and what the path resolved to."""
+
+    def __init__(self, request: web.Request, source: BlockSource, cpath: ContentPath, wanted: Wanted) -> None:
+        self.http = request
+        self.source = source
+        self.cpath = cpath
+        self.wanted = wanted
+        self.head = request.method == "HEAD"
+        self.path = request.raw_path.split("?", 1)[0]
+        self.query = request.query
+
+    def base_headers(self, resolved: Resolved, etag: str) -> dict[str, str]:
+        headers = {"X-Ipfs-Path": self.path, "X-Ipfs-Roots": ",".join(cid_to_str(c) for c in resolved.roots), "Etag": etag}
+        if self.wanted.via_accept:
+            fmt = "raw" if self.wanted.kind == "raw" else "car"
+            query = [(k, v) for k, v in self.query.items() if k != "format"] + [("format", fmt)]
+            headers["Content-Location"] = f"{self.path}?{urlencode(query)}"
+            headers["Vary"] = "Accept"
+        return headers
+
+    def not_modified(self, etag: str) -> bool:
+        inm = self.http.headers.get("If-None-Match")
+        return inm is not None and params.etag_matches(inm, etag)
+
+
+async def _stream(req: _Request, status: int, headers: dict[str, str], length: int | None) -> web.StreamResponse:
+    resp = web.StreamResponse(status=status, headers=headers)
+    if length is not None:
+        resp.content_length = length
+    await resp.prepare(req.http)
+    return resp
+
+
+async def _abort(req: _Request, resp: web.StreamResponse) -> web.StreamResponse:
+    """A block went missing after the status was sent: cut the connection so the body is visibly incomplete."""
+    transport = req.http.transport
+    if transport is not None:
+        transport.abort()
+    return resp
+
+
+# ----------------------------------------------------------------------------- raw blocks
+
+
+async def _serve_raw(req: _Request, resolved: Resolved) -> web.StreamResponse:
+    cid_text = cid_to_str(resolved.cid)
+    etag = f'"{cid_text}.raw"'
+    headers = req.base_headers(resolved, etag)
+    headers.update({"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"})
+    headers["Content-Disposition"] = params.content_disposition("attachment", req.query.get("filename") or f"{cid_text}.bin")
+    if req.not_modified(etag):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = RAW_TYPE
+    block = resolved.block
+    return await _send_bytes(req, headers, block)
+
+
+async def _send_bytes(req: _Request, headers: dict[str, str], data: bytes) -> web.StreamResponse:
+    """Send a small in-memory body, honouring a single Range."""
+    status, body = 200, memoryview(data)
+    rng = req.http.headers.get("Range")
+    if rng:
+        try:
+            spans = params.parse_range(rng, len(data))
+        except GatewayError as exc:
+            return _text(416, exc.message, {"Content-Range": f"bytes */{len(data)}"})
+        if spans:
+            first, last = spans[0]
+            status, body = 206, body[first : last + 1]
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+    resp = await _stream(req, status, headers, len(body))
+    if not req.head and body:
+        await resp.write(body)
+    return resp
+
+
+# ----------------------------------------------------------------------------- CAR
+
+
+async def _serve_car(req: _Request, resolved: Resolved) -> web.StreamResponse:
+    car = req.wanted.car
+    assert car is not None
+    root_text = req.cpath.cid_text
+    etag = params.car_etag(cid_to_str(resolved.roots[0]), req.path, car)
+    headers = req.base_headers(resolved, etag)
+    name = f"{cid_to_str(resolved.roots[0])}_{req.cpath.segments[-1]}" if req.cpath.segments else root_text
+    headers.update(
+        {
+            "Cache-Control": IMMUTABLE,
+            "X-Content-Type-Options": "nosniff",
+            "Accept-Ranges": "none",
+            "Content-Disposition": params.content_disposition("attachment", req.query.get("filename") or f"{name}.car"),
+        }
+    )
+    if req.not_modified(etag):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = car_http.car_content_type(car)
+    resp = await _stream(req, 200, headers, None)
+    if req.head:
+        return resp
+    await resp.write(car_http.car_header(resolved.roots[0]))
+    try:
+        async for cid, block in car_http.CarWalk(req.source, resolved, car).blocks():
+            for piece in car_http.car_section(cid, block):
+                await resp.write(piece)
+    except GatewayError:
+        return await _abort(req, resp)
+    return resp
+
+
+# ----------------------------------------------------------------------------- UnixFS
+
+
+def _last_modified(fs: UnixFSData | None) -> str | None:
+    if fs is None or fs.mtime is None:
+        return None
+    return email.utils.formatdate(fs.mtime[0], usegmt=True)
+
+
+async def _serve_file(
+    req: _Request, resolved: Resolved, cid: bytes, block: bytes, fs: UnixFSData | None, etag: str, name: str | None
+) -> web.StreamResponse:
+    size = file_size(cid, block, fs)
+    headers = req.base_headers(resolved, etag)
+    headers.update({"Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"})
+    modified = _last_modified(fs)
+    if modified:
+        headers["Last-Modified"] = modified
+    filename = req.query.get("filename")
+    if filename:
+        disposition = "attachment" if req.query.get("download") == "true" else "inline"
+        headers["Content-Disposition"] = params.content_disposition(disposition, filename)
+    if req.not_modified(etag):
+        return web.Response(status=304, headers=headers)
+    kind = mime.type_by_name(filename or name or "")
+    if kind is None:
+        head = bytearray()
+        if size:
+            async for piece in read_file(req.source, cid, block, 0, min(size, 512) - 1):
+                head += piece
+        kind = mime.sniff(bytes(head))
+    headers["Content-Type"] = "text/html" if kind.startswith("text/html") else kind
+    first, last, status = 0, size - 1, 200
+    rng = req.http.headers.get("Range")
+    if rng:
+        try:
+            spans = params.parse_range(rng, size)
+        except GatewayError as exc:
+            return _text(416, exc.message, {"Content-Range": f"bytes */{size}"})
+        if spans:
+            (first, last), status = spans[0], 206
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    resp = await _stream(req, status, headers, last - first + 1)
+    if req.head or last < first:
+        return resp
+    try:
+        async for piece in read_file(req.source, cid, block, first, last):
+            await resp.write(piece)
+    except GatewayError:
+        return await _abort(req, resp)
+    return resp
+
+
+def _dir_url(cpath: ContentPath, query_string: str) -> str:
+    url = f"/{cpath.namespace}/{cpath.cid_text}" + "".join("/" + path_escape(s) for s in cpath.segments) + "/"
+    return f"{url}?{query_string}" if query_string else url
+
+
+async def _serve_dir(req: _Request, resolved: Resolved, node: Any, fs: UnixFSData | None) -> web.StreamResponse:
+    if not req.cpath.trailing_slash and req.query.get("go-get") != "1":
+        return web.Response(status=301, headers={"Location": _dir_url(req.cpath, req.http.query_string)})
+    index = await dir_find(req.source, resolved.cid, node, fs, "index.html", [])
+    if index is not None:
+        block = await fetch(req.source, index.hash, "index.html")
+        ifs = unixfs_of(index.hash, block)[1] if codec_of(index.hash) == DAG_PB else None
+        return await _serve_file(req, resolved, index.hash, block, ifs, f'"{cid_to_str(resolved.cid)}"', "index.html")
+    etag = listing_etag(resolved.cid)
+    headers = req.base_headers(resolved, etag)
+    headers["Cache-Control"] = DIR_LISTING_CACHE
+    if req.not_modified(etag):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = "text/html"
+    resp = await _stream(req, 200, headers, None)
+    if req.head:
+        return resp
+    try:
+        async for piece in render_listing(req.source, req.cpath.cid_text, req.cpath.segments, resolved.cid, node, fs):
+            await resp.write(piece.encode("utf-8"))
+    except GatewayError:
+        return await _abort(req, resp)
+    return resp
+
+
+async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse:
+    cid, block = resolved.cid, resolved.block
+    name = req.cpath.segments[-1] if req.cpath.segments else None
+    codec = codec_of(cid)
+    cid_text = cid_to_str(cid)
+    if codec == RAW:
+        return await _serve_file(req, resolved, cid, block, None, f'"{cid_text}"', name)
+    if codec == DAG_PB:
+        node, fs = unixfs_of(cid, block)
+        if fs is None or fs.type in (DIRECTORY, HAMT_SHARD):
+            return await _serve_dir(req, resolved, node, fs)
+        if fs.type in (FILE, UNIXFS_RAW):
+            return await _serve_file(req, resolved, cid, block, fs, f'"{cid_text}"', name)
+        if fs.type == SYMLINK:
+            etag = f'"{cid_text}"'
+            headers = req.base_headers(resolved, etag)
+            headers.update({"Cache-Control": IMMUTABLE, "Content-Type": "inode/symlink"})
+            if req.not_modified(etag):
+                return web.Response(status=304, headers=headers)
+            return await _send_bytes(req, headers, fs.data or b"")
+        raise GatewayError(501, f"{cid_text} is a UnixFS node of type {fs.type} that has no HTTP representation")
+    ctype, suffix = _CODEC_TYPES.get(codec, ("application/octet-stream", "bin"))
+    etag = f'"{cid_text}.{suffix}"'
+    headers = req.base_headers(resolved, etag)
+    headers.update({"Cache-Control": IMMUTABLE, "Content-Type": ctype, "Accept-Ranges": "bytes"})
+    if req.not_modified(etag):
+        return web.Response(status=304, headers=headers)
+    return await _send_bytes(req, headers, block)
+
+
+# ----------------------------------------------------------------------------- routing
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return web.Response(status=200, headers={"Allow": _ALLOW})
+    if request.method not in ("GET", "HEAD"):
+        return _text(405, f"method {request.method} not allowed: the gateway is read-only", {"Allow": _ALLOW})
+    source: BlockSource = request.app[_SKB]  # type: ignore[assignment]
+    try:
+        cpath = params.parse_content_path(request.raw_path)
+        if cpath.namespace == "ipns":
+            raise GatewayError(501, "/ipns/ paths are not supported by this gateway (no IPNS or DNSLink resolver)")
+        if request.headers.get("Service-Worker") == "script" and not cpath.trailing_slash:
+            raise GatewayError(400, "registering a service worker is not allowed on a content path")
+        try:
+            root = cid_from_str(cpath.cid_text)
+        except CidError as exc:
+            raise GatewayError(400, f"invalid CID in path: {exc}") from None
+        wanted = params.choose_response(dict(request.query), request.headers.get("Accept"))
+        if params.only_if_cached(request.headers.get("Cache-Control")) and not await source.has_local(root):
+            path = request.raw_path.split("?", 1)[0]
+            return _text(412, f'"{path}" not in local datastore')
+        req = _Request(request, source, cpath, wanted)
+        resolved = await resolve_path(source, root, cpath.segments)
+        if wanted.kind == "raw":
+            return await _serve_raw(req, resolved)
+        if wanted.kind == "car":
+            return await _serve_car(req, resolved)
+        return await _serve_unixfs(req, resolved)
+    except GatewayError as exc:
+        return _text(exc.status, exc.message)
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Any) -> web.StreamResponse:
+    metrics = request.app[_METRICS]
+    start = time.perf_counter()
+    resp = await handler(request)
+    if metrics is not None:
+        sent = resp.body_length if resp.prepared else 0
+        metrics.observe_request(resp.status, sent, time.perf_counter() - start)
+    return resp
+
+
+async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
+    for key, value in CORS_HEADERS.items():
+        response.headers.setdefault(key, value)
+
+
+def make_gateway_app(blocks: BlockSource, *, metrics: Any = None) -> web.Application:
+    """The path + trustless gateway over ``blocks`` (``metrics``: an object with ``observe_request``)."""
+    app = web.Application(middlewares=[_observe])
+    app[_SKB] = blocks
+    app[_METRICS] = metrics
+    app.on_response_prepare.append(_cors)
+    app.router.add_route("*", "/ipfs/{tail:.*}", _handle)
+    app.router.add_route("*", "/ipns/{tail:.*}", _handle)
+    return app
