@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, NamedTuple, Protocol
@@ -47,6 +49,8 @@ DEFAULT_HAMT_THRESHOLD = 262144
 BATCH_BLOCKS = 64
 #: ... or this many bytes
 BATCH_BYTES = 16 * 1024 * 1024
+#: full batches waiting for the writer thread (bounds memory to about 3 batches)
+QUEUED_BATCHES = 1
 
 HAMT_ESTIMATIONS = ("links", "block", "disabled")
 
@@ -178,27 +182,79 @@ class AddedEntry(NamedTuple):
 
 
 class _Batcher:
-    """Collects blocks and hands them to the sink in bounded batches."""
+    """Collects blocks and hands them to the sink in bounded batches.
 
-    __slots__ = ("_sink", "_blocks", "_bytes")
+    With ``background=True`` full batches are written by one writer thread
+    while the importer goes on reading and hashing (hashlib, zstd and
+    LevelDB release the GIL), with at most :data:`QUEUED_BATCHES` batches
+    waiting. The thread starts only when a second batch is needed, so small
+    files cost no thread. :meth:`close` writes what is left, waits for the
+    writer and re-raises its error, if any; after it every block is in the
+    sink. The sink is only ever called from one thread at a time.
+    """
 
-    def __init__(self, sink: BlockSink) -> None:
+    def __init__(self, sink: BlockSink, background: bool = False) -> None:
         self._sink = sink
         self._blocks: list[tuple[bytes, bytes]] = []
         self._bytes = 0
+        self._background = background
+        self._queue: queue.Queue[list[tuple[bytes, bytes]] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def add(self, cid: bytes, data: bytes) -> None:
+        """Queue one block; a full batch is handed on."""
         self._blocks.append((cid, data))
         self._bytes += len(data)
         if len(self._blocks) >= BATCH_BLOCKS or self._bytes >= BATCH_BYTES:
-            self.flush()
+            self._hand_on()
 
-    def flush(self) -> None:
+    def _hand_on(self) -> None:
+        blocks = self._blocks
+        self._blocks = []
+        self._bytes = 0
+        if self._error is not None:
+            raise self._error
+        if not self._background:
+            self._sink.put_many(blocks, verify=False)
+            return
+        if self._queue is None:
+            self._queue = queue.Queue(maxsize=QUEUED_BATCHES)
+            self._thread = threading.Thread(target=self._writer, name="unixfs-import-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(blocks)
+
+    def _writer(self) -> None:
+        assert self._queue is not None
+        while True:
+            blocks = self._queue.get()
+            if blocks is None:
+                return
+            if self._error is None:
+                try:
+                    self._sink.put_many(blocks, verify=False)
+                except BaseException as exc:  # handed to the importing thread by close()
+                    self._error = exc
+
+    def close(self, write_rest: bool = True) -> None:
+        """Stop the writer; with ``write_rest`` write the pending blocks and raise any writer error."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            self._queue = None
+        if not write_rest:
+            self._blocks = []
+            return
+        if self._error is not None:
+            raise self._error
         if self._blocks:
             blocks = self._blocks
             self._blocks = []
             self._bytes = 0
             self._sink.put_many(blocks, verify=False)
+
+    flush = close
 
 
 class _Node(NamedTuple):
@@ -306,10 +362,14 @@ class _FileBuilder:
 
 
 def _import_chunks(chunks: Iterable[bytes], sink: BlockSink, params: ImportParams, progress: Progress) -> ImportResult:
-    out = _Batcher(sink)
-    builder = _FileBuilder(chunks, params, out, progress)
-    node = builder.trickle() if params.trickle else builder.balanced()
-    out.flush()
+    out = _Batcher(sink, background=True)
+    try:
+        builder = _FileBuilder(chunks, params, out, progress)
+        node = builder.trickle() if params.trickle else builder.balanced()
+    except BaseException:
+        out.close(write_rest=False)
+        raise
+    out.close()
     return ImportResult(node.cid, node.tsize, node.filesize)
 
 
