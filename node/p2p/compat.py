@@ -1,0 +1,225 @@
+"""Fixes for py-libp2p 0.8.1 that Pinion needs (measured in shared/specs/py-libp2p.md).
+
+Every fix lives here, and each has a test in ``tests/p2p/test_compat.py`` that
+asserts the upstream defect is still present, so the test fails (and tells us
+to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
+
+1. **pnet**: upstream encrypts private-network traffic with Salsa20 and an
+   8-byte nonce; the spec (go-libp2p, js-libp2p, kubo, IPFS Cluster) uses
+   XSalsa20 with a 24-byte nonce. ``XSalsaPskConn`` implements the spec and
+   ``install()`` makes the swarm use it for every host with a ``psk``.
+2. **connect latency**: every dial waits 250 ms ("happy eyeballs") unless the
+   peer already has ``max_connections_per_peer`` connections (default 3), so
+   our hosts use ``connection_config()`` with ``max_connections_per_peer=1``.
+3. **no plaintext**: the default host accepts ``/plaintext/2.0.0`` and
+   ``/secio/1.0.0``; ``security_options()`` offers Noise only.
+4. **muxer**: ``muxer_options()`` offers Yamux only (mplex is 8x slower and
+   breaks js ping).
+5. **gossipsub**: the default heartbeat is 120 s and "spam protection" drops
+   anything above 10 msgs/s per forwarder and topic; ``gossipsub_router()``
+   uses a 1 s heartbeat and no spam protection, and ``install()`` raises the
+   32-entry per-peer outbound queue and per-subscription channel to
+   ``PUBSUB_QUEUE_SIZE`` so bursts are not dropped silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import struct
+
+from Crypto.Cipher import Salsa20
+from libp2p.abc import IRawConnection
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+PNET_NONCE_SIZE = 24  #: XSalsa20 nonce, sent in clear by each side before its first byte
+PSK_SIZE = 32  #: the private-network key, in bytes
+PUBSUB_QUEUE_SIZE = 1024  #: per-peer outbound RPCs and per-subscription messages held before dropping
+GOSSIPSUB_PROTOCOLS = ("/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go/js IPFS Cluster peers speak
+GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
+
+_SIGMA = struct.unpack("<4I", b"expand 32-byte k")
+_MASK = 0xFFFFFFFF
+
+
+class PnetError(ValueError):
+    """A malformed private-network key or a broken pnet handshake."""
+
+
+def parse_psk(secret: str | bytes) -> bytes:
+    """The 32-byte private-network key from 64 hex characters (or 32 raw bytes).
+
+    Raises PnetError naming the problem for anything else.
+    """
+    if isinstance(secret, bytes):
+        if len(secret) != PSK_SIZE:
+            raise PnetError(f"private-network key is {len(secret)} bytes, expected {PSK_SIZE}")
+        return secret
+    if not isinstance(secret, str):
+        raise PnetError(f"private-network key must be a hex string, not {type(secret).__name__}")
+    text = secret.strip()
+    if len(text) != 2 * PSK_SIZE:
+        raise PnetError(f"private-network key is {len(text)} hex characters, expected {2 * PSK_SIZE}")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise PnetError("private-network key is not hexadecimal") from None
+
+
+def _rotl(v: int, n: int) -> int:
+    return ((v << n) | (v >> (32 - n))) & _MASK
+
+
+def hsalsa20(key: bytes, nonce16: bytes) -> bytes:
+    """HSalsa20: derive a 32-byte subkey from a 32-byte key and a 16-byte input."""
+    if len(key) != 32 or len(nonce16) != 16:
+        raise PnetError("hsalsa20 needs a 32-byte key and a 16-byte input")
+    k = struct.unpack("<8I", key)
+    n = struct.unpack("<4I", nonce16)
+    x = [
+        _SIGMA[0], k[0], k[1], k[2],
+        k[3], _SIGMA[1], n[0], n[1],
+        n[2], n[3], _SIGMA[2], k[4],
+        k[5], k[6], k[7], _SIGMA[3],
+    ]  # fmt: skip
+
+    def quarter(a: int, b: int, c: int, d: int) -> None:
+        x[b] ^= _rotl((x[a] + x[d]) & _MASK, 7)
+        x[c] ^= _rotl((x[b] + x[a]) & _MASK, 9)
+        x[d] ^= _rotl((x[c] + x[b]) & _MASK, 13)
+        x[a] ^= _rotl((x[d] + x[c]) & _MASK, 18)
+
+    for _ in range(10):
+        quarter(0, 4, 8, 12)
+        quarter(5, 9, 13, 1)
+        quarter(10, 14, 2, 6)
+        quarter(15, 3, 7, 11)
+        quarter(0, 1, 2, 3)
+        quarter(5, 6, 7, 4)
+        quarter(10, 11, 8, 9)
+        quarter(15, 12, 13, 14)
+    return struct.pack("<8I", x[0], x[5], x[10], x[15], x[6], x[7], x[8], x[9])
+
+
+def xsalsa20_cipher(key: bytes, nonce24: bytes) -> Salsa20.Salsa20Cipher:
+    """An XSalsa20 keystream cipher (counter 0): Salsa20 keyed by HSalsa20(key, nonce[:16])."""
+    if len(nonce24) != PNET_NONCE_SIZE:
+        raise PnetError(f"xsalsa20 nonce must be {PNET_NONCE_SIZE} bytes, got {len(nonce24)}")
+    return Salsa20.new(key=hsalsa20(key, nonce24[:16]), nonce=nonce24[16:])
+
+
+class XSalsaPskConn(RawConnection):
+    """A raw connection inside a libp2p private network (pnet spec: XSalsa20, 24-byte nonces).
+
+    Each direction starts with the writer's random 24-byte nonce in clear,
+    then the XSalsa20 keystream XORed over every byte.
+    """
+
+    def __init__(self, conn: RawConnection | IRawConnection, psk: bytes) -> None:
+        self._conn = conn
+        self._psk = parse_psk(psk)
+        self.is_initiator = getattr(conn, "is_initiator", False)
+        self._writer: Salsa20.Salsa20Cipher | None = None
+        self._reader: Salsa20.Salsa20Cipher | None = None
+
+    async def write(self, data: bytes) -> None:
+        """Encrypt and write ``data``; the first call sends our nonce first."""
+        if self._writer is None:
+            nonce = os.urandom(PNET_NONCE_SIZE)
+            self._writer = xsalsa20_cipher(self._psk, nonce)
+            await self._conn.write(nonce + self._writer.encrypt(data))
+            return
+        await self._conn.write(self._writer.encrypt(data))
+
+    async def _read_nonce(self) -> bytes:
+        nonce = b""
+        while len(nonce) < PNET_NONCE_SIZE:
+            chunk = await self._conn.read(PNET_NONCE_SIZE - len(nonce))
+            if not chunk:
+                raise PnetError(f"connection closed after {len(nonce)} of {PNET_NONCE_SIZE} pnet nonce bytes")
+            nonce += chunk
+        return nonce
+
+    async def read(self, n: int | None = None) -> bytes:
+        """Read and decrypt up to ``n`` bytes; the first call reads the peer's nonce."""
+        if self._reader is None:
+            self._reader = xsalsa20_cipher(self._psk, await self._read_nonce())
+        data = await self._conn.read(n)
+        if not data:
+            return b""
+        return self._reader.decrypt(data)
+
+    async def close(self) -> None:
+        """Close the underlying connection."""
+        await self._conn.close()
+
+    def get_remote_address(self) -> tuple[str, int] | None:
+        """The peer's (host, port), from the underlying connection."""
+        return self._conn.get_remote_address()
+
+    def get_transport_addresses(self) -> list:
+        """The underlying connection's transport multiaddrs."""
+        return self._conn.get_transport_addresses()
+
+    def get_connection_type(self):  # type: ignore[no-untyped-def]
+        """The underlying connection's type (direct, relayed)."""
+        return self._conn.get_connection_type()
+
+
+def new_xsalsa_protected_conn(conn: RawConnection | IRawConnection, psk: str) -> XSalsaPskConn:
+    """Drop-in for ``libp2p.security.pnet.protector.new_protected_conn`` speaking the pnet spec."""
+    return XSalsaPskConn(conn, parse_psk(psk))
+
+
+def install() -> None:
+    """Apply the module-level fixes to py-libp2p (idempotent, process-wide).
+
+    - the swarm wraps private-network connections in ``XSalsaPskConn``;
+    - pubsub's per-peer outbound queue and per-subscription channel hold
+      ``PUBSUB_QUEUE_SIZE`` entries instead of 32.
+    """
+    import libp2p.network.swarm as swarm_mod
+    import libp2p.pubsub.pubsub as pubsub_mod
+    from libp2p.pubsub.rpc_queue import RpcQueue
+
+    swarm_mod.new_protected_conn = new_xsalsa_protected_conn
+    pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = PUBSUB_QUEUE_SIZE
+    if not isinstance(pubsub_mod.RpcQueue, functools.partial):
+        pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=PUBSUB_QUEUE_SIZE)
+
+
+def connection_config() -> ConnectionConfig:
+    """Connection settings without the 250 ms dial delay (one connection per peer)."""
+    return ConnectionConfig(max_connections_per_peer=1)
+
+
+def security_options(keypair: KeyPair) -> dict[TProtocol, NoiseTransport]:
+    """Noise only: no plaintext, no secio."""
+    return {NOISE_PROTOCOL_ID: NoiseTransport(keypair, noise_privkey=new_x25519_key_pair().private_key)}
+
+
+def muxer_options() -> dict[TProtocol, type[Yamux]]:
+    """Yamux only."""
+    return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+
+
+def gossipsub_router() -> GossipSub:
+    """A GossipSub router that does not drop traffic: 1 s heartbeat, no spam protection."""
+    return GossipSub(
+        protocols=[TProtocol(p) for p in GOSSIPSUB_PROTOCOLS],
+        degree=6,
+        degree_low=4,
+        degree_high=12,
+        heartbeat_interval=GOSSIPSUB_HEARTBEAT_S,
+        heartbeat_initial_delay=0.1,
+        spam_protection_enabled=False,
+    )

@@ -1,0 +1,327 @@
+"""The two libp2p hosts of a Pinion peer, as IPFS Cluster has them.
+
+- the **swarm** host (public IPFS network, default ``/ip4/0.0.0.0/tcp/4001``):
+  TCP + Noise + Yamux, identify (lists every protocol a handler is set for),
+  ping; bitswap registers its handlers on it.
+- the **cluster** host (default ``/ip4/0.0.0.0/tcp/9096``): the same stack
+  inside a libp2p private network keyed by the cluster's 32-byte secret, plus
+  gossipsub for CRDT heads and peer metrics.
+
+``HostHandle`` lives in the bridge's trio thread: every ``async`` method is a
+trio coroutine, and stream handlers are trio coroutines taking the stream.
+Code on asyncio goes through ``node.p2p.service.P2PService``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, INetStream, ISubscriptionAPI
+from libp2p.crypto.keys import KeyPair
+from libp2p.custom_types import TProtocol
+from libp2p.host.ping import ID as PING_PROTOCOL
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from . import compat
+from .identity import peer_id_of
+from .peerstore import PeerBook
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SWARM_ADDR = "/ip4/0.0.0.0/tcp/4001"
+DEFAULT_CLUSTER_ADDR = "/ip4/0.0.0.0/tcp/9096"
+CONNECT_TIMEOUT_S = 10.0  #: a dial (incl. pnet, Noise, Yamux negotiation) that takes longer fails
+RECONNECT_TIMEOUT_S = 5.0  #: per known peer when reconnecting at start
+AGENT_VERSION = "pinion"
+
+StreamHandler = Callable[[INetStream], Awaitable[None]]
+
+
+class P2PError(RuntimeError):
+    """A libp2p operation failed (bad multiaddr, unreachable peer, host not running...)."""
+
+
+def parse_peer_multiaddr(addr: str) -> tuple[ID, multiaddr.Multiaddr]:
+    """Split ``/ip4/.../tcp/N/p2p/<id>`` into (peer ID, transport multiaddr).
+
+    Raises P2PError naming the problem.
+    """
+    try:
+        ma = multiaddr.Multiaddr(addr)
+    except Exception as exc:
+        raise P2PError(f"invalid multiaddr {addr!r}: {exc}") from None
+    try:
+        info = info_from_p2p_addr(ma)
+    except Exception:
+        raise P2PError(f"multiaddr {addr!r} has no /p2p/<peer ID> part") from None
+    if not info.addrs:
+        raise P2PError(f"multiaddr {addr!r} has no transport address before /p2p/")
+    return info.peer_id, info.addrs[0]
+
+
+def _parse_peer_id(peer: str | ID) -> ID:
+    if isinstance(peer, ID):
+        return peer
+    try:
+        return ID.from_base58(peer)
+    except Exception:
+        raise P2PError(f"invalid peer ID {peer!r}") from None
+
+
+class HostHandle:
+    """One libp2p host running in the bridge's trio thread.
+
+    Build it, then start it with ``await bridge.start_service(handle.serve)``
+    (or ``nursery.start(handle.serve)``); ``stop()`` ends it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        keypair: KeyPair,
+        listen_addrs: Sequence[str],
+        *,
+        psk: str | bytes | None = None,
+        pubsub: bool = False,
+        peer_book: PeerBook | None = None,
+    ) -> None:
+        compat.install()
+        if not listen_addrs:
+            raise P2PError(f"{name} host needs at least one listen address")
+        self.name = name
+        self.keypair = keypair
+        self.peer_id = peer_id_of(keypair)
+        try:
+            self._listen = [multiaddr.Multiaddr(a) for a in listen_addrs]
+        except Exception as exc:
+            raise P2PError(f"{name} host: invalid listen address in {list(listen_addrs)}: {exc}") from None
+        self._psk_hex = compat.parse_psk(psk).hex() if psk is not None else None
+        self._want_pubsub = pubsub
+        self.peer_book = peer_book
+        self.host: IHost | None = None
+        self.pubsub: Pubsub | None = None
+        self._stop = trio.Event()
+        self._stopped = trio.Event()
+        self._handlers: dict[str, StreamHandler] = {}
+
+    @property
+    def private(self) -> bool:
+        """True for a private-network (pnet) host."""
+        return self._psk_hex is not None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the host until ``stop()``; reports started once it listens."""
+        host = new_host(
+            key_pair=self.keypair,
+            sec_opt=compat.security_options(self.keypair),
+            muxer_opt=compat.muxer_options(),
+            listen_addrs=self._listen,
+            psk=self._psk_hex,
+            connection_config=compat.connection_config(),
+            enable_mDNS=False,
+            enable_upnp=False,
+        )
+        self.host = host
+        for proto, handler in self._handlers.items():
+            host.set_stream_handler(TProtocol(proto), handler)
+        try:
+            async with host.run(self._listen):
+                if self._want_pubsub:
+                    router = compat.gossipsub_router()
+                    pubsub = Pubsub(host, router, strict_signing=True)
+                    async with background_trio_service(pubsub), background_trio_service(router):
+                        await pubsub.wait_until_ready()
+                        self.pubsub = pubsub
+                        await self._running(task_status)
+                else:
+                    await self._running(task_status)
+        finally:
+            self.pubsub = None
+            self.host = None
+            self._stopped.set()
+
+    async def _running(self, task_status: Any) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.peer_book is not None:
+                nursery.start_soon(self.reconnect_known)
+            task_status.started(self)
+            await self._stop.wait()
+            nursery.cancel_scope.cancel()
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening; returns once the host is down."""
+        self._stop.set()
+        if self.host is not None or not self._stopped.is_set():
+            with trio.move_on_after(10):
+                await self._stopped.wait()
+
+    def _host(self) -> IHost:
+        if self.host is None:
+            raise P2PError(f"{self.name} host is not running")
+        return self.host
+
+    # -- identity and addresses -------------------------------------------
+
+    def listen_addrs(self) -> list[str]:
+        """Our listen multiaddrs, each ending in ``/p2p/<our peer ID>``."""
+        return [str(a) for a in self._host().get_addrs()]
+
+    def protocols(self) -> list[str]:
+        """Every protocol this host answers (what identify advertises)."""
+        return sorted(str(p) for p in self._host().get_mux().get_protocols() if p is not None)
+
+    # -- peers -------------------------------------------------------------
+
+    async def connect(self, addr: str, timeout: float = CONNECT_TIMEOUT_S) -> str:
+        """Dial ``/…/p2p/<id>``; returns the peer ID. Raises P2PError on failure or timeout."""
+        peer_id, transport_addr = parse_peer_multiaddr(addr)
+        host = self._host()
+        if str(peer_id) == self.peer_id:
+            raise P2PError("cannot connect to ourselves")
+        info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        try:
+            with trio.fail_after(timeout):
+                await host.connect(info)
+        except trio.TooSlowError:
+            raise P2PError(f"connecting to {addr} timed out after {timeout} s") from None
+        except P2PError:
+            raise
+        except Exception as exc:
+            raise P2PError(f"connecting to {addr} failed: {exc}") from None
+        if not host.get_network().get_connections(peer_id):
+            raise P2PError(f"connecting to {addr} failed: no connection was established")
+        if self.peer_book is not None:
+            self.peer_book.remember(str(peer_id), str(transport_addr))
+        return str(peer_id)
+
+    async def reconnect_known(self) -> int:
+        """Dial every peer in the peer book concurrently; returns how many connected."""
+        if self.peer_book is None:
+            return 0
+        connected = 0
+
+        async def one(peer: str, addrs: list[str]) -> None:
+            nonlocal connected
+            for a in addrs:
+                try:
+                    await self.connect(f"{a}/p2p/{peer}", RECONNECT_TIMEOUT_S)
+                except P2PError as exc:
+                    log.debug("%s host: reconnect to %s via %s failed: %s", self.name, peer, a, exc)
+                    continue
+                connected += 1
+                return
+
+        async with trio.open_nursery() as nursery:
+            for peer, addrs in self.peer_book.known().items():
+                nursery.start_soon(one, peer, addrs)
+        return connected
+
+    async def disconnect(self, peer: str | ID) -> None:
+        """Close every connection to ``peer``."""
+        await self._host().disconnect(_parse_peer_id(peer))
+
+    def peers(self) -> list[tuple[str, str]]:
+        """Connected peers as (peer ID, remote multiaddr), one row per peer."""
+        rows = []
+        for pid, conns in self._host().get_network().get_connections_map().items():
+            addr = ""
+            for conn in conns:
+                addrs = conn.get_transport_addresses()
+                if addrs:
+                    addr = str(addrs[0])
+                    break
+            rows.append((str(pid), addr))
+        return sorted(rows)
+
+    def peer_protocols(self, peer: str | ID) -> list[str]:
+        """The protocols ``peer`` announced over identify (empty until identify ran)."""
+        try:
+            return sorted(str(p) for p in self._host().get_peerstore().get_protocols(_parse_peer_id(peer)))
+        except P2PError:
+            raise
+        except Exception:
+            return []
+
+    async def ping(self, peer: str | ID, timeout: float = CONNECT_TIMEOUT_S) -> float:
+        """One ``/ipfs/ping/1.0.0`` round trip to a connected peer, in seconds."""
+        data = os.urandom(32)
+        with trio.fail_after(timeout):
+            stream = await self.new_stream(peer, [str(PING_PROTOCOL)])
+            try:
+                start = time.perf_counter()
+                await stream.write(data)
+                got = b""
+                while len(got) < 32:
+                    chunk = await stream.read(32 - len(got))
+                    if not chunk:
+                        break
+                    got += chunk
+                rtt = time.perf_counter() - start
+            finally:
+                await stream.close()
+        if got != data:
+            raise P2PError(f"ping to {peer}: reply does not echo the payload")
+        return rtt
+
+    # -- streams -----------------------------------------------------------
+
+    async def new_stream(self, peer: str | ID, protocols: Sequence[str]) -> INetStream:
+        """Open a stream to a connected (or dialable) peer speaking one of ``protocols``."""
+        if not protocols:
+            raise P2PError("new_stream needs at least one protocol")
+        try:
+            return await self._host().new_stream(_parse_peer_id(peer), [TProtocol(p) for p in protocols])
+        except P2PError:
+            raise
+        except Exception as exc:
+            raise P2PError(f"opening {list(protocols)} stream to {peer} failed: {exc}") from None
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Answer ``protocol`` with ``handler(stream)`` (a trio coroutine); identify lists it.
+
+        May be called before or after the host starts.
+        """
+        if not protocol.startswith("/"):
+            raise P2PError(f"protocol ID must start with '/': {protocol!r}")
+        self._handlers[protocol] = handler
+        if self.host is not None:
+            self.host.set_stream_handler(TProtocol(protocol), handler)
+
+    # -- pubsub (cluster host) ---------------------------------------------
+
+    def _pubsub(self) -> Pubsub:
+        if not self._want_pubsub:
+            raise P2PError(f"{self.name} host has no pubsub")
+        if self.pubsub is None:
+            raise P2PError(f"{self.name} host is not running")
+        return self.pubsub
+
+    async def subscribe(self, topic: str) -> ISubscriptionAPI:
+        """Join ``topic``; ``await sub.get()`` yields messages (``.data``, ``.from_id``)."""
+        return await self._pubsub().subscribe(topic)
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Leave ``topic``."""
+        await self._pubsub().unsubscribe(topic)
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Publish ``data`` (signed with our key) on ``topic``."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise P2PError(f"pubsub payload must be bytes, not {type(data).__name__}")
+        await self._pubsub().publish(topic, bytes(data))
+
+    def topic_peers(self, topic: str) -> list[str]:
+        """Peers known to be subscribed to ``topic``."""
+        return sorted(str(p) for p in self._pubsub().peer_topics.get(topic, ()))
