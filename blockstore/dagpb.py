@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from .cid import CidError, read_cid
 
-__all__ = ["DagPBError", "PBLink", "PBNode", "encode_pbnode", "decode_pbnode", "encode_varint", "node_size"]
+__all__ = ["DagPBError", "PBLink", "PBNode", "encode_pbnode", "decode_pbnode", "encode_varint", "read_pb_varint", "node_size"]
 
 
 class DagPBError(ValueError):
@@ -57,8 +57,8 @@ def encode_varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(buf: bytes | memoryview, pos: int, end: int, what: str) -> tuple[int, int]:
-    """Read a protobuf varint of at most 10 bytes ending before ``end``."""
+def read_pb_varint(buf: bytes | memoryview, pos: int, end: int, what: str) -> tuple[int, int]:
+    """Read a protobuf varint of at most 10 bytes from ``buf[pos:end]``; return (value, next position)."""
     if pos < end:
         b = buf[pos]
         if b < 0x80:
@@ -125,7 +125,7 @@ def _decode_link(buf: bytes | memoryview, pos: int, end: int) -> PBLink:
     last = 0
     while pos < end:
         start = pos
-        key, pos = _read_varint(buf, pos, end, "PBLink field key")
+        key, pos = read_pb_varint(buf, pos, end, "PBLink field key")
         field, wire = key >> 3, key & 7
         if field <= last:
             if field in (1, 2, 3):
@@ -135,7 +135,7 @@ def _decode_link(buf: bytes | memoryview, pos: int, end: int) -> PBLink:
         if field == 1 or field == 2:
             if wire != 2:
                 raise DagPBError(f"PBLink field {field} has wire type {wire}, expected 2, at offset {start}")
-            n, pos = _read_varint(buf, pos, end, "PBLink length")
+            n, pos = read_pb_varint(buf, pos, end, "PBLink length")
             if pos + n > end:
                 raise DagPBError(f"PBLink field {field} at offset {start} runs past the link end")
             value = bytes(buf[pos : pos + n])
@@ -153,7 +153,7 @@ def _decode_link(buf: bytes | memoryview, pos: int, end: int) -> PBLink:
         elif field == 3:
             if wire != 0:
                 raise DagPBError(f"PBLink Tsize has wire type {wire}, expected 0, at offset {start}")
-            tsize, pos = _read_varint(buf, pos, end, "PBLink Tsize")
+            tsize, pos = read_pb_varint(buf, pos, end, "PBLink Tsize")
         else:
             raise DagPBError(f"unknown PBLink field {field} at offset {start}")
         last = field
@@ -171,13 +171,13 @@ def decode_pbnode(data: bytes | bytearray | memoryview) -> PBNode:
     payload: bytes | None = None
     while pos < end:
         start = pos
-        key, pos = _read_varint(buf, pos, end, "PBNode field key")
+        key, pos = read_pb_varint(buf, pos, end, "PBNode field key")
         field, wire = key >> 3, key & 7
         if field not in (1, 2):
             raise DagPBError(f"unknown PBNode field {field} at offset {start}")
         if wire != 2:
             raise DagPBError(f"PBNode field {field} has wire type {wire}, expected 2, at offset {start}")
-        n, pos = _read_varint(buf, pos, end, "PBNode length")
+        n, pos = read_pb_varint(buf, pos, end, "PBNode length")
         if pos + n > end:
             raise DagPBError(f"PBNode field {field} at offset {start} runs past the end of the block")
         if field == 1:

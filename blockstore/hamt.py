@@ -28,6 +28,7 @@ __all__ = [
     "MURMUR3_X64_64",
     "DEFAULT_FANOUT",
     "HamtError",
+    "bits_per_level",
     "hamt_hash",
     "hamt_slot",
     "bitfield_encode",
@@ -50,7 +51,8 @@ class HamtError(ValueError):
     """A malformed HAMT shard, or a parameter the HAMT cannot use."""
 
 
-def _bits_per_level(fanout: int) -> int:
+def bits_per_level(fanout: int) -> int:
+    """Hash bits consumed per level for ``fanout``; raise HamtError unless it is a power of two in 2..1024."""
     if fanout < 2 or fanout & (fanout - 1) or fanout > 1024:
         raise HamtError(f"HAMT fanout {fanout} is not a power of two between 2 and 1024")
     return fanout.bit_length() - 1
@@ -63,7 +65,7 @@ def hamt_hash(name: bytes) -> int:
 
 def hamt_slot(name: bytes, depth: int, fanout: int = DEFAULT_FANOUT) -> int:
     """The slot of ``name`` at ``depth`` (0 = root) in a HAMT of ``fanout``."""
-    return _slot_of(hamt_hash(name), depth, _bits_per_level(fanout))
+    return _slot_of(hamt_hash(name), depth, bits_per_level(fanout))
 
 
 def _slot_of(h: int, depth: int, bits: int) -> int:
@@ -109,7 +111,7 @@ def build_hamt(
     Every shard block is passed to ``put(cid, data)``, children before
     parents. Returns (root CID, cumulative size of the root).
     """
-    bits = _bits_per_level(fanout)
+    bits = bits_per_level(fanout)
     hashed = [(hamt_hash(name), name, cid, tsize) for name, cid, tsize in entries]
     names = {e[1] for e in hashed}
     if len(names) != len(hashed):
@@ -160,7 +162,7 @@ def _shard_params(node: PBNode) -> tuple[int, int]:
     if fs.hash_type != MURMUR3_X64_64:
         raise HamtError(f"unsupported HAMT hash function {fs.hash_type!r} (only murmur3-x64-64)")
     fanout = fs.fanout if fs.fanout is not None else DEFAULT_FANOUT
-    _bits_per_level(fanout)
+    bits_per_level(fanout)
     slots = bitfield_decode(fs.data or b"", fanout)
     if len(slots) != len(node.links):
         raise HamtError(f"HAMT shard bitfield marks {len(slots)} slots but the node has {len(node.links)} links")
@@ -177,7 +179,7 @@ def hamt_find(get_block: GetBlock, root_node: PBNode, name: bytes) -> PBLink | N
     depth = 0
     while True:
         fanout, width = _shard_params(node)
-        want = slot_prefix(_slot_of(h, depth, _bits_per_level(fanout)), fanout)
+        want = slot_prefix(_slot_of(h, depth, bits_per_level(fanout)), fanout)
         child: PBLink | None = None
         for link in node.links:
             lname = link.name or b""

@@ -102,7 +102,7 @@ class ImportParams:
             raise ImporterError("the HAMT threshold must not be negative")
         try:
             hamt.slot_prefix(0, self.hamt_fanout)
-            hamt._bits_per_level(self.hamt_fanout)
+            hamt.bits_per_level(self.hamt_fanout)
         except hamt.HamtError as exc:
             raise ImporterError(str(exc)) from None
         if self.hamt_fanout < 8:

@@ -11,9 +11,10 @@ missing Type with a :class:`UnixFSError`.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from dataclasses import dataclass
+from dataclasses import field as _field
 
-from .dagpb import DagPBError, _read_varint, encode_varint
+from .dagpb import DagPBError, encode_varint, read_pb_varint
 
 __all__ = [
     "RAW",
@@ -46,13 +47,14 @@ class UnixFSError(ValueError):
     """Bytes that are not a valid UnixFS Data message, or a value that cannot be encoded."""
 
 
-class UnixFSData(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class UnixFSData:
     """A decoded UnixFS Data message; ``None`` means the optional field is absent."""
 
     type: int
     data: bytes | None = None
     filesize: int | None = None
-    blocksizes: list[int] = []
+    blocksizes: list[int] = _field(default_factory=list)
     hash_type: int | None = None
     fanout: int | None = None
     mode: int | None = None
@@ -99,7 +101,7 @@ def encode_unixfs(d: UnixFSData) -> bytes:
 
 def _varint(buf: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
     try:
-        return _read_varint(buf, pos, end, what)
+        return read_pb_varint(buf, pos, end, what)
     except DagPBError as exc:
         raise UnixFSError(str(exc)) from None
 
