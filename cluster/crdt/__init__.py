@@ -7,6 +7,7 @@ for the entry point.
 from .delta import Delta, DeltaError, decode_delta
 from .orset import Change, ORSet
 from .replica import DELETE, PUT, MissingBlock, QueueFull, Received, Replica
+from .snapshot import SnapshotError
 
 __all__ = [
     "DELETE",
@@ -19,5 +20,6 @@ __all__ = [
     "QueueFull",
     "Received",
     "Replica",
+    "SnapshotError",
     "decode_delta",
 ]

@@ -14,7 +14,10 @@ length-prefixed (one varint), so prefix scans of one key never match another.
 | ``c/k/<cid>`` | block belongs to the CRDT (kept by garbage collection) |
 | ``c/q/<8-byte seq>`` | batching queue: an acknowledged, not yet committed operation |
 | ``c/p/<cid>`` | received head whose branch is being applied |
-| ``c/d`` | dirty flag: a branch walk was under way |
+| ``c/d`` | dirty flag: a branch walk or snapshot load was under way |
+| ``c/s`` | root CID of the snapshot this replica was last compacted to |
+| ``c/l`` | root CID of a snapshot being loaded |
+| ``c/x/<len key><key><id>`` | scratch marks of a snapshot load: elements the snapshot holds |
 | ``c/n/count`` ``c/n/deltas`` ``c/n/batches`` | counters, 8-byte big-endian |
 """
 
@@ -35,6 +38,9 @@ BLOCK = NS_CRDT + b"k/"
 QUEUE = NS_CRDT + b"q/"
 PENDING = NS_CRDT + b"p/"
 DIRTY = NS_CRDT + b"d"
+SNAPSHOT = NS_CRDT + b"s"
+LOADING = NS_CRDT + b"l"
+SCRATCH = NS_CRDT + b"x/"
 COUNT = NS_CRDT + b"n/count"
 DELTAS = NS_CRDT + b"n/deltas"
 BATCHES = NS_CRDT + b"n/batches"

@@ -104,6 +104,18 @@ class ORSet:
         Tombstones first, then elements; returns the keys whose value changed.
         The in-memory count is updated: the caller must write ``wb``.
         """
+        prio = L.u64(delta.priority)
+        return self.merge_records(
+            wb, delta.tombstones, [(key, block_id, prio + value) for key, value in delta.elements]
+        )
+
+    def merge_records(
+        self,
+        wb: plyvel.WriteBatch,
+        tombstones: Iterable[tuple[bytes, bytes]],
+        elements: Iterable[tuple[bytes, bytes, bytes]],
+    ) -> list[Change]:
+        """Stage tombstones (key, id), then elements (key, id, priority + value); see :meth:`merge`."""
         db = self._db
         live: dict[bytes, dict[bytes, bytes]] = {}
 
@@ -117,7 +129,7 @@ class ORSet:
             return got
 
         tombed: set[tuple[bytes, bytes]] = set()
-        for key, eid in delta.tombstones:
+        for key, eid in tombstones:
             elems = load(key)
             tkey = L.keyed(L.TOMB, key) + eid
             if (key, eid) not in tombed and db.get(tkey) is None:
@@ -126,16 +138,14 @@ class ORSet:
             if eid in elems:
                 del elems[eid]
                 wb.delete(L.keyed(L.ELEMENT, key) + eid)
-        prio = L.u64(delta.priority)
-        for key, value in delta.elements:
+        for key, eid, record in elements:
             elems = load(key)
-            if (key, block_id) in tombed or db.get(L.keyed(L.TOMB, key) + block_id) is not None:
+            if (key, eid) in tombed or db.get(L.keyed(L.TOMB, key) + eid) is not None:
                 continue
-            record = prio + value
-            old = elems.get(block_id)
+            old = elems.get(eid)
             if old is None or record > old:
-                elems[block_id] = record
-                wb.put(L.keyed(L.ELEMENT, key) + block_id, record)
+                elems[eid] = record
+                wb.put(L.keyed(L.ELEMENT, key) + eid, record)
         changes: list[Change] = []
         for key, elems in live.items():
             best = max(elems.values()) if elems else None

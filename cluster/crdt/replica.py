@@ -36,6 +36,7 @@ from blockstore.store import BlockStore
 from . import layout as L
 from .delta import MAX_DELTA_SIZE, Delta, DeltaError, decode_delta
 from .orset import Change, IndexTerms, ORSet
+from .snapshot import SnapshotError, build_snapshot, decode_covered, decode_elements, decode_root
 
 #: cid -> block bytes, or None when the block cannot be had now
 BlockGetter = Callable[[bytes], "bytes | None"]
@@ -359,6 +360,8 @@ class Replica:
             return Received(0, ignored=True)
         with self._lock:
             if self.is_processed(head):
+                if self._db.get(L.PENDING + head) is not None:
+                    self._drop_pending(head)
                 return Received(0)
             with self._db.write_batch(transaction=True, sync=self._sync) as wb:
                 wb.put(L.PENDING + head, b"")
@@ -435,6 +438,12 @@ class Replica:
         """
         applied = 0
         with self._lock:
+            loading = self._db.get(L.LOADING)
+            if loading is not None:
+                try:
+                    self.load_snapshot(loading, get_block)
+                except (MissingBlock, SnapshotError, ValueError):
+                    pass
             for head in self.pending_heads():
                 try:
                     applied += self._walk(head, get_block)
@@ -442,9 +451,210 @@ class Replica:
                     continue
                 except (DeltaError, ValueError):
                     continue
-            if not self.pending_heads() and self.is_dirty():
+            if not self.pending_heads() and self._db.get(L.LOADING) is None and self.is_dirty():
                 self._db.delete(L.DIRTY)
         return applied
+
+    # ------------------------------------------------------------------ snapshots
+    def create_snapshot(self) -> bytes:
+        """Write a snapshot of the state at the current heads; return its root CID.
+
+        The snapshot's blocks are stored in the block store and kept by GC.
+        """
+        with self._lock:
+            if not self._heads:
+                raise ValueError("cannot snapshot an empty CRDT (no heads)")
+            heads = list(self._heads.items())
+            snap = self._db.snapshot()
+        try:
+            np, ne = len(L.PROCESSED), len(L.ELEMENT)
+
+            def covered() -> Iterator[bytes]:
+                with snap.iterator(prefix=L.PROCESSED, include_value=False) as it:
+                    for k in it:
+                        yield k[np:]
+
+            def elements() -> Iterator[tuple[bytes, bytes, int, bytes]]:
+                with snap.iterator(prefix=L.ELEMENT) as it:
+                    for k, v in it:
+                        key, eid = L.split_keyed(L.ELEMENT, k)
+                        yield key, eid, L.read_u64(v), v[8:]
+
+            root = b""
+            for cid, data in build_snapshot(heads, covered(), elements()):
+                self._blocks.put(cid, data, verify=False)
+                self._db.put(L.BLOCK + cid, b"")
+                root = cid
+            return root
+        finally:
+            snap.close()
+
+    def _snapshot_blocks(self, root: bytes, get_block: BlockGetter | None) -> tuple[object, list[bytes]]:
+        """Fetch (or read) the root and every chunk of a snapshot; (root, chunk CIDs)."""
+        data = self._fetch(root, get_block)
+        try:
+            parsed = decode_root(data)
+        except SnapshotError as exc:
+            raise SnapshotError(f"snapshot {cid_to_str(root)}: {exc}") from None
+        chunks = list(parsed.covered) + list(parsed.elements)
+        for cid in chunks:
+            self._fetch(cid, get_block)
+        return parsed, chunks
+
+    def _fetch(self, cid: bytes, get_block: BlockGetter | None) -> bytes:
+        data = self._blocks.get(cid)
+        if data is None:
+            data = get_block(cid) if get_block is not None else None
+            if data is None:
+                raise MissingBlock(cid)
+            self._blocks.put(cid, data)
+        self._db.put(L.BLOCK + cid, b"")
+        return data
+
+    def load_snapshot(self, root: bytes, get_block: BlockGetter | None = None) -> int:
+        """Merge a snapshot into this replica (empty or not); return the elements it held.
+
+        Afterwards every delta the snapshot covers counts as processed, so
+        heads received later are walked only down to the snapshot. Safe to
+        kill: the load is recorded and redone by :meth:`resume`.
+        """
+        _check_key(root)
+        with self._lock:
+            parsed, _chunks = self._snapshot_blocks(root, get_block)
+            with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                wb.put(L.LOADING, root)
+                wb.put(L.DIRTY, b"")
+            covered: set[bytes] = set()
+            for link in parsed.covered:
+                covered.update(decode_covered(self._blocks.get(link)))
+            loaded = 0
+            # 1. the snapshot's live elements, marked so that step 2 can tell them apart
+            for link in parsed.elements:
+                elems = decode_elements(self._blocks.get(link))
+                loaded += len(elems)
+                self._merge_batch(
+                    [], [(k, i, L.u64(p) + v) for k, i, p, v in elems], [L.keyed(L.SCRATCH, k) + i for k, i, _p, _v in elems]
+                )
+            # 2. local elements of covered deltas that the snapshot no longer holds were removed
+            tombs: list[tuple[bytes, bytes]] = []
+            with self._db.iterator(prefix=L.ELEMENT, include_value=False) as it:
+                for k in it:
+                    key, eid = L.split_keyed(L.ELEMENT, k)
+                    if eid in covered and self._db.get(L.keyed(L.SCRATCH, key) + eid) is None:
+                        tombs.append((key, eid))
+                        if len(tombs) >= 1000:
+                            self._merge_batch(tombs, [], [])
+                            tombs = []
+            if tombs:
+                self._merge_batch(tombs, [], [])
+            # 3. processed marks and heads, in one batch
+            local = dict(self._heads)
+            snap_heads = dict(parsed.heads)
+            new_heads = {c: h for c, h in local.items() if not (c in covered and c not in snap_heads)}
+            for c, h in snap_heads.items():
+                if c not in local and self.is_processed(c):
+                    continue  # an ancestor of a local head already
+                new_heads[c] = h
+            fresh = 0
+            with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                for c in covered:
+                    if not self.is_processed(c):
+                        wb.put(L.PROCESSED + c, b"")
+                        fresh += 1
+                for c in local:
+                    if c not in new_heads:
+                        wb.delete(L.HEAD + c)
+                for c, h in new_heads.items():
+                    wb.put(L.HEAD + c, L.u64(h))
+                wb.put(L.DELTAS, L.u64(self._deltas + fresh))
+                wb.delete(L.LOADING)
+            self._deltas += fresh
+            self._heads = new_heads
+            self._clear_prefix(L.SCRATCH)
+            for head in self.pending_heads():
+                if self.is_processed(head):
+                    self._drop_pending(head)
+            if not self.pending_heads():
+                self._db.delete(L.DIRTY)
+            # The deltas the snapshot covers are not stored here: peers that need
+            # them bootstrap from our latest snapshot, which must cover every
+            # delta we lack. Without an earlier one, that is the loaded root;
+            # otherwise a new snapshot of our own covers both.
+            previous = self._db.get(L.SNAPSHOT)
+            if previous is None or previous == root:
+                self._db.put(L.SNAPSHOT, root)
+            else:
+                self._db.put(L.SNAPSHOT, self.create_snapshot())
+            return loaded
+
+    def _merge_batch(
+        self, tombs: list[tuple[bytes, bytes]], elements: list[tuple[bytes, bytes, bytes]], marks: list[bytes]
+    ) -> None:
+        try:
+            with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                changes = self.set.merge_records(wb, tombs, elements)
+                for m in marks:
+                    wb.put(m, b"")
+        except BaseException:
+            self._reload_counters()
+            raise
+        if self._on_change is not None:
+            for change in changes:
+                self._on_change(change)
+
+    def _clear_prefix(self, prefix: bytes) -> None:
+        while True:
+            with self._db.iterator(prefix=prefix, include_value=False) as it:
+                batch = [k for _, k in zip(range(10_000), it)]
+            if not batch:
+                return
+            with self._db.write_batch() as wb:
+                for k in batch:
+                    wb.delete(k)
+
+    def compact(self, root: bytes) -> int:
+        """Drop the delta blocks covered by the snapshot ``root``; return how many.
+
+        The snapshot must be fully merged here (made here or loaded). Current
+        heads are kept, processed marks stay (they are what stops walks), and
+        the blocks of the previous compaction snapshot are dropped.
+        """
+        _check_key(root)
+        with self._lock:
+            parsed, chunks = self._snapshot_blocks(root, None)
+            keep = {root, *chunks, *self._heads}
+            doomed: list[bytes] = []
+            for link in parsed.covered:
+                for cid in decode_covered(self._blocks.get(link)):
+                    if not self.is_processed(cid):
+                        raise ValueError(f"snapshot covers delta {cid_to_str(cid)} that this replica has not merged")
+                    if cid not in keep:
+                        doomed.append(cid)
+            previous = self._db.get(L.SNAPSHOT)
+            if previous is not None and previous != root:
+                try:
+                    _old, old_chunks = self._snapshot_blocks(previous, None)
+                    doomed.extend(c for c in [previous, *old_chunks] if c not in keep)
+                except (MissingBlock, SnapshotError):
+                    pass
+            dropped = 0
+            for start in range(0, len(doomed), 1000):
+                part = doomed[start : start + 1000]
+                with self._db.write_batch() as wb:
+                    for cid in part:
+                        wb.delete(L.BLOCK + cid)
+                for cid in part:
+                    dropped += self._blocks.delete(cid)
+            self._db.put(L.SNAPSHOT, root)
+            return dropped
+
+    def latest_snapshot(self) -> bytes | None:
+        """Root CID of the snapshot that covers every delta this replica lacks.
+
+        Set by :meth:`compact` and :meth:`load_snapshot`; the network shell
+        offers it to peers that cannot fetch an old delta from here.
+        """
+        return self._db.get(L.SNAPSHOT)
 
 
 def _check_key(key: object) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from blockstore.cid import cid_for
 from blockstore.db import open_db
 from blockstore.store import BlockStore
-from cluster.crdt import Replica
+from cluster.crdt import MissingBlock, Replica
 
 
 class Peer:
@@ -38,8 +38,20 @@ class Peer:
         """Deliver this peer's heads to ``other``, fetching deltas from this peer."""
         n = 0
         for head, _height in self.replica.heads():
-            n += other.replica.receive(head, self.peer_id, self.get_block).applied
+            n += self.deliver(head, other)
         return n
+
+    def deliver(self, head: bytes, other: Peer) -> int:
+        """Deliver one head to ``other``; when deltas were compacted away, bootstrap
+        ``other`` from this peer's snapshot first (what the network shell does)."""
+        try:
+            return other.replica.receive(head, self.peer_id, self.get_block).applied
+        except MissingBlock:
+            snap = self.replica.latest_snapshot()
+            if snap is None:
+                raise
+            other.replica.load_snapshot(snap, self.get_block)
+            return other.replica.receive(head, self.peer_id, self.get_block).applied
 
     def state(self) -> list[tuple[bytes, bytes]]:
         """The whole set, streamed from disk."""

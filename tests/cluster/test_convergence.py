@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,8 @@ op = st.one_of(
     st.tuples(st.just("broadcast"), st.integers(0, 4), st.just(0), st.just(b"")),
     st.tuples(st.just("deliver"), st.integers(0, 1000), st.booleans(), st.just(b"")),
     st.tuples(st.just("restart"), st.integers(0, 4), st.just(0), st.just(b"")),
+    st.tuples(st.just("snapshot"), st.integers(0, 4), st.integers(0, 4), st.just(b"")),
+    st.tuples(st.just("compact"), st.integers(0, 4), st.just(0), st.just(b"")),
 )
 
 
@@ -28,7 +31,7 @@ def _index_of(peer: Peer) -> list[tuple[bytes, bytes]]:
     return sorted((t, k) for t in [b"v=" + bytes([i]) for i in range(256)] for k in peer.replica.set.find(t))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("CRDT_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(3, 5), ops=st.lists(op, max_size=40))
 def test_replicas_converge(n: int, ops: list[tuple]) -> None:
     def terms(k: bytes, v: bytes):
@@ -61,11 +64,17 @@ def test_replicas_converge(n: int, ops: list[tuple]) -> None:
                 elif kind == "deliver" and in_flight:
                     i = a % len(in_flight)
                     head, src, dst = in_flight[i] if b else in_flight.pop(i)  # b: keep it (duplicate later)
-                    peers[dst].replica.receive(head, f"p{src}", peers[src].get_block)
+                    peers[src].deliver(head, peers[dst])
+                elif kind == "snapshot" and a % n != b % n and peers[a % n].replica.heads():
+                    root = peers[a % n].replica.create_snapshot()
+                    peers[b % n].replica.load_snapshot(root, peers[a % n].get_block)
+                elif kind == "compact" and peers[a % n].replica.heads():
+                    r = peers[a % n].replica
+                    r.compact(r.create_snapshot())
                 elif kind == "restart":
                     peers[a % n].reopen()
             for head, src, dst in in_flight:
-                peers[dst].replica.receive(head, f"p{src}", peers[src].get_block)
+                peers[src].deliver(head, peers[dst])
             for p in peers:
                 p.replica.commit()
             for _ in range(2):  # full exchange: everyone's heads to everyone

@@ -1,0 +1,179 @@
+"""Snapshots of the CRDT state: the format, as DAG-CBOR blocks.
+
+A snapshot records the state at a set of heads, so that a new peer loads it
+instead of fetching every delta since the beginning, and so that the deltas
+it covers can be dropped (compaction). It is a small DAG:
+
+- root ``{"v": 1, "kind": "pinion-crdt-snapshot", "heads": [[cid string, height], ...],
+  "count": <live elements>, "covered": [link, ...], "elements": [link, ...]}``
+- covered chunks ``{"c": [cid string, ...]}``: every delta merged into the
+  state (the heads and all their ancestors);
+- element chunks ``{"e": [[key string, id string, priority, value], ...]}``:
+  every live element, with the id of the delta that added it.
+
+Only the chunk links are IPLD links, so fetching the snapshot DAG over bitswap
+never pulls old deltas or pinned content. Tombstones need not be recorded: a
+tombstone names an element of an ancestor delta, and every ancestor is
+covered, hence marked processed by whoever loads the snapshot, so no covered
+element can come back. Building and loading live in :mod:`.replica`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import libipld
+
+from blockstore.cid import DAG_CBOR, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
+
+FORMAT_VERSION = 1
+KIND = "pinion-crdt-snapshot"
+#: a chunk is closed once its entries reach this many bytes
+CHUNK_BUDGET = 512 * 1024
+
+
+class SnapshotError(ValueError):
+    """A snapshot block that cannot be decoded or breaks the snapshot format."""
+
+
+@dataclass(frozen=True)
+class SnapshotRoot:
+    """The decoded root block of a snapshot."""
+
+    heads: tuple[tuple[bytes, int], ...]
+    count: int
+    covered: tuple[bytes, ...]  #: links to covered chunks
+    elements: tuple[bytes, ...]  #: links to element chunks
+
+
+def build_snapshot(
+    heads: Iterable[tuple[bytes, int]],
+    covered: Iterable[bytes],
+    elements: Iterable[tuple[bytes, bytes, int, bytes]],
+) -> Iterator[tuple[bytes, bytes]]:
+    """Yield the (CID, bytes) blocks of a snapshot, chunks first, the root last.
+
+    ``elements`` are (key, id, priority, value) of the live elements.
+    """
+    covered_links: list[bytes] = []
+    chunk: list[str] = []
+    size = 0
+    for cid in covered:
+        chunk.append(cid_to_str(cid))
+        size += 64
+        if size >= CHUNK_BUDGET:
+            yield _block({"c": chunk}, covered_links)
+            chunk, size = [], 0
+    if chunk:
+        yield _block({"c": chunk}, covered_links)
+    element_links: list[bytes] = []
+    echunk: list[list[object]] = []
+    size = count = 0
+    for key, eid, prio, value in elements:
+        echunk.append([cid_to_str(key), cid_to_str(eid), prio, value])
+        size += 140 + len(value)
+        count += 1
+        if size >= CHUNK_BUDGET:
+            yield _block({"e": echunk}, element_links)
+            echunk, size = [], 0
+    if echunk:
+        yield _block({"e": echunk}, element_links)
+    root = {
+        "v": FORMAT_VERSION,
+        "kind": KIND,
+        "heads": [[cid_to_str(c), h] for c, h in sorted(heads)],
+        "count": count,
+        "covered": covered_links,
+        "elements": element_links,
+    }
+    data = libipld.encode_dag_cbor(root)
+    yield cid_for(data, DAG_CBOR), data
+
+
+def _block(node: dict, links: list[bytes]) -> tuple[bytes, bytes]:
+    data = libipld.encode_dag_cbor(node)
+    cid = cid_for(data, DAG_CBOR)
+    links.append(cid)
+    return cid, data
+
+
+def _decode(data: bytes, what: str) -> dict:
+    try:
+        node = libipld.decode_dag_cbor(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise SnapshotError(f"snapshot {what} is not valid DAG-CBOR: {exc}") from None
+    if not isinstance(node, dict):
+        raise SnapshotError(f"snapshot {what} must be a map, got {type(node).__name__}")
+    return node
+
+
+def _cid(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise SnapshotError(f"snapshot {what} must be a CID string")
+    try:
+        return cid_from_str(text)
+    except CidError as exc:
+        raise SnapshotError(f"snapshot {what} is not a valid CID: {exc}") from None
+
+
+def _links(node: dict, name: str) -> tuple[bytes, ...]:
+    value = node.get(name)
+    if not isinstance(value, list):
+        raise SnapshotError(f"snapshot root field {name!r} must be a list of links")
+    for link in value:
+        if not isinstance(link, bytes):
+            raise SnapshotError(f"snapshot root field {name!r} holds a non-link")
+        try:
+            parse_cid(link)
+        except CidError as exc:
+            raise SnapshotError(f"snapshot root field {name!r} holds a bad link: {exc}") from None
+    return tuple(value)
+
+
+def decode_root(data: bytes) -> SnapshotRoot:
+    """Decode and validate a snapshot root block."""
+    node = _decode(data, "root")
+    if node.get("v") != FORMAT_VERSION or node.get("kind") != KIND:
+        raise SnapshotError(f"not a version-{FORMAT_VERSION} {KIND} root")
+    heads = node.get("heads")
+    if not isinstance(heads, list) or not heads:
+        raise SnapshotError("snapshot root must list at least one head")
+    parsed = []
+    for item in heads:
+        if not isinstance(item, list) or len(item) != 2 or type(item[1]) is not int or item[1] < 1:
+            raise SnapshotError("snapshot head must be a [CID string, height >= 1] pair")
+        parsed.append((_cid(item[0], "head"), item[1]))
+    count = node.get("count")
+    if type(count) is not int or count < 0:
+        raise SnapshotError("snapshot count must be an integer >= 0")
+    return SnapshotRoot(tuple(parsed), count, _links(node, "covered"), _links(node, "elements"))
+
+
+def decode_covered(data: bytes) -> list[bytes]:
+    """Decode a covered chunk: the CIDs of deltas merged into the snapshot."""
+    node = _decode(data, "covered chunk")
+    items = node.get("c")
+    if not isinstance(items, list):
+        raise SnapshotError("snapshot covered chunk must hold a list 'c'")
+    return [_cid(x, "covered delta") for x in items]
+
+
+def decode_elements(data: bytes) -> list[tuple[bytes, bytes, int, bytes]]:
+    """Decode an element chunk: (key, id, priority, value) of live elements."""
+    node = _decode(data, "element chunk")
+    items = node.get("e")
+    if not isinstance(items, list):
+        raise SnapshotError("snapshot element chunk must hold a list 'e'")
+    out = []
+    for item in items:
+        if (
+            not isinstance(item, list)
+            or len(item) != 4
+            or type(item[2]) is not int
+            or item[2] < 1
+            or not isinstance(item[3], bytes)
+        ):
+            raise SnapshotError("snapshot element must be [key, id, priority >= 1, value bytes]")
+        out.append((_cid(item[0], "element key"), _cid(item[1], "element id"), item[2], item[3]))
+    return out
