@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from multiformats import CID, multihash
 
 from blockstore.cid import cid_from_str, cid_to_str, codec_of, RAW as RAW_CODEC
+from blockstore.chunker import ChunkerError, chunk_bytes, chunk_stream, parse_chunker
 from blockstore.dagpb import decode_pbnode
 from blockstore.importer import (
     BATCH_BLOCKS,
@@ -414,3 +415,72 @@ def test_options_follow_kubo_rules() -> None:
 def test_bad_options_are_clear_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ImporterError, match=message):
         ImportParams.from_options(**kwargs)
+
+
+@pytest.mark.parametrize("total", [0, 1, 99, 100, 101, 1000])
+def test_chunk_stream_cuts_fixed_sizes(total: int) -> None:
+    data = bytes(i % 251 for i in range(total))
+    chunks = list(chunk_stream(io.BytesIO(data), 100))
+    assert b"".join(chunks) == data
+    assert all(len(c) == 100 for c in chunks[:-1]) and all(0 < len(c) <= 100 for c in chunks)
+    assert chunks == list(chunk_bytes(data, 100))
+    assert [bytes(c) for c in chunk_stream(ShortReads(data), 100)] == chunks
+
+
+def test_chunk_stream_accepts_bytearray_reads() -> None:
+    class Arrays:
+        def __init__(self) -> None:
+            self.left = 5
+
+        def read(self, n: int) -> bytearray:
+            take = min(n, self.left, 2)
+            self.left -= take
+            return bytearray(b"a" * take)
+
+    assert list(chunk_stream(Arrays(), 3)) == [b"aaa", b"aa"]
+    assert all(type(c) is bytes for c in chunk_stream(Arrays(), 2))
+
+
+def test_parse_chunker() -> None:
+    assert parse_chunker(None) == parse_chunker("") == parse_chunker("default") == 262144
+    assert parse_chunker("size-1") == 1
+    for bad in ("size-", "size-x", "size--1", "SIZE-5", "size-5 "):
+        with pytest.raises(ChunkerError):
+            parse_chunker(bad)
+
+
+def test_writer_error_reaches_the_caller(chacha) -> None:
+    class Failing:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def put_many(self, blocks, verify=False):
+            self.calls += 1
+            if self.calls == 2:
+                raise OSError("disk full")
+            return len(blocks)
+
+    with pytest.raises(OSError, match="disk full"):
+        import_bytes(chacha("fail", 200 * 1024), Failing(), ImportParams(chunk_size=1024))
+
+
+def test_stream_error_stops_the_writer_thread(chacha) -> None:
+    class Broken(io.RawIOBase):
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            self.reads += 1
+            if self.reads > 300:
+                raise OSError("connection reset")
+            return b"\xab" * n
+
+    import threading
+
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(OSError, match="connection reset"):
+        import_file(Broken(), type("S", (), {"put_many": lambda self, b, verify=False: 0})(), ImportParams(chunk_size=1024))
+    assert "unixfs-import-writer" not in {t.name for t in threading.enumerate()} - before
