@@ -19,7 +19,7 @@ Policies (see ``shared/fixtures/car-test-vectors.md``):
 - CARv2: the pragma, the 40-byte header, ``data_offset``/``data_size`` are
   checked and the inner CARv1 is read; bytes between the header and the
   payload and everything after it (the index) are skipped unread;
-- every block is verified (sha2-256, blake2b-256, identity); any other
+- every block is verified (sha2-256, sha2-512, blake2b-256, identity); any other
   multihash is refused, as is a block that does not match its CID.
 
 Every error is a :class:`CarError` naming the problem and the byte offset in
@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import libipld
 
-from .cid import BLAKE2B_256, IDENTITY, SHA2_256, CidError, cid_to_str, encode_varint, parse_cid, read_cid
+from .cid import BLAKE2B_256, IDENTITY, SHA2_256, SHA2_512, CidError, cid_to_str, encode_varint, hash_digest, parse_cid, read_cid
 from .links import LinksError, scan_cbor_cids
 
 __all__ = [
@@ -62,6 +62,7 @@ PRAGMA_V2 = bytes.fromhex("0aa16776657273696f6e02")
 _V2_HEADER_SIZE = 40
 _V2_MIN_DATA_OFFSET = len(PRAGMA_V2) + _V2_HEADER_SIZE
 _U64 = 1 << 64
+_HASH_NAMES = {SHA2_256: "sha2-256", SHA2_512: "sha2-512", BLAKE2B_256: "blake2b-256", IDENTITY: "identity"}
 
 # parser states
 _HEADER_LEN, _HEADER, _V2_HEADER, _SKIP, _SECTION_LEN, _SECTION, _DONE = range(7)
@@ -102,16 +103,12 @@ def _verify(cid: bytes, data: memoryview, offset: int) -> None:
         return
     parts = parse_cid(cid)
     code = parts.mh_code
-    if code == SHA2_256:
-        ok = hashlib.sha256(data).digest() == parts.digest
-    elif code == BLAKE2B_256:
-        ok = hashlib.blake2b(data, digest_size=32).digest() == parts.digest
-    elif code == IDENTITY:
-        ok = bytes(data) == parts.digest
-    else:
-        raise CarError(f"block {cid_to_str(cid)} uses unsupported multihash function 0x{code:x}", offset)
+    try:
+        ok = (bytes(data) if code == IDENTITY else hash_digest(code, data)) == parts.digest
+    except CidError:
+        raise CarError(f"block {cid_to_str(cid)} uses unsupported multihash function 0x{code:x}", offset) from None
     if not ok:
-        name = {SHA2_256: "sha2-256", BLAKE2B_256: "blake2b-256", IDENTITY: "identity"}[code]
+        name = _HASH_NAMES.get(code, f"0x{code:x}")
         raise CarError(f"block {cid_to_str(cid)} does not match its CID ({name} digest differs)", offset)
 
 

@@ -17,6 +17,7 @@ import libipld
 # multicodec codes used by Pinion
 IDENTITY = 0x00
 SHA2_256 = 0x12
+SHA2_512 = 0x13
 BLAKE2B_256 = 0xB220
 RAW = 0x55
 DAG_PB = 0x70
@@ -26,7 +27,7 @@ LIBP2P_KEY = 0x72
 #: longest identity digest accepted (IPIP-0512)
 MAX_IDENTITY_DIGEST = 128
 
-_DIGEST_SIZES = {SHA2_256: 32, BLAKE2B_256: 32}
+_DIGEST_SIZES = {SHA2_256: 32, SHA2_512: 64, BLAKE2B_256: 32}
 
 
 class CidError(ValueError):
@@ -182,6 +183,8 @@ def hash_digest(mh_code: int, data: bytes | memoryview) -> bytes:
         return hashlib.sha256(data).digest()
     if mh_code == BLAKE2B_256:
         return hashlib.blake2b(data, digest_size=32).digest()
+    if mh_code == SHA2_512:
+        return hashlib.sha512(data).digest()
     if mh_code == IDENTITY:
         if len(data) > MAX_IDENTITY_DIGEST:
             raise CidError(f"identity data of {len(data)} bytes exceeds {MAX_IDENTITY_DIGEST}")

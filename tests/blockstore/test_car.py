@@ -24,7 +24,7 @@ from blockstore.car import (
     encode_section,
     write_car,
 )
-from blockstore.cid import BLAKE2B_256, DAG_CBOR, DAG_PB, IDENTITY, RAW, cid_for, cid_from_str, encode_varint, make_cid
+from blockstore.cid import BLAKE2B_256, SHA2_512, DAG_CBOR, DAG_PB, IDENTITY, RAW, cid_for, cid_from_str, encode_varint, make_cid
 
 FIX = Path("/work/shared/fixtures")
 GOCAR = FIX / "go-car-testdata"
@@ -243,7 +243,7 @@ def test_verification_can_be_switched_off() -> None:
     assert blocks[0].data == b"two"
 
 
-@pytest.mark.parametrize("mh", [BLAKE2B_256, IDENTITY])
+@pytest.mark.parametrize("mh", [BLAKE2B_256, SHA2_512, IDENTITY])
 def test_other_hash_functions_verify(mh: int) -> None:
     blk = b"small"
     cid = cid_for(blk, codec=RAW, mh_code=mh)
@@ -255,8 +255,8 @@ def test_other_hash_functions_verify(mh: int) -> None:
 
 def test_unsupported_multihash_is_rejected() -> None:
     blk = b"x"
-    cid = make_cid(1, RAW, bytes([0x13, 64]) + hashlib.sha512(blk).digest())  # sha2-512
-    with pytest.raises(CarError, match="unsupported multihash function 0x13"):
+    cid = make_cid(1, RAW, bytes([0x16, 32]) + hashlib.sha3_256(blk).digest())  # sha3-256
+    with pytest.raises(CarError, match="unsupported multihash function 0x16"):
         read_all(_car_with_section(encode_section(cid, blk)))
 
 
