@@ -117,8 +117,42 @@ def node_size(node: PBNode) -> int:
     return total
 
 
-def _decode_link(buf: bytes | memoryview, pos: int, end: int) -> PBLink:
+def _decode_link_fast(buf: bytes, pos: int, end: int) -> PBLink | None:
+    """The common layout (CIDv0 Hash, short Name, Tsize below 2**63) without generic parsing; None otherwise."""
+    if end - pos < 38 or buf[pos] != 0x0A or buf[pos + 1] != 34 or buf[pos + 2] != 0x12 or buf[pos + 3] != 0x20:
+        return None
+    h = buf[pos + 2 : pos + 36]
+    p = pos + 36
+    if buf[p] != 0x12:
+        return None
+    n = buf[p + 1]
+    if n >= 0x80:
+        return None
+    p += 2
+    name = buf[p : p + n]
+    p += n
+    if p == end:
+        return PBLink(h, name, None)
+    if p > end or buf[p] != 0x18:
+        return None
+    tsize = 0
+    shift = 0
+    p += 1
+    while p < end and shift < 63:
+        b = buf[p]
+        p += 1
+        tsize |= (b & 0x7F) << shift
+        if b < 0x80:
+            return PBLink(h, name, tsize) if p == end else None
+        shift += 7
+    return None
+
+
+def _decode_link(buf: bytes, pos: int, end: int) -> PBLink:
     """Decode one PBLink occupying ``buf[pos:end]``."""
+    fast = _decode_link_fast(buf, pos, end)
+    if fast is not None:
+        return fast
     h: bytes | None = None
     name: bytes | None = None
     tsize: int | None = None
@@ -171,6 +205,16 @@ def decode_pbnode(data: bytes | bytearray | memoryview) -> PBNode:
     payload: bytes | None = None
     while pos < end:
         start = pos
+        if buf[pos] == 0x12 and pos + 1 < end and buf[pos + 1] < 0x80 and payload is None:
+            # fast path: a link shorter than 128 bytes
+            n = buf[pos + 1]
+            pos += 2
+            if pos + n > end:
+                raise DagPBError(f"PBNode field 2 at offset {start} runs past the end of the block")
+            link = _decode_link_fast(buf, pos, pos + n)
+            links.append(link if link is not None else _decode_link(buf, pos, pos + n))
+            pos += n
+            continue
         key, pos = read_pb_varint(buf, pos, end, "PBNode field key")
         field, wire = key >> 3, key & 7
         if field not in (1, 2):

@@ -111,3 +111,18 @@ def test_encoder_rejects_bad_values() -> None:
 def test_decodes_memoryview_and_bytearray() -> None:
     block = encode_pbnode(PBNode([PBLink(CID_V0, b"x", 1)], b"d"))
     assert decode_pbnode(memoryview(block)) == decode_pbnode(bytearray(block)) == decode_pbnode(block)
+
+
+@pytest.mark.parametrize("name_len", [0, 1, 127, 128, 300])
+@pytest.mark.parametrize("tsize", [None, 0, 127, 128, (1 << 63) - 1, (1 << 63), (1 << 64) - 1])
+def test_long_names_and_big_sizes_round_trip(name_len: int, tsize: int | None) -> None:
+    node = PBNode([PBLink(CID_V0, b"n" * name_len, tsize), PBLink(CID_V1, b"m" * name_len, tsize)], b"\x08\x01")
+    assert decode_pbnode(encode_pbnode(node)) == node
+
+
+def test_truncated_link_inside_fast_path_is_rejected() -> None:
+    body = b"\x0a\x22" + CID_V0 + b"\x12\x05ab"
+    with pytest.raises(DagPBError):
+        decode_pbnode(b"\x12" + encode_varint(len(body)) + body)
+    with pytest.raises(DagPBError, match="runs past the end"):
+        decode_pbnode(b"\x12\x30" + b"\x0a\x22" + CID_V0)
