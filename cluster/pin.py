@@ -122,27 +122,25 @@ class Pin:
             raise PinError(f"pin is not valid DAG-CBOR: {exc}") from None
         if not isinstance(node, dict):
             raise PinError(f"pin must be a map, got {type(node).__name__}")
-        unknown = set(node) - _CBOR_FIELDS
-        if unknown:
-            raise PinError(f"pin has unknown fields {sorted(unknown)}")
-        rmin = _get(node, "rmin", int, -1)
-        return cls(
-            cid=_get(node, "cid", bytes, None),
-            name=_get(node, "name", str, ""),
-            type=_get(node, "type", str, "pin"),
-            max_depth=_get(node, "max_depth", int, -1),
-            replication_factor_min=rmin,
-            replication_factor_max=_get(node, "rmax", int, -1),
-            shard_size=_get(node, "shard_size", int, 0),
-            user_allocations=tuple(_strings(node, "user_allocations")),
-            allocations=tuple(_strings(node, "allocations")),
-            expire_at=_get(node, "expire_at", int, 0),
-            metadata=_get(node, "metadata", dict, {}),
-            origins=tuple(_strings(node, "origins")),
-            reference=_get(node, "reference", bytes, None),
-            timestamp=_get(node, "timestamp", int, 0),
-            pin_update=_get(node, "pin_update", bytes, None),
-        )
+        kwargs: dict[str, Any] = {}
+        for name, value in node.items():
+            spec = _CBOR_FIELDS.get(name)
+            if spec is None:
+                raise PinError(f"pin has unknown field {name!r}")
+            attr, kind = spec
+            if kind is int:
+                if type(value) is not int:
+                    raise PinError(f"pin field {name!r} must be an integer, got {type(value).__name__}")
+            elif kind is tuple:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise PinError(f"pin field {name!r} must be a list of strings")
+                value = tuple(value)
+            elif not isinstance(value, kind):
+                raise PinError(f"pin field {name!r} must be {kind.__name__}, got {type(value).__name__}")
+            kwargs[attr] = value
+        if "cid" not in kwargs:
+            raise PinError("pin has no cid")
+        return cls(**kwargs)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:
@@ -273,39 +271,38 @@ def rfc3339_to_ns(text: str) -> int:
 
 
 # ---------------------------------------------------------------------- helpers
-_CBOR_FIELDS = {
-    "cid", "name", "type", "max_depth", "rmin", "rmax", "shard_size", "user_allocations", "allocations",
-    "expire_at", "metadata", "origins", "reference", "timestamp", "pin_update",
+#: DAG-CBOR field -> (Pin attribute, expected type; tuple = list of strings)
+_CBOR_FIELDS: dict[str, tuple[str, type]] = {
+    "cid": ("cid", bytes),
+    "name": ("name", str),
+    "type": ("type", str),
+    "max_depth": ("max_depth", int),
+    "rmin": ("replication_factor_min", int),
+    "rmax": ("replication_factor_max", int),
+    "shard_size": ("shard_size", int),
+    "user_allocations": ("user_allocations", tuple),
+    "allocations": ("allocations", tuple),
+    "expire_at": ("expire_at", int),
+    "metadata": ("metadata", dict),
+    "origins": ("origins", tuple),
+    "reference": ("reference", bytes),
+    "timestamp": ("timestamp", int),
+    "pin_update": ("pin_update", bytes),
 }
 
 
 def _check_cid(cid: object, what: str) -> None:
     if not isinstance(cid, bytes):
         raise PinError(f"pin {what} must be CID bytes, got {type(cid).__name__}")
+    n = len(cid)
+    if (n == 36 and cid[0] == 1 and cid[1] < 0x80 and cid[2] == 0x12 and cid[3] == 0x20) or (
+        n == 34 and cid[0] == 0x12 and cid[1] == 0x20
+    ):
+        return  # CIDv1 / CIDv0 with sha2-256: the common case, checked without parsing
     try:
         parse_cid(cid)
     except CidError as exc:
         raise PinError(f"pin {what} is not a valid CID: {exc}") from None
-
-
-def _get(node: dict, name: str, kind: type, default: Any) -> Any:
-    if name not in node:
-        if default is None and name == "cid":
-            raise PinError("pin has no cid")
-        return default
-    value = node[name]
-    if kind is int and type(value) is not int:
-        raise PinError(f"pin field {name!r} must be an integer, got {type(value).__name__}")
-    if not isinstance(value, kind):
-        raise PinError(f"pin field {name!r} must be {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _strings(node: dict, name: str) -> list[str]:
-    value = _get(node, name, list, [])
-    if not all(isinstance(v, str) for v in value):
-        raise PinError(f"pin field {name!r} must be a list of strings")
-    return value
 
 
 def _json_cid(text: object, what: str) -> bytes:

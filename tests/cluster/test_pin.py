@@ -103,7 +103,7 @@ def test_invalid_pins_rejected(kwargs: dict, message: str) -> None:
         (b"\xff", "not valid DAG-CBOR"),
         (dag_cbor.encode([1]), "must be a map"),
         (dag_cbor.encode({"name": "x"}), "no cid"),
-        (dag_cbor.encode({"cid": CID, "bogus": 1}), "unknown fields"),
+        (dag_cbor.encode({"cid": CID, "bogus": 1}), "unknown field"),
         (dag_cbor.encode({"cid": CID, "max_depth": "1"}), "must be an integer"),
         (dag_cbor.encode({"cid": CID, "allocations": [1]}), "list of strings"),
     ],
