@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from blockstore.cid import DAG_CBOR, HashMismatch, cid_for
+from blockstore.cid import DAG_CBOR, HashMismatch, cid_for, multihash_of
 from cluster.crdt import DELETE, PUT, Change, DeltaError, MissingBlock, QueueFull, decode_delta
 from cluster.crdt.delta import Delta
 
@@ -257,3 +257,21 @@ def test_received_delta_with_own_tombstoned_element(peers) -> None:
     b.replica.receive(cid2, "a", blocks.get)
     assert len(b.replica.set) == 0 and b.replica.set.is_tombstoned(key(1), cid1)
     assert b.replica.heads() == [(cid2, 2)]
+
+
+def test_garbage_collection_keeps_crdt_blocks(peers) -> None:
+    """The lead's GC, given block_cids() as extra roots, removes other blocks only."""
+    from blockstore.links import iter_links
+    from blockstore.pins import Pins, collect_garbage
+
+    a = peers("a")
+    for i in range(5):
+        a.replica.put(key(i), b"v")
+    root = a.replica.create_snapshot()
+    stray = cid_for(b"unpinned content")
+    a.blocks.put(stray, b"unpinned content")
+    removed = list(collect_garbage(a.blocks, Pins(a.db), iter_links, extra_roots=a.replica.block_cids()))
+    assert removed == [multihash_of(stray)]
+    assert all(a.blocks.has(c) for c in a.replica.block_cids()) and a.blocks.has(root)
+    a.reopen()
+    assert len(a.replica.set) == 5
