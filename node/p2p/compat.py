@@ -20,6 +20,10 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    uses a 1 s heartbeat and no spam protection, and ``install()`` raises the
    32-entry per-peer outbound queue and per-subscription channel to
    ``PUBSUB_QUEUE_SIZE`` so bursts are not dropped silently.
+6. **auto-connector**: the swarm dials peerstore peers until it holds 150
+   connections; ``disable_auto_connector(host)`` turns that off.
+7. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
+   seen-messages cache and never stops it; ``close_pubsub`` does.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ import os
 import struct
 
 from Crypto.Cipher import Salsa20
-from libp2p.abc import IRawConnection
+from libp2p.abc import IHost, IRawConnection
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -198,8 +203,29 @@ def install() -> None:
 
 
 def connection_config() -> ConnectionConfig:
-    """Connection settings without the 250 ms dial delay (one connection per peer)."""
+    """Connection settings without the 250 ms dial delay (one connection per peer).
+
+    """
     return ConnectionConfig(max_connections_per_peer=1)
+
+
+async def _no_auto_dial() -> None:
+    """Stands in for ``AutoConnector.maybe_connect``: Pinion dials only whom it decides to."""
+
+
+def disable_auto_connector(host: IHost) -> None:
+    """Stop the swarm from dialling every peerstore peer to reach its connection target.
+
+    Upstream's auto-connector aims at the middle of [low, high] watermarks
+    (150 connections even with ``low_watermark=0``), so no ConnectionConfig turns
+    it off. Pinion redials the peers of its peer book itself.
+    """
+    host.get_network().auto_connector.maybe_connect = _no_auto_dial  # type: ignore[attr-defined, method-assign]
+
+
+def close_pubsub(pubsub: Pubsub) -> None:
+    """Stop the sweeper thread of pubsub's seen-messages cache (upstream never stops it)."""
+    pubsub.seen_messages.stop()
 
 
 def security_options(keypair: KeyPair) -> dict[TProtocol, NoiseTransport]:

@@ -23,6 +23,7 @@ from typing import Any
 import multiaddr
 import trio
 from libp2p import new_host
+from multiformats import multihash
 from libp2p.abc import IHost, INetStream, ISubscriptionAPI
 from libp2p.crypto.keys import KeyPair
 from libp2p.custom_types import TProtocol
@@ -73,9 +74,11 @@ def _parse_peer_id(peer: str | ID) -> ID:
     if isinstance(peer, ID):
         return peer
     try:
-        return ID.from_base58(peer)
+        pid = ID.from_base58(peer)
+        multihash.unwrap(pid.to_bytes())
     except Exception:
         raise P2PError(f"invalid peer ID {peer!r}") from None
+    return pid
 
 
 class HostHandle:
@@ -133,6 +136,7 @@ class HostHandle:
             enable_mDNS=False,
             enable_upnp=False,
         )
+        compat.disable_auto_connector(host)
         self.host = host
         for proto, handler in self._handlers.items():
             host.set_stream_handler(TProtocol(proto), handler)
@@ -141,10 +145,13 @@ class HostHandle:
                 if self._want_pubsub:
                     router = compat.gossipsub_router()
                     pubsub = Pubsub(host, router, strict_signing=True)
-                    async with background_trio_service(pubsub), background_trio_service(router):
-                        await pubsub.wait_until_ready()
-                        self.pubsub = pubsub
-                        await self._running(task_status)
+                    try:
+                        async with background_trio_service(pubsub), background_trio_service(router):
+                            await pubsub.wait_until_ready()
+                            self.pubsub = pubsub
+                            await self._running(task_status)
+                    finally:
+                        compat.close_pubsub(pubsub)
                 else:
                     await self._running(task_status)
         finally:

@@ -1,0 +1,249 @@
+"""``P2PService``: the asyncio face of Pinion's libp2p side (the only object the daemon calls).
+
+It owns the bridge's trio thread and both hosts. Every method is an asyncio
+coroutine (or plain function); none of them exposes a trio object. Code that
+must run on the libp2p side (bitswap's stream handlers) gets the trio-side
+``HostHandle`` through ``service.swarm`` / ``service.cluster`` and runs with
+``await service.run_in_libp2p(fn, *args)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import plyvel
+import trio
+from libp2p.peer.id import ID
+
+from .bridge import TrioThread
+from .hosts import AGENT_VERSION, DEFAULT_CLUSTER_ADDR, DEFAULT_SWARM_ADDR, HostHandle, P2PError
+from .identity import load_keypair
+from .peerstore import PeerBook
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SUBSCRIPTION_QUEUE_SIZE = 1024  #: messages held per asyncio subscription before the oldest is dropped
+
+
+@dataclass
+class P2PSettings:
+    """What the hosts need from the config (see ``from_config``)."""
+
+    swarm_privkey: str
+    swarm_addrs: Sequence[str] = (DEFAULT_SWARM_ADDR,)
+    cluster_privkey: str | None = None
+    cluster_secret: str | None = None
+    cluster_addrs: Sequence[str] = (DEFAULT_CLUSTER_ADDR,)
+    cluster_bootstrap: Sequence[str] = field(default_factory=tuple)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "P2PSettings":
+        """Settings from a Pinion config dict (``Identity``, ``Addresses``, ``Cluster``)."""
+        cluster = cfg.get("Cluster", {})
+        return cls(
+            swarm_privkey=cfg["Identity"]["PrivKey"],
+            swarm_addrs=tuple(cfg["Addresses"]["Swarm"]),
+            cluster_privkey=cluster.get("PrivKey") or None,
+            cluster_secret=cluster.get("Secret") or None,
+            cluster_addrs=tuple(cfg["Addresses"].get("Cluster", [DEFAULT_CLUSTER_ADDR])),
+            cluster_bootstrap=tuple(cluster.get("Bootstrap", ())),
+        )
+
+
+class Subscription:
+    """Messages of one cluster pubsub topic, delivered on asyncio.
+
+    ``await sub.get()`` returns ``(sender peer ID, data)``. When the consumer
+    falls ``SUBSCRIPTION_QUEUE_SIZE`` messages behind, the oldest are dropped
+    and counted in ``dropped``.
+    """
+
+    def __init__(self, topic: str, maxsize: int) -> None:
+        self.topic = topic
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize)
+        self.dropped = 0
+        self._cancel: Callable[[], None] | None = None
+
+    def _deliver(self, item: tuple[str, bytes]) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(item)
+
+    async def get(self) -> tuple[str, bytes]:
+        """The next (sender peer ID, data)."""
+        return await self.queue.get()
+
+
+class P2PService:
+    """Both libp2p hosts behind the asyncio/trio bridge."""
+
+    def __init__(self, settings: P2PSettings, db: plyvel.DB | None = None) -> None:
+        self.settings = settings
+        self.bridge = TrioThread()
+        self.swarm = HostHandle(
+            "swarm",
+            load_keypair(settings.swarm_privkey),
+            settings.swarm_addrs,
+            peer_book=PeerBook(db, "swarm") if db is not None else None,
+        )
+        self.cluster: HostHandle | None = None
+        if settings.cluster_secret is not None:
+            if not settings.cluster_privkey:
+                raise P2PError("the cluster host needs Cluster.PrivKey")
+            self.cluster = HostHandle(
+                "cluster",
+                load_keypair(settings.cluster_privkey),
+                settings.cluster_addrs,
+                psk=settings.cluster_secret,
+                pubsub=True,
+                peer_book=PeerBook(db, "cluster") if db is not None else None,
+            )
+        self._subscriptions: list[Subscription] = []
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the trio thread and both hosts; returns once they listen."""
+        self.bridge.start(asyncio.get_running_loop())
+        try:
+            await self.bridge.run(self._start_hosts)
+        except BaseException:
+            await self.bridge.aclose()
+            raise
+        for addr in self.settings.cluster_bootstrap:
+            self.bridge.start_soon(self._bootstrap_one, addr)
+
+    async def _start_hosts(self) -> None:
+        await self.bridge.start_service(self.swarm.serve)
+        if self.cluster is not None:
+            await self.bridge.start_service(self.cluster.serve)
+
+    async def _bootstrap_one(self, addr: str) -> None:
+        assert self.cluster is not None
+        try:
+            await self.cluster.connect(addr)
+        except P2PError as exc:
+            log.warning("cluster bootstrap %s: %s", addr, exc)
+
+    async def stop(self) -> None:
+        """Stop both hosts and the trio thread (idempotent)."""
+        if self.bridge.running:
+            try:
+                await self.bridge.run(self._stop_hosts)
+            except Exception:
+                log.exception("stopping the libp2p hosts failed")
+        await self.bridge.aclose()
+
+    async def _stop_hosts(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
+        await self.swarm.stop()
+
+    async def __aenter__(self) -> "P2PService":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def run_in_libp2p(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a trio coroutine function on the libp2p side; for code built on ``HostHandle``."""
+        return await self.bridge.run(async_fn, *args)
+
+    # -- swarm: what `pinion id` / `swarm connect|peers` need -------------
+
+    def _handle(self, which: str) -> HostHandle:
+        if which == "swarm":
+            return self.swarm
+        if which == "cluster" and self.cluster is not None:
+            return self.cluster
+        raise P2PError(f"no {which} host")
+
+    async def id(self, which: str = "swarm") -> dict[str, Any]:
+        """kubo-shaped identity: ID, PublicKey (base64 protobuf), Addresses, AgentVersion, Protocols."""
+        handle = self._handle(which)
+
+        async def collect() -> tuple[list[str], list[str]]:
+            return handle.listen_addrs(), handle.protocols()
+
+        addrs, protocols = await self.bridge.run(collect)
+        return {
+            "ID": handle.peer_id,
+            "PublicKey": base64.b64encode(handle.keypair.public_key.serialize()).decode(),
+            "Addresses": addrs,
+            "AgentVersion": AGENT_VERSION,
+            "Protocols": protocols,
+        }
+
+    async def connect(self, addr: str, which: str = "swarm") -> str:
+        """Dial ``/…/p2p/<id>`` on a host; returns the peer ID; raises P2PError."""
+        return await self.bridge.run(self._handle(which).connect, addr)
+
+    async def peers(self, which: str = "swarm") -> list[dict[str, str]]:
+        """Connected peers: ``[{"Peer": id, "Addr": multiaddr}]``."""
+        handle = self._handle(which)
+
+        async def collect() -> list[tuple[str, str]]:
+            return handle.peers()
+
+        return [{"Peer": p, "Addr": a} for p, a in await self.bridge.run(collect)]
+
+    async def disconnect(self, peer: str, which: str = "swarm") -> None:
+        """Close our connections to ``peer``."""
+        await self.bridge.run(self._handle(which).disconnect, peer)
+
+    async def ping(self, peer: str, which: str = "swarm") -> float:
+        """One libp2p ping round trip to a connected peer, in seconds."""
+        return await self.bridge.run(self._handle(which).ping, peer)
+
+    # -- cluster pubsub ----------------------------------------------------
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Publish on the cluster host's gossipsub ``topic``."""
+        await self.bridge.run(self._handle("cluster").publish, topic, data)
+
+    async def subscribe(self, topic: str, maxsize: int = SUBSCRIPTION_QUEUE_SIZE) -> Subscription:
+        """Join a cluster gossipsub topic; messages arrive on the returned ``Subscription``."""
+        handle = self._handle("cluster")
+        sub = Subscription(topic, maxsize)
+        ready = asyncio.get_running_loop().create_future()
+
+        async def pump() -> None:
+            trio_sub = await handle.subscribe(topic)
+            self.bridge.call_soon_asyncio(ready.set_result, None)
+            while True:
+                msg = await trio_sub.get()
+                sender = ""
+                if msg.from_id:
+                    try:
+                        sender = ID(msg.from_id).to_base58()
+                    except Exception:
+                        sender = ""
+                self.bridge.call_soon_asyncio(sub._deliver, (sender, bytes(msg.data)))
+
+        async def guarded_pump() -> None:
+            try:
+                await pump()
+            except trio.Cancelled:
+                raise
+            except Exception as exc:
+                if not ready.done():
+                    self.bridge.call_soon_asyncio(_fail, exc)
+                raise
+
+        def _fail(exc: BaseException) -> None:
+            if not ready.done():
+                ready.set_exception(exc)
+
+        self.bridge.start_soon(guarded_pump, name=f"pubsub:{topic}")
+        await ready
+        self._subscriptions.append(sub)
+        return sub

@@ -1,0 +1,217 @@
+"""Two real hosts on loopback, driven from trio: connect, identify, ping, streams, pnet, gossipsub."""
+
+from __future__ import annotations
+
+import trio
+import pytest
+
+from node.p2p.hosts import HostHandle, P2PError, parse_peer_multiaddr
+from node.p2p.peerstore import PeerBook
+
+from .conftest import new_host, new_secret
+
+ECHO = "/pinion/test-echo/1.0.0"
+
+
+async def _echo(stream) -> None:
+    try:
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                break
+            await stream.write(data)
+    except EOFError:
+        pass
+    finally:
+        await stream.close()
+
+
+async def _read_exactly(stream, n: int) -> bytes:
+    got = b""
+    while len(got) < n:
+        chunk = await stream.read(n - len(got))
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def run(fn, *hosts: HostHandle, timeout: float = 30) -> None:
+    """Start ``hosts`` in a nursery, run ``fn()``, stop them all."""
+
+    async def main() -> None:
+        with trio.fail_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for h in hosts:
+                    await nursery.start(h.serve)
+                try:
+                    await fn()
+                finally:
+                    for h in hosts:
+                        await h.stop()
+
+    trio.run(main)
+
+
+def test_swarm_hosts_connect_identify_ping_and_stream() -> None:
+    a, b = new_host(), new_host()
+    a.set_stream_handler(ECHO, _echo)  # before start
+
+    async def body() -> None:
+        addr = a.listen_addrs()[0]
+        assert addr.startswith("/ip4/127.0.0.1/tcp/") and addr.endswith("/p2p/" + a.peer_id)
+        assert await b.connect(addr) == a.peer_id
+        assert [p for p, _ in b.peers()] == [a.peer_id]
+        assert b.peers()[0][1] == addr.split("/p2p/")[0]
+        assert [p for p, _ in a.peers()] == [b.peer_id]
+        # identify: b learns every protocol a serves, including ones set after start
+        a.set_stream_handler("/pinion/late/1.0.0", _echo)
+        assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO, "/pinion/late/1.0.0"} <= set(a.protocols())
+        with trio.fail_after(5):
+            while ECHO not in b.peer_protocols(a.peer_id):
+                await trio.sleep(0.02)
+        assert "/ipfs/ping/1.0.0" in b.peer_protocols(a.peer_id)
+        assert "/plaintext/2.0.0" not in a.protocols()
+        assert await b.ping(a.peer_id) > 0
+        stream = await b.new_stream(a.peer_id, [ECHO])
+        payload = bytes(range(256)) * 1000
+        await stream.write(payload)
+        assert await _read_exactly(stream, len(payload)) == payload
+        await stream.close()
+        with pytest.raises(P2PError):
+            await b.new_stream(a.peer_id, ["/pinion/nobody-serves-this/1.0.0"])
+
+    run(body, a, b)
+
+
+def test_bad_multiaddrs_and_self_dial_are_refused() -> None:
+    for bad, msg in [
+        ("not a multiaddr", "invalid multiaddr"),
+        ("/ip4/127.0.0.1/tcp/4001", "no /p2p/"),
+    ]:
+        with pytest.raises(P2PError, match=msg):
+            parse_peer_multiaddr(bad)
+    a = new_host()
+
+    async def body() -> None:
+        with pytest.raises(P2PError, match="ourselves"):
+            await a.connect(a.listen_addrs()[0])
+        with pytest.raises(P2PError, match="invalid peer ID"):
+            await a.new_stream("nope", [ECHO])
+
+    run(body, a)
+
+
+def test_connect_to_closed_port_fails_cleanly() -> None:
+    a, b = new_host(), new_host()
+    dead_addr: list[str] = []
+
+    async def first() -> None:
+        dead_addr.append(b.listen_addrs()[0])
+
+    run(first, b)  # b stops: its port is closed
+
+    async def body() -> None:
+        with pytest.raises(P2PError):
+            await a.connect(dead_addr[0], timeout=5)
+        assert a.peers() == []
+
+    run(body, a)
+
+
+def test_cluster_hosts_with_same_secret_exchange_gossipsub() -> None:
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    b = new_host("cluster", psk=secret, pubsub=True)
+    c = new_host("cluster", psk=secret, pubsub=True)
+
+    async def body() -> None:
+        await b.connect(a.listen_addrs()[0])
+        await c.connect(b.listen_addrs()[0])  # a line: a - b - c
+        subs = {h.peer_id: await h.subscribe("pinion-test") for h in (a, b, c)}
+        with trio.fail_after(10):
+            while not (b.topic_peers("pinion-test") and len(b.topic_peers("pinion-test")) == 2 and c.topic_peers("pinion-test")):
+                await trio.sleep(0.05)
+            await trio.sleep(1.2)  # one heartbeat builds the mesh
+        # a burst well above upstream's 10 msgs/s spam limit and its 32-entry queues
+        n = 100
+        for i in range(n):
+            await a.publish("pinion-test", b"msg-%d" % i)
+        for h in (b, c):
+            got = []
+            with trio.fail_after(15):
+                while len(got) < n:
+                    m = await subs[h.peer_id].get()
+                    got.append(m.data)
+            assert got == [b"msg-%d" % i for i in range(n)] or sorted(got) == sorted(b"msg-%d" % i for i in range(n))
+        with pytest.raises(P2PError, match="bytes"):
+            await a.publish("pinion-test", "text")  # type: ignore[arg-type]
+
+    run(body, a, b, c, timeout=60)
+
+
+def test_private_network_refuses_wrong_or_missing_secret() -> None:
+    secret = new_secret()
+    a = new_host("cluster", psk=secret)
+    wrong = new_host("cluster", psk=new_secret())
+    public = new_host("swarm")
+
+    async def body() -> None:
+        target = a.listen_addrs()[0]
+        for outsider in (wrong, public):
+            with pytest.raises(P2PError):
+                await outsider.connect(target, timeout=2)
+            assert outsider.peers() == []
+        # and the private host cannot dial a public one either
+        with pytest.raises(P2PError):
+            await a.connect(public.listen_addrs()[0], timeout=2)
+        assert a.peers() == []
+
+    run(body, a, wrong, public, timeout=60)
+
+
+def test_malformed_secrets_are_refused() -> None:
+    for bad in ["", "00" * 31, "zz" * 32, "00" * 33]:
+        with pytest.raises(ValueError, match="private-network key"):
+            new_host("cluster", psk=bad)
+
+
+def test_peers_remembered_and_redialled_after_restart(tmp_path) -> None:
+    import plyvel
+
+    db = plyvel.DB(str(tmp_path / "db"), create_if_missing=True)
+    try:
+        a = new_host()
+        b = new_host(peer_book=PeerBook(db, "swarm"))
+        a_addr: list[str] = []
+
+        async def first() -> None:
+            a_addr.append(a.listen_addrs()[0])
+            await b.connect(a_addr[0])
+
+        run(first, a, b)
+        assert PeerBook(db, "swarm").known() == {a.peer_id: [a_addr[0].split("/p2p/")[0]]}
+
+        # a comes back on the same port; a new b with the same book reconnects on start
+        port = a_addr[0].split("/tcp/")[1].split("/")[0]
+        a2 = HostHandle("swarm", a.keypair, [f"/ip4/127.0.0.1/tcp/{port}"])
+        b2 = HostHandle("swarm", b.keypair, ["/ip4/127.0.0.1/tcp/0"], peer_book=PeerBook(db, "swarm"))
+
+        async def second() -> None:
+            with trio.fail_after(10):
+                while [p for p, _ in b2.peers()] != [a.peer_id]:
+                    await trio.sleep(0.05)
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(a2.serve)
+                await nursery.start(b2.serve)
+                try:
+                    await second()
+                finally:
+                    await b2.stop()
+                    await a2.stop()
+
+        trio.run(main)
+    finally:
+        db.close()
