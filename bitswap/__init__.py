@@ -1,1 +1,45 @@
-"""Pinion bitswap layer."""
+"""Pinion bitswap: blocks on the wire (bitswap 1.2.0, 1.1.0, 1.0.0 and legacy ``/ipfs/bitswap``).
+
+Public API (all in the trio thread that runs the libp2p host)::
+
+    from bitswap import Bitswap, BitswapConfig, BlockNotFound, fetch_dag, FetchError
+
+    bs = Bitswap(host, store)            # host: a running py-libp2p host; store: blockstore.store.BlockStore
+    async with trio.open_nursery() as n:
+        await n.start(bs.run)            # registers the protocol handlers; runs until cancelled
+        data = await bs.get_block(cid, timeout=30)          # bytes; raises BlockNotFound
+        found = await bs.get_blocks([cid1, cid2], timeout=30)  # {cid: bytes} of those that arrived
+        result = await fetch_dag(bs, root, concurrency=64, max_depth=None,
+                                 block_timeout=60, progress=lambda blocks, nbytes: ...)
+        bs.notify_new_blocks([cid, ...])  # after storing blocks by other means (import, CAR, RPC)
+        bs.stats()                        # dict: blocks_sent, bytes_sent, blocks_received, bytes_received,
+                                          # wantlist_size, peers, duplicate/unwanted/invalid blocks, ...
+
+CIDs are binary (``blockstore.cid``). Every received block is verified (its
+CID derived from the hash of its bytes must be wanted) before it is stored;
+unrequested blocks are ignored. Serving needs nothing more than a running
+``Bitswap``: any peer's wants are answered from the store, on a stream we
+open to that peer (which is what go and js peers read).
+
+Modules: ``message`` (protobuf codec, limits), ``engine`` (server core,
+sans-I/O), ``client`` (want manager core, sans-I/O), ``network`` (stream
+adapter, framing), ``bitswap`` (the service), ``fetcher`` (DAG fetcher).
+"""
+
+from .bitswap import Bitswap, BitswapConfig, BlockNotFound
+from .fetcher import FetchError, FetchResult, fetch_dag
+from .message import MAX_BLOCK_SIZE, MAX_MESSAGE_SIZE, MessageError
+from .network import PROTOCOLS
+
+__all__ = [
+    "Bitswap",
+    "BitswapConfig",
+    "BlockNotFound",
+    "FetchError",
+    "FetchResult",
+    "fetch_dag",
+    "MessageError",
+    "MAX_BLOCK_SIZE",
+    "MAX_MESSAGE_SIZE",
+    "PROTOCOLS",
+]
