@@ -3,7 +3,9 @@
 Every chunk is exactly N bytes except the last, which is shorter (never
 empty). A stream is read one chunk at a time, so memory stays bounded by
 the chunk size whatever the stream's length. Streams that return short
-reads (pipes, sockets, HTTP bodies) are handled.
+reads (pipes, sockets, HTTP bodies) are handled. Each chunk is the bytes
+object ``read(n)`` returned (a full read costs no extra copy: the block
+store keeps that object), so no intermediate buffer is needed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class ChunkerError(ValueError):
 class Readable(Protocol):
     """Anything with a binary ``read(n)`` method."""
 
-    def read(self, n: int = -1, /) -> bytes: ...
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes; empty at end of stream."""
 
 
 def parse_chunker(spec: str | None) -> int:

@@ -69,7 +69,8 @@ class ImporterError(ValueError):
 class BlockSink(Protocol):
     """Where the importer writes blocks (a BlockStore, or anything with ``put_many``)."""
 
-    def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = ...) -> Any: ...
+    def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = ...) -> Any:
+        """Store a batch of (cid, data) blocks the importer has just hashed."""
 
 
 @dataclass(frozen=True)
