@@ -1,0 +1,209 @@
+"""py-libp2p 0.8.1 fixes: each fix works, and each upstream defect it patches is still there.
+
+The ``test_upstream_*`` tests assert the defect in the *unpatched* upstream code.
+When one fails, upstream changed: re-measure, and drop our fix if it is no longer needed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import os
+
+import nacl.bindings
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.p2p import compat
+
+# NaCl's published XSalsa20 vectors (tests core1, core2, stream3 of the NaCl distribution)
+SHARED = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+FIRSTKEY = bytes.fromhex("1b27556473e985d462cd51197a9a46c76009549eac6474f206c4ee0844f68389")
+SECONDKEY = bytes.fromhex("dc908dda0b9344a953629b733820778880f3ceb421bb61b91cbd4c3e66256ce4")
+NONCE = bytes.fromhex("69696ee955b62b73cd62bda875fc73d68219e0036b7a0b37")
+STREAM3 = bytes.fromhex("eea6a7251c1e72916d11c2cb214d3c252539121d8e234e652d651fa4c8cff880")
+
+
+def test_libp2p_is_pinned_to_the_version_the_fixes_target() -> None:
+    assert importlib.metadata.version("libp2p") == "0.8.1"
+
+
+# -- pnet: XSalsa20 ------------------------------------------------------------
+
+
+def test_hsalsa20_nacl_vectors() -> None:
+    assert compat.hsalsa20(SHARED, bytes(16)) == FIRSTKEY
+    assert compat.hsalsa20(FIRSTKEY, NONCE[:16]) == SECONDKEY
+
+
+def test_xsalsa20_nacl_stream_vector() -> None:
+    assert compat.xsalsa20_cipher(FIRSTKEY, NONCE).encrypt(bytes(32)) == STREAM3
+
+
+@settings(max_examples=50, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32), nonce=st.binary(min_size=24, max_size=24), msg=st.binary(max_size=300))
+def test_xsalsa20_matches_libsodium_secretbox_keystream(key: bytes, nonce: bytes, msg: bytes) -> None:
+    # secretbox = Poly1305 tag || msg XOR XSalsa20(key, nonce)[32:]; the tag is 16 bytes
+    boxed = nacl.bindings.crypto_secretbox(msg, nonce, key)
+    stream = compat.xsalsa20_cipher(key, nonce).encrypt(bytes(32 + len(msg)))
+    assert boxed[16:] == bytes(a ^ b for a, b in zip(msg, stream[32:]))
+
+
+class _Pipe:
+    """One direction of an in-memory raw connection, delivering in small pieces."""
+
+    def __init__(self) -> None:
+        self.send, self.recv = trio.open_memory_channel[bytes](100)
+        self.buf = b""
+        self.written: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.written.append(data)
+        for i in range(0, len(data), 5):  # the reader sees 5-byte pieces
+            await self.send.send(data[i : i + 5])
+
+    async def read(self, n: int | None = None) -> bytes:
+        if not self.buf:
+            self.buf = await self.recv.receive()
+        n = len(self.buf) if n is None else n
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def test_xsalsa_psk_conn_round_trip_with_24_byte_nonce_in_pieces() -> None:
+    psk = os.urandom(32)
+
+    async def main() -> None:
+        wire = _Pipe()
+        writer = compat.XSalsaPskConn(wire, psk)  # type: ignore[arg-type]
+        reader = compat.XSalsaPskConn(wire, psk)  # type: ignore[arg-type]
+        await writer.write(b"hello ")
+        await writer.write(b"private network")
+        first = wire.written[0]
+        assert len(first) == 24 + 6
+        nonce = first[:24]
+        assert first[24:] == compat.xsalsa20_cipher(psk, nonce).encrypt(b"hello ")
+        got = b""
+        while len(got) < 21:
+            got += await reader.read(100)
+        assert got == b"hello private network"
+
+    trio.run(main)
+
+
+def test_xsalsa_psk_conn_reports_truncated_nonce() -> None:
+    async def main() -> None:
+        wire = _Pipe()
+        reader = compat.XSalsaPskConn(wire, os.urandom(32))  # type: ignore[arg-type]
+        await wire.send.send(b"123")
+        await wire.send.send(b"")
+        with pytest.raises(compat.PnetError, match="3 of 24"):
+            await reader.read(10)
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("bad", ["", "ab" * 31, "xy" * 32, "ab" * 33, b"short", 42])
+def test_parse_psk_refuses_malformed_keys(bad: object) -> None:
+    with pytest.raises(compat.PnetError, match="private-network key"):
+        compat.parse_psk(bad)  # type: ignore[arg-type]
+
+
+def test_parse_psk_accepts_hex_and_bytes() -> None:
+    assert compat.parse_psk("AB" * 32) == b"\xab" * 32
+    assert compat.parse_psk(b"\x01" * 32) == b"\x01" * 32
+
+
+def test_install_routes_the_swarm_to_our_pnet() -> None:
+    import libp2p.network.swarm as swarm_mod
+
+    compat.install()
+    compat.install()  # idempotent
+    assert swarm_mod.new_protected_conn is compat.new_xsalsa_protected_conn
+
+
+def test_upstream_pnet_still_uses_8_byte_nonce() -> None:
+    from libp2p.security.pnet.psk_conn import PskConn
+
+    async def main() -> None:
+        wire = _Pipe()
+        conn = PskConn(wire, "ab" * 32)  # type: ignore[arg-type]
+        await conn.write(b"x")
+        assert len(wire.written[0]) == 8  # spec: 24 (XSalsa20)
+
+    trio.run(main)
+
+
+# -- connection config, security, muxer -----------------------------------------
+
+
+def test_upstream_dial_still_waits_happy_eyeballs_below_3_connections() -> None:
+    import libp2p.network.swarm as swarm_mod
+    from libp2p.network.config import ConnectionConfig
+
+    assert swarm_mod._HAPPY_EYEBALLS_DELAY >= 0.2
+    assert ConnectionConfig().max_connections_per_peer == 3
+    assert compat.connection_config().max_connections_per_peer == 1
+
+
+def test_upstream_default_security_still_includes_plaintext() -> None:
+    import libp2p
+
+    src = inspect.getsource(libp2p.new_swarm)
+    assert "PLAINTEXT_PROTOCOL_ID" in src and "secio" in src
+
+
+def test_our_security_and_muxer_options_are_noise_and_yamux_only() -> None:
+    from node.p2p.identity import generate_identity, load_keypair
+
+    sec = compat.security_options(load_keypair(generate_identity()[1]))
+    assert list(sec) == ["/noise"]
+    assert list(compat.muxer_options()) == ["/yamux/1.0.0"]
+
+
+# -- gossipsub and pubsub ---------------------------------------------------------
+
+
+def test_upstream_gossipsub_defaults_still_drop_traffic() -> None:
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    params = inspect.signature(GossipSub.__init__).parameters
+    assert params["heartbeat_interval"].default == 120
+    assert params["spam_protection_enabled"].default is True
+    assert params["max_messages_per_topic_per_second"].default == 10.0
+
+
+def test_our_gossipsub_router_keeps_traffic() -> None:
+    router = compat.gossipsub_router()
+    assert router.heartbeat_interval == compat.GOSSIPSUB_HEARTBEAT_S
+    assert not router.spam_protection_enabled
+    assert [str(p) for p in router.protocols] == list(compat.GOSSIPSUB_PROTOCOLS)
+
+
+def test_upstream_pubsub_queues_are_still_32_and_we_raise_them() -> None:
+    import libp2p.pubsub.pubsub as pubsub_mod
+    from libp2p.pubsub import rpc_queue
+
+    assert rpc_queue.OutBoundQueueSize == 32
+    assert "RpcQueue()" in inspect.getsource(pubsub_mod.Pubsub)
+    compat.install()
+    assert pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE == compat.PUBSUB_QUEUE_SIZE
+    assert pubsub_mod.RpcQueue()._queue.max_size == compat.PUBSUB_QUEUE_SIZE
+
+
+def test_upstream_pubsub_seen_cache_thread_is_never_stopped() -> None:
+    import libp2p.pubsub.pubsub as pubsub_mod
+
+    src = inspect.getsource(pubsub_mod.Pubsub)
+    assert "LastSeenCache(" in src and "seen_messages.stop()" not in src
+
+
+def test_upstream_auto_connector_targets_150_even_with_zero_low_watermark() -> None:
+    from libp2p.network.auto_connector import AutoConnector
+    from libp2p.network.config import ConnectionConfig
+
+    src = inspect.getsource(AutoConnector.maybe_connect)
+    assert "(low_watermark + high_watermark) / 2" in src
+    assert ConnectionConfig().high_watermark >= 300
