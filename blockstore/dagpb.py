@@ -6,7 +6,9 @@ encoder never reorders links: directory builders sort them before encoding.
 
 Decoding is strict, as the IPLD dag-pb spec asks: unknown fields, wrong wire
 types, a duplicated Data or link field, link fields out of order and links
-without a Hash are all rejected with a :class:`DagPBError`.
+without a Hash are all rejected with a :class:`DagPBError`. Both node layouts
+found in existing data are accepted (Links then Data, and Data then Links,
+ipfs/specs#531), but Links split around Data are rejected.
 """
 
 from __future__ import annotations
@@ -203,9 +205,10 @@ def decode_pbnode(data: bytes | bytearray | memoryview) -> PBNode:
     end = len(buf)
     links: list[PBLink] = []
     payload: bytes | None = None
+    links_before_data = False
     while pos < end:
         start = pos
-        if buf[pos] == 0x12 and pos + 1 < end and buf[pos + 1] < 0x80 and payload is None:
+        if buf[pos] == 0x12 and pos + 1 < end and buf[pos + 1] < 0x80 and not links_before_data:
             # fast path: a link shorter than 128 bytes
             n = buf[pos + 1]
             pos += 2
@@ -228,9 +231,10 @@ def decode_pbnode(data: bytes | bytearray | memoryview) -> PBNode:
             if payload is not None:
                 raise DagPBError(f"duplicate PBNode Data at offset {start}")
             payload = buf[pos : pos + n]
+            links_before_data = bool(links)
         else:
-            if payload is not None:
-                raise DagPBError(f"PBNode Links at offset {start} after Data")
+            if links_before_data:
+                raise DagPBError(f"PBNode Links at offset {start} interleaved with Data (Links, Data, Links)")
             links.append(_decode_link(buf, pos, pos + n))
         pos += n
     return PBNode(links, payload)

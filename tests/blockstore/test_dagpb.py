@@ -56,7 +56,9 @@ def test_random_bytes_decode_or_raise_dagpb_error(data: bytes) -> None:
         node = decode_pbnode(data)
     except DagPBError:
         return
-    assert encode_pbnode(node) == data
+    assert decode_pbnode(encode_pbnode(node)) == node
+    if node.data is None or data.endswith(b"\x0a" + encode_varint(len(node.data)) + node.data):
+        assert encode_pbnode(node) == data
 
 
 def _link_body(*fields: bytes) -> bytes:
@@ -73,7 +75,7 @@ HASH_FIELD = b"\x0a\x22" + CID_V0
         (b"\x1a\x00", "unknown PBNode field 3"),
         (b"\x08\x01", "wire type 0"),
         (b"\x0a\x00\x0a\x00", "duplicate PBNode Data"),
-        (b"\x0a\x00" + _link_body(HASH_FIELD), "Links at offset 2 after Data"),
+        (_link_body(HASH_FIELD) + b"\x0a\x00" + _link_body(HASH_FIELD), "interleaved with Data"),
         (_link_body(b"\x12\x00"), "without Hash"),
         (_link_body(b"\x12\x00", HASH_FIELD), "out-of-order PBLink field 1"),
         (_link_body(HASH_FIELD, b"\x18\x01\x12\x00"), "out-of-order PBLink field 2"),
@@ -126,3 +128,9 @@ def test_truncated_link_inside_fast_path_is_rejected() -> None:
         decode_pbnode(b"\x12" + encode_varint(len(body)) + body)
     with pytest.raises(DagPBError, match="runs past the end"):
         decode_pbnode(b"\x12\x30" + b"\x0a\x22" + CID_V0)
+
+
+def test_data_before_links_is_accepted() -> None:
+    links = [PBLink(CID_V0, b"a", 1), PBLink(CID_V1, b"b" * 200, 2)]
+    data_first = b"\x0a\x02\x08\x01" + encode_pbnode(PBNode(links, None))
+    assert decode_pbnode(data_first) == PBNode(links, b"\x08\x01")
