@@ -15,11 +15,13 @@ import os
 import stat
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote_plus, urlencode
 
+from blockstore.carimport import CarImportResult
 from blockstore.cid import CidError, cid_from_str, cid_to_str, multihash_of
+from blockstore.exporter import DirEntry
+from blockstore.importer import AddedEntry
 
 from .config import ConfigError, tcp_host_port
 from .core import BadRequest, CoreError, NotFound
@@ -28,34 +30,6 @@ Progress = Callable[[int], None] | None
 
 READ_SIZE = 256 * 1024
 _TYPE_NAMES = {1: "directory", 2: "file", 3: "metadata", 4: "symlink"}
-
-
-@dataclass(frozen=True)
-class RemoteDirEntry:
-    """A directory entry as ``ls`` returns it (same fields as the exporter's DirEntry)."""
-
-    name: str
-    cid: bytes
-    size: int | None
-    type: str
-
-
-@dataclass(frozen=True)
-class RemoteAddedEntry:
-    """An ``added`` entry (same fields as the importer's AddedEntry)."""
-
-    name: str
-    cid: bytes
-    size: int
-
-
-@dataclass(frozen=True)
-class RemoteCarImportResult:
-    """The result of a CAR import (same fields as carimport's CarImportResult)."""
-
-    roots: list[bytes]
-    blocks: int
-    bytes: int
 
 
 def _cid(text: str) -> bytes:
@@ -171,7 +145,7 @@ class RpcClient:
         if not entries:
             raise CoreError("the daemon returned no entry for the upload")
         last = entries[-1]
-        return RemoteAddedEntry(name=name or "", cid=last.cid, size=last.size)
+        return AddedEntry(name=name or "", cid=last.cid, size=last.size)
 
     def _add(self, parts: Iterator[tuple[str, str, Any]], params: Any, *, pin: bool, progress: Progress) -> Iterator[Any]:
         opts = _params_to_options(params)
@@ -183,7 +157,7 @@ class RpcClient:
         reported: dict[str, int] = {}
         for obj in self._lines(resp):
             if "Hash" in obj:
-                yield RemoteAddedEntry(name=obj.get("Name", ""), cid=_cid(obj["Hash"]), size=int(obj.get("Size") or 0))
+                yield AddedEntry(name=obj.get("Name", ""), cid=_cid(obj["Hash"]), size=int(obj.get("Size") or 0))
             elif "Bytes" in obj and progress is not None:
                 name = obj.get("Name", "")
                 n = int(obj["Bytes"])
@@ -199,14 +173,16 @@ class RpcClient:
             raise BadRequest("offset and length must not be negative")
         yield from self._stream(self._open("cat", [path], {"offset": offset or None, "length": length}))
 
-    def ls(self, path: str) -> list[RemoteDirEntry]:
+    def ls(self, path: str) -> list[DirEntry]:
         """The entries of a directory."""
         out = self._json("ls", [path])
         entries = []
         for obj in out.get("Objects", []):
             for link in obj.get("Links", []):
                 t = _TYPE_NAMES.get(int(link.get("Type", 0)), "unknown")
-                entries.append(RemoteDirEntry(name=link["Name"], cid=_cid(link["Hash"]), size=link.get("Size"), type=t))
+                size = int(link.get("Size") or 0) if t in ("file", "symlink") else None
+                target = link.get("Target") or None
+                entries.append(DirEntry(name=link["Name"], cid=_cid(link["Hash"]), size=size, type=t, target=target))
         return entries
 
     def resolve(self, path: str) -> bytes:
@@ -215,7 +191,7 @@ class RpcClient:
         return _cid(out["Path"].removeprefix("/ipfs/"))
 
     # ------------------------------------------------------------ CAR
-    def car_import(self, stream: IO[bytes], *, pin_roots: bool = True, progress: Progress = None) -> RemoteCarImportResult:
+    def car_import(self, stream: IO[bytes], *, pin_roots: bool = True, progress: Progress = None) -> CarImportResult:
         """Upload a CAR; return its roots and counts."""
         boundary = uuid.uuid4().hex
         body = _multipart_body(iter([("", "application/octet-stream", _Counting(stream, progress))]), boundary)
@@ -234,7 +210,7 @@ class RpcClient:
             elif "Stats" in obj:
                 blocks = int(obj["Stats"]["BlockCount"])
                 nbytes = int(obj["Stats"]["BlockBytesCount"])
-        return RemoteCarImportResult(roots=roots, blocks=blocks, bytes=nbytes)
+        return CarImportResult(roots=roots, blocks=blocks, bytes=nbytes)
 
     def car_export(self, path: str) -> Iterator[bytes]:
         """Stream a CARv1 of the DAG under ``path``."""

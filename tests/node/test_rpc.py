@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import aiohttp
@@ -222,16 +223,12 @@ def test_client_disconnect_mid_upload_leaves_nothing(daemon: PinionNode) -> None
 
     asyncio.run(upload_then_vanish())
 
-    async def settle() -> dict:
-        # the daemon rolls back in its worker; poll briefly until the counters are back
-        for _ in range(100):
-            st = _stat(base)
-            if st["NumObjects"] == before["NumObjects"]:
-                return st
-            await asyncio.sleep(0.05)
-        return _stat(base)
-
-    assert asyncio.run(settle())["NumObjects"] == before["NumObjects"]
+    # the daemon rolls back in its worker thread: poll briefly until the counters are back
+    for _ in range(100):
+        if _stat(base)["NumObjects"] == before["NumObjects"]:
+            break
+        time.sleep(0.05)
+    assert _stat(base)["NumObjects"] == before["NumObjects"]
     assert _pins(base) == set()
     # and the daemon still serves
     assert call(base, "add", files=[part("ok", b"ok")]).status == 200
