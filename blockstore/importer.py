@@ -19,7 +19,7 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
@@ -101,13 +101,12 @@ class ImportParams:
             raise ImporterError(f"unknown HAMT size estimation {self.hamt_estimation!r} (links, block or disabled)")
         if self.hamt_threshold < 0:
             raise ImporterError("the HAMT threshold must not be negative")
+        if self.hamt_fanout < 8:
+            raise ImporterError(f"HAMT fanout {self.hamt_fanout} is below kubo's minimum of 8")
         try:
-            hamt.slot_prefix(0, self.hamt_fanout)
             hamt.bits_per_level(self.hamt_fanout)
         except hamt.HamtError as exc:
             raise ImporterError(str(exc)) from None
-        if self.hamt_fanout < 8:
-            raise ImporterError(f"HAMT fanout {self.hamt_fanout} is below kubo's minimum of 8")
 
     @classmethod
     def from_profile(cls, name: str) -> "ImportParams":
@@ -493,12 +492,8 @@ def import_path(
     if not base or base in (".", ".."):
         base = os.path.basename(os.path.abspath(fspath)) or "root"
     dirs: list[AddedEntry] = []
-    for entry in _import_any(os.fsencode(fspath), base, sink, p, progress, dirs):
-        yield entry
-    root = dirs[-1] if dirs else None
-    for d in dirs:
-        yield d
-    last = root if root is not None else entry
+    last = yield from _import_any(os.fsencode(fspath), base, sink, p, progress, dirs)
+    yield from dirs
     if p.wrap_with_directory:
         wrapper = DirectoryBuilder(p)
         wrapper.add_entry(base, last.cid, last.size)
@@ -508,10 +503,10 @@ def import_path(
 
 def _import_any(
     fspath: bytes, name: str, sink: BlockSink, p: ImportParams, progress: Progress, dirs: list[AddedEntry]
-) -> Iterator[AddedEntry]:
-    """Import the object at ``fspath``; yield file entries; append directory entries to ``dirs``.
+) -> Generator[AddedEntry, None, AddedEntry]:
+    """Import the object at ``fspath``: yield file and symlink entries, append directory entries to ``dirs``.
 
-    The generator's last yielded entry (or last ``dirs`` item for a directory) is the object itself.
+    Returns the entry of the object itself.
     """
     try:
         st = os.lstat(fspath)
@@ -520,16 +515,20 @@ def _import_any(
     mode = st.st_mode
     if stat.S_ISLNK(mode):
         res = import_symlink(os.readlink(fspath), sink, p)
-        yield AddedEntry(name, res.cid, res.size)
-    elif stat.S_ISREG(mode):
+        entry = AddedEntry(name, res.cid, res.size)
+        yield entry
+        return entry
+    if stat.S_ISREG(mode):
         try:
             fh = open(fspath, "rb", buffering=0)
         except OSError as exc:
             raise ImporterError(f"{os.fsdecode(fspath)}: {exc.strerror}") from None
         with fh:
             res = import_file(fh, sink, p, progress)
-        yield AddedEntry(name, res.cid, res.size)
-    elif stat.S_ISDIR(mode):
+        entry = AddedEntry(name, res.cid, res.size)
+        yield entry
+        return entry
+    if stat.S_ISDIR(mode):
         builder = DirectoryBuilder(p)
         try:
             children = sorted(os.listdir(fspath))
@@ -538,18 +537,10 @@ def _import_any(
         for child in children:
             if not p.hidden and _is_hidden(child):
                 continue
-            child_name = name + "/" + os.fsdecode(child)
-            child_path = fspath + b"/" + child
-            last: AddedEntry | None = None
-            n_dirs = len(dirs)
-            for entry in _import_any(child_path, child_name, sink, p, progress, dirs):
-                last = entry
-                yield entry
-            if len(dirs) > n_dirs and dirs[-1].name == child_name:
-                last = dirs[-1]
-            assert last is not None
-            builder.add_entry(child, last.cid, last.size)
+            own = yield from _import_any(fspath + b"/" + child, name + "/" + os.fsdecode(child), sink, p, progress, dirs)
+            builder.add_entry(child, own.cid, own.size)
         res = builder.finish(sink)
-        dirs.append(AddedEntry(name, res.cid, res.size))
-    else:
-        raise ImporterError(f"{os.fsdecode(fspath)}: unsupported file type (not a file, directory or symlink)")
+        entry = AddedEntry(name, res.cid, res.size)
+        dirs.append(entry)
+        return entry
+    raise ImporterError(f"{os.fsdecode(fspath)}: unsupported file type (not a file, directory or symlink)")
