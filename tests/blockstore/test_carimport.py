@@ -173,3 +173,27 @@ def test_v2_index_is_not_read(store: BlockStore) -> None:
     stream = io.BytesIO(data)
     import_car(stream, store, read_size=4096)
     assert stream.tell() < len(data)  # the index after the payload was left unread
+
+
+def test_writer_thread_error_reaches_the_caller_and_rolls_back(store: BlockStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store.put_many
+    calls = {"n": 0}
+
+    def failing(blocks, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full")
+        return real(blocks, **kw)
+
+    monkeypatch.setattr(store, "put_many", failing)
+    data = (V2 / "sample-v1.car").read_bytes()
+    with pytest.raises(OSError, match="disk full"):
+        import_car(io.BytesIO(data), store, batch_blocks=16, read_size=4096)
+    assert store.stats()["blocks"] == 0 and store.pending_journals() == []
+
+
+def test_many_batches_through_the_writer_thread(store: BlockStore) -> None:
+    data = (V2 / "sample-v1.car").read_bytes()
+    res = import_car(io.BytesIO(data), store, batch_blocks=3, read_size=1000)
+    assert res.blocks == 1049
+    assert store.stats()["blocks"] == len(_distinct_stored(V2 / "sample-v1.car"))

@@ -1,0 +1,171 @@
+"""CAR import and export throughput over a persistent store, and peak memory of a 1 GiB CAR import.
+
+* A 256 MiB file of random-looking data (ChaCha20 keystream; ``--quick``: 64 MiB) is imported with
+  kubo's defaults (CIDv0, 256 KiB dag-pb leaves, 174 links) to get its DAG, written to a CARv1 file
+  (header with the root, blocks in import order).
+* parse+verify: the CAR read and every block hashed, nothing stored (the parser's own cost).
+* import: ``import_car`` into a fresh ``open_db`` + ``BlockStore`` (verified, journaled, persisted).
+* export: ``write_car(walk_dag(root, store.get))`` from that store, the bytes counted.
+* In a subprocess, a 1 GiB CAR (``--quick``: 64 MiB) is imported into a fresh store; the child
+  reports its peak RSS (``resource.getrusage`` maxrss).
+
+Throughput is CAR bytes per second (MB = 10^6 bytes). Run: ``.venv/bin/python -m benchmarks.bench_car [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from benchmarks.common import report
+from blockstore.car import CarReader, encode_header, write_car
+from blockstore.carimport import import_car
+from blockstore.cid import encode_varint
+from blockstore.dagwalk import walk_dag
+from blockstore.db import open_db
+from blockstore.importer import ImportParams, import_file
+from blockstore.store import BlockStore
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class KeystreamFile:
+    """``size`` bytes of ChaCha20 keystream (key = sha256(seed)) behind a ``read(n)``."""
+
+    def __init__(self, seed: str, size: int) -> None:
+        key = hashlib.sha256(seed.encode()).digest()
+        self._enc = Cipher(algorithms.ChaCha20(key, b"\0" * 16), mode=None).encryptor()
+        self._left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        self._left -= n
+        return self._enc.update(b"\0" * n) if n else b""
+
+
+class _Discard:
+    """An importer sink that keeps nothing (used to learn the root before writing the CAR)."""
+
+    def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
+        return len(blocks)
+
+
+class _CarSink:
+    """An importer sink that appends every block to an open CAR file as a section."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
+        for cid, data in blocks:
+            self._fh.write(encode_varint(len(cid) + len(data)) + cid)
+            self._fh.write(data)
+        return len(blocks)
+
+
+def make_car(path: Path, size: int, seed: str = "bench-car") -> bytes:
+    """Write a CARv1 of the kubo-default DAG of ``size`` keystream bytes; return its root."""
+    params = ImportParams()
+    root = import_file(KeystreamFile(seed, size), _Discard(), params).cid
+    with path.open("wb") as fh:
+        fh.write(encode_header([root]))
+        again = import_file(KeystreamFile(seed, size), _CarSink(fh), params).cid
+    assert again == root
+    return root
+
+
+def _rate(nbytes: int, seconds: float) -> float:
+    return round(nbytes / seconds / 1e6, 1)
+
+
+def child(car: str, repo: str) -> None:
+    """Import ``car`` into a fresh store at ``repo``; print a JSON line with the peak RSS."""
+    db = open_db(repo)
+    t0 = time.perf_counter()
+    with open(car, "rb") as fh:
+        res = import_car(fh, BlockStore(db))
+    dt = time.perf_counter() - t0
+    db.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"blocks": res.blocks, "seconds": dt, "peak_rss_mb": round(peak_mb, 1)}))
+
+
+def main() -> None:
+    """Run the benchmark and report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="64 MiB everywhere instead of 256 MiB / 1 GiB")
+    ap.add_argument("--child", nargs=2, metavar=("CAR", "REPO"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    size = 64 * MiB if args.quick else 256 * MiB
+    big = 64 * MiB if args.quick else GiB
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench_car_") as tmp:
+        t = Path(tmp)
+        car = t / "dag.car"
+        root = make_car(car, size)
+        car_bytes = car.stat().st_size
+
+        t0 = time.perf_counter()
+        with car.open("rb") as fh:
+            n = sum(1 for _ in CarReader(fh))
+        dt = time.perf_counter() - t0
+        rows.append({"case": f"parse+verify {size // MiB} MiB CAR", "blocks": n, "seconds": round(dt, 3), "MB/s": _rate(car_bytes, dt)})
+
+        db = open_db(t / "repo")
+        store = BlockStore(db)
+        t0 = time.perf_counter()
+        with car.open("rb") as fh:
+            res = import_car(fh, store)
+        dt = time.perf_counter() - t0
+        rows.append(
+            {"case": f"import {size // MiB} MiB CAR (LevelDB)", "blocks": res.blocks, "seconds": round(dt, 3), "MB/s": _rate(car_bytes, dt), "target MB/s": 200}
+        )
+
+        t0 = time.perf_counter()
+        out = 0
+        for chunk in write_car([root], walk_dag(root, store.get)):
+            out += len(chunk)
+        dt = time.perf_counter() - t0
+        rows.append({"case": f"export {size // MiB} MiB CAR (LevelDB)", "blocks": res.blocks, "seconds": round(dt, 3), "MB/s": _rate(out, dt), "target MB/s": 300})
+        db.close()
+        assert out == car_bytes, (out, car_bytes)
+
+        bigcar = t / "big.car" if big != size else car
+        if big != size:
+            make_car(bigcar, big, seed="bench-car-big")
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_car", "--child", str(bigcar), str(t / "repo-big")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(
+            {
+                "case": f"import {big // MiB} MiB CAR in a subprocess",
+                "blocks": info["blocks"],
+                "seconds": round(info["seconds"], 3),
+                "MB/s": _rate(bigcar.stat().st_size, info["seconds"]),
+                "peak RSS MB": info["peak_rss_mb"],
+                "target RSS MB": 200,
+            }
+        )
+    report("car", rows, {"quick": args.quick, "layout": "kubo defaults: CIDv0, 256 KiB dag-pb leaves, 174 links"})
+
+
+if __name__ == "__main__":
+    main()
