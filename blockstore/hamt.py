@@ -35,6 +35,7 @@ __all__ = [
     "bitfield_decode",
     "slot_prefix",
     "build_hamt",
+    "hamt_order",
     "hamt_find",
     "hamt_iter",
 ]
@@ -150,6 +151,23 @@ def _build_level(
     cid = mh if cid_version == 0 else make_cid(1, DAG_PB, mh)
     put(cid, block)
     return cid, len(block) + total
+
+
+def hamt_order(names: Sequence[bytes], fanout: int = DEFAULT_FANOUT) -> list[bytes]:
+    """``names`` in the order :func:`hamt_iter` lists them once built into a HAMT of ``fanout``."""
+    bits = bits_per_level(fanout)
+    return [name for _h, name in _order_level([(hamt_hash(n), n) for n in names], 0, bits)]
+
+
+def _order_level(entries: list[tuple[int, bytes]], depth: int, bits: int) -> list[tuple[int, bytes]]:
+    slots: dict[int, list[tuple[int, bytes]]] = {}
+    for e in entries:
+        slots.setdefault(_slot_of(e[0], depth, bits), []).append(e)
+    out: list[tuple[int, bytes]] = []
+    for slot in sorted(slots):
+        group = slots[slot]
+        out.extend(group if len(group) == 1 else _order_level(group, depth + 1, bits))
+    return out
 
 
 def _shard_params(node: PBNode) -> tuple[int, int]:

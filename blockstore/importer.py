@@ -534,12 +534,22 @@ def _import_any(
             children = sorted(os.listdir(fspath))
         except OSError as exc:
             raise ImporterError(f"{os.fsdecode(fspath)}: {exc.strerror}") from None
+        sub_dirs: dict[bytes, list[AddedEntry]] = {}
         for child in children:
             if not p.hidden and _is_hidden(child):
                 continue
-            own = yield from _import_any(fspath + b"/" + child, name + "/" + os.fsdecode(child), sink, p, progress, dirs)
+            child_dirs: list[AddedEntry] = []
+            own = yield from _import_any(
+                fspath + b"/" + child, name + "/" + os.fsdecode(child), sink, p, progress, child_dirs
+            )
             builder.add_entry(child, own.cid, own.size)
+            if child_dirs:
+                sub_dirs[child] = child_dirs
         res = builder.finish(sink)
+        # kubo lists directories child by child in the order the directory stores them
+        order = hamt.hamt_order(list(sub_dirs), p.hamt_fanout) if builder.is_sharded() else sorted(sub_dirs)
+        for child in order:
+            dirs.extend(sub_dirs[child])
         entry = AddedEntry(name, res.cid, res.size)
         dirs.append(entry)
         return entry

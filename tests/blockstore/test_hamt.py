@@ -19,6 +19,7 @@ from blockstore.hamt import (
     build_hamt,
     hamt_find,
     hamt_iter,
+    hamt_order,
     hamt_slot,
     slot_prefix,
 )
@@ -137,3 +138,11 @@ def test_lookup_rejects_nodes_that_are_not_shards() -> None:
     wrong_hash = PBNode([], encode_unixfs(UnixFSData(5, data=b"", hash_type=0x11, fanout=256)))
     with pytest.raises(HamtError, match="unsupported HAMT hash"):
         hamt_find(lambda c: b"", wrong_hash, b"a")
+
+
+def test_hamt_order_matches_iteration_order() -> None:
+    entries = [(f"name-{i}".encode(), b"\x12\x20" + bytes([i % 256]) * 32, 1) for i in range(700)]
+    blocks: dict[bytes, bytes] = {}
+    root, _size = build_hamt(entries, blocks.__setitem__)
+    listed = [name for name, _link in hamt_iter(blocks.__getitem__, decode_pbnode(blocks[root]))]
+    assert hamt_order([e[0] for e in reversed(entries)]) == listed

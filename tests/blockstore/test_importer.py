@@ -484,3 +484,19 @@ def test_stream_error_stops_the_writer_thread(chacha) -> None:
     with pytest.raises(OSError, match="connection reset"):
         import_file(Broken(), type("S", (), {"put_many": lambda self, b, verify=False: 0})(), ImportParams(chunk_size=1024))
     assert "unixfs-import-writer" not in {t.name for t in threading.enumerate()} - before
+
+
+def test_directories_under_a_sharded_directory_come_in_shard_order(tmp_path: Path, sink) -> None:
+    from blockstore.hamt import hamt_iter
+
+    root = tmp_path / "big"
+    root.mkdir()
+    for i in range(40):
+        (root / f"sub{i:02d}").mkdir()
+        (root / f"sub{i:02d}" / "f").write_bytes(b"x")
+    params = replace(V0, hamt_threshold=100)
+    entries = list(import_path(root, sink, params))
+    dir_names = [e.name for e in entries if not e.name.endswith("/f")]
+    listed = [n.decode() for n, _ in hamt_iter(sink.get, decode_pbnode(sink.blocks[entries[-1].cid]))]
+    assert dir_names == [f"big/{n}" for n in listed] + ["big"]
+    assert listed != sorted(listed)
