@@ -259,7 +259,7 @@ def _check_cid(cid: bytes, where: str) -> bytes:
 
 def _decode_entry(buf: memoryview, start: int, stop: int) -> WantEntry:
     cid = b""
-    entry = WantEntry(b"")
+    entry = WantEntry(b"", priority=0)  # proto3: an absent field is 0
     for number, wire, value in _fields(buf, start, stop, "wantlist entry"):
         if number == 1:
             _expect(wire, 2, "wantlist entry", 1)
