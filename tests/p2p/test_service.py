@@ -1,0 +1,136 @@
+"""P2PService from asyncio: two nodes in one process, each with its own trio thread."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import plyvel
+import pytest
+
+from node.p2p.hosts import P2PError
+from node.p2p.identity import generate_identity
+from node.p2p.service import P2PService, P2PSettings
+
+from .conftest import LOOPBACK, new_secret
+
+ECHO = "/pinion/test-echo/1.0.0"
+
+
+def _settings(secret: str | None) -> P2PSettings:
+    return P2PSettings(
+        swarm_privkey=generate_identity()[1],
+        swarm_addrs=(LOOPBACK,),
+        cluster_privkey=generate_identity()[1],
+        cluster_secret=secret,
+        cluster_addrs=(LOOPBACK,),
+    )
+
+
+async def _echo(stream) -> None:
+    try:
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                break
+            await stream.write(data)
+    except EOFError:
+        pass
+    finally:
+        await stream.close()
+
+
+def test_two_services_id_connect_peers_ping_and_echo_from_asyncio() -> None:
+    async def main() -> None:
+        async with P2PService(_settings(None)) as a, P2PService(_settings(None)) as b:
+            assert a.cluster is None
+            a.swarm.set_stream_handler(ECHO, _echo)
+            ident = await a.id()
+            assert ident["ID"] == a.swarm.peer_id
+            assert ECHO in ident["Protocols"] and "/ipfs/ping/1.0.0" in ident["Protocols"]
+            assert all(x.endswith("/p2p/" + ident["ID"]) for x in ident["Addresses"])
+            assert base64.b64decode(ident["PublicKey"])[:2] == b"\x08\x01"
+            assert await b.connect(ident["Addresses"][0]) == ident["ID"]
+            assert [p["Peer"] for p in await b.peers()] == [ident["ID"]]
+            assert await b.ping(ident["ID"]) > 0
+
+            async def echo_round_trip(payload: bytes) -> bytes:
+                stream = await b.swarm.new_stream(a.swarm.peer_id, [ECHO])
+                await stream.write(payload)
+                got = b""
+                while len(got) < len(payload):
+                    got += await stream.read(len(payload) - len(got))
+                await stream.close()
+                return got
+
+            assert await b.run_in_libp2p(echo_round_trip, b"through the bridge") == b"through the bridge"
+            with pytest.raises(P2PError, match="no /p2p/"):
+                await b.connect("/ip4/127.0.0.1/tcp/1")
+            with pytest.raises(P2PError, match="no cluster host"):
+                await b.publish("t", b"x")
+            await b.disconnect(ident["ID"])
+            assert await b.peers() == []
+
+    asyncio.run(main())
+
+
+def test_cluster_pubsub_through_the_service() -> None:
+    secret = new_secret()
+
+    async def main() -> None:
+        async with P2PService(_settings(secret)) as a, P2PService(_settings(secret)) as b:
+            cid = await a.id("cluster")
+            assert cid["ID"] != (await a.id())["ID"]
+            await b.connect(cid["Addresses"][0], which="cluster")
+            sub = await a.subscribe("pinion-heads")
+            await b.subscribe("pinion-heads")
+            for _ in range(100):  # until the mesh/fanout knows a is subscribed
+                if b.cluster and await b.run_in_libp2p(_topic_peers, b, "pinion-heads"):
+                    break
+                await asyncio.sleep(0.05)
+            await b.publish("pinion-heads", b"head-1")
+            sender, data = await asyncio.wait_for(sub.get(), 10)
+            assert (sender, data) == (b.cluster.peer_id, b"head-1")
+
+    asyncio.run(main())
+
+
+async def _topic_peers(svc: P2PService, topic: str) -> list[str]:
+    assert svc.cluster is not None
+    return svc.cluster.topic_peers(topic)
+
+
+def test_settings_from_config_and_bad_keys() -> None:
+    pid, key = generate_identity()
+    cfg = {
+        "Identity": {"PeerID": pid, "PrivKey": key},
+        "Addresses": {"Swarm": ["/ip4/0.0.0.0/tcp/4001"], "Cluster": ["/ip4/0.0.0.0/tcp/9096"]},
+        "Cluster": {"Secret": "ab" * 32, "PrivKey": generate_identity()[1], "Bootstrap": []},
+    }
+    s = P2PSettings.from_config(cfg)
+    assert s.swarm_privkey == key and s.cluster_secret == "ab" * 32 and list(s.cluster_addrs) == ["/ip4/0.0.0.0/tcp/9096"]
+    svc = P2PService(s)
+    assert svc.swarm.peer_id == pid and svc.cluster is not None and svc.cluster.private
+    with pytest.raises(ValueError, match="private-network key"):
+        P2PService(P2PSettings(swarm_privkey=key, cluster_privkey=key, cluster_secret="00"))
+
+
+def test_peer_book_survives_restart(tmp_path) -> None:
+    db = plyvel.DB(str(tmp_path / "db"), create_if_missing=True)
+
+    async def main() -> None:
+        async with P2PService(_settings(None)) as a:
+            settings_b = _settings(None)
+            async with P2PService(settings_b, db) as b:
+                await b.connect((await a.id())["Addresses"][0])
+            async with P2PService(settings_b, db) as b2:  # restart: redials a
+                for _ in range(200):
+                    if await b2.peers():
+                        break
+                    await asyncio.sleep(0.05)
+                assert [p["Peer"] for p in await b2.peers()] == [a.swarm.peer_id]
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.close()
