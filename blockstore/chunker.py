@@ -67,6 +67,8 @@ def chunk_stream(stream: BinaryIO | Readable, size: int) -> Iterator[bytes]:
         data = read(size)
         if not data:
             return
+        if isinstance(data, str):
+            raise ChunkerError("the stream returned text; open the file in binary mode")
         if len(data) < size:
             # a short read is not necessarily EOF: keep reading until full or EOF
             buf = bytearray(data)

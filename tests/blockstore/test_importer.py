@@ -500,3 +500,10 @@ def test_directories_under_a_sharded_directory_come_in_shard_order(tmp_path: Pat
     listed = [n.decode() for n, _ in hamt_iter(sink.get, decode_pbnode(sink.blocks[entries[-1].cid]))]
     assert dir_names == [f"big/{n}" for n in listed] + ["big"]
     assert listed != sorted(listed)
+
+
+def test_text_stream_is_a_clear_error(tmp_path: Path, sink) -> None:
+    f = tmp_path / "t.txt"
+    f.write_text("hello")
+    with open(f) as fh, pytest.raises(ChunkerError, match="binary mode"):
+        import_file(fh, sink, V0)
