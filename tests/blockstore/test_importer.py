@@ -152,15 +152,22 @@ def test_hamt_threshold_vectors(sink, chacha, seed, lengths, params, sharded, wa
     assert fs.type == (HAMT_SHARD if sharded else DIRECTORY)
 
 
-def test_hamt_threshold_through_import_path(tmp_path: Path, sink, chacha) -> None:
+@pytest.mark.parametrize(("count", "sharded"), [(5, False), (6, True)])
+def test_hamt_threshold_through_import_path(tmp_path: Path, sink, count: int, sharded: bool) -> None:
+    # names of 10 bytes + 34-byte CIDv0: 44 bytes per entry; a 250-byte threshold is crossed by the 6th entry
+    params = replace(V0, hamt_threshold=250)
     root = tmp_path / "d"
     root.mkdir()
-    for name in _names(chacha, "hamt-unixfs-v0-2015", [31] * 4033):
-        (root / name).write_bytes(b"x")
-    entries = list(import_path(root, sink, V0))
-    assert len(entries) == 4034
-    assert entries[-1].name == "d"
-    assert cid_to_str(entries[-1].cid) == "QmeMiJzmhpJAUgynAcxTQYek5PPKgdv3qEvFsdV3XpVnvP"
+    for i in range(count):
+        (root / f"file{i:06d}").write_bytes(b"x")
+    entries = list(import_path(root, sink, params))
+    assert [e.name for e in entries] == [f"d/file{i:06d}" for i in range(count)] + ["d"]
+    fs = decode_unixfs(decode_pbnode(sink.blocks[entries[-1].cid]).data or b"")
+    assert fs.type == (HAMT_SHARD if sharded else DIRECTORY)
+    builder = DirectoryBuilder(params)
+    for e in entries[:-1]:
+        builder.add_entry(e.name.split("/")[1], e.cid, e.size)
+    assert builder.finish(type(sink)()).cid == entries[-1].cid
 
 
 def test_hamt_estimation_disabled_keeps_basic_directory(sink, chacha) -> None:
