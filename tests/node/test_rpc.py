@@ -235,7 +235,7 @@ def test_client_disconnect_mid_upload_leaves_nothing(daemon: PinionNode) -> None
 
 
 def test_large_streamed_upload_keeps_daemon_memory_bounded(daemon: PinionNode) -> None:
-    """64 MiB through add: the daemon's RSS grows far less than the upload."""
+    """After a warm-up upload, 128 MiB more through add grows the daemon's RSS by far less than that."""
     base = daemon.url()
     pid = daemon.proc.pid  # type: ignore[union-attr]
 
@@ -245,15 +245,11 @@ def test_large_streamed_upload_keeps_daemon_memory_bounded(daemon: PinionNode) -
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS")
 
-    call(base, "add", files=[part("warm", b"w" * 1000)])
-    start = rss()
-    size = 64 * 1024 * 1024
-
-    async def send() -> list:
+    async def send(mib: int) -> list:
         async def gen():  # type: ignore[no-untyped-def]
             yield (multipart([part("big", b"")]).split(b"\r\n\r\n")[0] + b"\r\n\r\n")
             block = os.urandom(1024 * 1024)
-            for _ in range(size // len(block)):
+            for _ in range(mib):
                 yield block
             yield f"\r\n--{BOUNDARY}--\r\n".encode()
 
@@ -266,6 +262,8 @@ def test_large_streamed_upload_keeps_daemon_memory_bounded(daemon: PinionNode) -
                 assert r.status == 200, await r.text()
                 return [line for line in (await r.text()).splitlines() if line]
 
-    lines = asyncio.run(send())
+    asyncio.run(send(32))
+    start = rss()
+    lines = asyncio.run(send(128))
     assert len(lines) == 1
-    assert rss() - start < size // 2
+    assert rss() - start < 48 * 1024 * 1024
