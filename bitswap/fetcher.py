@@ -103,11 +103,20 @@ async def fetch_dag(
         if outstanding == 0:
             send.close()
 
-    async def worker() -> None:
+    failure: list[FetchError] = []
+
+    async def worker(scope: trio.CancelScope) -> None:
         async for cid, depth in recv:
-            await visit(cid, depth)
+            try:
+                await visit(cid, depth)
+            except FetchError as exc:
+                failure.append(exc)
+                scope.cancel()
+                return
 
     async with trio.open_nursery() as nursery:
         for _ in range(concurrency):
-            nursery.start_soon(worker)
+            nursery.start_soon(worker, nursery.cancel_scope)
+    if failure:
+        raise failure[0]
     return result
