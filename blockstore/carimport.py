@@ -29,10 +29,10 @@ __all__ = ["CarImportResult", "CarImporter", "import_car", "BATCH_BLOCKS", "BATC
 #: blocks per write batch
 BATCH_BLOCKS = 64
 #: bytes of block data per write batch
-BATCH_BYTES = 8 * 1024 * 1024
+BATCH_BYTES = 4 * 1024 * 1024
 READ_SIZE = 1 << 20
 #: full batches that may wait for the writer thread (bounds memory)
-QUEUED_BATCHES = 2
+QUEUED_BATCHES = 1
 
 Progress = Callable[[int], None] | None
 
