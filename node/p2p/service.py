@@ -107,6 +107,8 @@ class P2PService:
                 peer_book=PeerBook(db, "cluster") if db is not None else None,
             )
         self._subscriptions: list[Subscription] = []
+        self._services: list[tuple[trio.CancelScope, trio.Event]] = []
+        self._info: dict[str, dict[str, list[str]]] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -118,6 +120,7 @@ class P2PService:
         except BaseException:
             await self.bridge.aclose()
             raise
+        await self._refresh_info()
         for addr in self.settings.cluster_bootstrap:
             self.bridge.start_soon(self._bootstrap_one, addr)
 
@@ -143,6 +146,11 @@ class P2PService:
         await self.bridge.aclose()
 
     async def _stop_hosts(self) -> None:
+        for scope, _ in self._services:
+            scope.cancel()
+        with trio.move_on_after(5):
+            for _, done in self._services:
+                await done.wait()
         if self.cluster is not None:
             await self.cluster.stop()
         await self.swarm.stop()
@@ -157,6 +165,41 @@ class P2PService:
     async def run_in_libp2p(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a trio coroutine function on the libp2p side; for code built on ``HostHandle``."""
         return await self.bridge.run(async_fn, *args)
+
+    async def start_libp2p_service(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Start a long-lived trio service next to the hosts (e.g. ``bitswap.Bitswap(...).run``).
+
+        ``async_fn(*args, task_status=...)`` runs in the trio thread until ``stop()``,
+        which cancels it before the hosts close. Returns what it passes to
+        ``task_status.started()``; raises what it raises before that.
+        """
+
+        async def scoped(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            done = trio.Event()
+            try:
+                with trio.CancelScope() as scope:
+                    self._services.append((scope, done))
+                    await async_fn(*args, task_status=task_status)
+            finally:
+                done.set()
+
+        started = await self.bridge.run(self.bridge.start_service, scoped)
+        await self._refresh_info()
+        return started
+
+    async def _refresh_info(self) -> None:
+        handles = {"swarm": self.swarm} | ({"cluster": self.cluster} if self.cluster is not None else {})
+
+        async def collect() -> dict[str, dict[str, list[str]]]:
+            return {k: {"Addresses": h.listen_addrs(), "Protocols": h.protocols()} for k, h in handles.items()}
+
+        self._info = await self.bridge.run(collect)
+
+    def peer_info(self, which: str = "swarm") -> dict[str, Any]:
+        """Synchronous snapshot ``{"ID", "Addresses", "Protocols"}`` (as of start / the last service start)."""
+        handle = self._handle(which)
+        info = self._info.get(which, {"Addresses": [], "Protocols": []})
+        return {"ID": handle.peer_id, "Addresses": list(info["Addresses"]), "Protocols": list(info["Protocols"])}
 
     # -- swarm: what `pinion id` / `swarm connect|peers` need -------------
 

@@ -134,3 +134,36 @@ def test_peer_book_survives_restart(tmp_path) -> None:
         asyncio.run(main())
     finally:
         db.close()
+
+
+def test_libp2p_service_started_from_asyncio_sees_host_and_is_cancelled_first() -> None:
+    import trio
+
+    events: list[str] = []
+
+    async def service(svc: P2PService, *, task_status) -> None:
+        svc.swarm.set_stream_handler("/pinion/svc/1.0.0", _echo)
+        task_status.started(svc.swarm.peer_id)
+        try:
+            await trio.sleep_forever()
+        finally:
+            events.append("service stopped" if svc.swarm.host is not None else "host already gone")
+
+    async def failing(*, task_status) -> None:
+        raise RuntimeError("cannot start")
+
+    async def main() -> None:
+        svc = P2PService(_settings(None))
+        await svc.start()
+        try:
+            assert await svc.start_libp2p_service(service, svc) == svc.swarm.peer_id
+            assert "/pinion/svc/1.0.0" in svc.peer_info()["Protocols"]
+            assert svc.peer_info()["Addresses"][0].endswith(svc.swarm.peer_id)
+            with pytest.raises(RuntimeError, match="cannot start"):
+                await svc.start_libp2p_service(failing)
+        finally:
+            await svc.stop()
+        await svc.stop()  # idempotent
+
+    asyncio.run(main())
+    assert events == ["service stopped"]
