@@ -205,6 +205,8 @@ def main() -> None:
         notes["persistent MB/s"] = f"{mb / store_s:.0f} (target >= 150)"
 
     report("import", rows, notes)
+    if any(r.get("kubo CID") == "MISMATCH" for r in rows) or "MISMATCH" in notes["root"]:
+        raise SystemExit("a root CID differs from kubo's")
 
 
 if __name__ == "__main__":
