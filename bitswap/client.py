@@ -302,7 +302,7 @@ class WantManager:
             unsent = self._out.get(except_peer)
             if unsent is not None:
                 unsent.pop(mh, None)
-        asked = set(want.asked_have) | want.have
+        asked = set(want.asked_have) | want.have | want.dont_have  # a DONT_HAVE peer still holds the want
         if want.block_peer is not None:
             asked.add(want.block_peer)
         for peer in asked:

@@ -195,3 +195,14 @@ def test_only_wanted_verified_blocks_come_out(ops: list[tuple[int, str, int]]) -
             wm.tick(now)
         for p in wm.take_outgoing():
             assert p in wm.peers()
+
+
+def test_cancel_reaches_peers_that_said_dont_have() -> None:
+    wm = WantManager()
+    wm.add_peer("a", 0)
+    cid, _ = blk(b"absent")
+    wm.want([cid], 0)
+    sent(wm)
+    wm.receive("a", Message(presences=[Presence(cid, DONT_HAVE)]), 0)
+    wm.cancel([cid], 1)
+    assert sent(wm) == {"a": [(cid, WANT_BLOCK, True)]}
