@@ -62,6 +62,8 @@ PRAGMA_V2 = bytes.fromhex("0aa16776657273696f6e02")
 _V2_HEADER_SIZE = 40
 _V2_MIN_DATA_OFFSET = len(PRAGMA_V2) + _V2_HEADER_SIZE
 _U64 = 1 << 64
+#: longest binary CID the parser can meet: version, codec, hash code and length varints plus a 128-byte digest
+_MAX_CID_LEN = 1 + 9 + 9 + 2 + 128
 _HASH_NAMES = {SHA2_256: "sha2-256", SHA2_512: "sha2-512", BLAKE2B_256: "blake2b-256", IDENTITY: "identity"}
 
 # parser states
@@ -255,6 +257,8 @@ class CarParser:
                     self._fail("zero-length section", start)
                 if length > self._max_section:
                     self._fail(f"section length {length} exceeds the {self._max_section}-byte limit", start)
+                if self._max_block is not None and length > self._max_block + _MAX_CID_LEN:
+                    self._fail(f"section of {length} bytes holds a block over the {self._max_block}-byte limit", start)
                 if self._data_end is not None and self._base + p + length > self._data_end:
                     self._fail(
                         f"section of {length} bytes runs past the end of the CARv2 data payload at byte {self._data_end}",

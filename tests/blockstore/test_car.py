@@ -276,6 +276,10 @@ def test_section_limit_and_block_limit() -> None:
     with pytest.raises(CarError, match="of 1000 bytes exceeds the 999-byte limit"):
         read_all(data, max_block_size=999)
     assert len(read_all(data, max_block_size=1000)[1]) == 1
+    p = CarParser(max_block_size=100)
+    p.feed(encode_header([ROOT]))
+    with pytest.raises(CarError, match="holds a block over the 100-byte limit"):
+        p.feed(encode_varint(5000))  # refused from the length alone, before the section arrives
 
 
 def test_no_allocation_before_the_limit_check() -> None:
