@@ -32,7 +32,7 @@ import hashlib
 import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import libipld
 
@@ -192,8 +192,6 @@ class CarParser:
         if st == _SECTION_LEN and not self._buf:
             if self._data_end is not None and end < self._data_end:
                 self._fail(f"unexpected EOF: the CARv2 data payload ends at byte {self._data_end} but the stream ends", end)
-            if self.header is None:
-                self._fail("unexpected EOF: no CAR header", end)
             return
         if st == _HEADER_LEN and not self._buf and end == 0:
             self._fail("empty stream: not a CAR", 0)
@@ -205,12 +203,12 @@ class CarParser:
         if st == _SKIP:
             self._fail(f"unexpected EOF: the CARv2 data payload starts at byte {self._skip_to} but the stream ends", end)
         if st == _SECTION:
-            have = end - (self._item_start_body)
+            have = end - self._item_start_body
             self._fail(f"unexpected EOF in a section: {self._need} bytes announced, {have} present", self._item_start)
         self._fail("unexpected EOF in a section length", end)
 
     # ------------------------------------------------------------------ internals
-    def _fail(self, message: str, offset: int) -> None:
+    def _fail(self, message: str, offset: int) -> NoReturn:
         self._failed = CarError(message, offset)
         raise self._failed
 
