@@ -81,6 +81,13 @@ def _parse_peer_id(peer: str | ID) -> ID:
     return pid
 
 
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
 class HostHandle:
     """One libp2p host running in the bridge's trio thread.
 
@@ -142,6 +149,13 @@ class HostHandle:
             host.set_stream_handler(TProtocol(proto), handler)
         try:
             async with host.run(self._listen):
+                listening = host.get_transport_addrs()
+                if len(listening) < len(self._listen):
+                    raise P2PError(
+                        f"{self.name} host could not listen on every address of "
+                        f"{[str(a) for a in self._listen]} (listening on {[str(a) for a in listening]}; "
+                        "is the port in use?)"
+                    )
                 if self._want_pubsub:
                     router = compat.gossipsub_router()
                     pubsub = Pubsub(host, router, strict_signing=True)
@@ -154,6 +168,11 @@ class HostHandle:
                         compat.close_pubsub(pubsub)
                 else:
                     await self._running(task_status)
+        except BaseExceptionGroup as group:
+            leaves = _leaves(group)
+            if len(leaves) == 1 and isinstance(leaves[0], P2PError):
+                raise leaves[0] from None
+            raise
         finally:
             self.pubsub = None
             self.host = None

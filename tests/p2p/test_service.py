@@ -167,3 +167,21 @@ def test_libp2p_service_started_from_asyncio_sees_host_and_is_cancelled_first() 
 
     asyncio.run(main())
     assert events == ["service stopped"]
+
+
+def test_busy_port_fails_start_with_a_clear_error_and_no_thread_left() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        settings = P2PSettings(swarm_privkey=generate_identity()[1], swarm_addrs=(f"/ip4/127.0.0.1/tcp/{port}",))
+
+        async def main() -> None:
+            svc = P2PService(settings)
+            with pytest.raises(P2PError, match="could not listen"):
+                await svc.start()
+            assert not svc.bridge.running
+
+        asyncio.run(main())
