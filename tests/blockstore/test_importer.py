@@ -297,7 +297,11 @@ def test_short_reads_and_progress_and_batches(sink, chacha) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.binary(max_size=3000), st.sampled_from([V0, V1_RAW, V1_PB]), st.integers(min_value=64, max_value=1024))
+@given(
+    st.binary(max_size=3000),
+    st.sampled_from([V0, V1_RAW, V1_PB, replace(V0, trickle=True), replace(V1_RAW, trickle=True)]),
+    st.integers(min_value=64, max_value=1024),
+)
 def test_every_block_cid_matches_multiformats(data: bytes, params: ImportParams, chunk: int) -> None:
     """Differential check: every CID the importer makes is what multiformats computes for the block."""
     blocks: dict[bytes, bytes] = {}
