@@ -18,6 +18,7 @@
 // A failed command answers {"id": ..., "ok": false, "error": "..."}.
 import './node20.mjs'
 import { createHash } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -36,8 +37,10 @@ import { MemoryBlockstore } from 'blockstore-core'
 import { MemoryDatastore } from 'datastore-core'
 import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 
 const DEFAULT_TIMEOUT_MS = 30000
+const FETCH_CONCURRENCY = 32
 
 const libp2p = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
@@ -98,22 +101,42 @@ async function catDigest (cid, signal) {
   return { size, sha256: hash.digest('hex') }
 }
 
-// every file below a directory: [path, cid, sha256, size]
-async function * walkFiles (cid, prefix, signal) {
-  for await (const entry of fs.ls(cid, { signal })) {
-    const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`
-    if (entry.type === 'directory') {
-      yield * walkFiles(entry.cid, path, signal)
-    } else {
-      const { size, sha256 } = await catDigest(entry.cid, signal)
-      yield [path, entry.cid.toString(), sha256, size]
-    }
+// run fn over items, FETCH_CONCURRENCY at a time
+async function forEachConcurrently (items, fn) {
+  let next = 0
+  async function worker () {
+    while (next < items.length) await fn(items[next++])
   }
+  await Promise.all(Array.from({ length: FETCH_CONCURRENCY }, worker))
+}
+
+// every file below a directory as [path, cid, sha256, size], walked level by level; listing a
+// directory does not read its children (extended: false), the concurrent workers do
+async function walkFiles (cid, signal) {
+  const out = []
+  let level = [['', cid]]
+  while (level.length > 0) {
+    const nextLevel = []
+    await forEachConcurrently(level, async ([path, entryCid]) => {
+      const isDir = entryCid.code !== raw.code && (await fs.stat(entryCid, { signal })).type === 'directory'
+      if (isDir) {
+        for await (const entry of fs.ls(entryCid, { signal, extended: false })) {
+          nextLevel.push([path === '' ? entry.name : `${path}/${entry.name}`, entry.cid])
+        }
+      } else {
+        const { size, sha256 } = await catDigest(entryCid, signal)
+        out.push([path, entryCid.toString(), sha256, size])
+      }
+    })
+    level = nextLevel
+  }
+  return out
 }
 
 async function fetch (cmd) {
   const cid = CID.parse(cmd.cid)
   const signal = AbortSignal.timeout(cmd.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+  setMaxListeners(Infinity, signal) // one listener per block in flight
   const started = performance.now()
   const stat = await fs.stat(cid, { signal })
   if (stat.type !== 'directory') {
@@ -122,7 +145,7 @@ async function fetch (cmd) {
   }
   const lines = []
   let size = 0
-  for await (const [path, fileCid, sha256, fileSize] of walkFiles(cid, '', signal)) {
+  for (const [path, fileCid, sha256, fileSize] of await walkFiles(cid, signal)) {
     lines.push(`${path}\t${fileCid}\t${sha256}\n`)
     size += fileSize
   }
