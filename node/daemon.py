@@ -79,6 +79,7 @@ class Daemon:
         self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pinion-worker")
         self.endpoints: dict[str, Any] = {}
         self._runners: list[web.AppRunner] = []
+        self.p2p: Any | None = None
 
     # ------------------------------------------------------------ servers
     async def _serve(self, name: str, app: web.Application, maddr: str) -> str:
@@ -114,16 +115,32 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(self.executor)
         addrs = self.repo.config["Addresses"]
-        ctx = RpcContext(core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor)
+        if not self.offline:
+            await self._start_p2p()
+        ctx = RpcContext(
+            core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor, p2p=self.p2p
+        )
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
         gw = self._gateway_app()
         if gw is not None:
             await self._serve("gateway", gw, addrs["Gateway"])
         await self._serve("metrics", make_metrics_app(self.metrics), addrs["Metrics"])
         self.endpoints["peer_id"] = self.repo.config["Identity"]["PeerID"]
+        if self.p2p is not None and self.p2p.cluster is not None:
+            self.endpoints["cluster_peer_id"] = self.p2p.cluster.peer_id
         self.endpoints["offline"] = self.offline
         _write_atomic(self.repo.path / ENDPOINTS_FILE, json.dumps(self.endpoints, indent=2) + "\n")
         _write_atomic(self.repo.path / API_FILE, self.endpoints["rpc"])
+
+    async def _start_p2p(self) -> None:
+        """Start the libp2p hosts (swarm, and cluster when a secret is set)."""
+        from .p2p.service import P2PService, P2PSettings
+
+        self.p2p = P2PService(P2PSettings.from_config(self.repo.config), db=self.repo.db)
+        await self.p2p.start()
+        self.endpoints["swarm"] = self.p2p.peer_info("swarm")["Addresses"]
+        if self.p2p.cluster is not None:
+            self.endpoints["cluster"] = self.p2p.peer_info("cluster")["Addresses"]
 
     async def stop(self) -> None:
         """Remove the files and close the servers (asyncio.run then joins the worker pool)."""
@@ -135,6 +152,9 @@ class Daemon:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.p2p is not None:
+            await self.p2p.stop()
+            self.p2p = None
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -151,7 +171,11 @@ async def _run(daemon: Daemon) -> None:
     try:
         await daemon.start()
         ep = daemon.endpoints
-        listening = " ".join(f"{k}={v}" for k, v in ep.items() if isinstance(v, str) and v.startswith("/"))
+        listening = " ".join(
+            f"{k}={v if isinstance(v, str) else ','.join(v)}"
+            for k, v in ep.items()
+            if (isinstance(v, str) and v.startswith("/")) or isinstance(v, list)
+        )
         mode = " (offline)" if daemon.offline else ""
         print(f"Daemon is ready{mode}: {listening}", flush=True)
         await stop.wait()

@@ -44,15 +44,15 @@ Handler = Callable[[web.Request, "RpcContext", Options], Awaitable[web.StreamRes
 class RpcContext:
     """What the RPC handlers work with.
 
-    ``peer_info`` (optional) returns the swarm host's ``{"Addresses": [...],
-    "Protocols": [...]}`` once the p2p layer runs; offline it is absent.
+    ``p2p`` is the running :class:`node.p2p.service.P2PService` (swarm
+    identity, connect, peers); ``None`` when the daemon runs offline.
     """
 
     core: CoreAPI
     config: dict[str, Any]
     metrics: Any | None = None
     executor: Executor | None = None
-    peer_info: Callable[[], dict[str, Any]] | None = None
+    p2p: Any | None = None
     upload_limit: int = 8 * 1024 * 1024
     extra_routes: dict[str, Handler] = field(default_factory=dict)
 
@@ -165,16 +165,46 @@ async def h_id(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamR
         pub = public_key_b64(ident["PrivKey"]) if ident.get("PrivKey") else ""
     except ValueError as exc:
         raise RpcError(str(exc), CODE_NORMAL) from None
-    info = ctx.peer_info() if ctx.peer_info is not None else {}
+    if ctx.p2p is not None:
+        info = await ctx.p2p.id("swarm")
+        return json_response({**info, "AgentVersion": info.get("AgentVersion") or AGENT_VERSION})
     return json_response(
-        {
-            "ID": ident["PeerID"],
-            "PublicKey": pub,
-            "Addresses": info.get("Addresses") or [],
-            "AgentVersion": AGENT_VERSION,
-            "Protocols": info.get("Protocols") or [],
-        }
+        {"ID": ident["PeerID"], "PublicKey": pub, "Addresses": [], "AgentVersion": AGENT_VERSION, "Protocols": []}
     )
+
+
+def _need_p2p(ctx: RpcContext) -> Any:
+    if ctx.p2p is None:
+        raise RpcError("this node runs offline (started with --offline): no swarm", CODE_NORMAL)
+    return ctx.p2p
+
+
+async def h_swarm_peers(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
+    """``swarm/peers``: ``{"Peers":[{"Addr","Peer"}]}`` (``null`` when none, as kubo)."""
+    for flag in ("verbose", "streams", "latency", "direction", "identify"):
+        o.boolean(flag, False)
+    peers = await _need_p2p(ctx).peers("swarm")
+    return json_response({"Peers": [{"Addr": p["Addr"], "Peer": p["Peer"]} for p in peers] or None})
+
+
+async def h_swarm_connect(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
+    """``swarm/connect``: dial ``/.../p2p/<id>`` addresses -> ``{"Strings":["connect <id> success"]}``."""
+    args = o.args()
+    if not args:
+        raise RpcError("argument 'address' is required")
+    p2p = _need_p2p(ctx)
+    from node.p2p.hosts import P2PError
+
+    out = []
+    for addr in args:
+        try:
+            peer = await p2p.connect(addr, "swarm")
+        except P2PError as exc:
+            raise RpcError(f"connect {addr} failure: {exc}", CODE_NORMAL) from None
+        except ValueError as exc:
+            raise RpcError(f"invalid peer address {addr!r}: {exc}") from None
+        out.append(f"connect {peer} success")
+    return json_response({"Strings": out})
 
 
 # --------------------------------------------------------------------------- files
@@ -529,6 +559,8 @@ async def h_resolve(request: web.Request, ctx: RpcContext, o: Options) -> web.St
 
 ROUTES: dict[str, Handler] = {
     "resolve": h_resolve,
+    "swarm/peers": h_swarm_peers,
+    "swarm/connect": h_swarm_connect,
     "add": h_add,
     "cat": h_cat,
     "ls": h_ls,

@@ -72,4 +72,31 @@ def test_metrics_endpoint(daemon: PinionNode) -> None:
 def test_offline_flag(pinion_node: PinionNode) -> None:
     ep = pinion_node.start("--offline")
     assert ep["offline"] is True
+    assert "swarm" not in ep and "cluster" not in ep
     assert "offline" in pinion_node.log.read_text()
+    r = call(pinion_node.url(), "swarm/peers")
+    assert r.status == 500 and "offline" in r.json()["Message"]
+    ident = call(pinion_node.url(), "id").json()
+    assert ident["ID"] == ep["peer_id"] and ident["Addresses"] == []
+
+
+def test_swarm_connect_and_peers(make_node) -> None:  # type: ignore[no-untyped-def]
+    a, b = make_node("a"), make_node("b")
+    ea, eb = a.start(), b.start()
+    assert ea["swarm"] and ea["cluster"] and ea["cluster_peer_id"] != ea["peer_id"]
+    ident = call(a.url(), "id").json()
+    assert ident["ID"] == ea["peer_id"]
+    assert ident["Addresses"] == ea["swarm"]
+    assert call(a.url(), "swarm/peers").json() == {"Peers": None}
+    r = call(a.url(), "swarm/connect", eb["swarm"][0])
+    assert r.status == 200, r.body
+    assert r.json() == {"Strings": [f"connect {eb['peer_id']} success"]}
+    peers = call(a.url(), "swarm/peers").json()["Peers"]
+    assert [p["Peer"] for p in peers] == [eb["peer_id"]]
+    from node.p2p.identity import generate_identity
+
+    nobody, _key = generate_identity()
+    bad = call(a.url(), "swarm/connect", "/ip4/127.0.0.1/tcp/1/p2p/" + nobody)
+    assert bad.status == 500 and "failure" in bad.json()["Message"]
+    bad = call(a.url(), "swarm/connect", "not-a-multiaddr")
+    assert bad.status in (400, 500) and bad.json()["Type"] == "error"
