@@ -122,6 +122,7 @@ class HostHandle:
         self.pubsub: Pubsub | None = None
         self._stop = trio.Event()
         self._stopped = trio.Event()
+        self._serving = False
         self._handlers: dict[str, StreamHandler] = {}
 
     @property
@@ -132,7 +133,10 @@ class HostHandle:
     # -- lifecycle ---------------------------------------------------------
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the host until ``stop()``; reports started once it listens."""
+        """Run the host until ``stop()``; reports started once it listens. Runs once per handle."""
+        if self._serving or self._stop.is_set():
+            raise P2PError(f"{self.name} host handle was already started (build a new one)")
+        self._serving = True
         host = new_host(
             key_pair=self.keypair,
             sec_opt=compat.security_options(self.keypair),
@@ -189,7 +193,7 @@ class HostHandle:
     async def stop(self) -> None:
         """Close every connection and stop listening; returns once the host is down."""
         self._stop.set()
-        if self.host is not None or not self._stopped.is_set():
+        if self._serving and not self._stopped.is_set():
             with trio.move_on_after(10):
                 await self._stopped.wait()
 

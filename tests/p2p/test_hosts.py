@@ -215,3 +215,27 @@ def test_peers_remembered_and_redialled_after_restart(tmp_path) -> None:
         trio.run(main)
     finally:
         db.close()
+
+
+def test_handle_is_one_shot_and_stop_before_start_returns_at_once() -> None:
+    a = new_host()
+
+    async def main() -> None:
+        with trio.fail_after(1):
+            await a.stop()  # never started: nothing to wait for
+        with pytest.raises(P2PError, match="already started"):
+            await a.serve()
+        with pytest.raises(P2PError, match="not running"):
+            a.listen_addrs()
+
+    trio.run(main)
+
+
+def test_pubsub_calls_on_a_host_without_pubsub_are_refused() -> None:
+    a = new_host()
+
+    async def body() -> None:
+        with pytest.raises(P2PError, match="no pubsub"):
+            await a.subscribe("t")
+
+    run(body, a)
