@@ -24,7 +24,7 @@ from blockstore.car import (
     encode_section,
     write_car,
 )
-from blockstore.cid import BLAKE2B_256, SHA2_512, DAG_CBOR, DAG_PB, IDENTITY, RAW, cid_for, cid_from_str, encode_varint, make_cid
+from blockstore.cid import BLAKE2B_256, SHA2_512, DAG_CBOR, DAG_PB, IDENTITY, RAW, cid_for, cid_from_str, encode_varint, make_cid, verify
 
 FIX = Path("/work/shared/fixtures")
 GOCAR = FIX / "go-car-testdata"
@@ -375,3 +375,39 @@ def test_writer_skips_duplicates_and_passes_large_blocks_through() -> None:
 def test_writer_rejects_bad_root() -> None:
     with pytest.raises(ValueError):
         encode_header([b"\x01\x02"])
+
+
+# ---------------------------------------------------------------- robustness
+_SMALL_CARS = [
+    (SPEC / "carv1-basic/carv1-basic.car").read_bytes(),
+    (SPEC / "carv2-basic/carv2-basic.car").read_bytes(),
+    (V2 / "sample-unixfs-v2.car").read_bytes(),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.integers(0, len(_SMALL_CARS) - 1),
+    edits=st.lists(st.tuples(st.integers(0, 800), st.integers(0, 255), st.sampled_from(["set", "insert", "delete"])), min_size=1, max_size=4),
+    step=st.integers(1, 300),
+)
+def test_mutated_cars_fail_only_with_car_error(which: int, edits: list[tuple[int, int, str]], step: int) -> None:
+    data = bytearray(_SMALL_CARS[which])
+    for pos, value, kind in edits:
+        pos %= len(data) + 1
+        if kind == "insert":
+            data[pos:pos] = bytes([value])
+        elif pos < len(data):
+            if kind == "set":
+                data[pos] = value
+            else:
+                del data[pos]
+    try:
+        events = parse_in_pieces(bytes(data), step)
+    except CarError as exc:
+        assert 0 <= exc.offset <= len(data)
+        return
+    assert isinstance(events[0], CarHeader)
+    for ev in events[1:]:  # whatever parsed was verified against its CID
+        assert isinstance(ev, CarBlock)
+        verify(ev.cid, ev.data)

@@ -286,3 +286,40 @@ def test_raw_block_stat_and_read() -> None:
     st_ = ex.stat(s.get, c)
     assert (st_.type, st_.size, st_.blocks) == ("file", 9, 0)
     assert read(s.get, c, 4) == b"bytes"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    unixfs=st.builds(
+        UnixFSData,
+        type=st.integers(0, 5),
+        data=st.one_of(st.none(), st.binary(max_size=20)),
+        filesize=st.one_of(st.none(), st.integers(0, 100)),
+        blocksizes=st.lists(st.integers(0, 50), max_size=4),
+    ),
+    nlinks=st.integers(0, 4),
+    present=st.booleans(),
+)
+def test_odd_nodes_fail_only_with_export_errors(unixfs: UnixFSData, nlinks: int, present: bool) -> None:
+    """Whatever a (possibly inconsistent) node says, the exporter answers or raises one of its own errors."""
+    s = DictStore()
+    kids = []
+    for i in range(nlinks):
+        leaf = bytes([i]) * (i * 7)
+        kids.append(PBLink(cid_for(leaf), b"k%d" % i, len(leaf)))
+        if present:
+            s.blocks[cid_for(leaf)] = leaf
+    block = encode_pbnode(PBNode(kids, encode_unixfs(unixfs)))
+    root = cid_for(block, codec=DAG_PB)
+    s.blocks[root] = block
+    for op in (
+        lambda: read(s.get, root, 3, 10),
+        lambda: list(ex.list_dir(s.get, root)),
+        lambda: ex.resolve_path(s.get, root, ["k1"]),
+        lambda: ex.stat(s.get, root),
+        lambda: ex.read_symlink(s.get, root),
+    ):
+        try:
+            op()
+        except (ex.ExportError, ex.BlockNotFound):
+            pass

@@ -177,3 +177,13 @@ def test_identity_blocks_come_from_the_cid() -> None:
     block = encode_pbnode(PBNode([PBLink(inline, b"t", 4)], b"\x08\x01"))
     root = cid_for(block, codec=DAG_PB)
     assert list(walk_dag(root, {root: block}.get)) == [(root, block), (inline, b"tiny")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200), codec=st.sampled_from([DAG_PB, DAG_CBOR, DAG_JSON, RAW]))
+def test_garbage_blocks_fail_only_with_links_error(data: bytes, codec: int) -> None:
+    try:
+        links = iter_links(cid_for(data, codec=codec), data)
+    except LinksError:
+        return
+    assert all(isinstance(c, bytes) for c in links)
