@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import statistics
 import struct
@@ -121,14 +122,15 @@ async def _sink(stream) -> None:  # type: ignore[no-untyped-def]
 
 
 async def _throughput(total: int, psk: str | None) -> tuple[float, float]:
-    """(MB/s, connect seconds) for one stream carrying ``total`` bytes."""
+    """(MB/s of wall time, MB per CPU second of this process) for one stream carrying ``total`` bytes."""
     a, b = _host(compat.connection_config(), psk), _host(compat.connection_config(), psk)
     a.set_stream_handler(SINK, _sink)
     payload = secrets.token_bytes(CHUNK)
     async with a.run([LOOPBACK]), b.run([LOOPBACK]):
-        connect_s = await _connect(b, a)
+        await _connect(b, a)
         stream = await b.new_stream(a.get_id(), [SINK])
         t0 = time.perf_counter()
+        c0 = time.process_time()
         sent = 0
         while sent < total:
             await stream.write(payload)
@@ -141,8 +143,9 @@ async def _throughput(total: int, psk: str | None) -> tuple[float, float]:
                 break
             reply += chunk
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     assert struct.unpack(">Q", reply)[0] == sent, "sink did not receive every byte"
-    return sent / elapsed / 1e6, connect_s
+    return sent / elapsed / 1e6, sent / cpu / 1e6
 
 
 def _upstream_router() -> GossipSub:
@@ -218,13 +221,14 @@ def main() -> None:
     rows.append({"fix": "connect", "variant": "upstream config (3 conns/peer)", "value": statistics.median(up) * 1e3, "unit": "ms median", "n": n_connect})
     rows.append({"fix": "connect", "variant": "max_connections_per_peer=1", "value": statistics.median(ours) * 1e3, "unit": "ms median", "n": n_connect})
 
-    mbps, _ = trio.run(_throughput, total, None)
-    rows.append({"fix": "stream", "variant": "noise+yamux, no pnet", "value": mbps, "unit": "MB/s", "n": total >> 20})
-    with _upstream_pnet():
-        mbps, _ = trio.run(_throughput, total, psk)
-    rows.append({"fix": "pnet", "variant": "upstream Salsa20, 8-byte nonce (not interoperable)", "value": mbps, "unit": "MB/s", "n": total >> 20})
-    mbps, _ = trio.run(_throughput, total, psk)
-    rows.append({"fix": "pnet", "variant": "ours: XSalsa20, 24-byte nonce (spec)", "value": mbps, "unit": "MB/s", "n": total >> 20})
+    for fix, variant, key, upstream in [
+        ("stream", "noise+yamux, no pnet", None, False),
+        ("pnet", "upstream Salsa20, 8-byte nonce (not interoperable)", psk, True),
+        ("pnet", "ours: XSalsa20, 24-byte nonce (spec)", psk, False),
+    ]:
+        with _upstream_pnet() if upstream else contextlib.nullcontext():
+            mbps, per_cpu = trio.run(_throughput, total, key)
+        rows.append({"fix": fix, "variant": variant, "value": mbps, "unit": "MB/s", "n": total >> 20, "MB per CPU s": per_cpu})
 
     with _upstream_pubsub_queues():
         got, secs = trio.run(_gossip_burst, _upstream_router, burst, 1.2)
@@ -242,6 +246,8 @@ def main() -> None:
             "setup": "in-process, loopback, two py-libp2p 0.8.1 hosts in one trio loop; Noise + Yamux",
             "stream": f"one stream, {CHUNK >> 10} KiB writes, sender and receiver share one core (GIL)",
             "quick": quick,
+            "MB per CPU s": "bytes moved per second of this process's CPU time: less sensitive to other load on the machine",
+            "load average at start": os.getloadavg()[0],
         },
     )
 
