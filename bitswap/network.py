@@ -75,10 +75,24 @@ def read_frames(buf: bytearray, max_size: int = MAX_MESSAGE_SIZE) -> list[bytes]
             raise FrameError(f"message of {size} bytes exceeds the {max_size}-byte limit")
         if end - p < size:
             break
-        frames.append(bytes(buf[p : p + size]))
+        with memoryview(buf) as view:
+            frames.append(bytes(view[p : p + size]))
         pos = p + size
     del buf[:pos]
     return frames
+
+
+def _frame_need(buf: bytearray) -> int:
+    """Bytes needed for the first frame in ``buf`` to be complete (1 if its length is not known yet)."""
+    size = 0
+    shift = 0
+    for i in range(min(len(buf), 10)):
+        b = buf[i]
+        size |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return i + 1 + size
+        shift += 7
+    return 1
 
 
 class NetworkStats:
@@ -199,13 +213,18 @@ class BitswapNetwork:
 
     async def _read_loop(self, peer: ID, stream: Any) -> None:
         buf = bytearray()
+        need = 1  # bytes buf must hold before a frame can be complete
         try:
             while True:
                 chunk = await stream.read(_READ_SIZE)
                 if not chunk:
                     return
                 buf += chunk
-                for frame in read_frames(buf, self.max_message_size):
+                if len(buf) < need:
+                    continue
+                frames = read_frames(buf, self.max_message_size)
+                need = _frame_need(buf)
+                for frame in frames:
                     msg = decode_message(frame)
                     self.stats.messages_received += 1
                     self._on_message(peer, msg)
@@ -215,10 +234,12 @@ class BitswapNetwork:
             await self._reset(stream)
         except (EOFError, OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             return
-        except Exception as exc:  # libp2p raises its own stream errors (reset, closed)
-            if type(exc).__module__.startswith("libp2p"):
+        except Exception as exc:
+            if type(exc).__module__.startswith("libp2p"):  # its own stream errors: reset, closed
                 return
-            raise
+            # a fault of ours must not take the connection or the service down
+            log.exception("bitswap: handling a message from %s failed; resetting the stream", peer)
+            await self._reset(stream)
 
     @staticmethod
     async def _reset(stream: Any) -> None:
