@@ -7,6 +7,7 @@ goes to a log file whose tail is quoted in every error.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -185,6 +186,11 @@ class HeliaPeer:
     def dial(self, addr: str, timeout: float = 10) -> dict[str, Any]:
         """Connect to ``addr`` and wait for identify; answer has peerId, protocols, agent."""
         return self.call("dial", timeout=timeout + 10, addr=addr, timeoutMs=int(timeout * 1000))
+
+    def block(self, cid: str, timeout: float = 30) -> bytes:
+        """One block's bytes (fetched over bitswap when not held)."""
+        answer = self.call("block", timeout=timeout + 10, cid=cid, timeoutMs=int(timeout * 1000))
+        return base64.b64decode(answer["base64"])
 
     def peers(self) -> list[str]:
         """The peer IDs Helia is connected to."""

@@ -12,6 +12,7 @@
 //        -> directory: {"ok": true, "type": "directory", "files": N, "size": N, "listing": "hex", "ms": T}
 //           where listing = sha256 of the sorted lines "path\tcid\tsha256-of-bytes\n" of every file
 //   {"cmd": "dial", "addr": "/ip4/.../p2p/..."}  -> {"ok": true, "peerId": "...", "protocols": [...], "agent": "..."}
+//   {"cmd": "block", "cid": "...", "timeoutMs"?}  -> {"ok": true, "base64": "..."} (one block, over bitswap if not held)
 //   {"cmd": "peers"}  -> {"ok": true, "peers": ["..."]}
 //   {"cmd": "stats"}  -> {"ok": true, "blocks": N, "bytes": N}
 //   {"cmd": "stop"}   -> {"ok": true}, then the process exits
@@ -198,6 +199,10 @@ const commands = {
   },
   fetch,
   dial,
+  block: async (cmd) => {
+    const bytes = await helia.blockstore.get(CID.parse(cmd.cid), { signal: AbortSignal.timeout(cmd.timeoutMs ?? DEFAULT_TIMEOUT_MS) })
+    return { base64: Buffer.from(bytes).toString('base64') }
+  },
   peers: async () => ({ peers: libp2p.getPeers().map((p) => p.toString()) }),
   stats,
   stop: async () => {
