@@ -18,6 +18,7 @@ so waiting peers and local waiters are served.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterable
@@ -37,6 +38,10 @@ from .network import BitswapNetwork
 __all__ = ["Bitswap", "BitswapConfig", "BlockNotFound"]
 
 log = logging.getLogger(__name__)
+
+
+#: received messages with at least this many block bytes are written to the store from a worker thread
+_THREAD_WRITE_BYTES = 128 * 1024
 
 
 class BlockNotFound(LookupError):
@@ -133,45 +138,52 @@ class Bitswap:
         Raises BlockNotFound if no peer delivers it within ``timeout`` seconds
         (None: wait until cancelled).
         """
-        data = self.store.get(cid)
-        if data is not None:
-            return data
+        found = await self.get_blocks([cid], timeout)
+        if cid not in found:
+            raise BlockNotFound(f"block {cid_to_str(cid)} not found within {timeout} s")
+        return found[cid]
+
+    async def get_blocks(self, cids: Iterable[bytes], timeout: float | None = None) -> dict[bytes, bytes]:
+        """Fetch several blocks in one session; return those present or arrived within ``timeout`` (cid -> bytes)."""
+        found: dict[bytes, bytes] = {}
+        missing: list[bytes] = []
+        for cid in dict.fromkeys(cids):
+            data = self.store.get(cid)
+            if data is not None:
+                found[cid] = data
+            else:
+                missing.append(cid)
+        if not missing:
+            return found
         if not self._running:
             raise RuntimeError("bitswap is not running")
-        mh = multihash_of(cid)
-        pending = self._pending.get(mh)
-        if pending is None:
-            pending = self._pending[mh] = _Pending()
-        pending.waiters += 1
-        self.wants.want([cid], trio.current_time())
+        waits: list[tuple[bytes, bytes, _Pending]] = []
+        for cid in missing:
+            mh = multihash_of(cid)
+            pending = self._pending.get(mh)
+            if pending is None:
+                pending = self._pending[mh] = _Pending()
+            pending.waiters += 1
+            waits.append((cid, mh, pending))
+        self.wants.want(missing, trio.current_time())
         self._flush.unpark_all()
         try:
             with trio.move_on_after(math.inf if timeout is None else timeout):
-                await pending.event.wait()
+                for _cid, _mh, pending in waits:
+                    await pending.event.wait()
         finally:
-            pending.waiters -= 1
-            if pending.data is None:
-                self.wants.cancel([cid], trio.current_time())
-                self._flush.unpark_all()
+            unfinished = []
+            for cid, mh, pending in waits:
+                pending.waiters -= 1
+                if pending.data is not None:
+                    found[cid] = pending.data
+                    continue
+                unfinished.append(cid)
                 if pending.waiters == 0 and self._pending.get(mh) is pending:
                     del self._pending[mh]
-        if pending.data is None:
-            raise BlockNotFound(f"block {cid_to_str(cid)} not found within {timeout} s")
-        return pending.data
-
-    async def get_blocks(self, cids: Iterable[bytes], timeout: float | None = None) -> dict[bytes, bytes]:
-        """Fetch several blocks at once; return those that arrived within ``timeout`` (cid -> bytes)."""
-        found: dict[bytes, bytes] = {}
-
-        async def one(cid: bytes) -> None:
-            try:
-                found[cid] = await self.get_block(cid, timeout)
-            except BlockNotFound:
-                pass
-
-        async with trio.open_nursery() as nursery:
-            for cid in dict.fromkeys(cids):
-                nursery.start_soon(one, cid)
+            if unfinished:
+                self.wants.cancel(unfinished, trio.current_time())
+                self._flush.unpark_all()
         return found
 
     def notify_new_blocks(self, cids: Iterable[bytes]) -> None:
@@ -216,7 +228,7 @@ class Bitswap:
         }
 
     # ----------------------------------------------------------------- events
-    def _on_message(self, peer: Any, msg: Message) -> None:
+    async def _on_message(self, peer: Any, msg: Message) -> None:
         if msg.wantlist or msg.full:
             self.engine.receive(peer, msg)
             self._serve.unpark_all()
@@ -225,7 +237,10 @@ class Bitswap:
         got = self.wants.receive(peer, msg, trio.current_time())
         if got.blocks:
             # each CID was derived from the hash of its bytes in WantManager.receive: verified
-            self.store.put_many(got.blocks, verify=False)
+            if sum(len(data) for _, data in got.blocks) >= _THREAD_WRITE_BYTES:
+                await trio.to_thread.run_sync(functools.partial(self.store.put_many, got.blocks, verify=False))
+            else:
+                self.store.put_many(got.blocks, verify=False)
             for cid, data in got.blocks:
                 pending = self._pending.pop(multihash_of(cid), None)
                 if pending is not None:

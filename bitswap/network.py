@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -152,15 +152,17 @@ class _Notifee(INotifee):
 class BitswapNetwork:
     """Bitswap framing and streams on a libp2p host (see the module docstring).
 
-    ``on_message(peer, msg)``, ``on_connect(peer)`` and ``on_disconnect(peer)``
-    are plain functions called in the trio thread. Call :meth:`start` with a
+    ``await on_message(peer, msg)`` is called for each message, in order per
+    stream (the next message is not read before it returns: backpressure);
+    ``on_connect(peer)`` and ``on_disconnect(peer)`` are plain functions.
+    All run in the trio thread. Call :meth:`start` with a
     nursery that outlives the adapter; :meth:`close` removes the handlers.
     """
 
     def __init__(
         self,
         host: Any,
-        on_message: Callable[[ID, Message], None],
+        on_message: Callable[[ID, Message], Awaitable[None]],
         on_connect: Callable[[ID], None],
         on_disconnect: Callable[[ID], None],
         *,
@@ -227,7 +229,7 @@ class BitswapNetwork:
                 for frame in frames:
                     msg = decode_message(frame)
                     self.stats.messages_received += 1
-                    self._on_message(peer, msg)
+                    await self._on_message(peer, msg)
         except (FrameError, MessageError) as exc:
             self.stats.bad_messages += 1
             log.info("bitswap: bad message from %s: %s; resetting the stream", peer, exc)
