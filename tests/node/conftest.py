@@ -41,6 +41,6 @@ def pinion_node(make_node: Any) -> PinionNode:
 
 @pytest.fixture
 def daemon(pinion_node: PinionNode) -> PinionNode:
-    """One repo with its daemon running."""
-    pinion_node.start()
+    """One repo with its daemon running offline (no libp2p hosts: the RPC tests need none)."""
+    pinion_node.start("--offline")
     return pinion_node

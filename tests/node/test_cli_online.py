@@ -41,7 +41,7 @@ def test_cli_same_online_and_offline(make_node, tmp_path: Path) -> None:  # type
     (tree / "b" / "big.bin").write_bytes(os.urandom(700_000))
     (tree / ".hidden").write_bytes(b"not added without -H")
     offline, online = make_node("offline"), make_node("online")
-    online.start()
+    online.start("--offline")
     on = _run_scenario(online, tree)
     off = _run_scenario(offline, tree)
     assert (online.path / "api").exists()  # the daemon was used, not the repo

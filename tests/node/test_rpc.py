@@ -44,7 +44,7 @@ def test_add_cat_ls_kubo_cids(daemon: PinionNode) -> None:
 
 def test_add_directory_tree_matches_offline_add(make_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     online, offline = make_node("online"), make_node("offline")
-    online.start()
+    online.start("--offline")
     tree = tmp_path / "site"
     (tree / "sub").mkdir(parents=True)
     (tree / "index.html").write_bytes(b"<h1>hi</h1>")
