@@ -21,7 +21,7 @@ import trio
 from libp2p.peer.id import ID
 
 from .bridge import TrioThread
-from .hosts import AGENT_VERSION, DEFAULT_CLUSTER_ADDR, DEFAULT_SWARM_ADDR, HostHandle, P2PError
+from .hosts import AGENT_VERSION, CONNECT_TIMEOUT_S, DEFAULT_CLUSTER_ADDR, DEFAULT_SWARM_ADDR, HostHandle, P2PError
 from .identity import load_keypair
 from .peerstore import PeerBook
 
@@ -226,9 +226,9 @@ class P2PService:
             "Protocols": protocols,
         }
 
-    async def connect(self, addr: str, which: str = "swarm") -> str:
-        """Dial ``/…/p2p/<id>`` on a host; returns the peer ID; raises P2PError."""
-        return await self.bridge.run(self._handle(which).connect, addr)
+    async def connect(self, addr: str, which: str = "swarm", timeout: float = CONNECT_TIMEOUT_S) -> str:
+        """Dial ``/…/p2p/<id>`` on a host; returns the peer ID; raises P2PError (also after ``timeout`` s)."""
+        return await self.bridge.run(self._handle(which).connect, addr, timeout)
 
     async def peers(self, which: str = "swarm") -> list[dict[str, str]]:
         """Connected peers: ``[{"Peer": id, "Addr": multiaddr}]``."""

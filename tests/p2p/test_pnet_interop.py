@@ -1,0 +1,157 @@
+"""Private network interop with js-libp2p's @libp2p/pnet (XSalsa20, the spec), both directions.
+
+Needs Node >= 20 and npm (installs tests/p2p/js/ from its lockfile with ``npm ci``
+on first run); skipped where they are missing, so it runs on any machine or CI with Node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from node.p2p.hosts import P2PError
+from node.p2p.identity import generate_identity
+from node.p2p.service import P2PService, P2PSettings
+
+from .conftest import LOOPBACK, new_secret
+
+JS_DIR = Path(__file__).parent / "js"
+_STAMP = JS_DIR / "node_modules" / ".pinion-lock-sha256"
+
+
+def _node_problem() -> str | None:
+    node = shutil.which("node")
+    if node is None or shutil.which("npm") is None:
+        return "needs Node >= 20 and npm on PATH"
+    out = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    if int(out.lstrip("v").split(".")[0]) < 20:
+        return f"needs Node >= 20, found {out}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def js_ready() -> None:
+    problem = _node_problem()
+    if problem:
+        pytest.skip(f"pnet interop with js-libp2p {problem}")
+    lock_sha = hashlib.sha256((JS_DIR / "package-lock.json").read_bytes()).hexdigest()
+    if not _STAMP.exists() or _STAMP.read_text() != lock_sha:
+        proc = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS_DIR, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, f"npm ci failed in {JS_DIR}:\n{proc.stderr[-3000:]}"
+        _STAMP.write_text(lock_sha)
+
+
+class JsPeer:
+    """A running ``pnet_peer.mjs``: JSON events on stdout, stops when stdin closes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, secret: str, *args: str) -> tuple["JsPeer", dict]:
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(JS_DIR / "pnet_peer.mjs"), secret, *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        peer = cls(proc)
+        return peer, await peer.event("ready")
+
+    async def event(self, kind: str | tuple[str, ...], timeout: float = 20) -> dict:
+        kinds = (kind,) if isinstance(kind, str) else kind
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)  # type: ignore[union-attr]
+            assert line, f"js peer exited while waiting for {kinds}"
+            ev = json.loads(line)
+            if ev["event"] in kinds:
+                return ev
+
+    async def stop(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def _cluster_service(secret: str) -> P2PService:
+    return P2PService(
+        P2PSettings(
+            swarm_privkey=generate_identity()[1],
+            swarm_addrs=(LOOPBACK,),
+            cluster_privkey=generate_identity()[1],
+            cluster_secret=secret,
+            cluster_addrs=(LOOPBACK,),
+        )
+    )
+
+
+async def _wait_peer(svc: P2PService, peer: str) -> None:
+    for _ in range(200):
+        if peer in [p["Peer"] for p in await svc.peers("cluster")]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{peer} never showed up among the cluster host's peers")
+
+
+def test_python_dials_js_in_the_same_private_network(js_ready: None) -> None:
+    secret = new_secret()
+
+    async def main() -> None:
+        js, ready = await JsPeer.start(secret)
+        try:
+            async with _cluster_service(secret) as svc:
+                assert await svc.connect(ready["addrs"][0], "cluster") == ready["id"]
+                assert (await js.event("connect"))["peer"] == svc.cluster.peer_id  # type: ignore[union-attr]
+                assert [p["Peer"] for p in await svc.peers("cluster")] == [ready["id"]]
+        finally:
+            await js.stop()
+
+    asyncio.run(main())
+
+
+def test_js_dials_python_in_the_same_private_network(js_ready: None) -> None:
+    secret = new_secret()
+
+    async def main() -> None:
+        async with _cluster_service(secret) as svc:
+            addr = (await svc.id("cluster"))["Addresses"][0]
+            js, ready = await JsPeer.start(secret, "dial", addr)
+            try:
+                ev = await js.event(("dialed", "error"))
+                assert ev == {"event": "dialed", "peer": svc.cluster.peer_id}  # type: ignore[union-attr]
+                await _wait_peer(svc, ready["id"])
+            finally:
+                await js.stop()
+
+    asyncio.run(main())
+
+
+def test_different_secrets_do_not_connect_either_way(js_ready: None) -> None:
+    async def main() -> None:
+        js, ready = await JsPeer.start(new_secret())
+        try:
+            async with _cluster_service(new_secret()) as svc:
+                with pytest.raises(P2PError):
+                    await svc.connect(ready["addrs"][0], "cluster", timeout=3)
+                assert await svc.peers("cluster") == []
+                addr = (await svc.id("cluster"))["Addresses"][0]
+                js2, _ = await JsPeer.start(new_secret(), "dial", addr)
+                try:
+                    ev = await js2.event(("dialed", "error"))
+                    assert ev["event"] == "error"
+                    assert await svc.peers("cluster") == []
+                finally:
+                    await js2.stop()
+        finally:
+            await js.stop()
+
+    asyncio.run(main())
