@@ -128,6 +128,10 @@ class Bitswap:
                 await trio.sleep_forever()
             finally:
                 self._running = False
+                # local callers stop waiting: their blocks will not come (they get BlockNotFound)
+                for pending in self._pending.values():
+                    pending.event.set()
+                self._pending.clear()
                 with trio.CancelScope(shield=True):
                     await self.network.close()
 
@@ -136,7 +140,7 @@ class Bitswap:
         """The block's bytes, from the store or else from the network.
 
         Raises BlockNotFound if no peer delivers it within ``timeout`` seconds
-        (None: wait until cancelled).
+        (None: wait until cancelled) or if the service stops first.
         """
         found = await self.get_blocks([cid], timeout)
         if cid not in found:

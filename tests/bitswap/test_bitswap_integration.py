@@ -328,3 +328,35 @@ def test_a_bitswap_1_0_0_peer_gets_blocks_in_the_old_field(tmp_path: Path) -> No
             assert got.blocks[0].data == data
 
     run(main)
+
+
+def test_waiters_are_released_when_the_service_stops(tmp_path: Path) -> None:
+    from bitswap import Bitswap
+    from bitswap_hosts import open_store
+
+    async def main() -> None:
+        store = open_store(tmp_path / "s")
+        try:
+            async with running_host() as host:
+                bs = Bitswap(host, store, FAST)
+                outcome: list[Any] = []
+                async with trio.open_nursery() as outer:
+                    async with trio.open_nursery() as inner:
+                        await inner.start(bs.run)
+
+                        async def wait_forever() -> None:
+                            try:
+                                await bs.get_block(cid_for(b"never", RAW))
+                            except BlockNotFound as exc:
+                                outcome.append(exc)
+
+                        outer.start_soon(wait_forever)
+                        await trio.sleep(0.1)
+                        inner.cancel_scope.cancel()
+                assert len(outcome) == 1 and not bs._pending
+                with pytest.raises(RuntimeError, match="not running"):
+                    await bs.get_block(cid_for(b"after stop", RAW))
+        finally:
+            store.db.close()
+
+    run(main)
