@@ -155,3 +155,24 @@ def test_different_secrets_do_not_connect_either_way(js_ready: None) -> None:
             await js.stop()
 
     asyncio.run(main())
+
+
+def test_upstream_pnet_still_cannot_reach_js(js_ready: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Canary for compat's pnet fix: upstream's Salsa20/8-byte-nonce pnet fails against js."""
+    import libp2p.network.swarm as swarm_mod
+    from libp2p.security.pnet.protector import new_protected_conn as upstream
+
+    secret = new_secret()
+
+    async def main() -> None:
+        js, ready = await JsPeer.start(secret)
+        try:
+            svc = _cluster_service(secret)  # installs compat; then put upstream's pnet back
+            monkeypatch.setattr(swarm_mod, "new_protected_conn", upstream)
+            async with svc:
+                with pytest.raises(P2PError):
+                    await svc.connect(ready["addrs"][0], "cluster", timeout=4)
+        finally:
+            await js.stop()
+
+    asyncio.run(main())
