@@ -360,3 +360,24 @@ def test_waiters_are_released_when_the_service_stops(tmp_path: Path) -> None:
             store.db.close()
 
     run(main)
+
+
+def test_fetch_follows_dag_cbor_links(tmp_path: Path) -> None:
+    from blockstore.cid import DAG_CBOR
+
+    leaves = [bytes([i]) * 500 for i in range(3)]
+    leaf_cids = [cid_for(d, RAW) for d in leaves]
+    # DAG-CBOR: a list of three links (tag 42 over 0x00 + binary CID)
+    node = b"\x83" + b"".join(b"\xd8\x2a\x58" + bytes([len(c) + 1]) + b"\x00" + c for c in leaf_cids)
+    root = cid_for(node, DAG_CBOR)
+
+    async def main() -> None:
+        async with bitswap_node(tmp_path / "a") as a, bitswap_node(tmp_path / "b") as b:
+            a.store.put(root, node)
+            a.store.put_many(list(zip(leaf_cids, leaves)))
+            await connect(b.host, a.host)
+            result = await fetch_dag(b, root)
+            assert result.blocks == 4 and result.fetched == 4
+            assert [b.store.get(c) for c in leaf_cids] == leaves
+
+    run(main)
