@@ -124,6 +124,11 @@ class HeliaPeer:
         return next(a for a in self.addrs if a.startswith("/ip4/127.0.0.1/tcp/"))
 
     @property
+    def alive(self) -> bool:
+        """True while the node process runs."""
+        return self._proc.poll() is None
+
+    @property
     def pid(self) -> int:
         """The node process ID."""
         return self._proc.pid
