@@ -69,7 +69,7 @@ class Subscription:
         self.topic = topic
         self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize)
         self.dropped = 0
-        self._cancel: Callable[[], None] | None = None
+        self._scope: trio.CancelScope | None = None  # the trio pump, touched only in the trio thread
 
     def _deliver(self, item: tuple[str, bytes]) -> None:
         if self.queue.full():
@@ -254,39 +254,52 @@ class P2PService:
         await self.bridge.run(self._handle("cluster").publish, topic, data)
 
     async def subscribe(self, topic: str, maxsize: int = SUBSCRIPTION_QUEUE_SIZE) -> Subscription:
-        """Join a cluster gossipsub topic; messages arrive on the returned ``Subscription``."""
+        """Join a cluster gossipsub topic; messages arrive on the returned ``Subscription``.
+
+        One subscription per topic at a time (``unsubscribe`` it to subscribe again).
+        """
         handle = self._handle("cluster")
+        if any(s.topic == topic for s in self._subscriptions):
+            raise P2PError(f"already subscribed to {topic!r}")
         sub = Subscription(topic, maxsize)
-        ready = asyncio.get_running_loop().create_future()
 
-        async def pump() -> None:
-            trio_sub = await handle.subscribe(topic)
-            self.bridge.call_soon_asyncio(ready.set_result, None)
-            while True:
-                msg = await trio_sub.get()
-                sender = ""
-                if msg.from_id:
-                    try:
-                        sender = ID(msg.from_id).to_base58()
-                    except Exception:
-                        sender = ""
-                self.bridge.call_soon_asyncio(sub._deliver, (sender, bytes(msg.data)))
+        async def pump(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with trio.CancelScope() as scope:
+                sub._scope = scope
+                trio_sub = await handle.subscribe(topic)
+                task_status.started()
+                while True:
+                    msg = await trio_sub.get()
+                    self.bridge.call_soon_asyncio(sub._deliver, (_sender(msg.from_id), bytes(msg.data)))
 
-        async def guarded_pump() -> None:
-            try:
-                await pump()
-            except trio.Cancelled:
-                raise
-            except Exception as exc:
-                if not ready.done():
-                    self.bridge.call_soon_asyncio(_fail, exc)
-                raise
-
-        def _fail(exc: BaseException) -> None:
-            if not ready.done():
-                ready.set_exception(exc)
-
-        self.bridge.start_soon(guarded_pump, name=f"pubsub:{topic}")
-        await ready
         self._subscriptions.append(sub)
+        try:
+            await self.bridge.run(self.bridge.start_service, pump)
+        except BaseException:
+            self._subscriptions.remove(sub)
+            raise
         return sub
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        """Leave ``sub``'s topic and stop delivering to it (idempotent)."""
+        if sub not in self._subscriptions:
+            return
+        self._subscriptions.remove(sub)
+        handle = self._handle("cluster")
+
+        async def leave() -> None:
+            if sub._scope is not None:
+                sub._scope.cancel()
+            await handle.unsubscribe(sub.topic)
+
+        await self.bridge.run(leave)
+
+
+def _sender(from_id: bytes) -> str:
+    """The base58 peer ID of a pubsub message's ``from`` field ("" when absent or malformed)."""
+    if not from_id:
+        return ""
+    try:
+        return ID(from_id).to_base58()
+    except Exception:
+        return ""

@@ -185,3 +185,36 @@ def test_busy_port_fails_start_with_a_clear_error_and_no_thread_left() -> None:
             assert not svc.bridge.running
 
         asyncio.run(main())
+
+
+def test_subscription_unsubscribe_and_resubscribe() -> None:
+    secret = new_secret()
+
+    async def main() -> None:
+        async with P2PService(_settings(secret)) as a, P2PService(_settings(secret)) as b:
+            await b.connect((await a.id("cluster"))["Addresses"][0], "cluster")
+            sub = await a.subscribe("t")
+            with pytest.raises(P2PError, match="already subscribed"):
+                await a.subscribe("t")
+            await a.unsubscribe(sub)
+            await a.unsubscribe(sub)  # idempotent
+            sub2 = await a.subscribe("t")
+            for _ in range(100):
+                if await b.run_in_libp2p(_topic_peers, b, "t"):
+                    break
+                await asyncio.sleep(0.05)
+            await b.publish("t", b"again")
+            assert await asyncio.wait_for(sub2.get(), 10) == (b.cluster.peer_id, b"again")  # type: ignore[union-attr]
+            assert sub.queue.empty()
+
+    asyncio.run(main())
+
+
+def test_subscription_drops_oldest_when_consumer_lags() -> None:
+    from node.p2p.service import Subscription
+
+    sub = Subscription("t", maxsize=3)
+    for i in range(5):
+        sub._deliver(("p", b"%d" % i))
+    assert sub.dropped == 2
+    assert [sub.queue.get_nowait()[1] for _ in range(3)] == [b"2", b"3", b"4"]
