@@ -37,6 +37,8 @@ DEFAULT_MAX_BLOCK_SIZE = 2 * 1024 * 1024
 COMPRESS_RATIO = 0.9
 #: blocks smaller than this are never compressed (frame overhead dominates)
 COMPRESS_MIN = 256
+#: large blocks are compressed only if their first SAMPLE bytes compress
+SAMPLE = 4096
 
 
 class BlockTooLarge(ValueError):
@@ -73,7 +75,10 @@ class BlockStore:
 
     def _encode(self, data: bytes) -> bytes:
         if self._compress and len(data) >= COMPRESS_MIN:
-            frame = self._compressor().compress(data)
+            c = self._compressor()
+            if len(data) > 4 * SAMPLE and len(c.compress(data[:SAMPLE])) > SAMPLE * COMPRESS_RATIO:
+                return _RAW + bytes(data)  # the head does not compress: random or already compressed
+            frame = c.compress(data)
             if len(frame) <= len(data) * COMPRESS_RATIO:
                 return _ZSTD + frame
         return _RAW + bytes(data)
