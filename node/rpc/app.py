@@ -22,9 +22,11 @@ from typing import Any
 
 from aiohttp import ClientPayloadError, web
 
-from blockstore import importer
-from blockstore.cid import RAW, make_cid
-from blockstore.pins import DIRECT, RECURSIVE
+from blockstore import car, importer
+from blockstore.carimport import CarImporter, CarImportResult
+from blockstore.cid import RAW, CidError, HashMismatch, make_cid
+from blockstore.store import BlockTooLarge
+from blockstore.pins import RECURSIVE
 
 from ..core import BadRequest, CoreAPI, CoreError, NotFound
 from .add import AddOptions, AddWorker
@@ -414,27 +416,43 @@ async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web
     o.boolean("local-only", False)
     base = o.string("cid-base", None)
 
+    def import_one(reader: PartReader) -> CarImportResult:
+        """Feed one CAR part to the push-style importer as its pieces arrive (no re-chunking)."""
+        imp = CarImporter(ctx.core.store)
+        try:
+            while not imp.done and (data := reader.next_data()) is not None:
+                imp.feed(data)
+            result = imp.finish()
+        except car.CarError as exc:
+            raise RpcError(f"malformed CAR: {exc}") from None
+        except (HashMismatch, BlockTooLarge, CidError) as exc:
+            raise RpcError(f"rejected CAR: {exc}") from None
+        finally:
+            imp.abort()  # a no-op after finish(); rolls back otherwise
+        reader.drain()  # anything after the CAR data (a CARv2 index) is not read
+        return result
+
     def worker(pipe: ItemPipe) -> tuple[list[bytes], int, int]:
         roots: list[bytes] = []
         blocks = nbytes = 0
-        while True:
-            ev = pipe.get()
-            if ev is None:
-                break
-            if not isinstance(ev, PartStart):
-                raise UploadAborted("multipart data outside a part")
-            reader = PartReader(pipe)
-            res = ctx.core.car_import(reader, pin_roots=False)
-            reader.drain()
-            for r in res.roots:
-                if r not in roots:
-                    roots.append(r)
-            blocks += res.blocks
-            nbytes += res.bytes
-        if not blocks and not roots:
-            raise RpcError("no CAR was sent (expected a multipart part named 'file')")
-        if pin_roots and roots:
-            with ctx.writer_lock():
+        seen_part = False
+        with ctx.writer_lock():
+            while True:
+                ev = pipe.get()
+                if ev is None:
+                    break
+                if not isinstance(ev, PartStart):
+                    raise UploadAborted("multipart data outside a part")
+                seen_part = True
+                res = import_one(PartReader(pipe))
+                for r in res.roots:
+                    if r not in roots:
+                        roots.append(r)
+                blocks += res.blocks
+                nbytes += res.bytes
+            if not seen_part:
+                raise RpcError("no CAR was sent (expected a multipart part named 'file')")
+            if pin_roots and roots:
                 ctx.core.pins.add_many(roots, RECURSIVE)
         return roots, blocks, nbytes
 

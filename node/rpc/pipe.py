@@ -116,7 +116,8 @@ class PartReader:
 
     def __init__(self, pipe: ItemPipe) -> None:
         self._pipe = pipe
-        self._pending = b""
+        self._buf = b""  # the current data item; bytes before _pos are consumed
+        self._pos = 0
         self._ended = False
 
     @property
@@ -127,6 +128,18 @@ class PartReader:
     def readable(self) -> bool:
         """Always True (file protocol)."""
         return True
+
+    def next_data(self) -> bytes | None:
+        """The next piece of the part as it arrived (None at the part's end); for push-style consumers."""
+        if self._pos < len(self._buf):
+            out = self._buf[self._pos :] if self._pos else self._buf
+            self._buf, self._pos = b"", 0
+            return out
+        while not self._ended:
+            data = self._next()
+            if data:
+                return data
+        return None
 
     def _next(self) -> bytes | None:
         item = self._pipe.get()
@@ -144,29 +157,30 @@ class PartReader:
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all the rest with ``n < 0``); ``b""`` at the part's end."""
         if n is None or n < 0:
-            parts = [self._pending]
-            self._pending = b""
-            while not self._ended:
-                data = self._next()
-                if data:
-                    parts.append(data)
+            parts = []
+            while (data := self.next_data()) is not None:
+                parts.append(data)
             return b"".join(parts)
-        if len(self._pending) >= n:
-            out, self._pending = self._pending[:n], self._pending[n:]
+        avail = len(self._buf) - self._pos
+        if avail >= n:
+            out = self._buf[self._pos : self._pos + n]
+            self._pos += n
             return out
-        parts = [self._pending] if self._pending else []
-        have = len(self._pending)
-        self._pending = b""
+        parts = [memoryview(self._buf)[self._pos :]] if avail else []
+        have = avail
+        self._buf, self._pos = b"", 0
         while have < n and not self._ended:
             data = self._next()
             if data:
-                parts.append(data)
-                have += len(data)
-        buf = b"".join(parts)
-        if len(buf) > n:
-            self._pending = buf[n:]
-            buf = buf[:n]
-        return buf
+                take = n - have
+                if len(data) > take:
+                    parts.append(memoryview(data)[:take])
+                    self._buf, self._pos = data, take
+                    have = n
+                else:
+                    parts.append(data)
+                    have += len(data)
+        return b"".join(parts)
 
     def readinto(self, b: Any) -> int:
         """Fill ``b`` as far as the part allows; return the byte count."""
@@ -177,6 +191,6 @@ class PartReader:
 
     def drain(self) -> None:
         """Skip the rest of the part."""
-        self._pending = b""
+        self._buf, self._pos = b"", 0
         while not self._ended:
             self._next()

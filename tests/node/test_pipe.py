@@ -6,6 +6,8 @@ import asyncio
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.rpc.multipart import PartData, PartEnd, PartStart
 from node.rpc.pipe import ItemPipe, PartReader, ReaderGone, UploadAborted
@@ -107,3 +109,41 @@ def test_body_ending_inside_a_part_is_an_abort() -> None:
             await asyncio.to_thread(PartReader(pipe).read, 10)
 
     asyncio.run(main())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pieces=st.lists(st.binary(min_size=1, max_size=50), max_size=12),
+    sizes=st.lists(st.integers(min_value=1, max_value=80), min_size=1, max_size=8),
+    push=st.booleans(),
+)
+def test_part_reader_any_piece_and_read_sizes(pieces: list[bytes], sizes: list[int], push: bool) -> None:
+    """Whatever the item and read sizes, the reader returns the part's bytes, in order, once."""
+
+    async def main() -> bytes:
+        pipe = ItemPipe(asyncio.get_running_loop(), limit=1 << 20)
+        for p in pieces:
+            await pipe.put(PartData(p), len(p))
+        await pipe.put(PartEnd(), 1)
+        pipe.close()
+
+        def work() -> bytes:
+            r = PartReader(pipe)
+            out = []
+            i = 0
+            while True:
+                if push and i % 2:
+                    data = r.next_data()
+                    data = b"" if data is None else data
+                else:
+                    data = r.read(sizes[i % len(sizes)])
+                    assert len(data) <= sizes[i % len(sizes)]
+                i += 1
+                if not data and r.ended:
+                    break
+                out.append(bytes(data))
+            return b"".join(out)
+
+        return await asyncio.to_thread(work)
+
+    assert asyncio.run(main()) == b"".join(pieces)
