@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SWARM_ADDR = "/ip4/0.0.0.0/tcp/4001"
 DEFAULT_CLUSTER_ADDR = "/ip4/0.0.0.0/tcp/9096"
 CONNECT_TIMEOUT_S = 10.0  #: a dial (incl. pnet, Noise, Yamux negotiation) that takes longer fails
-RECONNECT_TIMEOUT_S = 5.0  #: per known peer when reconnecting at start
+RECONNECT_TIMEOUT_S = 5.0  #: per known peer when redialling
+RECONNECT_INTERVAL_S = 30.0  #: how often known peers that dropped are redialled
 AGENT_VERSION = "pinion"
 
 StreamHandler = Callable[[INetStream], Awaitable[None]]
@@ -104,6 +105,7 @@ class HostHandle:
         psk: str | bytes | None = None,
         pubsub: bool = False,
         peer_book: PeerBook | None = None,
+        reconnect_interval: float = RECONNECT_INTERVAL_S,
     ) -> None:
         compat.install()
         if not listen_addrs:
@@ -118,6 +120,7 @@ class HostHandle:
         self._psk_hex = compat.parse_psk(psk).hex() if psk is not None else None
         self._want_pubsub = pubsub
         self.peer_book = peer_book
+        self.reconnect_interval = reconnect_interval
         self.host: IHost | None = None
         self.pubsub: Pubsub | None = None
         self._stop = trio.Event()
@@ -185,7 +188,7 @@ class HostHandle:
     async def _running(self, task_status: Any) -> None:
         async with trio.open_nursery() as nursery:
             if self.peer_book is not None:
-                nursery.start_soon(self.reconnect_known)
+                nursery.start_soon(self._keep_known_peers)
             task_status.started(self)
             await self._stop.wait()
             nursery.cancel_scope.cancel()
@@ -236,11 +239,17 @@ class HostHandle:
             self.peer_book.remember(str(peer_id), str(transport_addr))
         return str(peer_id)
 
+    async def _keep_known_peers(self) -> None:
+        while True:
+            await self.reconnect_known()
+            await trio.sleep(self.reconnect_interval)
+
     async def reconnect_known(self) -> int:
-        """Dial every peer in the peer book concurrently; returns how many connected."""
+        """Dial, concurrently, every peer-book peer we are not connected to; returns how many connected."""
         if self.peer_book is None:
             return 0
         connected = 0
+        current = {str(p) for p in self._host().get_connected_peers()}
 
         async def one(peer: str, addrs: list[str]) -> None:
             nonlocal connected
@@ -255,12 +264,16 @@ class HostHandle:
 
         async with trio.open_nursery() as nursery:
             for peer, addrs in self.peer_book.known().items():
-                nursery.start_soon(one, peer, addrs)
+                if peer not in current:
+                    nursery.start_soon(one, peer, addrs)
         return connected
 
     async def disconnect(self, peer: str | ID) -> None:
-        """Close every connection to ``peer``."""
-        await self._host().disconnect(_parse_peer_id(peer))
+        """Close every connection to ``peer`` and forget it (it is not redialled)."""
+        pid = _parse_peer_id(peer)
+        if self.peer_book is not None:
+            self.peer_book.forget(str(pid))
+        await self._host().disconnect(pid)
 
     def peers(self) -> list[tuple[str, str]]:
         """Connected peers as (peer ID, remote multiaddr), one row per peer."""

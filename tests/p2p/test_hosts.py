@@ -239,3 +239,31 @@ def test_pubsub_calls_on_a_host_without_pubsub_are_refused() -> None:
             await a.subscribe("t")
 
     run(body, a)
+
+
+def test_known_peer_that_drops_is_redialled_until_disconnected_on_purpose(tmp_path) -> None:
+    import plyvel
+
+    db = plyvel.DB(str(tmp_path / "db"), create_if_missing=True)
+    try:
+        a = new_host()
+        b = HostHandle("swarm", new_host().keypair, ["/ip4/127.0.0.1/tcp/0"], peer_book=PeerBook(db, "swarm"), reconnect_interval=0.1)
+
+        async def wait_peers(h: HostHandle, expected: list[str]) -> None:
+            with trio.fail_after(10):
+                while [p for p, _ in h.peers()] != expected:
+                    await trio.sleep(0.02)
+
+        async def body() -> None:
+            await b.connect(a.listen_addrs()[0])
+            await a.disconnect(b.peer_id)  # the other side drops us
+            await wait_peers(a, [])
+            await wait_peers(b, [a.peer_id])  # b redials a
+            await b.disconnect(a.peer_id)  # on purpose: forgotten, stays down
+            assert PeerBook(db, "swarm").known() == {}
+            await trio.sleep(0.5)
+            assert b.peers() == []
+
+        run(body, a, b)
+    finally:
+        db.close()
