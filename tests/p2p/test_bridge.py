@@ -202,3 +202,42 @@ async def _call_run_asyncio(b: TrioThread) -> None:
         return None
 
     await b.run_asyncio(nothing)
+
+
+def test_many_concurrent_calls_each_get_their_own_result(bridge: TrioThread) -> None:
+    async def echo(i: int) -> int:
+        await trio.sleep(0.001 * (i % 7))
+        return i
+
+    async def main() -> None:
+        bridge.start()
+        results = await asyncio.gather(*(bridge.run(echo, i) for i in range(500)))
+        assert results == list(range(500))
+
+    asyncio.run(main())
+
+
+def test_trio_cancellation_cancels_the_asyncio_side(bridge: TrioThread) -> None:
+    async def main() -> None:
+        bridge.start()
+        started = asyncio.Event()
+        cancelled = asyncio.Event()
+
+        async def slow_asyncio() -> None:
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        async def in_trio() -> bool:
+            with trio.move_on_after(0.1) as scope:
+                await bridge.run_asyncio(slow_asyncio)
+            return scope.cancelled_caught
+
+        assert await bridge.run(in_trio) is True
+        await asyncio.wait_for(cancelled.wait(), 5)
+        assert started.is_set()
+
+    asyncio.run(main())
