@@ -332,7 +332,9 @@ class BitswapNetwork:
         return False
 
     def _fail(self, lane: _Lane) -> None:
-        """A peer that cannot be written to: drop what is queued for it."""
+        """A peer that cannot be written to: drop what is queued for it, and its lane."""
+        if self._lanes.get(lane.peer) is lane:
+            del self._lanes[lane.peer]
         while lane.queue:
             _msg, done = lane.queue.popleft()
             if done is not None:

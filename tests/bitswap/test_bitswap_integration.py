@@ -307,6 +307,9 @@ def test_peer_disconnecting_mid_transfer(tmp_path: Path) -> None:
                 got = b.store.get(mh_cid)
                 assert got is None or got == a.store.get(mh_cid)
             assert b.stats()["wantlist_size"] == 0
+            with trio.fail_after(5):  # both sides forget the peer and its lane
+                while a.host.get_id() in b.network._lanes or b.stats()["peers"]:
+                    await trio.sleep(0.02)
             await connect(b.host, a.host)
             resumed = await fetch_dag(b, root, block_timeout=10)
             assert resumed.present >= have and resumed.blocks == total
