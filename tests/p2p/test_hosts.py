@@ -267,3 +267,45 @@ def test_known_peer_that_drops_is_redialled_until_disconnected_on_purpose(tmp_pa
         run(body, a, b)
     finally:
         db.close()
+
+
+def test_plaintext_only_dialer_is_refused_while_upstream_default_accepts_it() -> None:
+    """Our hosts speak Noise only; a default upstream host still takes plaintext (the canary)."""
+    import multiaddr
+    from libp2p import new_host as upstream_new_host
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+
+    from node.p2p import compat
+    from node.p2p.identity import generate_identity, load_keypair
+
+    loopback = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
+
+    def plaintext_dialer():  # type: ignore[no-untyped-def]
+        kp = load_keypair(generate_identity()[1])
+        h = upstream_new_host(
+            key_pair=kp,
+            sec_opt={PLAINTEXT_PROTOCOL_ID: InsecureTransport(kp)},
+            muxer_opt=compat.muxer_options(),
+            listen_addrs=[loopback],
+            connection_config=compat.connection_config(),
+        )
+        compat.disable_auto_connector(h)
+        return h
+
+    ours = new_host()
+    upstream_default = upstream_new_host(key_pair=load_keypair(generate_identity()[1]), listen_addrs=[loopback], connection_config=compat.connection_config())
+    compat.disable_auto_connector(upstream_default)
+    dialer = plaintext_dialer()
+
+    async def body() -> None:
+        async with dialer.run([loopback]), upstream_default.run([loopback]):
+            with trio.move_on_after(5):  # refused: fails, or never completes
+                with pytest.raises(Exception):
+                    await dialer.connect(info_from_p2p_addr(multiaddr.Multiaddr(ours.listen_addrs()[0])))
+            assert ours.peers() == []
+            with trio.fail_after(10):
+                await dialer.connect(info_from_p2p_addr(upstream_default.get_addrs()[0]))
+            assert dialer.get_network().get_connections(upstream_default.get_id())
+
+    run(body, ours, timeout=60)
