@@ -69,6 +69,17 @@ def test_metrics_endpoint(daemon: PinionNode) -> None:
     assert "process_resident_memory_bytes" in text
 
 
+def test_gateway_is_mounted_and_counted(daemon: PinionNode) -> None:
+    cid = call(daemon.url(), "add", files=[part("hello.txt", b"hello gateway")]).lines()[-1]["Hash"]
+    with urllib.request.urlopen(f"{daemon.url('gateway')}/ipfs/{cid}", timeout=30) as r:
+        assert r.read() == b"hello gateway"
+        assert r.headers["Etag"] == f'"{cid}"'
+    text = urllib.request.urlopen(daemon.url("metrics") + "/metrics", timeout=30).read().decode()
+    assert 'pinion_gateway_requests_total{status="200"} 1.0' in text
+    assert "pinion_gateway_bytes_out_total" in text
+    assert "pinion_blocks_get_total" in text
+
+
 def test_offline_flag(pinion_node: PinionNode) -> None:
     ep = pinion_node.start("--offline")
     assert ep["offline"] is True
