@@ -19,7 +19,6 @@ so waiting peers and local waiters are served.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ from .message import MAX_MESSAGE_SIZE, Message
 from .network import BitswapNetwork
 
 __all__ = ["Bitswap", "BitswapConfig", "BlockNotFound"]
-
-log = logging.getLogger(__name__)
 
 
 #: received messages with at least this many block bytes are written to the store from a worker thread

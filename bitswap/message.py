@@ -24,7 +24,9 @@ Unknown fields with a valid wire type are skipped, as protobuf requires.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from blockstore.cid import (
     DAG_PB,
@@ -199,7 +201,7 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
             raise MessageError("varint too long")
 
 
-def _fields(buf: memoryview, pos: int, end: int, where: str):  # type: ignore[no-untyped-def]
+def _fields(buf: memoryview, pos: int, end: int, where: str) -> Iterator[tuple[int, int, Any]]:
     """Yield (field number, wire type, value) for each field in buf[pos:end].
 
     For wire type 0 the value is the integer; for wire type 2 it is (start, stop).

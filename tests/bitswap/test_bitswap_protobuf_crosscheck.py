@@ -6,7 +6,6 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from bitswap.message import Block, Message, Presence, WantEntry, decode_message, encode_message
 from test_bitswap_message import messages
