@@ -17,7 +17,7 @@ from blockstore.db import open_db
 from blockstore.importer import ImportParams, import_file, import_path
 from blockstore.store import BlockStore
 
-from .content import HAMT_ENTRIES, HAMT_NAME_LENGTH, make_file, make_hamt_dir
+from .content import HAMT_NAME_LENGTH, make_file, make_hamt_dir
 from .helia import HeliaPeer
 
 StartHelia = Callable[..., list[HeliaPeer]]
@@ -48,7 +48,12 @@ def store(tmp_path: Path) -> Iterator[BlockStore]:
     db.close()
 
 
-def test_file_cids_match_helia(start_helia: StartHelia, store: BlockStore, tmp_path: Path) -> None:
+def _dir_estimate(entries: int) -> int:
+    """The directory size both importers estimate for make_hamt_dir(entries): name + CIDv1 bytes per link."""
+    return entries * (HAMT_NAME_LENGTH + 36) + len("sub") + 36
+
+
+def test_importer_cids_match_helia(start_helia: StartHelia, store: BlockStore, tmp_path: Path) -> None:
     (helia,) = start_helia()
     path = tmp_path / "file.bin"
     make_file(path, 5 * 1024 * 1024 + 4321, seed=7)
@@ -56,33 +61,19 @@ def test_file_cids_match_helia(start_helia: StartHelia, store: BlockStore, tmp_p
         theirs = helia.import_file(path, **helia_options)["cid"]
         with open(path, "rb") as fh:
             ours = cid_to_str(import_file(fh, store, params).cid)
-        assert ours == theirs, f"importer options {helia_options}"
+        assert ours == theirs, f"file with importer options {helia_options}"
 
-
-def _dir_estimate(entries: int) -> int:
-    """The directory size both importers estimate for make_hamt_dir(entries): name + CIDv1 bytes per link."""
-    return entries * (HAMT_NAME_LENGTH + 36) + len("sub") + 36
-
-
-def test_directory_cids_match_helia_flat_and_sharded(start_helia: StartHelia, store: BlockStore, tmp_path: Path) -> None:
-    (helia,) = start_helia()
+    # directories; the default threshold with HAMT_ENTRIES entries is compared in test_pinion_helia
     small = tmp_path / "small"
     make_hamt_dir(small, entries=120)
-    big = tmp_path / "big"
-    make_hamt_dir(big, entries=HAMT_ENTRIES)
-    cases = [
-        (big, None, True),  # default threshold: sharded by the entry count alone
-        (small, _dir_estimate(120), False),  # estimate == threshold: stays flat (strictly greater shards)
-        (small, _dir_estimate(120) - 1, True),  # one byte less: sharded
-        (small, 4096, True),  # far over: sub-shards
-    ]
-    for path, threshold, sharded in cases:
-        options = dict(DIR_HELIA)
-        params = ImportParams(cid_version=1, raw_leaves=True)
-        if threshold is not None:
-            options["shardSplitThresholdBytes"] = threshold
-            params = ImportParams(cid_version=1, raw_leaves=True, hamt_threshold=threshold)
-        theirs = helia.import_dir(path, **options)
-        ours = list(import_path(path, store, params))[-1]
-        assert theirs["sharded"] is sharded, f"{path.name} with threshold {threshold}"
-        assert cid_to_str(ours.cid) == theirs["cid"], f"{path.name} with threshold {threshold}"
+    for threshold, sharded in (
+        (_dir_estimate(120), False),  # estimate == threshold: stays flat (strictly greater shards)
+        (_dir_estimate(120) - 1, True),  # one byte less: sharded
+        (4096, True),  # far over: sub-shards
+        (262144, False),  # the default threshold: flat
+    ):
+        theirs = helia.import_dir(small, **DIR_HELIA, shardSplitThresholdBytes=threshold)
+        params = ImportParams(cid_version=1, raw_leaves=True, hamt_threshold=threshold)
+        ours = list(import_path(small, store, params))[-1]
+        assert theirs["sharded"] is sharded, f"threshold {threshold}"
+        assert cid_to_str(ours.cid) == theirs["cid"], f"directory with threshold {threshold}"

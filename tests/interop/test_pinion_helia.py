@@ -143,11 +143,15 @@ def test_missing_blocks_and_a_vanishing_helia(start_helia: StartHelia, tmp_path:
     async def main() -> None:
         async with running_pinion(tmp_path / "pinion", FAST) as pinion:
             await pinion.host.connect(helia.addr)
-            # neither side has it: both give up cleanly
-            with pytest.raises(BlockNotFound):
-                await pinion.bitswap.get_block(absent, timeout=2)
-            with pytest.raises(HeliaError, match="fetch failed"):
-                await in_thread(helia.fetch, absent_str, timeout=2)
+            # neither side has it: both give up cleanly (the two waits overlap)
+            async def helia_gives_up() -> None:
+                with pytest.raises(HeliaError, match="fetch failed"):
+                    await in_thread(helia.fetch, absent_str, timeout=2)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(helia_gives_up)
+                with pytest.raises(BlockNotFound):
+                    await pinion.bitswap.get_block(absent, timeout=2)
             # the peer holding a DAG is killed mid-fetch: the fetch fails with FetchError, nothing unverified is kept
             await pinion.host.connect(holder.addr)
 
