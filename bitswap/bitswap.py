@@ -19,6 +19,7 @@ so waiting peers and local waiters are served.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from .network import BitswapNetwork
 
 __all__ = ["Bitswap", "BitswapConfig", "BlockNotFound"]
 
+
+log = logging.getLogger(__name__)
 
 #: received messages with at least this many block bytes are written to the store from a worker thread
 _THREAD_WRITE_BYTES = 128 * 1024
@@ -264,7 +267,11 @@ class Bitswap:
     # ----------------------------------------------------------------- tasks
     async def _serve_worker(self) -> None:
         while True:
-            item = self.engine.next_message(self._busy)
+            try:
+                item = self.engine.next_message(self._busy)
+            except Exception:  # a store read failed: that want is dropped, serving goes on
+                log.exception("bitswap: reading a block to serve failed")
+                continue
             if item is None:
                 await self._serve.park()
                 continue

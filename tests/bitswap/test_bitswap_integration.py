@@ -384,3 +384,25 @@ def test_fetch_follows_dag_cbor_links(tmp_path: Path) -> None:
             assert [b.store.get(c) for c in leaf_cids] == leaves
 
     run(main)
+
+
+def test_a_failing_store_read_does_not_stop_serving(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with bitswap_node(tmp_path / "a", FAST) as a, bitswap_node(tmp_path / "b", FAST) as b:
+            bad, good = b"unreadable block" * 100, b"readable block" * 100
+            bad_cid, good_cid = cid_for(bad, RAW), cid_for(good, RAW)
+            a.store.put_many([(bad_cid, bad), (good_cid, good)])
+            real_get = a.store.get
+
+            def failing_get(cid: bytes) -> bytes | None:
+                if cid == bad_cid:
+                    raise OSError("simulated disk error")
+                return real_get(cid)
+
+            a.store.get = failing_get  # type: ignore[method-assign]
+            await connect(b.host, a.host)
+            with pytest.raises(BlockNotFound):
+                await b.get_block(bad_cid, timeout=1.0)
+            assert await b.get_block(good_cid, timeout=10) == good
+
+    run(main)
