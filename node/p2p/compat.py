@@ -49,7 +49,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 PNET_NONCE_SIZE = 24  #: XSalsa20 nonce, sent in clear by each side before its first byte
 PSK_SIZE = 32  #: the private-network key, in bytes
 PUBSUB_QUEUE_SIZE = 1024  #: per-peer outbound RPCs and per-subscription messages held before dropping
-GOSSIPSUB_PROTOCOLS = ("/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go/js IPFS Cluster peers speak
+GOSSIPSUB_PROTOCOLS = ("/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go-libp2p-pubsub (IPFS Cluster) speaks
 GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
 
 _SIGMA = struct.unpack("<4I", b"expand 32-byte k")
