@@ -5,6 +5,8 @@ dag-pb leaves, 174 links, CIDv0) and 1,000 blocks of 1 KiB into a LevelDB
 block store and serves them over bitswap. This process (the client, its own
 LevelDB store) connects and:
 
+0. reads the same number of bytes from one plain libp2p stream that the
+   server writes in 1 MiB writes (no bitswap: py-libp2p's ceiling in this run);
 1. fetches the whole file DAG with :func:`bitswap.fetch_dag` (every block
    verified against its CID on receipt), reported in MB/s of block bytes;
 2. fetches the 1,000 small blocks with one ``get_blocks`` call (one session),
@@ -41,6 +43,8 @@ from blockstore.importer import ImportParams, import_bytes
 from blockstore.store import BlockStore
 
 LOOPBACK = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
+#: a plain byte source on the server: the raw single-stream ceiling of the same two processes
+SOURCE_PROTOCOL = "/pinion/bench-source/1.0.0"
 
 
 def make_host() -> Any:
@@ -79,7 +83,20 @@ async def serve(repo: Path, size: int, n_small: int) -> None:
     root = import_bytes(os.urandom(size), store, ImportParams()).cid
     store.put_many(small_blocks(n_small))
     host = make_host()
+
+    async def source(stream: Any) -> None:
+        want = b""
+        while len(want) < 8:
+            want += await stream.read(8 - len(want))
+        left = int.from_bytes(want, "big")
+        chunk = b"\0" * (1 << 20)
+        while left > 0:
+            await stream.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+        await stream.close()
+
     async with host.run(listen_addrs=[LOOPBACK]):
+        host.set_stream_handler(SOURCE_PROTOCOL, source)
         bs = Bitswap(host, store)
         async with trio.open_nursery() as nursery:
             await nursery.start(bs.run)
@@ -100,8 +117,8 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def fetch_once(addr: str, root: bytes, n_small: int, workdir: Path, tag: str) -> dict[str, float]:
-    """One fresh client store: fetch the file DAG, then the small blocks."""
+async def fetch_once(addr: str, root: bytes, size: int, n_small: int, workdir: Path, tag: str) -> dict[str, float]:
+    """One fresh client store: a raw stream of ``size`` bytes, then the file DAG, then the small blocks."""
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
     store = BlockStore(open_db(str(workdir / f"client-{tag}")))
@@ -114,6 +131,22 @@ async def fetch_once(addr: str, root: bytes, n_small: int, workdir: Path, tag: s
                 await nursery.start(bs.run)
                 with trio.fail_after(10):
                     await host.connect(info_from_p2p_addr(multiaddr.Multiaddr(addr)))
+                peer = info_from_p2p_addr(multiaddr.Multiaddr(addr)).peer_id
+                stream = await host.new_stream(peer, [SOURCE_PROTOCOL])
+                t0 = time.perf_counter()
+                await stream.write(size.to_bytes(8, "big"))
+                received = 0
+                while received < size:
+                    try:
+                        more = await stream.read(1 << 20)
+                    except EOFError:
+                        break
+                    if not more:
+                        break
+                    received += len(more)
+                out["raw_s"] = time.perf_counter() - t0
+                if received != size:
+                    raise RuntimeError(f"the raw stream carried {received} of {size} bytes")
                 c0, t0 = _cpu(), time.perf_counter()
                 result = await fetch_dag(bs, root, concurrency=64, block_timeout=60)
                 out["file_s"] = time.perf_counter() - t0
@@ -159,7 +192,9 @@ def main() -> None:
             assert server.stdout is not None and server.stdin is not None
             hello = json.loads(server.stdout.readline())
             root = cid_from_str(hello["root"])
-            runs = [trio.run(fetch_once, hello["addr"], root, n_small, workdir, str(i)) for i in range(args.runs)]
+            runs = [
+                trio.run(fetch_once, hello["addr"], root, size, n_small, workdir, str(i)) for i in range(args.runs)
+            ]
             server.stdin.close()
             server_cpu = json.loads(server.stdout.readline())["cpu"]
         finally:
@@ -168,7 +203,18 @@ def main() -> None:
             server.wait()
     best_file = min(runs, key=lambda r: r["file_s"])
     best_small = min(runs, key=lambda r: r["small_s"])
+    best_raw = min(runs, key=lambda r: r["raw_s"])
     rows = [
+        {
+            "case": f"raw: {size >> 20} MiB server -> client on one Noise+Yamux stream (no bitswap; ceiling)",
+            "blocks": "",
+            "seconds": best_raw["raw_s"],
+            "rate": f"{size / best_raw['raw_s'] / 1e6:.1f} MB/s",
+            "target": "",
+            "client cpu s": "",
+            "per client cpu s": "",
+            "all runs MB/s": ", ".join(f"{size / r['raw_s'] / 1e6:.1f}" for r in runs),
+        },
         {
             "case": f"{size >> 20} MiB file (kubo: 256 KiB dag-pb leaves, 174 links)",
             "blocks": int(best_file["file_blocks"]),
