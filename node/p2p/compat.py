@@ -22,13 +22,16 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    ``PUBSUB_QUEUE_SIZE`` so bursts are not dropped silently.
 6. **auto-connector**: the swarm dials peerstore peers until it holds 150
    connections; ``disable_auto_connector(host)`` turns that off.
-7. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
+7. **agent version**: identify announces ``py-libp2p/0.8.1``; ``install()``
+   makes it announce ``AGENT_VERSION`` (``pinion/<version>``).
+8. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
    seen-messages cache and never stops it; ``close_pubsub`` does.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import struct
 
@@ -46,10 +49,19 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("pinion")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
 PNET_NONCE_SIZE = 24  #: XSalsa20 nonce, sent in clear by each side before its first byte
 PSK_SIZE = 32  #: the private-network key, in bytes
 PUBSUB_QUEUE_SIZE = 1024  #: per-peer outbound RPCs and per-subscription messages held before dropping
 GOSSIPSUB_PROTOCOLS = ("/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go-libp2p-pubsub (IPFS Cluster) speaks
+AGENT_VERSION = f"pinion/{_package_version()}"  #: identify's agent version
 GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
 
 _SIGMA = struct.unpack("<4I", b"expand 32-byte k")
@@ -190,13 +202,17 @@ def install() -> None:
 
     - the swarm wraps private-network connections in ``XSalsaPskConn``;
     - pubsub's per-peer outbound queue and per-subscription channel hold
-      ``PUBSUB_QUEUE_SIZE`` entries instead of 32.
+      ``PUBSUB_QUEUE_SIZE`` entries instead of 32;
+    - identify announces ``AGENT_VERSION``.
     """
     import libp2p.network.swarm as swarm_mod
     import libp2p.pubsub.pubsub as pubsub_mod
     from libp2p.pubsub.rpc_queue import RpcQueue
 
+    import libp2p.identity.identify.identify as identify_mod
+
     swarm_mod.new_protected_conn = new_xsalsa_protected_conn
+    identify_mod.AGENT_VERSION = AGENT_VERSION
     pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = PUBSUB_QUEUE_SIZE
     if not isinstance(pubsub_mod.RpcQueue, functools.partial):
         pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=PUBSUB_QUEUE_SIZE)

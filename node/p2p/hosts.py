@@ -44,7 +44,7 @@ DEFAULT_CLUSTER_ADDR = "/ip4/0.0.0.0/tcp/9096"
 CONNECT_TIMEOUT_S = 10.0  #: a dial (incl. pnet, Noise, Yamux negotiation) that takes longer fails
 RECONNECT_TIMEOUT_S = 5.0  #: per known peer when redialling
 RECONNECT_INTERVAL_S = 30.0  #: how often known peers that dropped are redialled
-AGENT_VERSION = "pinion"
+AGENT_VERSION = compat.AGENT_VERSION  #: what identify tells peers we run
 
 StreamHandler = Callable[[INetStream], Awaitable[None]]
 

@@ -207,3 +207,13 @@ def test_upstream_auto_connector_targets_150_even_with_zero_low_watermark() -> N
     src = inspect.getsource(AutoConnector.maybe_connect)
     assert "(low_watermark + high_watermark) / 2" in src
     assert ConnectionConfig().high_watermark >= 300
+
+
+def test_upstream_identify_agent_is_py_libp2p_and_we_announce_pinion() -> None:
+    import libp2p.identity.identify.identify as identify_mod
+    from libp2p.utils.version import get_agent_version
+
+    assert get_agent_version().startswith("py-libp2p/")
+    compat.install()
+    assert identify_mod.AGENT_VERSION == compat.AGENT_VERSION
+    assert compat.AGENT_VERSION.startswith("pinion/")

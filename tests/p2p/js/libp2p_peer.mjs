@@ -1,5 +1,6 @@
-// A js-libp2p peer inside a libp2p private network, for Pinion's pnet interop test.
-// Usage: node pnet_peer.mjs <64-hex secret> [dial <multiaddr>]
+// A js-libp2p peer (TCP, Noise, Yamux, identify), inside a libp2p private network unless the
+// secret is "none", for Pinion's libp2p interop tests.
+// Usage: node pnet_peer.mjs <64-hex secret | none> [dial <multiaddr>]
 // Prints one JSON line per event on stdout; exits when stdin closes.
 if (typeof Promise.withResolvers !== 'function') { // Node 20 lacks it; some libp2p 2.x deps call it
   Promise.withResolvers = function withResolvers () {
@@ -22,15 +23,22 @@ const [secret, mode, target] = process.argv.slice(2)
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 
 const swarmKey = new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${secret}`)
+const privateNetwork = secret === 'none' ? {} : { connectionProtector: preSharedKey({ psk: swarmKey, timeout: 3000 }) }
 const node = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
-  connectionProtector: preSharedKey({ psk: swarmKey, timeout: 3000 }),
+  ...privateNetwork,
   services: { identify: identify() }
 })
 node.addEventListener('peer:connect', (evt) => say({ event: 'connect', peer: evt.detail.toString() }))
+node.addEventListener('peer:identify', (evt) => say({
+  event: 'identify',
+  peer: evt.detail.peerId.toString(),
+  agent: evt.detail.agentVersion,
+  protocols: evt.detail.protocols
+}))
 say({ event: 'ready', id: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
 
 if (mode === 'dial') {

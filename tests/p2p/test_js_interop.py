@@ -1,4 +1,5 @@
-"""Private network interop with js-libp2p's @libp2p/pnet (XSalsa20, the spec), both directions.
+"""Interop with js-libp2p 2.10 (TCP, Noise, Yamux, identify): the swarm host, and the
+cluster host's private network against @libp2p/pnet (XSalsa20, the spec), both directions.
 
 Needs Node >= 20 and npm (installs tests/p2p/js/ from its lockfile with ``npm ci``
 on first run); skipped where they are missing, so it runs on any machine or CI with Node.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from node.p2p import compat
 from node.p2p.hosts import P2PError
 from node.p2p.identity import generate_identity
 from node.p2p.service import P2PService, P2PSettings
@@ -50,7 +52,7 @@ def js_ready() -> None:
 
 
 class JsPeer:
-    """A running ``pnet_peer.mjs``: JSON events on stdout, stops when stdin closes."""
+    """A running ``libp2p_peer.mjs``: JSON events on stdout, stops when stdin closes."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -58,7 +60,7 @@ class JsPeer:
     @classmethod
     async def start(cls, secret: str, *args: str) -> tuple["JsPeer", dict]:
         proc = await asyncio.create_subprocess_exec(
-            "node", str(JS_DIR / "pnet_peer.mjs"), secret, *args,
+            "node", str(JS_DIR / "libp2p_peer.mjs"), secret, *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         peer = cls(proc)
@@ -94,12 +96,65 @@ def _cluster_service(secret: str) -> P2PService:
     )
 
 
-async def _wait_peer(svc: P2PService, peer: str) -> None:
+async def _wait_peer(svc: P2PService, peer: str, which: str = "cluster") -> None:
     for _ in range(200):
-        if peer in [p["Peer"] for p in await svc.peers("cluster")]:
+        if peer in [p["Peer"] for p in await svc.peers(which)]:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{peer} never showed up among the cluster host's peers")
+
+
+ECHO = "/pinion/test-echo/1.0.0"
+
+
+async def _echo(stream) -> None:  # type: ignore[no-untyped-def]
+    await stream.close()
+
+
+def _swarm_service() -> P2PService:
+    return P2PService(P2PSettings(swarm_privkey=generate_identity()[1], swarm_addrs=(LOOPBACK,)))
+
+
+def test_js_dials_our_swarm_host_and_identify_lists_our_protocols(js_ready: None) -> None:
+    async def main() -> None:
+        async with _swarm_service() as svc:
+            svc.swarm.set_stream_handler(ECHO, _echo)
+            addr = (await svc.id())["Addresses"][0]
+            js, ready = await JsPeer.start("none", "dial", addr)
+            try:
+                assert await js.event(("dialed", "error")) == {"event": "dialed", "peer": svc.swarm.peer_id}
+                ident = await js.event("identify")
+                assert ident["peer"] == svc.swarm.peer_id
+                assert ident["agent"] == compat.AGENT_VERSION
+                assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO} <= set(ident["protocols"])
+                assert "/plaintext/2.0.0" not in ident["protocols"]
+                await _wait_peer(svc, ready["id"], "swarm")
+            finally:
+                await js.stop()
+
+    asyncio.run(main())
+
+
+def test_our_swarm_host_dials_js_and_learns_its_protocols(js_ready: None) -> None:
+    async def main() -> None:
+        js, ready = await JsPeer.start("none")
+        try:
+            async with _swarm_service() as svc:
+                assert await svc.connect(ready["addrs"][0]) == ready["id"]
+                for _ in range(200):
+                    protos = await svc.run_in_libp2p(_peer_protocols, svc, ready["id"])
+                    if protos:
+                        break
+                    await asyncio.sleep(0.05)
+                assert "/ipfs/id/1.0.0" in protos
+        finally:
+            await js.stop()
+
+    asyncio.run(main())
+
+
+async def _peer_protocols(svc: P2PService, peer: str) -> list[str]:
+    return svc.swarm.peer_protocols(peer)
 
 
 def test_python_dials_js_in_the_same_private_network(js_ready: None) -> None:
