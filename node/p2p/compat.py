@@ -24,7 +24,11 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    connections; ``disable_auto_connector(host)`` turns that off.
 7. **agent version**: identify announces ``py-libp2p/0.8.1``; ``install()``
    makes it announce ``AGENT_VERSION`` (``pinion/<version>``).
-8. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
+8. **root-logger noise**: a few upstream modules log on the *root* logger
+   (``Error getting transport addresses: 'peer ID not found'``), outside the
+   ``libp2p`` logger tree an operator can tune; ``install()`` filters those
+   records out of the root logger (the ``libp2p.*`` loggers are untouched).
+9. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
    seen-messages cache and never stops it; ``close_pubsub`` does.
 """
 
@@ -32,9 +36,11 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import logging
 import os
 import struct
 
+import libp2p
 from Crypto.Cipher import Salsa20
 from libp2p.abc import IHost, IRawConnection
 from libp2p.crypto.keys import KeyPair
@@ -192,6 +198,16 @@ class XSalsaPskConn(RawConnection):
         return self._conn.get_connection_type()
 
 
+class RootLogFromLibp2p(logging.Filter):
+    """Drops records that py-libp2p code logs straight on the root logger."""
+
+    _prefix = os.path.dirname(os.path.abspath(libp2p.__file__)) + os.sep
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False (drop) for a root-logger record emitted from inside the libp2p package."""
+        return not (record.name == "root" and record.pathname.startswith(self._prefix))
+
+
 def new_xsalsa_protected_conn(conn: RawConnection | IRawConnection, psk: str) -> XSalsaPskConn:
     """Drop-in for ``libp2p.security.pnet.protector.new_protected_conn`` speaking the pnet spec."""
     return XSalsaPskConn(conn, parse_psk(psk))
@@ -203,7 +219,8 @@ def install() -> None:
     - the swarm wraps private-network connections in ``XSalsaPskConn``;
     - pubsub's per-peer outbound queue and per-subscription channel hold
       ``PUBSUB_QUEUE_SIZE`` entries instead of 32;
-    - identify announces ``AGENT_VERSION``.
+    - identify announces ``AGENT_VERSION``;
+    - records py-libp2p logs directly on the root logger are dropped.
     """
     import libp2p.network.swarm as swarm_mod
     import libp2p.pubsub.pubsub as pubsub_mod
@@ -213,6 +230,9 @@ def install() -> None:
 
     swarm_mod.new_protected_conn = new_xsalsa_protected_conn
     identify_mod.AGENT_VERSION = AGENT_VERSION
+    root = logging.getLogger()
+    if not any(isinstance(f, RootLogFromLibp2p) for f in root.filters):
+        root.addFilter(RootLogFromLibp2p())
     pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = PUBSUB_QUEUE_SIZE
     if not isinstance(pubsub_mod.RpcQueue, functools.partial):
         pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=PUBSUB_QUEUE_SIZE)

@@ -217,3 +217,23 @@ def test_upstream_identify_agent_is_py_libp2p_and_we_announce_pinion() -> None:
     compat.install()
     assert identify_mod.AGENT_VERSION == compat.AGENT_VERSION
     assert compat.AGENT_VERSION.startswith("pinion/")
+
+
+def test_upstream_still_logs_on_the_root_logger_and_we_filter_only_that() -> None:
+    import logging
+
+    import libp2p.network.connection.swarm_connection as sc
+
+    assert "logging.warning(" in inspect.getsource(sc)  # the canary: root-logger call upstream
+    compat.install()
+    compat.install()
+    root = logging.getLogger()
+    assert sum(isinstance(f, compat.RootLogFromLibp2p) for f in root.filters) == 1
+
+    def record(name: str, path: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.WARNING, path, 1, "msg", None, None)
+
+    filt = compat.RootLogFromLibp2p()
+    assert not filt.filter(record("root", sc.__file__))
+    assert filt.filter(record("root", __file__))  # ours and everyone else's root records pass
+    assert filt.filter(record("libp2p.network.swarm", sc.__file__))  # libp2p's own loggers untouched
