@@ -9,6 +9,8 @@ One process, two replicas each with its own LevelDB repo in a temp dir:
   store (the network shell will put bitswap behind that getter);
 - list: stream every pin of B from LevelDB; decode: the same plus Pin.from_cbor;
 - get: random lookups by CID; find: lookups through the name index;
+- snapshot: A writes a snapshot; a new replica C loads it (fetching its
+  blocks from A's store) and then A's heads: the join of a new peer;
 - RSS of the process after all of it (the state lives on disk).
 """
 
@@ -32,12 +34,27 @@ from .common import report
 PEERS = ("12D3KooWQ8v5UZr9FfM4tQ5yZKkQqN5hZ6g6oQ3Hj7b7mKQ8n1Aa", "12D3KooWR2m3eUxVfX8oBzNgCk7mZ1hJb6qS4E5tYp9LwX2dC4Ee")
 
 
-def _rss_mb() -> float:
+def _mem_mb() -> dict[str, float]:
+    """VmRSS, RssAnon (heap) and RssFile (LevelDB's mmapped tables) of this process, in MB."""
+    out = {}
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            name = line.split(":")[0]
+            if name in ("VmRSS", "RssAnon", "RssFile"):
+                out[name] = round(int(line.split()[1]) / 1024, 1)
+    return out
+
+
+def _rss_mb() -> float:
+    return _mem_mb().get("VmRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _row(rows: list[dict], row: dict) -> None:
+    mem = _mem_mb()
+    row["RSS MB"] = mem.get("VmRSS")
+    row["anon MB"] = mem.get("RssAnon")
+    row["file MB"] = mem.get("RssFile")
+    rows.append(row)
 
 
 def _pins(n: int, chunk: int):
@@ -74,7 +91,7 @@ def main() -> None:
             a.apply_many(ops, now=0.0)
         a.commit()
         t_ingest = time.perf_counter() - t0
-        rows.append({"step": "ingest on A (queue + commit deltas)", "pins": n, "seconds": round(t_ingest, 2),
+        _row(rows, {"step": "ingest on A (queue + commit deltas)", "pins": n, "seconds": round(t_ingest, 2),
                      "pins/s": round(n / t_ingest)})
 
         t0 = time.perf_counter()
@@ -82,23 +99,23 @@ def main() -> None:
             b.receive(head, "a", sa.get)
         t_sync = time.perf_counter() - t0
         assert len(b.set) == n, (len(b.set), n)
-        rows.append({"step": "sync A -> B (fetch + apply deltas)", "pins": n, "seconds": round(t_sync, 2),
+        _row(rows, {"step": "sync A -> B (fetch + apply deltas)", "pins": n, "seconds": round(t_sync, 2),
                      "pins/s": round(n / t_sync)})
-        rows.append({"step": "end to end (ingest on A, visible on B)", "pins": n,
+        _row(rows, {"step": "end to end (ingest on A, visible on B)", "pins": n,
                      "seconds": round(t_ingest + t_sync, 2), "pins/s": round(n / (t_ingest + t_sync))})
 
         t0 = time.perf_counter()
         count = sum(1 for _ in b.set.items())
         t_list = time.perf_counter() - t0
         assert count == n
-        rows.append({"step": "list (stream key, value)", "pins": n, "seconds": round(t_list, 2),
+        _row(rows, {"step": "list (stream key, value)", "pins": n, "seconds": round(t_list, 2),
                      "pins/s": round(n / t_list)})
 
         t0 = time.perf_counter()
         for _k, v in b.set.items():
             Pin.from_cbor(v)
         t_dec = time.perf_counter() - t0
-        rows.append({"step": "list + decode Pin", "pins": n, "seconds": round(t_dec, 2),
+        _row(rows, {"step": "list + decode Pin", "pins": n, "seconds": round(t_dec, 2),
                      "pins/s": round(n / t_dec)})
 
         rng = random.Random(1)
@@ -107,19 +124,36 @@ def main() -> None:
         for cid in probes:
             assert b.set.get(cid) is not None
         t_get = time.perf_counter() - t0
-        rows.append({"step": "get by CID (random)", "pins": len(probes), "seconds": round(t_get, 2),
+        _row(rows, {"step": "get by CID (random)", "pins": len(probes), "seconds": round(t_get, 2),
                      "pins/s": round(len(probes) / t_get)})
 
         t0 = time.perf_counter()
         found = sum(1 for _ in b.set.find(name_term("pin-7")))
         t_find = time.perf_counter() - t0
-        rows.append({"step": "find by name (index)", "pins": found, "seconds": round(t_find, 4),
+        _row(rows, {"step": "find by name (index)", "pins": found, "seconds": round(t_find, 4),
                      "pins/s": round(found / t_find) if t_find else 0})
+
+        t0 = time.perf_counter()
+        root = a.create_snapshot()
+        t_snap = time.perf_counter() - t0
+        _row(rows, {"step": "snapshot of the state on A", "pins": n, "seconds": round(t_snap, 2),
+                     "pins/s": round(n / t_snap)})
+        dbc = open_db(Path(tmp) / "c")
+        c = Replica(dbc, BlockStore(dbc), peer_id="c", trusted_peers=["a"], index_terms=pin_index_terms)
+        t0 = time.perf_counter()
+        c.load_snapshot(root, sa.get)
+        for head, _h in a.heads():
+            c.receive(head, "a", sa.get)
+        t_join = time.perf_counter() - t0
+        assert len(c.set) == n
+        _row(rows, {"step": "new peer C joins from the snapshot", "pins": n, "seconds": round(t_join, 2),
+                     "pins/s": round(n / t_join)})
 
         rss = _rss_mb()
         stats = b.stats()
         dba.close()
         dbb.close()
+        dbc.close()
     report(
         "crdt",
         rows,
@@ -129,7 +163,7 @@ def main() -> None:
             "deltas": stats["deltas"],
             "DAG height": stats["height"],
             "RSS MB before": round(rss0, 1),
-            "RSS MB after (2 replicas, state on disk)": round(rss, 1),
+            "RSS MB after (3 replicas, state on disk)": round(rss, 1),
         },
     )
 

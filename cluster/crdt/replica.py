@@ -113,10 +113,17 @@ class Replica:
             self._heads[k[n:]] = L.read_u64(v)
         self._queued = 0
         self._next_seq = 0
+        #: lowest sequence number that may still be queued (scans start there,
+        #: skipping the deleted entries LevelDB has not compacted away yet)
+        self._queue_start = None
         with db.iterator(prefix=L.QUEUE, include_value=False) as it:
             for k in it:
                 self._queued += 1
                 self._next_seq = L.read_u64(k, len(L.QUEUE)) + 1
+                if self._queue_start is None:
+                    self._queue_start = self._next_seq - 1
+        if self._queue_start is None:
+            self._queue_start = self._next_seq
         #: time of the first item of the open batch; None = due now (replayed items)
         self._first_at: float | None = None
         self._deltas = self._counter(L.DELTAS)
@@ -265,7 +272,7 @@ class Replica:
         db = self._db
         items: list[tuple[bytes, int, bytes, bytes]] = []
         size = 0
-        with db.iterator(prefix=L.QUEUE) as it:
+        with db.iterator(start=L.QUEUE + L.u64(self._queue_start), stop=L.QUEUE + b"\xff" * 9) as it:
             for k, v in it:
                 op, key, value = libipld.decode_dag_cbor(v)
                 items.append((k, op, key, value))
@@ -294,6 +301,8 @@ class Replica:
             self._reload_counters()
             raise
         self._queued -= len(items)
+        if items:
+            self._queue_start = L.read_u64(items[-1][0], len(L.QUEUE)) + 1
         self._first_at = None if self._queued == 0 else self._first_at
         if cid is not None:
             self._finish_apply(cid, delta, changes)

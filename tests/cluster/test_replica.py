@@ -275,3 +275,33 @@ def test_garbage_collection_keeps_crdt_blocks(peers) -> None:
     assert all(a.blocks.has(c) for c in a.replica.block_cids()) and a.blocks.has(root)
     a.reopen()
     assert len(a.replica.set) == 5
+
+
+def test_missing_blocks_respects_limit_and_frontier(peers) -> None:
+    a, b, c = peers("a", trusted_peers=["*"]), peers("b", trusted_peers=["*"]), peers("c", trusted_peers=["*"])
+    a.replica.put(key(1), b"a")
+    b.replica.put(key(2), b"b")
+    b.send_heads(a)
+    head = a.replica.put(key(3), b"merge")  # links both branches
+    c.blocks.put(head, a.blocks.get(head))
+    frontier = c.replica.missing_blocks(head)
+    assert sorted(frontier) == sorted(decode_delta(a.blocks.get(head)).links)
+    assert len(c.replica.missing_blocks(head, limit=1)) == 1
+
+
+def test_large_batch_is_cut_into_several_deltas(peers) -> None:
+    r = peers("a", max_batch_size=10, max_batch_age=1.0).replica
+    head = r.apply_many([(PUT, key(i), b"v") for i in range(25)], now=0.0)
+    assert head is not None and r.queued() == 5 and r.stats()["batches"] == 2
+    r.commit()
+    assert len(r.set) == 25 and r.height() == 3
+
+
+def test_queued_deletes_replayed_after_restart(peers) -> None:
+    a = peers("a", max_batch_size=100, max_batch_age=60.0)
+    a.replica.put(key(1), b"v")
+    a.replica.commit()
+    a.replica.delete(key(1))
+    a.reopen()
+    a.replica.tick(0.0)
+    assert a.replica.set.get(key(1)) is None and a.replica.queued() == 0
