@@ -32,6 +32,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.utils.address_validation import expand_wildcard_address
 
 from . import compat
 from .identity import peer_id_of
@@ -69,6 +70,27 @@ def parse_peer_multiaddr(addr: str) -> tuple[ID, multiaddr.Multiaddr]:
     if not info.addrs:
         raise P2PError(f"multiaddr {addr!r} has no transport address before /p2p/")
     return info.peer_id, info.addrs[0]
+
+
+def advertised_addrs(addrs: Sequence[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
+    """What we announce for our listen addresses: a wildcard (0.0.0.0 or ::) becomes
+    loopback plus each interface address, as kubo shows them; others pass through."""
+    out: list[multiaddr.Multiaddr] = []
+    for addr in addrs:
+        expanded = [addr]
+        for proto, loopback in (("ip4", "127.0.0.1"), ("ip6", "::1")):
+            try:
+                value = addr.value_for_protocol(proto)
+            except Exception:
+                continue
+            text, prefix = str(addr), f"/{proto}/{value}"
+            if value in ("0.0.0.0", "::") and text.startswith(prefix):
+                expanded = [multiaddr.Multiaddr(f"/{proto}/{loopback}{text[len(prefix):]}")]
+                expanded += [a for a in expand_wildcard_address(addr) if str(a) != text]
+        for a in expanded:
+            if str(a) not in {str(o) for o in out}:
+                out.append(a)
+    return out
 
 
 def _parse_peer_id(peer: str | ID) -> ID:
@@ -147,6 +169,7 @@ class HostHandle:
             listen_addrs=self._listen,
             psk=self._psk_hex,
             connection_config=compat.connection_config(),
+            addrs_factory=advertised_addrs,
             enable_mDNS=False,
             enable_upnp=False,
         )

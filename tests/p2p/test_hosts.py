@@ -309,3 +309,24 @@ def test_plaintext_only_dialer_is_refused_while_upstream_default_accepts_it() ->
             assert dialer.get_network().get_connections(upstream_default.get_id())
 
     run(body, ours, timeout=60)
+
+
+def test_wildcard_listen_address_is_advertised_as_dialable_addresses() -> None:
+    import multiaddr
+
+    from node.p2p.hosts import advertised_addrs
+
+    got = [str(a) for a in advertised_addrs([multiaddr.Multiaddr("/ip4/0.0.0.0/tcp/4001"), multiaddr.Multiaddr("/ip4/10.1.2.3/tcp/9")])]
+    assert got[0] == "/ip4/127.0.0.1/tcp/4001"
+    assert "/ip4/0.0.0.0/tcp/4001" not in got and got[-1] == "/ip4/10.1.2.3/tcp/9"
+    assert len(got) == len(set(got))
+
+    a = HostHandle("swarm", new_host().keypair, ["/ip4/0.0.0.0/tcp/0"])
+    b = new_host()
+
+    async def body() -> None:
+        addrs = a.listen_addrs()
+        assert addrs[0].startswith("/ip4/127.0.0.1/tcp/") and not any("/0.0.0.0/" in x for x in addrs)
+        assert await b.connect(addrs[0]) == a.peer_id
+
+    run(body, a, b)
