@@ -537,25 +537,18 @@ class Replica:
             for link in parsed.covered:
                 covered.update(decode_covered(self._blocks.get(link)))
             loaded = 0
+            # an empty replica (the usual bootstrap) has nothing for step 2 to remove
+            with self._db.iterator(prefix=L.ELEMENT, include_value=False) as it:
+                empty = not self._heads and next(it, None) is None
             # 1. the snapshot's live elements, marked so that step 2 can tell them apart
             for link in parsed.elements:
                 elems = decode_elements(self._blocks.get(link))
                 loaded += len(elems)
-                self._merge_batch(
-                    [], [(k, i, L.u64(p) + v) for k, i, p, v in elems], [L.keyed(L.SCRATCH, k) + i for k, i, _p, _v in elems]
-                )
+                marks = [] if empty else [L.keyed(L.SCRATCH, k) + i for k, i, _p, _v in elems]
+                self._merge_batch([], [(k, i, L.u64(p) + v) for k, i, p, v in elems], marks)
             # 2. local elements of covered deltas that the snapshot no longer holds were removed
-            tombs: list[tuple[bytes, bytes]] = []
-            with self._db.iterator(prefix=L.ELEMENT, include_value=False) as it:
-                for k in it:
-                    key, eid = L.split_keyed(L.ELEMENT, k)
-                    if eid in covered and self._db.get(L.keyed(L.SCRATCH, key) + eid) is None:
-                        tombs.append((key, eid))
-                        if len(tombs) >= 1000:
-                            self._merge_batch(tombs, [], [])
-                            tombs = []
-            if tombs:
-                self._merge_batch(tombs, [], [])
+            if not empty:
+                self._remove_uncovered(covered)
             # 3. processed marks and heads, in one batch
             local = dict(self._heads)
             snap_heads = dict(parsed.heads)
@@ -595,6 +588,20 @@ class Replica:
             else:
                 self._db.put(L.SNAPSHOT, self.create_snapshot())
             return loaded
+
+    def _remove_uncovered(self, covered: set[bytes]) -> None:
+        """Tombstone local elements of ``covered`` deltas that the loaded snapshot did not mark."""
+        tombs: list[tuple[bytes, bytes]] = []
+        with self._db.iterator(prefix=L.ELEMENT, include_value=False) as it:
+            for k in it:
+                key, eid = L.split_keyed(L.ELEMENT, k)
+                if eid in covered and self._db.get(L.keyed(L.SCRATCH, key) + eid) is None:
+                    tombs.append((key, eid))
+                    if len(tombs) >= 1000:
+                        self._merge_batch(tombs, [], [])
+                        tombs = []
+        if tombs:
+            self._merge_batch(tombs, [], [])
 
     def _merge_batch(
         self, tombs: list[tuple[bytes, bytes]], elements: list[tuple[bytes, bytes, bytes]], marks: list[bytes]
