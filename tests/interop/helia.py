@@ -170,6 +170,8 @@ class HeliaPeer:
         except (BrokenPipeError, ValueError):
             raise HeliaError(f"Helia is not running (cannot send {cmd}); log:\n{self._log_tail()}") from None
         answer = self._receive(timeout, cmd)
+        while isinstance(answer.get("id"), int) and answer["id"] < self._next_id:
+            answer = self._receive(timeout, cmd)  # the late answer of a request we stopped waiting for
         if answer.get("id") != self._next_id:
             raise HeliaError(f"Helia answered request {answer.get('id')} while {self._next_id} ({cmd}) was pending")
         if not answer.get("ok"):
@@ -201,9 +203,10 @@ class HeliaPeer:
         """The peer IDs Helia is connected to."""
         return list(self.call("peers")["peers"])
 
-    def stats(self) -> dict[str, Any]:
-        """Number of blocks and bytes in Helia's blockstore."""
-        return self.call("stats")
+    def stats(self) -> dict[str, int]:
+        """``{"blocks": N, "bytes": N}`` held in Helia's blockstore."""
+        answer = self.call("stats")
+        return {"blocks": answer["blocks"], "bytes": answer["bytes"]}
 
     def close(self, timeout: float = 10) -> None:
         """Stop the peer: a ``stop`` command if it is alive, then kill it if it has not exited."""

@@ -157,19 +157,32 @@ async function fetch (cmd) {
 
 async function dial (cmd) {
   const ma = multiaddr(cmd.addr)
-  const identified = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`identify of ${cmd.addr} did not finish`)), cmd.timeoutMs ?? 10000)
-    libp2p.addEventListener('peer:identify', function onIdentify (evt) {
-      if (evt.detail.peerId.toString() === ma.getPeerId()) {
-        clearTimeout(timer)
-        libp2p.removeEventListener('peer:identify', onIdentify)
-        resolve(evt.detail)
-      }
-    })
+  const peer = ma.getPeerId()
+  if (peer == null) throw new Error(`${cmd.addr} has no /p2p/ peer ID`)
+  const timeoutMs = cmd.timeoutMs ?? 10000
+  let onIdentify
+  const identified = new Promise((resolve) => {
+    onIdentify = (evt) => { if (evt.detail.peerId.toString() === peer) resolve(evt.detail) }
+    libp2p.addEventListener('peer:identify', onIdentify)
   })
-  await libp2p.dial(ma)
-  const result = await identified
-  return { peerId: result.peerId.toString(), protocols: result.protocols, agent: result.agentVersion ?? null }
+  const wasConnected = libp2p.getConnections().some((c) => c.remotePeer.toString() === peer)
+  let timer
+  const timeout = new Promise((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`identify of ${cmd.addr} did not finish within ${timeoutMs} ms`)), timeoutMs)
+  })
+  try {
+    const conn = await libp2p.dial(ma, { signal: AbortSignal.timeout(timeoutMs) })
+    if (wasConnected) {
+      // already identified earlier: answer from the peer store
+      const known = await libp2p.peerStore.get(conn.remotePeer)
+      return { peerId: peer, protocols: known.protocols, agent: new TextDecoder().decode(known.metadata.get('AgentVersion') ?? new Uint8Array()) || null }
+    }
+    const result = await Promise.race([identified, timeout])
+    return { peerId: peer, protocols: result.protocols, agent: result.agentVersion ?? null }
+  } finally {
+    clearTimeout(timer)
+    libp2p.removeEventListener('peer:identify', onIdentify)
+  }
 }
 
 async function stats () {
@@ -210,6 +223,9 @@ const commands = {
     return {}
   }
 }
+
+// a stray rejection inside a library is logged (stderr is the test's log file), not fatal to the peer
+process.on('unhandledRejection', (err) => { process.stderr.write(`unhandled rejection: ${err?.stack ?? err}\n`) })
 
 send({ peerId: libp2p.peerId.toString(), addrs: libp2p.getMultiaddrs().map((ma) => ma.toString()) })
 

@@ -28,6 +28,7 @@ def test_helia_to_helia_multi_block_file(start_helia: StartHelia, tmp_path: Path
     ident = fetcher.dial(provider.addr)
     assert ident["peerId"] == provider.peer_id
     assert "/ipfs/bitswap/1.2.0" in ident["protocols"]
+    assert fetcher.dial(provider.addr)["protocols"] == ident["protocols"]  # a second dial answers from the peer store
     got = fetcher.fetch(added["cid"])
     assert got == {**got, "type": "file", "size": size, "sha256": sha}
     assert fetcher.stats() == provider.stats()
@@ -39,6 +40,10 @@ def test_missing_content_bad_commands_and_a_dead_peer_get_clear_errors(start_hel
     with pytest.raises(HeliaError, match="fetch failed"):
         peer.fetch(absent, timeout=1)
     assert peer.peers() == []
+    with pytest.raises(HeliaError, match="no /p2p/ peer ID"):
+        peer.dial("/ip4/127.0.0.1/tcp/1")
+    with pytest.raises(HeliaError, match="dial failed"):
+        peer.dial(f"/ip4/127.0.0.1/tcp/1/p2p/{peer.peer_id}", timeout=2)
     with pytest.raises(HeliaError, match="unknown command"):
         peer.call("no-such-command")
     with pytest.raises(HeliaError, match="fetch failed"):
