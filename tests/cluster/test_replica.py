@@ -305,3 +305,35 @@ def test_queued_deletes_replayed_after_restart(peers) -> None:
     a.reopen()
     a.replica.tick(0.0)
     assert a.replica.set.get(key(1)) is None and a.replica.queued() == 0
+
+
+def test_local_writes_and_receives_from_several_threads(peers) -> None:
+    import threading
+
+    a, b = peers("a", trusted_peers=["*"]), peers("b", trusted_peers=["*"])
+    for i in range(50):
+        b.replica.put(key(1000 + i), b"b")
+    errors: list[BaseException] = []
+
+    def writer(base: int) -> None:
+        try:
+            for i in range(100):
+                a.replica.put(key(base + i), b"a")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def receiver() -> None:
+        try:
+            b.send_heads(a)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n * 100,)) for n in range(3)] + [threading.Thread(target=receiver)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert len(a.replica.set) == 350 and 1 <= len(a.replica.heads()) <= 2
+    a.send_heads(b)
+    assert b.state() == a.state()
