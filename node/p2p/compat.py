@@ -19,7 +19,9 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    anything above 10 msgs/s per forwarder and topic; ``gossipsub_router()``
    uses a 1 s heartbeat and no spam protection, and ``install()`` raises the
    32-entry per-peer outbound queue and per-subscription channel to
-   ``PUBSUB_QUEUE_SIZE`` so bursts are not dropped silently.
+   ``PUBSUB_QUEUE_SIZE``; ``publish()`` gives publishers the backpressure
+   upstream lacks (it waits while a peer's queue is above
+   ``PUBSUB_PUBLISH_HIGH_WATER``), so bursts are not dropped silently.
 6. **auto-connector**: the swarm dials peerstore peers until it holds 150
    connections; ``disable_auto_connector(host)`` turns that off.
 7. **agent version**: identify announces ``py-libp2p/0.8.1``; ``install()``
@@ -41,6 +43,7 @@ import os
 import struct
 
 import libp2p
+import trio
 from Crypto.Cipher import Salsa20
 from libp2p.abc import IHost, IRawConnection
 from libp2p.crypto.keys import KeyPair
@@ -66,6 +69,8 @@ def _package_version() -> str:
 PNET_NONCE_SIZE = 24  #: XSalsa20 nonce, sent in clear by each side before its first byte
 PSK_SIZE = 32  #: the private-network key, in bytes
 PUBSUB_QUEUE_SIZE = 1024  #: per-peer outbound RPCs and per-subscription messages held before dropping
+PUBSUB_PUBLISH_HIGH_WATER = 256  #: publish() waits while a peer's outbound queue holds this many RPCs
+PUBSUB_PUBLISH_MAX_WAIT_S = 5.0  #: ...but no longer: a stuck peer must not stall publishing for all
 GOSSIPSUB_PROTOCOLS = ("/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go-libp2p-pubsub (IPFS Cluster) speaks
 AGENT_VERSION = f"pinion/{_package_version()}"  #: identify's agent version
 GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
@@ -257,6 +262,15 @@ def disable_auto_connector(host: IHost) -> None:
     it off. Pinion redials the peers of its peer book itself.
     """
     host.get_network().auto_connector.maybe_connect = _no_auto_dial  # type: ignore[attr-defined, method-assign]
+
+
+async def publish(pubsub: Pubsub, topic: str, data: bytes) -> None:
+    """``pubsub.publish`` with backpressure: wait (up to ``PUBSUB_PUBLISH_MAX_WAIT_S``)
+    while any peer's outbound queue is at ``PUBSUB_PUBLISH_HIGH_WATER`` or more."""
+    with trio.move_on_after(PUBSUB_PUBLISH_MAX_WAIT_S):
+        while any(len(q) >= PUBSUB_PUBLISH_HIGH_WATER for q in list(pubsub.peer_queues.values())):
+            await trio.sleep(0.002)
+    await pubsub.publish(topic, data)
 
 
 def close_pubsub(pubsub: Pubsub) -> None:

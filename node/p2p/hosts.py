@@ -383,10 +383,10 @@ class HostHandle:
         await self._pubsub().unsubscribe(topic)
 
     async def publish(self, topic: str, data: bytes) -> None:
-        """Publish ``data`` (signed with our key) on ``topic``."""
+        """Publish ``data`` (signed with our key) on ``topic``; waits while peers' queues are full."""
         if not isinstance(data, (bytes, bytearray)):
             raise P2PError(f"pubsub payload must be bytes, not {type(data).__name__}")
-        await self._pubsub().publish(topic, bytes(data))
+        await compat.publish(self._pubsub(), topic, bytes(data))
 
     def topic_peers(self, topic: str) -> list[str]:
         """Peers known to be subscribed to ``topic``."""

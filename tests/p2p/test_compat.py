@@ -237,3 +237,46 @@ def test_upstream_still_logs_on_the_root_logger_and_we_filter_only_that() -> Non
     assert not filt.filter(record("root", sc.__file__))
     assert filt.filter(record("root", __file__))  # ours and everyone else's root records pass
     assert filt.filter(record("libp2p.network.swarm", sc.__file__))  # libp2p's own loggers untouched
+
+
+class _FakePubsub:
+    """Just what compat.publish reads: peer_queues lengths, and publish()."""
+
+    def __init__(self, backlog: int) -> None:
+        self.peer_queues = {"peer": [None] * backlog}
+        self.published_at_backlog: list[int] = []
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        self.published_at_backlog.append(len(self.peer_queues["peer"]))
+
+
+def test_publish_waits_for_a_full_peer_queue_to_drain() -> None:
+    fake = _FakePubsub(compat.PUBSUB_PUBLISH_HIGH_WATER + 10)
+
+    async def drain() -> None:
+        while fake.peer_queues["peer"]:
+            await trio.sleep(0.001)
+            fake.peer_queues["peer"].pop()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            await compat.publish(fake, "t", b"x")  # type: ignore[arg-type]
+
+    trio.run(main)
+    assert fake.published_at_backlog and fake.published_at_backlog[0] < compat.PUBSUB_PUBLISH_HIGH_WATER
+
+
+def test_publish_gives_up_waiting_on_a_stuck_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compat, "PUBSUB_PUBLISH_MAX_WAIT_S", 0.05)
+    fake = _FakePubsub(compat.PUBSUB_QUEUE_SIZE)
+    trio.run(compat.publish, fake, "t", b"x")  # type: ignore[arg-type]
+    assert fake.published_at_backlog == [compat.PUBSUB_QUEUE_SIZE]
+
+
+def test_upstream_publish_still_has_no_backpressure() -> None:
+    from libp2p.pubsub.pubsub import Pubsub
+
+    src = inspect.getsource(Pubsub.publish) + inspect.getsource(Pubsub._enqueue_or_retry_announce)
+    assert "drop_rpc" in src or "_enqueue_or_retry_announce" in src
+    assert "trio.sleep" not in inspect.getsource(Pubsub._enqueue_or_retry_announce)
