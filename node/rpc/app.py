@@ -575,7 +575,20 @@ async def h_resolve(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     return json_response({"Path": "/ipfs/" + format_cid(cid, o.string("cid-base", None))})
 
 
+async def h_config_show(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
+    """``config/show``: the config without private keys or the cluster secret (as kubo hides PrivKey)."""
+    import copy
+
+    cfg = copy.deepcopy(ctx.config)
+    cfg.get("Identity", {}).pop("PrivKey", None)
+    cluster = cfg.get("Cluster", {})
+    cluster.pop("PrivKey", None)
+    cluster.pop("Secret", None)
+    return json_response(cfg)
+
+
 ROUTES: dict[str, Handler] = {
+    "config/show": h_config_show,
     "resolve": h_resolve,
     "swarm/peers": h_swarm_peers,
     "swarm/connect": h_swarm_connect,

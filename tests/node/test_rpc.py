@@ -134,6 +134,10 @@ def test_id_version_repo_stat_resolve(daemon: PinionNode) -> None:
     st = call(base, "repo/stat").json()
     assert set(st) >= {"RepoSize", "StorageMax", "NumObjects", "RepoPath", "Version"}
     assert call(base, "repo/stat", opts={"size-only": "true"}).json().keys() == {"RepoSize", "StorageMax"}
+    cfg = call(base, "config/show").json()
+    assert cfg["Identity"]["PeerID"] == daemon.endpoints["peer_id"]
+    assert "PrivKey" not in cfg["Identity"] and "Secret" not in cfg["Cluster"] and "PrivKey" not in cfg["Cluster"]
+    assert cfg["Datastore"]["StorageMax"] == st["StorageMax"]
     call(base, "add", files=[part("hello.txt", b"hello world")])
     assert call(base, "resolve", f"/ipfs/{HELLO_V0}").json() == {"Path": f"/ipfs/{HELLO_V0}"}
 
