@@ -252,8 +252,8 @@ class TrioThread:
             raise BridgeError("run_blocking called from the trio thread (would deadlock)")
         try:
             return trio.from_thread.run(async_fn, *args, trio_token=token)
-        except trio.RunFinishedError:
-            raise BridgeStopped("the libp2p trio thread is not running") from None
+        except (trio.RunFinishedError, trio.Cancelled):
+            raise BridgeStopped("the libp2p trio thread stopped during the call") from None
 
     # -- trio -> asyncio ---------------------------------------------------
 

@@ -241,3 +241,28 @@ def test_trio_cancellation_cancels_the_asyncio_side(bridge: TrioThread) -> None:
         assert started.is_set()
 
     asyncio.run(main())
+
+
+def test_run_blocking_caller_gets_bridge_stopped_when_the_bridge_stops() -> None:
+    bridge = TrioThread(name="test-bridge")
+    bridge.start()
+    started = threading.Event()
+    outcome: list[BaseException] = []
+
+    async def forever() -> None:
+        started.set()
+        await trio.sleep_forever()
+
+    def worker() -> None:
+        try:
+            bridge.run_blocking(forever)
+        except BaseException as exc:  # recorded for the assertion below
+            outcome.append(exc)
+
+    t = threading.Thread(target=worker, name="test-bridge-worker")
+    t.start()
+    assert started.wait(5)
+    bridge.stop()
+    t.join(5)
+    assert not t.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], BridgeStopped)
