@@ -36,7 +36,7 @@ KUBO_V1_HELIA = {"chunkSize": 262144, "maxChildren": 174, "rawLeaves": True, "ci
 KUBO_V1 = ImportParams(cid_version=1, raw_leaves=True)
 
 
-def test_pinion_fetches_files_from_helia(start_helia: StartHelia, tmp_path: Path) -> None:
+def test_pinion_fetches_files_from_helia_while_helia_fetches_from_pinion(start_helia: StartHelia, tmp_path: Path) -> None:
     (helia,) = start_helia()
     path = tmp_path / "file.bin"
     size = 5 * 1024 * 1024 + 999
@@ -45,15 +45,29 @@ def test_pinion_fetches_files_from_helia(start_helia: StartHelia, tmp_path: Path
     kubo_layout = helia.import_file(path, **KUBO_V1_HELIA)["cid"]
     helia_layout = helia.import_file(path)["cid"]
 
+    ours_path = tmp_path / "ours.bin"
+    ours_sha = make_file(ours_path, 3 * 1024 * 1024, seed=21)
+
     async def main() -> None:
         async with running_pinion(tmp_path / "pinion") as pinion:
+            with open(ours_path, "rb") as fh:
+                ours = cid_to_str(import_file(fh, pinion.store, KUBO_V1).cid)
             await pinion.host.connect(helia.addr)
-            for cid_str in (kubo_layout, helia_layout):
-                root = cid_from_str(cid_str)
-                result = await fetch_dag(pinion.bitswap, root, concurrency=32, block_timeout=20)
-                # the two layouts share one leaf (the last 999 bytes), fetched once
-                assert result.blocks > 5 and result.fetched + result.present == result.blocks
-                assert file_digest(pinion.store, root) == (size, sha)
+            # meanwhile Helia fetches a file of ours over the same connection: blocks flow both ways at once
+            helia_got: dict[str, object] = {}
+
+            async def helia_fetches() -> None:
+                helia_got.update(await in_thread(helia.fetch, ours))  # type: ignore[arg-type]
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(helia_fetches)
+                for cid_str in (kubo_layout, helia_layout):
+                    root = cid_from_str(cid_str)
+                    result = await fetch_dag(pinion.bitswap, root, concurrency=32, block_timeout=20)
+                    # the two layouts share one leaf (the last 999 bytes), fetched once
+                    assert result.blocks > 5 and result.fetched + result.present == result.blocks
+                    assert file_digest(pinion.store, root) == (size, sha)
+            assert helia_got == {**helia_got, "size": 3 * 1024 * 1024, "sha256": ours_sha}
             stats = pinion.bitswap.stats()
             assert stats["invalid_blocks"] == 0 and stats["unwanted_blocks"] == 0
             peers = await in_thread(helia.peers)
@@ -90,7 +104,7 @@ def test_pinion_fetches_hamt_directory_from_helia(start_helia: StartHelia, tmp_p
     trio.run(main)
 
 
-def test_helia_fetches_file_from_pinion_after_dialling_it(start_helia: StartHelia, tmp_path: Path) -> None:
+def test_helia_fetches_files_from_pinion_after_dialling_it(start_helia: StartHelia, tmp_path: Path) -> None:
     (helia,) = start_helia()
     path = tmp_path / "file.bin"
     size = 4 * 1024 * 1024 + 77
@@ -109,6 +123,12 @@ def test_helia_fetches_file_from_pinion_after_dialling_it(start_helia: StartHeli
             # the same import in Helia gives the same root
             again = await in_thread(helia.import_file, path, chunkSize=262144, maxChildren=8, rawLeaves=False, cidVersion=0)
             assert again["cid"] == cid_to_str(root)  # type: ignore[index]
+            # 1 MiB raw leaves (the unixfs-v1-2025 profile, Helia's default layout): Pinion serves its largest blocks
+            with open(path, "rb") as fh:
+                big_leaves = import_file(fh, pinion.store, ImportParams.from_profile("unixfs-v1-2025")).cid
+            pinion.bitswap.notify_new_blocks([big_leaves])
+            got = await in_thread(helia.fetch, cid_to_str(big_leaves))
+            assert got == {**got, "type": "file", "size": size, "sha256": sha}  # type: ignore[operator]
 
     trio.run(main)
 
