@@ -191,7 +191,10 @@ class TrioThread:
             if nursery is None or self._stopping:
                 loop.call_soon_threadsafe(settle, False, BridgeStopped("the libp2p trio thread is stopping"))
                 return
-            nursery.start_soon(task)
+            try:
+                nursery.start_soon(task)
+            except RuntimeError:  # the nursery already closed: the loop is ending
+                loop.call_soon_threadsafe(settle, False, BridgeStopped("the libp2p trio thread is stopping"))
 
         try:
             token.run_sync_soon(spawn)
@@ -225,7 +228,10 @@ class TrioThread:
 
         def spawn() -> None:
             if self._nursery is not None and not self._stopping:
-                self._nursery.start_soon(guarded, name=label)
+                try:
+                    self._nursery.start_soon(guarded, name=label)
+                except RuntimeError:  # the nursery already closed: the loop is ending
+                    log.debug("background libp2p task %s not started: the bridge is stopping", label)
 
         if self.in_trio_thread():
             spawn()
