@@ -11,6 +11,10 @@ import json
 from collections.abc import Iterable
 from typing import IO
 
+import plyvel
+
+from blockstore.db import NS_CRDT
+
 from cluster.pin import Pin, PinError
 
 from .replica import PUT, Replica
@@ -53,3 +57,21 @@ def import_pins(replica: Replica, lines: Iterable[str], *, chunk: int = 1000) ->
             replica.apply_many(ops)
         replica.commit()
     return n
+
+
+def clear_state(db: plyvel.DB) -> int:
+    """Delete every CRDT key of an offline repo (``pinion state cleanup``); return how many.
+
+    The delta blocks stay in the block store until the next garbage collection,
+    which no longer sees them as CRDT blocks. No replica may be open on ``db``.
+    """
+    n = 0
+    while True:
+        with db.iterator(prefix=NS_CRDT, include_value=False) as it:
+            keys = [k for _, k in zip(range(10_000), it)]
+        if not keys:
+            return n
+        with db.write_batch() as wb:
+            for k in keys:
+                wb.delete(k)
+        n += len(keys)

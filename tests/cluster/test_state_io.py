@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.crdt.state_io import export_pins, import_pins
+from blockstore.db import open_db
+from cluster.crdt.state_io import clear_state, export_pins, import_pins
 from cluster.pin import Pin, PinError
 
 from .helpers import Peer, key
@@ -40,3 +41,20 @@ def test_import_names_the_bad_line(tmp_path: Path) -> None:
         assert b.replica.set.has(key(1))
     finally:
         b.close()
+
+
+def test_clear_state_empties_the_crdt(tmp_path: Path) -> None:
+    a = Peer(tmp_path / "a", max_batch_size=10, max_batch_age=1.0)
+    try:
+        for i in range(20):
+            a.replica.put(key(i), Pin(key(i)).to_cbor())
+        a.replica.commit()
+        a.replica.put(key(99), b"queued")
+        a.close()
+        db = open_db(tmp_path / "a")
+        assert clear_state(db) > 40
+        db.close()
+        a.reopen()
+        assert len(a.replica.set) == 0 and a.replica.heads() == [] and a.replica.queued() == 0
+    finally:
+        a.close()
