@@ -57,6 +57,14 @@ class _CallState:
             self.scope.cancel()
 
 
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """``loop.call_soon_threadsafe`` that tolerates a loop closed meanwhile (nobody left to tell)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        log.debug("asyncio loop closed; dropped %r", fn)
+
+
 class TrioThread:
     """A trio event loop in a dedicated daemon thread, callable from asyncio."""
 
@@ -179,22 +187,22 @@ class TrioThread:
                     result = await async_fn(*args)
                 except trio.Cancelled:
                     if not state.cancel_requested:
-                        loop.call_soon_threadsafe(settle, False, BridgeStopped("libp2p thread stopped during the call"))
+                        _post(loop, settle, False, BridgeStopped("libp2p thread stopped during the call"))
                     raise
                 except BaseException as exc:  # every failure crosses to the caller
-                    loop.call_soon_threadsafe(settle, False, exc)
+                    _post(loop, settle, False, exc)
                     return
-                loop.call_soon_threadsafe(settle, True, result)
+                _post(loop, settle, True, result)
 
         def spawn() -> None:
             nursery = self._nursery
             if nursery is None or self._stopping:
-                loop.call_soon_threadsafe(settle, False, BridgeStopped("the libp2p trio thread is stopping"))
+                _post(loop, settle, False, BridgeStopped("the libp2p trio thread is stopping"))
                 return
             try:
                 nursery.start_soon(task)
             except RuntimeError:  # the nursery already closed: the loop is ending
-                loop.call_soon_threadsafe(settle, False, BridgeStopped("the libp2p trio thread is stopping"))
+                _post(loop, settle, False, BridgeStopped("the libp2p trio thread is stopping"))
 
         try:
             token.run_sync_soon(spawn)
