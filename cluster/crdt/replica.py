@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import libipld
 import plyvel
 
-from blockstore.cid import CidError, cid_to_str, parse_cid
+from blockstore.cid import DAG_CBOR, CidError, cid_to_str, codec_of, parse_cid
 from blockstore.store import BlockStore
 
 from . import layout as L
@@ -342,6 +342,8 @@ class Replica:
 
     def _load(self, cid: bytes, get_block: BlockGetter | None) -> Delta:
         """Read (or fetch, verify and store) the delta ``cid`` and decode it."""
+        if codec_of(cid) != DAG_CBOR:
+            raise DeltaError(f"CRDT delta {cid_to_str(cid)}: not a dag-cbor CID")
         data = self._blocks.get(cid)
         if data is None:
             data = get_block(cid) if get_block is not None else None

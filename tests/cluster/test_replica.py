@@ -337,3 +337,11 @@ def test_local_writes_and_receives_from_several_threads(peers) -> None:
     assert len(a.replica.set) == 350 and 1 <= len(a.replica.heads()) <= 2
     a.send_heads(b)
     assert b.state() == a.state()
+
+
+def test_head_that_is_not_dag_cbor_is_refused(peers) -> None:
+    b = peers("b", trusted_peers=["*"])
+    raw = cid_for(b"just bytes")
+    with pytest.raises(DeltaError, match="not a dag-cbor CID"):
+        b.replica.receive(raw, "a", lambda cid: b"just bytes")
+    assert not b.blocks.has(raw) and not b.replica.is_dirty()
