@@ -478,7 +478,7 @@ class Replica:
             heads = list(self._heads.items())
             snap = self._db.snapshot()
         try:
-            np, ne = len(L.PROCESSED), len(L.ELEMENT)
+            np = len(L.PROCESSED)
 
             def covered() -> Iterator[bytes]:
                 with snap.iterator(prefix=L.PROCESSED, include_value=False) as it:
