@@ -253,11 +253,31 @@ class TrioThread:
         """From trio: start a long-lived task in the bridge's nursery with ``nursery.start``.
 
         ``async_fn`` takes ``task_status=`` and calls ``task_status.started(value)``
-        once ready; returns that value. The task lives until it returns or the bridge stops.
+        once ready; returns that value (or raises what it raised before that).
+        The task lives until it returns or the bridge stops; a failure after it
+        started is logged and does not stop the bridge.
         """
         if self._nursery is None or not self.in_trio_thread():
             raise BridgeError("start_service must be awaited from the bridge's trio thread")
-        return await self._nursery.start(async_fn, *args)
+        label = getattr(async_fn, "__qualname__", repr(async_fn))
+
+        async def guarded(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            reported = False
+
+            class Status:
+                def started(self, value: Any = None) -> None:
+                    nonlocal reported
+                    reported = True
+                    task_status.started(value)
+
+            try:
+                await async_fn(*args, task_status=Status())
+            except Exception:
+                if not reported:
+                    raise  # nursery.start hands it to the caller
+                log.exception("libp2p service %s failed", label)
+
+        return await self._nursery.start(guarded)
 
     def run_blocking(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """From a plain thread (not asyncio, not trio): run ``async_fn(*args)`` in trio and wait."""
@@ -310,4 +330,4 @@ class TrioThread:
 
         For events (``queue.put_nowait``); the asyncio side owns the drop policy.
         """
-        self._require_loop().call_soon_threadsafe(fn, *args)
+        _post(self._require_loop(), fn, *args)

@@ -266,3 +266,23 @@ def test_run_blocking_caller_gets_bridge_stopped_when_the_bridge_stops() -> None
     t.join(5)
     assert not t.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], BridgeStopped)
+
+
+def test_service_failing_after_start_is_logged_and_the_bridge_lives_on(bridge: TrioThread, caplog) -> None:
+    async def service(*, task_status) -> None:
+        task_status.started("up")
+        await trio.sleep(0)
+        raise ValueError("service broke")
+
+    async def start_it() -> str:
+        return await bridge.start_service(service)
+
+    async def main() -> None:
+        bridge.start()
+        assert await bridge.run(start_it) == "up"
+        await asyncio.sleep(0.05)
+        assert await bridge.run(trio.sleep, 0) is None
+
+    with caplog.at_level("ERROR", logger="node.p2p.bridge"):
+        asyncio.run(main())
+    assert "service broke" in caplog.text
