@@ -302,6 +302,30 @@ def cmd_repo_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_id(args: argparse.Namespace) -> int:
+    with _api(args) as api:
+        ident = api.id()
+    if args.format:
+        print(args.format.replace("<id>", ident["ID"]).replace("<aver>", ident.get("AgentVersion", "")))
+    else:
+        print(json.dumps(ident, indent=2))
+    return 0
+
+
+def cmd_swarm_peers(args: argparse.Namespace) -> int:
+    with _api(args) as api:
+        for p in api.swarm_peers():
+            print(f"{p['Addr']}/p2p/{p['Peer']}")
+    return 0
+
+
+def cmd_swarm_connect(args: argparse.Namespace) -> int:
+    with _api(args) as api:
+        for addr in args.addrs:
+            print(api.swarm_connect(addr))
+    return 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     print(f"pinion version {VERSION}")
     return 0
@@ -322,6 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("daemon", help="run the node")
     s.add_argument("--offline", action="store_true", help="start without networking")
     s.set_defaults(func=cmd_daemon)
+
+    s = sub.add_parser("id", help="this node's identity")
+    s.add_argument("-f", "--format", help="output format, e.g. '<id>'")
+    s.set_defaults(func=cmd_id)
+
+    sw = sub.add_parser("swarm", help="swarm peers (needs a running daemon)").add_subparsers(
+        dest="swarm_cmd", required=True, metavar="SUB"
+    )
+    s = sw.add_parser("peers", help="list connected peers")
+    s.set_defaults(func=cmd_swarm_peers)
+    s = sw.add_parser("connect", help="connect to peers")
+    s.add_argument("addrs", nargs="+", metavar="MULTIADDR")
+    s.set_defaults(func=cmd_swarm_connect)
 
     s = sub.add_parser("version", help="print the version")
     s.set_defaults(func=cmd_version)

@@ -9,9 +9,9 @@ daemon runs. CIDs are bytes; paths are strings (``CID[/a/b]`` or
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from blockstore import car, carimport, exporter, importer
 from blockstore.cid import (
@@ -103,18 +103,40 @@ def parse_path(path: str) -> tuple[bytes, list[str]]:
     return root, segments
 
 
-class CoreAPI:
-    """The node's operations on one open repo (see module docstring)."""
+class Network(Protocol):
+    """What CoreAPI needs of the network when the daemon runs online (see node/content.py)."""
 
-    def __init__(self, repo: Repo) -> None:
+    def get_block_blocking(self, cid: bytes) -> bytes | None: ...
+
+    def fetch_dag_blocking(self, root: bytes, *, max_depth: int | None = None) -> None: ...
+
+    def notify(self, cids: Iterable[bytes]) -> None: ...
+
+
+class CoreAPI:
+    """The node's operations on one open repo (see module docstring).
+
+    With ``network`` (the daemon, online), missing blocks are fetched over
+    bitswap and new local blocks are announced to peers that want them.
+    """
+
+    def __init__(self, repo: Repo, network: Network | None = None) -> None:
         self.repo = repo
         self.store = repo.store
         self.pins = repo.pins
+        self.network = network
         self._gc = _GcLock()
+
+    def import_guard(self) -> Any:
+        """A context manager held by any write that GC must not interleave with (imports, uploads)."""
+        return self._gc.writer()
 
     # ------------------------------------------------------------- helpers
     def _get_block(self, cid: bytes) -> bytes | None:
-        return self.store.get(cid)
+        data = self.store.get(cid)
+        if data is None and self.network is not None:
+            data = self.network.get_block_blocking(cid)
+        return data
 
     def resolve(self, path: str) -> bytes:
         """The CID a path points to."""
@@ -150,7 +172,7 @@ class CoreAPI:
             raise BadRequest(f"{path} is a directory, use -r to add directories")
         with self._gc.writer():
             journal = self.store.new_journal()
-            sink = _JournalSink(self.store, journal)
+            sink = _JournalSink(self.store, journal, self.network)
             last: importer.AddedEntry | None = None
             try:
                 for entry in importer.import_path(path, sink, params, progress=progress):
@@ -175,7 +197,7 @@ class CoreAPI:
         """Import one file read from ``stream``; return its entry (pinned when ``pin``)."""
         with self._gc.writer():
             journal = self.store.new_journal()
-            sink = _JournalSink(self.store, journal)
+            sink = _JournalSink(self.store, journal, self.network)
             try:
                 res = importer.import_file(stream, sink, params, progress=progress)
                 if pin:
@@ -224,6 +246,8 @@ class CoreAPI:
                 raise BadRequest(f"rejected CAR: {exc}") from None
             if pin_roots and result.roots:
                 self.pins.add_many(result.roots, RECURSIVE)
+        if self.network is not None:
+            self.network.notify(result.roots)
         return result
 
     def car_export(self, path: str) -> Iterator[bytes]:
@@ -258,6 +282,8 @@ class CoreAPI:
                 iter_links(cid, data)  # refuse blocks that do not decode as their codec
             with self._gc.writer():
                 self.store.put(cid, data, verify=False)
+                if self.network is not None:
+                    self.network.notify([cid])
                 if pin:
                     self.pins.add(cid, RECURSIVE)
         except (CidError, ValueError) as exc:
@@ -282,6 +308,14 @@ class CoreAPI:
     def pin_add(self, path: str, *, recursive: bool = True) -> bytes:
         """Pin what ``path`` points to; a recursive pin needs the whole DAG present."""
         cid = self.resolve(path)
+        if self.network is not None:
+            try:
+                if recursive:
+                    self.network.fetch_dag_blocking(cid)
+                elif not self.store.has(cid):
+                    self.network.get_block_blocking(cid)
+            except LookupError as exc:
+                raise NotFound(f"cannot pin, DAG could not be fetched: {exc}") from None
         if recursive:
             try:
                 for _cid, _data in walk_dag(cid, self._get_block):
@@ -309,6 +343,29 @@ class CoreAPI:
         for cid, k in self.pins:
             if kind == "all" or kind == k:
                 yield cid, k
+
+    # ------------------------------------------------------------- identity and swarm
+    def id(self) -> dict[str, Any]:
+        """This node's identity as kubo's ``id`` shows it (offline: no addresses)."""
+        from .p2p.compat import AGENT_VERSION
+        from .p2p.identity import public_key_b64
+
+        ident = self.repo.config["Identity"]
+        return {
+            "ID": ident["PeerID"],
+            "PublicKey": public_key_b64(ident["PrivKey"]),
+            "Addresses": [],
+            "AgentVersion": AGENT_VERSION,
+            "Protocols": [],
+        }
+
+    def swarm_peers(self) -> list[dict[str, str]]:
+        """Connected peers: needs a running daemon."""
+        raise CoreError("this command must be run in online mode: start 'pinion daemon' first")
+
+    def swarm_connect(self, addr: str) -> str:
+        """Connect to a peer: needs a running daemon."""
+        raise CoreError("this command must be run in online mode: start 'pinion daemon' first")
 
     # ------------------------------------------------------------- repo
     def repo_stat(self) -> dict[str, Any]:
@@ -342,13 +399,17 @@ def _links_or_none(cid: bytes, data: bytes) -> list[bytes]:
 
 
 class _JournalSink:
-    """An importer sink that records new blocks in an import journal."""
+    """An importer sink that records new blocks in an import journal (and tells the network)."""
 
-    def __init__(self, store: Any, journal: bytes) -> None:
+    def __init__(self, store: Any, journal: bytes, network: Network | None = None) -> None:
         self._store = store
         self._journal = journal
+        self._network = network
 
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
-        return self._store.put_many(blocks, verify=verify, journal=self._journal)
+        new = self._store.put_many(blocks, verify=verify, journal=self._journal)
+        if self._network is not None:
+            self._network.notify(cid for cid, _ in blocks)
+        return new
 
 

@@ -1,7 +1,7 @@
 """``pinion daemon``: the long-running node process.
 
 One asyncio loop serves every HTTP surface with aiohttp: the kubo RPC subset,
-the gateway (when ``node.gateway`` is present) and Prometheus metrics, each at
+the gateway and Prometheus metrics, each at
 its configured address (port 0 picks a free port). Blocking work (LevelDB,
 hashing, imports) runs in one worker pool.
 
@@ -15,7 +15,6 @@ back), waits for the workers and closes LevelDB.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -27,7 +26,10 @@ from typing import Any
 from aiohttp import web
 
 from .config import tcp_host_port
+from .content import NetworkBlockSource, NetworkContent
 from .core import CoreAPI
+from .gateway.app import make_gateway_app
+from .gateway.source import StoreBlockSource
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
 from .rpc.app import RpcContext, make_rpc_app
@@ -80,6 +82,7 @@ class Daemon:
         self.endpoints: dict[str, Any] = {}
         self._runners: list[web.AppRunner] = []
         self.p2p: Any | None = None
+        self.content: NetworkContent | None = None
 
     # ------------------------------------------------------------ servers
     async def _serve(self, name: str, app: web.Application, maddr: str) -> str:
@@ -101,14 +104,14 @@ class Daemon:
         self.endpoints[name] = addr
         return addr
 
-    def _gateway_app(self) -> web.Application | None:
-        """The gateway app, when ``node.gateway`` provides one."""
-        if importlib.util.find_spec("node.gateway.app") is None:
-            return None
-        from .gateway.app import make_gateway_app
-        from .gateway.source import StoreBlockSource
-
-        return make_gateway_app(CountingBlockSource(StoreBlockSource(self.repo.store), self.metrics), metrics=self.metrics)
+    def _gateway_app(self) -> web.Application:
+        """The gateway app: local blocks only when offline, bitswap for missing ones when online."""
+        source: Any
+        if self.content is not None and not self.repo.config["Gateway"]["Offline"]:
+            source = NetworkBlockSource(self.content)
+        else:
+            source = StoreBlockSource(self.repo.store)
+        return make_gateway_app(CountingBlockSource(source, self.metrics), metrics=self.metrics)
 
     async def start(self) -> None:
         """Start every server and write the ``api`` and ``endpoints.json`` files."""
@@ -121,9 +124,7 @@ class Daemon:
             core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor, p2p=self.p2p
         )
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
-        gw = self._gateway_app()
-        if gw is not None:
-            await self._serve("gateway", gw, addrs["Gateway"])
+        await self._serve("gateway", self._gateway_app(), addrs["Gateway"])
         await self._serve("metrics", make_metrics_app(self.metrics), addrs["Metrics"])
         self.endpoints["peer_id"] = self.repo.config["Identity"]["PeerID"]
         if self.p2p is not None and self.p2p.cluster is not None:
@@ -141,6 +142,12 @@ class Daemon:
         self.endpoints["swarm"] = self.p2p.peer_info("swarm")["Addresses"]
         if self.p2p.cluster is not None:
             self.endpoints["cluster"] = self.p2p.peer_info("cluster")["Addresses"]
+        self.content = NetworkContent(
+            self.p2p, self.repo.store, fetch_timeout=float(self.repo.config["Gateway"]["FetchTimeout"])
+        )
+        await self.content.start()
+        self.core.network = self.content
+        self.metrics.bitswap_stats = self.content.stats
 
     async def stop(self) -> None:
         """Remove the files and close the servers (asyncio.run then joins the worker pool)."""
@@ -152,6 +159,8 @@ class Daemon:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        self.core.network = None
+        self.content = None
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None

@@ -20,7 +20,7 @@ app receives as ``metrics=``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +33,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -54,6 +54,37 @@ class _BlockstoreCollector(Collector):
         )
 
 
+_BITSWAP_COUNTERS = {
+    "blocks_sent": "Blocks bitswap sent to peers",
+    "bytes_sent": "Block bytes bitswap sent to peers",
+    "blocks_received": "Wanted blocks bitswap received and stored",
+    "bytes_received": "Block bytes bitswap received and stored",
+}
+_BITSWAP_GAUGES = {
+    "wantlist_size": "CIDs this node currently wants",
+    "peers": "Peers bitswap talks to",
+}
+
+
+class _BitswapCollector(Collector):
+    """Bitswap counters and gauges, read at scrape time from the service's stats (none when offline)."""
+
+    def __init__(self, metrics: "NodeMetrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        source = self._metrics.bitswap_stats
+        if source is None:
+            return
+        st = source()
+        for key, doc in _BITSWAP_COUNTERS.items():
+            if key in st:
+                yield CounterMetricFamily(f"pinion_bitswap_{key}", doc, value=st[key])
+        for key, doc in _BITSWAP_GAUGES.items():
+            if key in st:
+                yield GaugeMetricFamily(f"pinion_bitswap_{key}", doc, value=st[key])
+
+
 class NodeMetrics:
     """Every metric of one node, in its own registry."""
 
@@ -64,6 +95,9 @@ class NodeMetrics:
         PlatformCollector(registry=reg)
         if store is not None:
             reg.register(_BlockstoreCollector(store))
+        #: set by the daemon when bitswap runs: a callable returning its stats dict
+        self.bitswap_stats: Callable[[], dict[str, int]] | None = None
+        reg.register(_BitswapCollector(self))
         self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
         self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)
         self.block_errors = Counter(

@@ -269,6 +269,18 @@ class RpcClient:
             yield _cid(obj["Cid"]), obj["Type"]
 
     # ------------------------------------------------------------ repo
+    def id(self) -> dict[str, Any]:
+        """The daemon's identity (``id``)."""
+        return self._json("id")
+
+    def swarm_peers(self) -> list[dict[str, str]]:
+        """Connected swarm peers as ``[{"Addr", "Peer"}]``."""
+        return self._json("swarm/peers").get("Peers") or []
+
+    def swarm_connect(self, addr: str) -> str:
+        """Connect the daemon's swarm host to ``addr``; returns kubo's result line."""
+        return " ".join(self._json("swarm/connect", [addr]).get("Strings") or [])
+
     def repo_stat(self) -> dict[str, Any]:
         """Blocks, sizes and limits."""
         return dict(self._json("repo/stat"))

@@ -14,7 +14,7 @@ from blockstore.hamt import MURMUR3_X64_64, HamtError, hamt_slot, slot_prefix
 from blockstore.unixfs import DIRECTORY, HAMT_SHARD, UnixFSData, UnixFSError, decode_unixfs
 
 from . import cbor
-from .source import BlockNotFound, BlockSource
+from .source import BlockNotFound, BlockSource, BlockTimeout
 
 __all__ = ["GatewayError", "Resolved", "resolve_path", "unixfs_of", "hamt_find", "hamt_entries", "hamt_shards", "dir_find"]
 
@@ -64,6 +64,9 @@ async def fetch(source: BlockSource, cid: bytes, what: str = "") -> bytes:
     """``source.get`` with a not-found turned into a 404 naming the missing part."""
     try:
         return await source.get(cid)
+    except BlockTimeout:
+        where = f" ({what})" if what else ""
+        raise GatewayError(504, f"block {cid_to_str(cid)}{where} was not retrieved from the network in time") from None
     except BlockNotFound:
         where = f" ({what})" if what else ""
         raise GatewayError(404, f"block {cid_to_str(cid)}{where} not found") from None

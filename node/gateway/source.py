@@ -7,7 +7,7 @@ from typing import Protocol
 from blockstore.cid import cid_to_str
 from blockstore.store import BlockStore
 
-__all__ = ["BlockNotFound", "BlockSource", "StoreBlockSource"]
+__all__ = ["BlockNotFound", "BlockTimeout", "BlockSource", "StoreBlockSource"]
 
 
 class BlockNotFound(LookupError):
@@ -16,6 +16,14 @@ class BlockNotFound(LookupError):
     def __init__(self, cid: bytes) -> None:
         super().__init__(f"block {cid_to_str(cid)} not found")
         self.cid = cid
+
+
+class BlockTimeout(BlockNotFound):
+    """The block is not local and the network did not deliver it in time (answered as 504)."""
+
+    def __init__(self, cid: bytes) -> None:
+        super().__init__(cid)
+        self.args = (f"block {cid_to_str(cid)} was not retrieved from the network in time",)
 
 
 class BlockSource(Protocol):

@@ -69,3 +69,8 @@ def load_keypair(privkey_b64: str) -> KeyPair:
 def peer_id_of(keypair: KeyPair) -> str:
     """The base58btc peer ID string of ``keypair``."""
     return ID.from_pubkey(keypair.public_key).to_base58()
+
+
+def public_key_b64(privkey_b64: str) -> str:
+    """The base64 libp2p-protobuf public key of a base64 private key (kubo's ``id`` ``PublicKey``)."""
+    return base64.b64encode(load_keypair(privkey_b64).public_key.serialize()).decode()

@@ -10,7 +10,6 @@ bounded memory; downloads stream chunk by chunk.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import platform
 import sys
@@ -29,6 +28,7 @@ from blockstore.store import BlockTooLarge
 from blockstore.pins import RECURSIVE
 
 from ..core import BadRequest, CoreAPI, CoreError, NotFound
+from ..p2p.identity import public_key_b64
 from .add import AddOptions, AddWorker
 from .multipart import PartStart
 from .options import CODE_NORMAL, CODE_NOT_FOUND, Options, RpcError, format_cid, parse_cid_arg
@@ -60,7 +60,7 @@ class RpcContext:
 
     def writer_lock(self) -> Any:
         """The core's import/GC exclusion, held while an upload writes blocks."""
-        return self.core._gc.writer()
+        return self.core.import_guard()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking call in the worker pool."""
@@ -148,13 +148,6 @@ async def h_version(request: web.Request, ctx: RpcContext, o: Options) -> web.St
             "Golang": f"python{platform.python_version()}",
         }
     )
-
-
-def public_key_b64(priv_b64: str) -> str:
-    """The base64 libp2p-protobuf public key of the repo's base64 private key."""
-    from node.p2p.identity import load_keypair
-
-    return base64.b64encode(load_keypair(priv_b64).public_key.serialize()).decode()
 
 
 async def h_id(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:

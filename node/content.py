@@ -1,0 +1,125 @@
+"""Content from the network: the node's bitswap, seen from asyncio and from worker threads.
+
+The bitswap service runs in the libp2p (trio) thread on the swarm host. This
+module is how the rest of the node uses it without knowing there are two
+event loops: through :class:`node.p2p.service.P2PService`'s bridge only.
+
+- :class:`NetworkContent` starts bitswap and offers ``get_block`` (async, for
+  the gateway), ``get_block_blocking`` / ``fetch_dag_blocking`` (for
+  ``CoreAPI`` running in a worker thread), ``notify`` and ``stats``.
+- :class:`NetworkBlockSource` is the gateway's block source when online:
+  the local store first, then bitswap with a timeout (504 when it runs out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import trio
+
+from bitswap import Bitswap, BitswapConfig, fetch_dag
+from bitswap import BlockNotFound as BitswapNotFound
+from bitswap import FetchError
+from blockstore.store import BlockStore
+
+from .gateway.source import BlockNotFound, BlockTimeout
+from .p2p.service import P2PService
+
+
+class NetworkContent:
+    """The node's bitswap on the swarm host, usable from asyncio and worker threads."""
+
+    def __init__(self, p2p: P2PService, store: BlockStore, *, fetch_timeout: float = 60.0) -> None:
+        self._p2p = p2p
+        self._store = store
+        self.fetch_timeout = fetch_timeout
+        self._bs: Bitswap | None = None
+
+    async def start(self) -> None:
+        """Start bitswap in the libp2p thread (it stops with the p2p service)."""
+        await self._p2p.start_libp2p_service(self._serve)
+
+    async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        host = self._p2p.swarm.host
+        if host is None:
+            raise RuntimeError("the swarm host is not running")
+        self._bs = Bitswap(host, self._store, BitswapConfig())
+        await self._bs.run(task_status=task_status)
+
+    def _bitswap(self) -> Bitswap:
+        if self._bs is None:
+            raise RuntimeError("bitswap is not running")
+        return self._bs
+
+    # -- asyncio callers --------------------------------------------------------
+    async def get_block(self, cid: bytes, timeout: float | None = None) -> bytes:
+        """The block, from the store or the network; raises BlockTimeout when none arrives in time."""
+        data = self._store.get(cid)
+        if data is not None:
+            return data
+        bs = self._bitswap()
+        try:
+            return await self._p2p.run_in_libp2p(bs.get_block, cid, timeout or self.fetch_timeout)
+        except BitswapNotFound:
+            raise BlockTimeout(cid) from None
+
+    # -- worker-thread callers (CoreAPI) ----------------------------------------
+    def get_block_blocking(self, cid: bytes) -> bytes | None:
+        """Fetch one block over bitswap from a non-event-loop thread; None when it does not arrive."""
+        bs = self._bitswap()
+        try:
+            return self._p2p.bridge.run_blocking(bs.get_block, cid, self.fetch_timeout)
+        except BitswapNotFound:
+            return None
+
+    def fetch_dag_blocking(
+        self, root: bytes, *, max_depth: int | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Fetch every missing block of the DAG under ``root``; raise LookupError naming a block that never came."""
+        bs = self._bitswap()
+
+        async def run() -> None:
+            await fetch_dag(bs, root, max_depth=max_depth, block_timeout=self.fetch_timeout, progress=progress)
+
+        try:
+            self._p2p.bridge.run_blocking(run)
+        except FetchError as exc:
+            raise LookupError(str(exc)) from None
+
+    def notify(self, cids: Iterable[bytes]) -> None:
+        """New blocks were stored locally: serve the peers that wanted them."""
+        if self._bs is None:
+            return
+        cids = list(cids)
+        if not cids:
+            return
+        bs = self._bs
+
+        async def notify() -> None:
+            bs.notify_new_blocks(cids)
+
+        self._p2p.bridge.start_soon(notify, name="bitswap-notify")
+
+    def stats(self) -> dict[str, int]:
+        """Bitswap counters (blocks/bytes sent and received, wantlist size, peers)."""
+        return self._bs.stats() if self._bs is not None else {}
+
+
+class NetworkBlockSource:
+    """Gateway block source: the local store, then bitswap (504 after the fetch timeout)."""
+
+    def __init__(self, content: NetworkContent) -> None:
+        self._content = content
+        self._store = content._store
+
+    async def get(self, cid: bytes) -> bytes:
+        """The block's bytes; raises BlockTimeout when the network does not deliver it."""
+        return await self._content.get_block(cid)
+
+    async def has_local(self, cid: bytes) -> bool:
+        """Whether the block is in the local store (for ``only-if-cached``)."""
+        return self._store.has(cid)
+
+
+__all__ = ["NetworkContent", "NetworkBlockSource", "BlockNotFound", "BlockTimeout"]
