@@ -134,7 +134,7 @@ async function walkFiles (cid, signal) {
   return out
 }
 
-async function fetch (cmd) {
+async function fetchContent (cmd) {
   const cid = CID.parse(cmd.cid)
   const signal = AbortSignal.timeout(cmd.timeoutMs ?? DEFAULT_TIMEOUT_MS)
   setMaxListeners(Infinity, signal) // one listener per block in flight
@@ -210,7 +210,7 @@ const commands = {
     const stat = await fs.stat(root.cid)
     return { cid: root.cid.toString(), sharded: stat.unixfs?.type === 'hamt-sharded-directory' }
   },
-  fetch,
+  fetch: fetchContent,
   dial,
   block: async (cmd) => {
     const bytes = await helia.blockstore.get(CID.parse(cmd.cid), { signal: AbortSignal.timeout(cmd.timeoutMs ?? DEFAULT_TIMEOUT_MS) })
