@@ -1,5 +1,6 @@
-"""Interop with js-libp2p 2.10 (TCP, Noise, Yamux, identify): the swarm host, and the
-cluster host's private network against @libp2p/pnet (XSalsa20, the spec), both directions.
+"""Interop with js-libp2p 2.10 (TCP, Noise, Yamux, identify): the swarm host, the cluster
+host's private network against @libp2p/pnet (XSalsa20, the spec), both directions, and
+gossipsub inside that network against @chainsafe/libp2p-gossipsub.
 
 Needs Node >= 20 and npm (installs tests/p2p/js/ from its lockfile with ``npm ci``
 on first run); skipped where they are missing, so it runs on any machine or CI with Node.
@@ -74,6 +75,10 @@ class JsPeer:
             ev = json.loads(line)
             if ev["event"] in kinds:
                 return ev
+
+    async def send(self, line: str) -> None:
+        self.proc.stdin.write(line.encode() + b"\n")  # type: ignore[union-attr]
+        await self.proc.stdin.drain()  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         self.proc.stdin.close()  # type: ignore[union-attr]
@@ -231,3 +236,39 @@ def test_upstream_pnet_still_cannot_reach_js(js_ready: None, monkeypatch: pytest
             await js.stop()
 
     asyncio.run(main())
+
+
+def test_gossipsub_with_js_inside_the_private_network(js_ready: None) -> None:
+    secret = new_secret()
+    topic = "pinion-interop"
+
+    async def main() -> None:
+        js, ready = await JsPeer.start(secret, "topic", topic)
+        try:
+            async with _cluster_service(secret) as svc:
+                me = svc.cluster.peer_id  # type: ignore[union-attr]
+                sub = await svc.subscribe(topic)
+                await svc.connect(ready["addrs"][0], "cluster")
+                while True:  # js learns we subscribed
+                    ev = await js.event("subscription-change")
+                    if ev["peer"] == me and topic in ev["topics"]:
+                        break
+                for _ in range(200):  # and we learn js did
+                    if ready["id"] in await svc.run_in_libp2p(_cluster_topic_peers, svc, topic):
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1.5)  # a heartbeat or two: both meshes hold the other
+                await js.send("publish hello from js")
+                assert await asyncio.wait_for(sub.get(), 10) == (ready["id"], b"hello from js")
+                await svc.publish(topic, b"hello from python")
+                ev = await js.event("message")
+                assert (ev["from"], ev["topic"], ev["data"]) == (me, topic, "hello from python")
+        finally:
+            await js.stop()
+
+    asyncio.run(main())
+
+
+async def _cluster_topic_peers(svc: P2PService, topic: str) -> list[str]:
+    assert svc.cluster is not None
+    return svc.cluster.topic_peers(topic)

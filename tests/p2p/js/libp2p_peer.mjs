@@ -1,7 +1,8 @@
-// A js-libp2p peer (TCP, Noise, Yamux, identify), inside a libp2p private network unless the
-// secret is "none", for Pinion's libp2p interop tests.
-// Usage: node pnet_peer.mjs <64-hex secret | none> [dial <multiaddr>]
-// Prints one JSON line per event on stdout; exits when stdin closes.
+// A js-libp2p peer (TCP, Noise, Yamux, identify, gossipsub), inside a libp2p private network
+// unless the secret is "none", for Pinion's libp2p interop tests.
+// Usage: node libp2p_peer.mjs <64-hex secret | none> [dial <multiaddr>] [topic <name>]
+// Prints one JSON line per event on stdout. Reads lines "publish <text>" on stdin (published on
+// the topic); exits when stdin closes.
 if (typeof Promise.withResolvers !== 'function') { // Node 20 lacks it; some libp2p 2.x deps call it
   Promise.withResolvers = function withResolvers () {
     let resolve
@@ -18,8 +19,11 @@ const { yamux } = await import('@chainsafe/libp2p-yamux')
 const { identify } = await import('@libp2p/identify')
 const { preSharedKey } = await import('@libp2p/pnet')
 const { multiaddr } = await import('@multiformats/multiaddr')
+const { gossipsub } = await import('@chainsafe/libp2p-gossipsub')
 
-const [secret, mode, target] = process.argv.slice(2)
+const [secret, ...rest] = process.argv.slice(2)
+const opts = {}
+for (let i = 0; i + 1 < rest.length; i += 2) opts[rest[i]] = rest[i + 1]
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 
 const swarmKey = new TextEncoder().encode(`/key/swarm/psk/1.0.0/\n/base16/\n${secret}`)
@@ -30,7 +34,7 @@ const node = await createLibp2p({
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
   ...privateNetwork,
-  services: { identify: identify() }
+  services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) }
 })
 node.addEventListener('peer:connect', (evt) => say({ event: 'connect', peer: evt.detail.toString() }))
 node.addEventListener('peer:identify', (evt) => say({
@@ -41,14 +45,45 @@ node.addEventListener('peer:identify', (evt) => say({
 }))
 say({ event: 'ready', id: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
 
-if (mode === 'dial') {
+if (opts.topic) {
+  node.services.pubsub.subscribe(opts.topic)
+  node.services.pubsub.addEventListener('message', (evt) => say({
+    event: 'message',
+    topic: evt.detail.topic,
+    from: evt.detail.type === 'signed' ? evt.detail.from.toString() : '',
+    data: new TextDecoder().decode(evt.detail.data)
+  }))
+  node.services.pubsub.addEventListener('subscription-change', (evt) => say({
+    event: 'subscription-change',
+    peer: evt.detail.peerId.toString(),
+    topics: evt.detail.subscriptions.filter((s) => s.subscribe).map((s) => s.topic)
+  }))
+}
+
+if (opts.dial) {
   try {
-    const conn = await node.dial(multiaddr(target), { signal: AbortSignal.timeout(5000) })
+    const conn = await node.dial(multiaddr(opts.dial), { signal: AbortSignal.timeout(5000) })
     say({ event: 'dialed', peer: conn.remotePeer.toString() })
   } catch (err) {
     say({ event: 'error', message: String(err) })
   }
 }
 
-process.stdin.resume()
+let pending = ''
+process.stdin.on('data', async (chunk) => {
+  pending += chunk.toString()
+  let nl
+  while ((nl = pending.indexOf('\n')) >= 0) {
+    const line = pending.slice(0, nl)
+    pending = pending.slice(nl + 1)
+    if (line.startsWith('publish ') && opts.topic) {
+      try {
+        await node.services.pubsub.publish(opts.topic, new TextEncoder().encode(line.slice(8)))
+        say({ event: 'published' })
+      } catch (err) {
+        say({ event: 'error', message: String(err) })
+      }
+    }
+  }
+})
 process.stdin.on('end', async () => { await node.stop(); process.exit(0) })
