@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -40,6 +40,16 @@ _SKB = web.AppKey("gateway_source", object)
 _METRICS = web.AppKey("gateway_metrics", object)
 
 
+def _query_of(query_string: str) -> dict[str, str]:
+    """Query parameters (first value wins), parsed from the raw query string without building a URL object."""
+    if not query_string:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in parse_qsl(query_string, keep_blank_values=True):
+        out.setdefault(key, value)
+    return out
+
+
 def _text(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, text=message + "\n", headers=headers)
 
@@ -47,14 +57,16 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> w
 class _Request:
     """One gateway request after parsing: what was asked and what the path resolved to."""
 
-    def __init__(self, request: web.Request, source: BlockSource, cpath: ContentPath, wanted: Wanted) -> None:
+    def __init__(
+        self, request: web.Request, source: BlockSource, cpath: ContentPath, wanted: Wanted, query: dict[str, str]
+    ) -> None:
         self.http = request
         self.source = source
         self.cpath = cpath
         self.wanted = wanted
         self.head = request.method == "HEAD"
-        self.path = request.raw_path.split("?", 1)[0]
-        self.query = request.query
+        self.path, _, self.query_string = request.raw_path.partition("?")
+        self.query = query
 
     def base_headers(self, resolved: Resolved, etag: str) -> dict[str, str]:
         headers = {"X-Ipfs-Path": self.path, "X-Ipfs-Roots": ",".join(cid_to_str(c) for c in resolved.roots), "Etag": etag}
@@ -115,10 +127,8 @@ async def _send_bytes(req: _Request, headers: dict[str, str], data: bytes) -> we
             first, last = spans[0]
             status, body = 206, body[first : last + 1]
             headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
-    resp = await _stream(req, status, headers, len(body))
-    if not req.head and body:
-        await resp.write(body)
-    return resp
+    headers["Content-Length"] = str(len(body))
+    return web.Response(status=status, headers=headers, body=None if req.head else bytes(body))
 
 
 # ----------------------------------------------------------------------------- CAR
@@ -215,7 +225,7 @@ def _dir_url(cpath: ContentPath, query_string: str) -> str:
 
 async def _serve_dir(req: _Request, resolved: Resolved, node: Any, fs: UnixFSData | None) -> web.StreamResponse:
     if not req.cpath.trailing_slash and req.query.get("go-get") != "1":
-        return web.Response(status=301, headers={"Location": _dir_url(req.cpath, req.http.query_string)})
+        return web.Response(status=301, headers={"Location": _dir_url(req.cpath, req.query_string)})
     index = await dir_find(req.source, resolved.cid, node, fs, "index.html", [])
     if index is not None:
         block = await fetch(req.source, index.hash, "index.html")
@@ -287,11 +297,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             root = cid_from_str(cpath.cid_text)
         except CidError as exc:
             raise GatewayError(400, f"invalid CID in path: {exc}") from None
-        wanted = params.choose_response(dict(request.query), request.headers.get("Accept"))
+        query = _query_of(request.raw_path.partition("?")[2])
+        wanted = params.choose_response(query, request.headers.get("Accept"))
         if params.only_if_cached(request.headers.get("Cache-Control")) and not await source.has_local(root):
             path = request.raw_path.split("?", 1)[0]
             return _text(412, f'"{path}" not in local datastore')
-        req = _Request(request, source, cpath, wanted)
+        req = _Request(request, source, cpath, wanted, query)
         resolved = await resolve_path(source, root, cpath.segments)
         if wanted.kind == "raw":
             return await _serve_raw(req, resolved)
@@ -304,12 +315,11 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def _observe(request: web.Request, handler: Any) -> web.StreamResponse:
-    metrics = request.app[_METRICS]
+    metrics: Any = request.app[_METRICS]
     start = time.perf_counter()
     resp = await handler(request)
-    if metrics is not None:
-        sent = resp.body_length if resp.prepared else 0
-        metrics.observe_request(resp.status, sent, time.perf_counter() - start)
+    sent = resp.body_length if resp.prepared else 0
+    metrics.observe_request(resp.status, sent, time.perf_counter() - start)
     return resp
 
 
@@ -320,7 +330,7 @@ async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
 
 def make_gateway_app(blocks: BlockSource, *, metrics: Any = None) -> web.Application:
     """The path + trustless gateway over ``blocks`` (``metrics``: an object with ``observe_request``)."""
-    app = web.Application(middlewares=[_observe])
+    app = web.Application(middlewares=[_observe] if metrics is not None else [])
     app[_SKB] = blocks
     app[_METRICS] = metrics
     app.on_response_prepare.append(_cors)

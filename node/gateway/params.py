@@ -257,7 +257,10 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 
 def content_disposition(disposition: str, filename: str) -> str:
     """``<disposition>; filename="<ascii>"; filename*=UTF-8''<pct-encoded>`` (non-ASCII -> ``_``)."""
-    ascii_name = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in filename)
+    if filename.isascii() and filename.isprintable() and '"' not in filename and "\\" not in filename:
+        ascii_name = filename
+    else:
+        ascii_name = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in filename)
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
