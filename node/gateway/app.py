@@ -13,7 +13,7 @@ from blockstore.cid import DAG_CBOR, DAG_PB, RAW, CidError, cid_from_str, cid_to
 from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW as UNIXFS_RAW, SYMLINK, UnixFSData
 
 from . import car_http, mime, params
-from .params import CAR_TYPE, DIR_LISTING_CACHE, IMMUTABLE, RAW_TYPE, ContentPath, Wanted
+from .params import DIR_LISTING_CACHE, IMMUTABLE, RAW_TYPE, ContentPath, Wanted
 from .resolve import GatewayError, Resolved, dir_find, fetch, resolve_path, unixfs_of
 from .source import BlockSource
 from .unixfs_http import file_size, listing_etag, path_escape, read_file, render_listing

@@ -13,7 +13,6 @@ from aiohttp import web
 from blockstore.cid import CidError, cid_from_str, read_cid, read_varint
 from blockstore.db import open_db
 from blockstore.store import BlockStore
-from node.gateway import StoreBlockSource, make_gateway_app
 from node.gateway import cbor
 
 FIXTURES = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures", "gateway-conformance")

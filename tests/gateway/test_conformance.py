@@ -17,6 +17,7 @@ the DNSLink and subdomain groups (dnslink-gateway, subdomain-ipfs-gateway, subdo
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlencode
 
@@ -24,7 +25,7 @@ import pytest
 
 from blockstore.cid import cid_to_str
 
-from .helpers import LiveGateway, Reply, c, read_car
+from .helpers import FIXTURES, LiveGateway, Reply, c, read_car
 
 RB = "bafybeie72edlprgtlwwctzljf6gkn2wnlrddqjbkxo3jomh4n7omwblxly"
 RB_DIR = "bafybeifaqksygmsbnqe76kwvxoqxtkzcwssq5jkhuo65ldtqiunr3bxlra"
@@ -71,9 +72,6 @@ CAR_ACCEPT = {"Accept": "application/vnd.ipld.car"}
 
 
 def _hamt_shards() -> list[str]:
-    import json
-    from .helpers import FIXTURES
-
     index = json.loads((FIXTURES / "index.json").read_text())
 
     def find(obj: object) -> list[str] | None:
@@ -145,8 +143,6 @@ def assert_car_exact(gw: LiveGateway, path: str, query: dict[str, str], expected
 
 
 def test_trustless_raw_block_bytes_match_fixture(gateway: LiveGateway) -> None:
-    from .helpers import FIXTURES
-
     blocks = dict(read_car((FIXTURES / "gateway-raw-block.car").read_bytes())[1])
     for req in ((f"/ipfs/{RB_DIR}?format=raw", {}), (f"/ipfs/{RB_DIR}", RAW_ACCEPT)):
         r = gateway.request(*req)
@@ -525,8 +521,6 @@ def test_cors(gateway: LiveGateway, method: str) -> None:
 
 
 def test_gateway_block(gateway: LiveGateway) -> None:
-    from .helpers import FIXTURES
-
     blocks = dict(read_car((FIXTURES / "gateway-raw-block.car").read_bytes())[1])
     dir_block = blocks[c(RB_DIR)]
     for req in ((f"/ipfs/{RB}/dir?format=raw", {}), (f"/ipfs/{RB}/dir", RAW_ACCEPT)):

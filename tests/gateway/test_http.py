@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from blockstore.cid import cid_to_str, multihash_of
+from blockstore.cid import cid_from_str, cid_to_str, multihash_of
 from blockstore.dagpb import decode_pbnode
 from blockstore.importer import DirectoryBuilder, ImportParams, import_bytes
 from blockstore.store import BlockStore
@@ -72,8 +72,6 @@ def test_unsatisfiable_range(empty_gateway: LiveGateway, deep_file: tuple[str, b
 
 def test_car_all_and_entity_bytes(empty_gateway: LiveGateway, store: BlockStore, deep_file: tuple[str, bytes]) -> None:
     root, data = deep_file
-    from blockstore.cid import cid_from_str
-
     expected = _all_cids(store, cid_from_str(root))
     r = empty_gateway.request(f"/ipfs/{root}?format=car")
     header, sections = read_car(r.body)
@@ -88,8 +86,6 @@ def test_car_all_and_entity_bytes(empty_gateway: LiveGateway, store: BlockStore,
 
 def test_missing_block_cuts_the_stream(empty_gateway: LiveGateway, store: BlockStore, deep_file: tuple[str, bytes]) -> None:
     root, data = deep_file
-    from blockstore.cid import cid_from_str
-
     leaves = [c for c in _all_cids(store, cid_from_str(root)) if c[1] == 0x55]
     store.delete(leaves[len(leaves) // 2])
     with pytest.raises(http.client.IncompleteRead):
