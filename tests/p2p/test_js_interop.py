@@ -57,6 +57,7 @@ class JsPeer:
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+        self.backlog: list[dict] = []  # events read while waiting for another kind
 
     @classmethod
     async def start(cls, secret: str, *args: str) -> tuple["JsPeer", dict]:
@@ -69,12 +70,16 @@ class JsPeer:
 
     async def event(self, kind: str | tuple[str, ...], timeout: float = 20) -> dict:
         kinds = (kind,) if isinstance(kind, str) else kind
+        for i, ev in enumerate(self.backlog):
+            if ev["event"] in kinds:
+                return self.backlog.pop(i)
         while True:
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)  # type: ignore[union-attr]
             assert line, f"js peer exited while waiting for {kinds}"
             ev = json.loads(line)
             if ev["event"] in kinds:
                 return ev
+            self.backlog.append(ev)
 
     async def send(self, line: str) -> None:
         self.proc.stdin.write(line.encode() + b"\n")  # type: ignore[union-attr]
@@ -120,7 +125,7 @@ def _swarm_service() -> P2PService:
     return P2PService(P2PSettings(swarm_privkey=generate_identity()[1], swarm_addrs=(LOOPBACK,)))
 
 
-def test_js_dials_our_swarm_host_and_identify_lists_our_protocols(js_ready: None) -> None:
+def test_js_dials_and_pings_our_swarm_host_and_identify_lists_our_protocols(js_ready: None) -> None:
     async def main() -> None:
         async with _swarm_service() as svc:
             svc.swarm.set_stream_handler(ECHO, _echo)
@@ -128,6 +133,8 @@ def test_js_dials_our_swarm_host_and_identify_lists_our_protocols(js_ready: None
             js, ready = await JsPeer.start("none", "dial", addr)
             try:
                 assert await js.event(("dialed", "error")) == {"event": "dialed", "peer": svc.swarm.peer_id}
+                pinged = await js.event(("pinged", "error"))  # js pings us over /ipfs/ping/1.0.0
+                assert pinged["event"] == "pinged" and pinged["peer"] == svc.swarm.peer_id
                 ident = await js.event("identify")
                 assert ident["peer"] == svc.swarm.peer_id
                 assert ident["agent"] == compat.AGENT_VERSION
@@ -140,12 +147,13 @@ def test_js_dials_our_swarm_host_and_identify_lists_our_protocols(js_ready: None
     asyncio.run(main())
 
 
-def test_our_swarm_host_dials_js_and_learns_its_protocols(js_ready: None) -> None:
+def test_our_swarm_host_dials_and_pings_js_and_learns_its_protocols(js_ready: None) -> None:
     async def main() -> None:
         js, ready = await JsPeer.start("none")
         try:
             async with _swarm_service() as svc:
                 assert await svc.connect(ready["addrs"][0]) == ready["id"]
+                assert await svc.ping(ready["id"]) > 0  # we ping js
                 for _ in range(200):
                     protos = await svc.run_in_libp2p(_peer_protocols, svc, ready["id"])
                     if protos:

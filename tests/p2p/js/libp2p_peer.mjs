@@ -1,6 +1,7 @@
-// A js-libp2p peer (TCP, Noise, Yamux, identify, gossipsub), inside a libp2p private network
+// A js-libp2p peer (TCP, Noise, Yamux, identify, ping, gossipsub), inside a libp2p private network
 // unless the secret is "none", for Pinion's libp2p interop tests.
 // Usage: node libp2p_peer.mjs <64-hex secret | none> [dial <multiaddr>] [topic <name>]
+// (after a dial it pings the peer it reached)
 // Prints one JSON line per event on stdout. Reads lines "publish <text>" on stdin (published on
 // the topic); exits when stdin closes.
 if (typeof Promise.withResolvers !== 'function') { // Node 20 lacks it; some libp2p 2.x deps call it
@@ -20,6 +21,7 @@ const { identify } = await import('@libp2p/identify')
 const { preSharedKey } = await import('@libp2p/pnet')
 const { multiaddr } = await import('@multiformats/multiaddr')
 const { gossipsub } = await import('@chainsafe/libp2p-gossipsub')
+const { ping } = await import('@libp2p/ping')
 
 const [secret, ...rest] = process.argv.slice(2)
 const opts = {}
@@ -34,7 +36,7 @@ const node = await createLibp2p({
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
   ...privateNetwork,
-  services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) }
+  services: { identify: identify(), ping: ping(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) }
 })
 node.addEventListener('peer:connect', (evt) => say({ event: 'connect', peer: evt.detail.toString() }))
 node.addEventListener('peer:identify', (evt) => say({
@@ -64,6 +66,8 @@ if (opts.dial) {
   try {
     const conn = await node.dial(multiaddr(opts.dial), { signal: AbortSignal.timeout(5000) })
     say({ event: 'dialed', peer: conn.remotePeer.toString() })
+    const rtt = await node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(5000) })
+    say({ event: 'pinged', peer: conn.remotePeer.toString(), ms: rtt })
   } catch (err) {
     say({ event: 'error', message: String(err) })
   }
