@@ -69,15 +69,21 @@ class _Request:
         self.query = query
 
     def base_headers(self, resolved: Resolved, etag: str) -> dict[str, str]:
-        headers = {"X-Ipfs-Path": self.path, "X-Ipfs-Roots": ",".join(cid_to_str(c) for c in resolved.roots), "Etag": etag}
+        """Headers of every content response: X-Ipfs-Path/Roots, Etag, Vary, Content-Location."""
+        headers = {
+            "X-Ipfs-Path": self.path,
+            "X-Ipfs-Roots": ",".join(cid_to_str(c) for c in resolved.roots),
+            "Etag": etag,
+            "Vary": "Accept",
+        }
         if self.wanted.via_accept:
             fmt = "raw" if self.wanted.kind == "raw" else "car"
             query = [(k, v) for k, v in self.query.items() if k != "format"] + [("format", fmt)]
             headers["Content-Location"] = f"{self.path}?{urlencode(query)}"
-            headers["Vary"] = "Accept"
         return headers
 
     def not_modified(self, etag: str) -> bool:
+        """Whether the request's If-None-Match matches ``etag`` (answer 304)."""
         inm = self.http.headers.get("If-None-Match")
         return inm is not None and params.etag_matches(inm, etag)
 

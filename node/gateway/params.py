@@ -75,13 +75,20 @@ class Wanted(NamedTuple):
     via_accept: bool
 
 
+def _decode_segment(path: str, seg: str) -> str:
+    try:
+        return unquote(seg, errors="strict")
+    except UnicodeDecodeError:
+        raise GatewayError(400, f"invalid content path {path!r}: a segment is not UTF-8 once percent-decoded") from None
+
+
 def parse_content_path(raw_path: str) -> ContentPath:
     """Split a raw (still percent-encoded) request path; each segment is decoded once (``+`` stays literal)."""
     path = raw_path.split("?", 1)[0]
     parts = path.split("/")
     if len(parts) < 3 or parts[0] != "" or parts[1] not in ("ipfs", "ipns"):
         raise GatewayError(400, f"invalid content path {path!r}: expected /ipfs/<cid>[/path]")
-    namespace, cid_text = parts[1], unquote(parts[2], errors="strict")
+    namespace, cid_text = parts[1], _decode_segment(path, parts[2])
     rest = parts[3:]
     trailing = bool(rest) and rest[-1] == ""
     segments = []
@@ -90,10 +97,7 @@ def parse_content_path(raw_path: str) -> ContentPath:
             continue
         if seg == "..":
             raise GatewayError(400, f"invalid content path {path!r}: '..' segments are not allowed")
-        try:
-            segments.append(unquote(seg, errors="strict"))
-        except UnicodeDecodeError:
-            raise GatewayError(400, f"invalid content path {path!r}: segment is not UTF-8") from None
+        segments.append(_decode_segment(path, seg))
     if not cid_text:
         raise GatewayError(400, "invalid content path: missing CID")
     return ContentPath(namespace, cid_text, segments, trailing)

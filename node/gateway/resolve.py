@@ -61,7 +61,7 @@ def _shard_width(cid: bytes, fs: UnixFSData) -> tuple[int, int]:
 
 
 async def fetch(source: BlockSource, cid: bytes, what: str = "") -> bytes:
-    """``source.get`` with a not-found turned into a 404 naming the missing part."""
+    """``source.get`` with not-found turned into 404 and a source timeout into 504, naming the block."""
     try:
         return await source.get(cid)
     except BlockTimeout:
@@ -70,6 +70,9 @@ async def fetch(source: BlockSource, cid: bytes, what: str = "") -> bytes:
     except BlockNotFound:
         where = f" ({what})" if what else ""
         raise GatewayError(404, f"block {cid_to_str(cid)}{where} not found") from None
+    except TimeoutError:
+        where = f" ({what})" if what else ""
+        raise GatewayError(504, f"timed out retrieving block {cid_to_str(cid)}{where}") from None
 
 
 async def hamt_find(

@@ -184,3 +184,34 @@ def test_cidv0_section_cids_kept(empty_gateway: LiveGateway, store: BlockStore) 
     r = empty_gateway.request(f"/ipfs/{cid_to_str(res.cid)}?format=car")
     _, sections = read_car(r.body)
     assert all(len(c) == 34 and multihash_of(c) == c for c, _ in sections)
+
+
+class _SlowSource(StoreBlockSource):
+    """The store, except that one block times out (as a network fetch would)."""
+
+    def __init__(self, store: BlockStore, slow: bytes) -> None:
+        super().__init__(store)
+        self.slow = slow
+
+    async def get(self, cid: bytes) -> bytes:
+        if cid == self.slow:
+            raise TimeoutError
+        return await super().get(cid)
+
+
+def test_source_timeout_is_504(store: BlockStore, deep_file: tuple[str, bytes]) -> None:
+    root, _ = deep_file
+    gw = LiveGateway(make_gateway_app(_SlowSource(store, cid_from_str(root)))).start()
+    try:
+        r = gw.request(f"/ipfs/{root}")
+    finally:
+        gw.stop()
+    assert r.status == 504 and b"timed out" in r.body
+
+
+def test_content_location_when_accept_chose(empty_gateway: LiveGateway) -> None:
+    r = empty_gateway.request("/ipfs/bafkqaaa?x=1", {"Accept": "application/vnd.ipld.raw"})
+    assert r.status == 200 and r.h("Content-Location") == "/ipfs/bafkqaaa?x=1&format=raw"
+    assert r.h("Vary") == "Accept"
+    r = empty_gateway.request("/ipfs/bafkqaaa?format=raw")
+    assert r.h("Content-Location") is None

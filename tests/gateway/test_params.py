@@ -31,7 +31,7 @@ def test_content_path_split_and_decode_once() -> None:
     assert params.parse_content_path("/ipfs/bafkqaaa/./x").segments == ["x"]
 
 
-@pytest.mark.parametrize("path", ["/ipfs/", "/foo/bar", "/ipfs/cid/../x", "/ipfs/cid/%FF"])
+@pytest.mark.parametrize("path", ["/ipfs/", "/foo/bar", "/ipfs/cid/../x", "/ipfs/cid/%FF", "/ipfs/%FF"])
 def test_content_path_rejects(path: str) -> None:
     assert _status(params.parse_content_path, path) == 400
 
