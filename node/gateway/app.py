@@ -324,7 +324,8 @@ async def _observe(request: web.Request, handler: Any) -> web.StreamResponse:
     metrics: Any = request.app[_METRICS]
     start = time.perf_counter()
     resp = await handler(request)
-    sent = resp.body_length if resp.prepared else 0
+    # streamed responses are already sent; small ones are sent by aiohttp after this returns
+    sent = resp.body_length if resp.prepared else (resp.content_length or 0)
     metrics.observe_request(resp.status, sent, time.perf_counter() - start)
     return resp
 

@@ -215,3 +215,22 @@ def test_content_location_when_accept_chose(empty_gateway: LiveGateway) -> None:
     assert r.h("Vary") == "Accept"
     r = empty_gateway.request("/ipfs/bafkqaaa?format=raw")
     assert r.h("Content-Location") is None
+
+
+def test_head_of_car_and_listing(empty_gateway: LiveGateway, hamt_dir: tuple[str, dict[str, bytes]]) -> None:
+    root, _ = hamt_dir
+    r = empty_gateway.request(f"/ipfs/{root}?format=car", method="HEAD")
+    assert r.status == 200 and r.body == b"" and "application/vnd.ipld.car" in r.h("Content-Type")
+    r = empty_gateway.request(f"/ipfs/{root}/", method="HEAD")
+    assert r.status == 200 and r.body == b"" and r.h("Content-Type") == "text/html"
+    assert r.h("Etag").startswith('"DirIndex-')
+
+
+def test_metrics_count_bytes_of_small_bodies(store: BlockStore) -> None:
+    metrics = NodeMetrics()
+    gw = LiveGateway(make_gateway_app(StoreBlockSource(store), metrics=metrics)).start()
+    try:
+        assert gw.request("/ipfs/bafkqabtimvwgy3yk?format=raw").body == b"hello\n"
+    finally:
+        gw.stop()
+    assert "pinion_gateway_bytes_out_total 6.0" in metrics.render().decode()
