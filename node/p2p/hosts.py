@@ -28,6 +28,7 @@ from libp2p.abc import IHost, INetStream, ISubscriptionAPI
 from libp2p.crypto.keys import KeyPair
 from libp2p.custom_types import TProtocol
 from libp2p.host.ping import ID as PING_PROTOCOL
+from libp2p.identity.identify_push.identify_push import push_identify_to_peers
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.pubsub import Pubsub
@@ -148,6 +149,8 @@ class HostHandle:
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._serving = False
+        self._nursery: trio.Nursery | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
         self._handlers: dict[str, StreamHandler] = {}
 
     @property
@@ -210,10 +213,13 @@ class HostHandle:
 
     async def _running(self, task_status: Any) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._token = trio.lowlevel.current_trio_token()
             if self.peer_book is not None:
                 nursery.start_soon(self._keep_known_peers)
             task_status.started(self)
             await self._stop.wait()
+            self._nursery = None
             nursery.cancel_scope.cancel()
 
     async def stop(self) -> None:
@@ -357,13 +363,47 @@ class HostHandle:
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
         """Answer ``protocol`` with ``handler(stream)`` (a trio coroutine); identify lists it.
 
-        May be called before or after the host starts.
+        May be called before or after the host starts, from any thread;
+        afterwards, connected peers are told with identify/push.
         """
         if not protocol.startswith("/"):
             raise P2PError(f"protocol ID must start with '/': {protocol!r}")
         self._handlers[protocol] = handler
         if self.host is not None:
             self.host.set_stream_handler(TProtocol(protocol), handler)
+            self._spawn_identify_push()
+
+    def _spawn_identify_push(self) -> None:
+        nursery, token = self._nursery, self._token
+        if nursery is None or token is None:
+            return
+
+        def spawn() -> None:
+            try:
+                nursery.start_soon(self.push_identify)
+            except RuntimeError:  # the host is stopping
+                pass
+
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:  # called from another thread: hand it to the host's loop
+            try:
+                token.run_sync_soon(spawn)
+            except trio.RunFinishedError:
+                pass
+            return
+        spawn()
+
+    async def push_identify(self) -> None:
+        """Tell connected peers our current protocols (identify/push), e.g. after adding handlers."""
+        host = self.host
+        if host is None or not host.get_connected_peers():
+            return
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT_S):
+                await push_identify_to_peers(host)
+        except Exception as exc:  # a peer that cannot take the push is not our failure
+            log.debug("%s host: identify push failed: %s", self.name, exc)
 
     # -- pubsub (cluster host) ---------------------------------------------
 

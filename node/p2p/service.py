@@ -184,6 +184,9 @@ class P2PService:
                 done.set()
 
         started = await self.bridge.run(self.bridge.start_service, scoped)
+        for handle in (self.swarm, self.cluster):
+            if handle is not None:  # the service may have added protocols: tell connected peers
+                self.bridge.start_soon(handle.push_identify, name=f"identify-push:{handle.name}")
         await self._refresh_info()
         return started
 

@@ -64,11 +64,15 @@ def test_swarm_hosts_connect_identify_ping_and_stream() -> None:
         assert [p for p, _ in b.peers()] == [a.peer_id]
         assert b.peers()[0][1] == addr.split("/p2p/")[0]
         assert [p for p, _ in a.peers()] == [b.peer_id]
-        # identify: b learns every protocol a serves, including ones set after start
+        # identify: b learns every protocol a serves
+        with trio.fail_after(5):
+            while ECHO not in b.peer_protocols(a.peer_id):
+                await trio.sleep(0.02)
+        # ... and, by identify/push, one a adds once b already identified it
         a.set_stream_handler("/pinion/late/1.0.0", _echo)
         assert {"/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", ECHO, "/pinion/late/1.0.0"} <= set(a.protocols())
         with trio.fail_after(5):
-            while ECHO not in b.peer_protocols(a.peer_id):
+            while "/pinion/late/1.0.0" not in b.peer_protocols(a.peer_id):
                 await trio.sleep(0.02)
         assert "/ipfs/ping/1.0.0" in b.peer_protocols(a.peer_id)
         assert "/plaintext/2.0.0" not in a.protocols()

@@ -218,3 +218,34 @@ def test_subscription_drops_oldest_when_consumer_lags() -> None:
         sub._deliver(("p", b"%d" % i))
     assert sub.dropped == 2
     assert [sub.queue.get_nowait()[1] for _ in range(3)] == [b"2", b"3", b"4"]
+
+
+def test_protocols_added_by_a_service_reach_connected_peers() -> None:
+    """What bitswap needs: peers that identified us before it started learn its protocols."""
+    import trio
+    from libp2p.custom_types import TProtocol
+
+    async def raw_service(svc: P2PService, *, task_status) -> None:
+        assert svc.swarm.host is not None
+        svc.swarm.host.set_stream_handler(TProtocol("/pinion/raw/1.0.0"), _echo)  # like bitswap does
+        task_status.started()
+        await trio.sleep_forever()
+
+    async def b_knows(b: P2PService, peer: str, proto: str) -> bool:
+        return proto in b.swarm.peer_protocols(peer)
+
+    async def main() -> None:
+        async with P2PService(_settings(None)) as a, P2PService(_settings(None)) as b:
+            await b.connect((await a.id())["Addresses"][0])
+            for _ in range(200):
+                if await b.run_in_libp2p(b_knows, b, a.swarm.peer_id, "/ipfs/ping/1.0.0"):
+                    break
+                await asyncio.sleep(0.02)
+            await a.start_libp2p_service(raw_service, a)
+            for _ in range(250):
+                if await b.run_in_libp2p(b_knows, b, a.swarm.peer_id, "/pinion/raw/1.0.0"):
+                    break
+                await asyncio.sleep(0.02)
+            assert await b.run_in_libp2p(b_knows, b, a.swarm.peer_id, "/pinion/raw/1.0.0")
+
+    asyncio.run(main())
