@@ -9,7 +9,7 @@ from blockstore.unixfs import FILE, HAMT_SHARD, RAW as UNIXFS_RAW
 
 from . import cbor
 from .params import CarParams, entity_span
-from .resolve import GatewayError, Resolved, fetch, hamt_shards, unixfs_of
+from .resolve import GatewayError, Resolved, fetch_in_order, hamt_shards, unixfs_of
 from .source import BlockSource
 
 __all__ = ["car_header", "car_section", "CarWalk", "car_content_type"]
@@ -112,15 +112,25 @@ class CarWalk:
             raise GatewayError(500, f"{cid_to_str(cid)} inside a file is not a UnixFS file node")
         if len(fs.blocksizes) != len(node.links):
             raise GatewayError(500, f"file node {cid_to_str(cid)} has {len(node.links)} links but {len(fs.blocksizes)} blocksizes")
+        wanted: list[bytes] = []
+        offsets: list[int] = []
         offset = base + len(fs.data or b"")
         for link, size in zip(node.links, fs.blocksizes):
             if offset > last:
                 break
             if offset + size > first:
-                child = await fetch(self.source, link.hash, "file chunk")
-                async for item in self._file(link.hash, child, first, last, offset):
-                    yield item
+                wanted.append(link.hash)
+                offsets.append(offset)
             offset += size
+        children = fetch_in_order(self.source, wanted, "file chunk")
+        try:
+            i = 0
+            async for child_cid, child in children:
+                async for item in self._file(child_cid, child, first, last, offsets[i]):
+                    yield item
+                i += 1
+        finally:
+            await children.aclose()
 
     async def _all(self, cid: bytes, block: bytes) -> AsyncIterator[tuple[bytes, bytes]]:
         """Depth-first pre-order over the whole DAG (dag-pb link order, DAG-CBOR encoding order)."""
@@ -141,7 +151,10 @@ class CarWalk:
                 raise GatewayError(500, f"block {cid_to_str(cid)}: {exc}") from None
         else:
             return
-        for child in children:
-            data = await fetch(self.source, child, "DAG child")
-            async for item in self._all(child, data):
-                yield item
+        fetched = fetch_in_order(self.source, children, "DAG child")
+        try:
+            async for child, data in fetched:
+                async for item in self._all(child, data):
+                    yield item
+        finally:
+            await fetched.aclose()

@@ -6,6 +6,8 @@ The blockstore's HAMT and exporter helpers take a synchronous ``get_block``; the
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from typing import AsyncIterator, NamedTuple
 
 from blockstore.cid import DAG_CBOR, DAG_PB, cid_to_str, codec_of
@@ -16,7 +18,7 @@ from blockstore.unixfs import DIRECTORY, HAMT_SHARD, UnixFSData, UnixFSError, de
 from . import cbor
 from .source import BlockNotFound, BlockSource, BlockTimeout
 
-__all__ = ["GatewayError", "Resolved", "resolve_path", "unixfs_of", "hamt_find", "hamt_entries", "hamt_shards", "dir_find"]
+__all__ = ["GatewayError", "Resolved", "resolve_path", "unixfs_of", "hamt_find", "hamt_entries", "hamt_shards", "dir_find", "fetch", "fetch_in_order"]
 
 
 class GatewayError(Exception):
@@ -73,6 +75,36 @@ async def fetch(source: BlockSource, cid: bytes, what: str = "") -> bytes:
     except TimeoutError:
         where = f" ({what})" if what else ""
         raise GatewayError(504, f"timed out retrieving block {cid_to_str(cid)}{where}") from None
+
+
+def _retrieve(task: "asyncio.Future[bytes]") -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def fetch_in_order(
+    source: BlockSource, cids: list[bytes], what: str = ""
+) -> AsyncIterator[tuple[bytes, bytes]]:
+    """Yield (cid, block) for ``cids`` in order, with up to ``source.concurrency`` fetches in flight."""
+    window = max(int(getattr(source, "concurrency", 1)), 1)
+    if window == 1 or len(cids) < 2:
+        for cid in cids:
+            yield cid, await fetch(source, cid, what)
+        return
+    queue: deque[tuple[bytes, asyncio.Future[bytes]]] = deque()
+    nxt = 0
+    try:
+        while nxt < len(cids) or queue:
+            while nxt < len(cids) and len(queue) < window:
+                task = asyncio.ensure_future(fetch(source, cids[nxt], what))
+                task.add_done_callback(_retrieve)
+                queue.append((cids[nxt], task))
+                nxt += 1
+            cid, task = queue.popleft()
+            yield cid, await task
+    finally:
+        for _, task in queue:
+            task.cancel()
 
 
 async def hamt_find(

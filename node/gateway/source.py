@@ -27,7 +27,13 @@ class BlockTimeout(BlockNotFound):
 
 
 class BlockSource(Protocol):
-    """An async supplier of blocks: ``get`` raises :class:`BlockNotFound`; ``has_local`` never fetches."""
+    """An async supplier of blocks: ``get`` raises :class:`BlockNotFound`; ``has_local`` never fetches.
+
+    ``concurrency`` is how many ``get`` calls are worth having in flight while streaming (1 for a
+    local store that answers synchronously; more for a network source, to hide round trips).
+    """
+
+    concurrency: int
 
     async def get(self, cid: bytes) -> bytes:
         """The block's bytes, or raise :class:`BlockNotFound`."""
@@ -43,6 +49,9 @@ class StoreBlockSource:
 
     LevelDB reads of block-sized values take microseconds, so they are done on the loop directly.
     """
+
+    #: reads complete synchronously, so there is nothing to overlap
+    concurrency = 1
 
     def __init__(self, store: BlockStore) -> None:
         self.store = store

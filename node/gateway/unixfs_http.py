@@ -11,7 +11,7 @@ from blockstore.cid import DAG_PB, cid_to_str, codec_of
 from blockstore.dagpb import PBLink, PBNode
 from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW as UNIXFS_RAW, UnixFSData
 
-from .resolve import GatewayError, fetch, hamt_entries, unixfs_of
+from .resolve import GatewayError, fetch_in_order, hamt_entries, unixfs_of
 from .source import BlockSource
 
 __all__ = ["file_size", "read_file", "path_escape", "listing_etag", "dir_entries", "render_listing", "ASSETS_HASH"]
@@ -68,15 +68,25 @@ async def read_file(
         yield memoryview(data)[lo:hi]
     if len(fs.blocksizes) != len(node.links):
         raise GatewayError(500, f"file node {cid_to_str(cid)} has {len(node.links)} links but {len(fs.blocksizes)} blocksizes")
+    wanted: list[bytes] = []
+    offsets: list[int] = []
     offset = base + len(data)
     for link, size in zip(node.links, fs.blocksizes):
         if offset > last:
             break
         if offset + size > first and size > 0:
-            child = await fetch(source, link.hash, "file chunk")
-            async for piece in read_file(source, link.hash, child, first, last, offset):
-                yield piece
+            wanted.append(link.hash)
+            offsets.append(offset)
         offset += size
+    children = fetch_in_order(source, wanted, "file chunk")
+    try:
+        i = 0
+        async for child_cid, child in children:
+            async for piece in read_file(source, child_cid, child, first, last, offsets[i]):
+                yield piece
+            i += 1
+    finally:
+        await children.aclose()
 
 
 def listing_etag(dir_cid: bytes) -> str:

@@ -3,6 +3,7 @@ missing blocks, HEAD, errors and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import random
 from collections.abc import Iterator
@@ -234,3 +235,38 @@ def test_metrics_count_bytes_of_small_bodies(store: BlockStore) -> None:
     finally:
         gw.stop()
     assert "pinion_gateway_bytes_out_total 6.0" in metrics.render().decode()
+
+
+class _RemoteLikeSource(StoreBlockSource):
+    """The store answered after a short await, with fetches allowed to overlap (like a network source)."""
+
+    concurrency = 4
+
+    def __init__(self, store: BlockStore) -> None:
+        super().__init__(store)
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def get(self, cid: bytes) -> bytes:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.001)
+            return await super().get(cid)
+        finally:
+            self.in_flight -= 1
+
+
+def test_overlapping_fetches_keep_order(store: BlockStore, deep_file: tuple[str, bytes]) -> None:
+    root, data = deep_file
+    source = _RemoteLikeSource(store)
+    gw = LiveGateway(make_gateway_app(source)).start()
+    try:
+        assert gw.request(f"/ipfs/{root}").body == data
+        r = gw.request(f"/ipfs/{root}", {"Range": "bytes=3000-30000"})
+        assert r.body == data[3000:30001]
+        _, sections = read_car(gw.request(f"/ipfs/{root}?format=car").body)
+        assert [c for c, _ in sections] == _all_cids(store, cid_from_str(root))
+    finally:
+        gw.stop()
+    assert 1 < source.most_in_flight <= 4
