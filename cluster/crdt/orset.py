@@ -167,6 +167,39 @@ class ORSet:
             wb.put(L.COUNT, L.u64(self._count))
         return changes
 
+    def merge_into_empty(self, wb: plyvel.WriteBatch, elements: Iterable[tuple[bytes, bytes, bytes]]) -> list[Change]:
+        """Stage elements (key, id, priority + value) for a set that had no elements or tombstones.
+
+        The fast path of loading a snapshot into a new replica: no tombstone
+        can apply, so no per-key scan is needed. Keys may repeat across calls.
+        """
+        db = self._db
+        groups: dict[bytes, dict[bytes, bytes]] = {}
+        for key, eid, record in elements:
+            elems = groups.setdefault(key, {})
+            old = elems.get(eid)
+            if old is None or record > old:
+                elems[eid] = record
+        changes: list[Change] = []
+        for key, elems in groups.items():
+            prefix = L.keyed(L.ELEMENT, key)
+            for eid, record in elems.items():
+                wb.put(prefix + eid, record)
+            best = max(elems.values())
+            current = db.get(L.VALUE + key)
+            if current is not None and current >= best:
+                continue
+            if current is None:
+                self._count += 1
+            else:
+                self._unindex(wb, key, current[8:])
+            wb.put(L.VALUE + key, best)
+            self._index(wb, key, best[8:])
+            changes.append(Change(key, best[8:]))
+        if changes:
+            wb.put(L.COUNT, L.u64(self._count))
+        return changes
+
     def reload_count(self) -> None:
         """Re-read the element count from disk (after a failed write batch)."""
         raw = self._db.get(L.COUNT)

@@ -546,8 +546,11 @@ class Replica:
             for link in parsed.elements:
                 elems = decode_elements(self._blocks.get(link))
                 loaded += len(elems)
-                marks = [] if empty else [L.keyed(L.SCRATCH, k) + i for k, i, _p, _v in elems]
-                self._merge_batch([], [(k, i, L.u64(p) + v) for k, i, p, v in elems], marks)
+                records = [(k, i, L.u64(p) + v) for k, i, p, v in elems]
+                if empty:
+                    self._merge_batch([], records, [], fresh=True)
+                else:
+                    self._merge_batch([], records, [L.keyed(L.SCRATCH, k) + i for k, i, _p, _v in elems])
             # 2. local elements of covered deltas that the snapshot no longer holds were removed
             if not empty:
                 self._remove_uncovered(covered)
@@ -606,11 +609,19 @@ class Replica:
             self._merge_batch(tombs, [], [])
 
     def _merge_batch(
-        self, tombs: list[tuple[bytes, bytes]], elements: list[tuple[bytes, bytes, bytes]], marks: list[bytes]
+        self,
+        tombs: list[tuple[bytes, bytes]],
+        elements: list[tuple[bytes, bytes, bytes]],
+        marks: list[bytes],
+        *,
+        fresh: bool = False,
     ) -> None:
         try:
             with self._db.write_batch(transaction=True, sync=self._sync) as wb:
-                changes = self.set.merge_records(wb, tombs, elements)
+                if fresh:
+                    changes = self.set.merge_into_empty(wb, elements)
+                else:
+                    changes = self.set.merge_records(wb, tombs, elements)
                 for m in marks:
                     wb.put(m, b"")
         except BaseException:

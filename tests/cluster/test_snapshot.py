@@ -116,12 +116,12 @@ def test_kill_during_load_resumes_on_open(peers, monkeypatch) -> None:
     calls = 0
     real = c.replica._merge_batch
 
-    def dies(*args):
+    def dies(*args, **kwargs):
         nonlocal calls
         calls += 1
         if calls == 2:
             raise KeyboardInterrupt("killed")
-        real(*args)
+        real(*args, **kwargs)
 
     monkeypatch.setattr(c.replica, "_merge_batch", dies)
     with pytest.raises(KeyboardInterrupt):
@@ -148,3 +148,26 @@ def test_malformed_snapshot_root(peers) -> None:
 def test_empty_replica_cannot_snapshot(peers) -> None:
     with pytest.raises(ValueError, match="empty"):
         peers("a").replica.create_snapshot()
+
+
+def test_fresh_load_with_concurrent_values_split_across_chunks(peers, monkeypatch) -> None:
+    from cluster.crdt import snapshot
+
+    def terms(k: bytes, v: bytes):
+        yield b"v=" + v
+
+    a, b = peers("a", index_terms=terms), peers("b", index_terms=terms)
+    c = peers("c", index_terms=terms)
+    for i in range(20):
+        a.replica.put(key(i), b"a%d" % (i % 3))
+        b.replica.put(key(i), b"b%d" % (i % 2))
+    a.send_heads(b)
+    b.send_heads(a)
+    assert all(len(a.replica.set.live_ids(key(i))) == 2 for i in range(20))
+    monkeypatch.setattr(snapshot, "CHUNK_BUDGET", 100)  # one element per chunk
+    root = a.replica.create_snapshot()
+    assert len(decode_root(a.blocks.get(root)).elements) == 40
+    c.replica.load_snapshot(root, a.get_block)
+    assert c.state() == a.state() and len(c.replica.set) == 20
+    for v in (b"a0", b"a1", b"a2", b"b0", b"b1"):
+        assert sorted(c.replica.set.find(b"v=" + v)) == sorted(a.replica.set.find(b"v=" + v))
