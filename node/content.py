@@ -109,6 +109,9 @@ class NetworkContent:
 class NetworkBlockSource:
     """Gateway block source: the local store, then bitswap (504 after the fetch timeout)."""
 
+    #: blocks worth requesting at once while streaming (missing ones travel over bitswap)
+    concurrency = 16
+
     def __init__(self, content: NetworkContent) -> None:
         self._content = content
         self._store = content._store

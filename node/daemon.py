@@ -54,6 +54,7 @@ class CountingBlockSource:
     def __init__(self, inner: Any, metrics: NodeMetrics) -> None:
         self._inner = inner
         self._metrics = metrics
+        self.concurrency = getattr(inner, "concurrency", 1)
 
     async def get(self, cid: bytes) -> bytes:
         """The block from the inner source; a miss is counted and re-raised."""
