@@ -399,11 +399,13 @@ class Replica:
                 for link in delta.links:
                     if link not in visited and not self.is_processed(link):
                         stack.append((link, False))
-        except MissingBlock:
-            raise
-        except BaseException:
+        except ValueError:
+            # bad content (DeltaError, HashMismatch, BlockTooLarge, CidError): a CID
+            # never names other bytes, so this head can never be applied
             self._drop_pending(head)
             raise
+        # anything else (MissingBlock, I/O errors, interruption) leaves the head
+        # pending for resume()
         self._drop_pending(head)
         return applied
 

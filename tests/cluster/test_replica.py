@@ -345,3 +345,17 @@ def test_head_that_is_not_dag_cbor_is_refused(peers) -> None:
     with pytest.raises(DeltaError, match="not a dag-cbor CID"):
         b.replica.receive(raw, "a", lambda cid: b"just bytes")
     assert not b.blocks.has(raw) and not b.replica.is_dirty()
+
+
+def test_transient_getter_error_keeps_head_pending(peers) -> None:
+    a, b = peers("a"), peers("b", trusted_peers=["*"])
+    a.replica.put(key(1), b"v")
+    head = a.replica.heads()[0][0]
+
+    def broken(cid: bytes) -> bytes | None:
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError):
+        b.replica.receive(head, "a", broken)
+    assert b.replica.pending_heads() == [head] and b.replica.is_dirty()
+    assert b.replica.resume(a.get_block) == 1 and not b.replica.is_dirty()
