@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _child(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.cluster.crash_child", *args],
+        [sys.executable, "-m", "tests.crdt.crash_child", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
