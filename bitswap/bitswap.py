@@ -68,6 +68,10 @@ class BitswapConfig:
     rebroadcast_interval: float = 10.0
     #: client: period of the timeout check
     tick_interval: float = 0.5
+    #: client: seconds wantlist updates gather before they are sent (one message per peer per flush)
+    want_flush_delay: float = 0.005
+    #: client: seconds a wait goes on once no peer is connected (after the last one left); None: until timeout
+    no_peer_grace: float | None = 3.0
     #: stream layer: largest message read
     max_message_size: int = MAX_MESSAGE_SIZE
 
@@ -75,12 +79,15 @@ class BitswapConfig:
 class _Pending:
     """A block some local callers are waiting for."""
 
-    __slots__ = ("event", "data", "waiters")
+    __slots__ = ("event", "data", "waiters", "since", "failure")
 
-    def __init__(self) -> None:
+    def __init__(self, since: float) -> None:
         self.event = trio.Event()
         self.data: bytes | None = None
         self.waiters = 0
+        self.since = since
+        #: why the wait ended without the block (set when it was given up early)
+        self.failure: str | None = None
 
 
 class Bitswap:
@@ -109,6 +116,8 @@ class Bitswap:
         self._flush = trio.lowlevel.ParkingLot()
         self._busy: set[Any] = set()
         self._running = False
+        #: when the last connected peer left (None: a peer is connected, or none ever was)
+        self._peerless_since: float | None = None
 
     # ----------------------------------------------------------------- life cycle
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -142,13 +151,25 @@ class Bitswap:
         Raises BlockNotFound if no peer delivers it within ``timeout`` seconds
         (None: wait until cancelled) or if the service stops first.
         """
-        found = await self.get_blocks([cid], timeout)
+        found, failure = await self._get_blocks([cid], timeout)
         if cid not in found:
-            raise BlockNotFound(f"block {cid_to_str(cid)} not found within {timeout} s")
+            raise BlockNotFound(f"block {cid_to_str(cid)} {failure or f'not found within {timeout} s'}")
         return found[cid]
 
     async def get_blocks(self, cids: Iterable[bytes], timeout: float | None = None) -> dict[bytes, bytes]:
-        """Fetch several blocks in one session; return those present or arrived within ``timeout`` (cid -> bytes)."""
+        """Fetch several blocks in one session; return those present or arrived within ``timeout`` (cid -> bytes).
+
+        The wait ends early, without the missing blocks, when no peer has been
+        connected for ``config.no_peer_grace`` seconds after the last one left.
+        """
+        found, _failure = await self._get_blocks(cids, timeout)
+        return found
+
+    async def _get_blocks(
+        self, cids: Iterable[bytes], timeout: float | None
+    ) -> tuple[dict[bytes, bytes], str | None]:
+        """:meth:`get_blocks`, and why some blocks are missing when the wait was given up early."""
+        failure: str | None = None
         found: dict[bytes, bytes] = {}
         missing: list[bytes] = []
         for cid in dict.fromkeys(cids):
@@ -158,18 +179,19 @@ class Bitswap:
             else:
                 missing.append(cid)
         if not missing:
-            return found
+            return found, None
         if not self._running:
             raise RuntimeError("bitswap is not running")
         waits: list[tuple[bytes, bytes, _Pending]] = []
+        now = trio.current_time()
         for cid in missing:
             mh = multihash_of(cid)
             pending = self._pending.get(mh)
             if pending is None:
-                pending = self._pending[mh] = _Pending()
+                pending = self._pending[mh] = _Pending(now)
             pending.waiters += 1
             waits.append((cid, mh, pending))
-        self.wants.want(missing, trio.current_time())
+        self.wants.want(missing, now)
         self._flush.unpark_all()
         try:
             with trio.move_on_after(math.inf if timeout is None else timeout):
@@ -182,13 +204,14 @@ class Bitswap:
                 if pending.data is not None:
                     found[cid] = pending.data
                     continue
+                failure = failure or pending.failure
                 unfinished.append(cid)
                 if pending.waiters == 0 and self._pending.get(mh) is pending:
                     del self._pending[mh]
             if unfinished:
                 self.wants.cancel(unfinished, trio.current_time())
                 self._flush.unpark_all()
-        return found
+        return found, failure
 
     def notify_new_blocks(self, cids: Iterable[bytes]) -> None:
         """Blocks were added to the store by other means: serve peers and local waiters waiting for them."""
@@ -255,6 +278,7 @@ class Bitswap:
         self._flush.unpark_all()
 
     def _on_connect(self, peer: Any) -> None:
+        self._peerless_since = None
         if self._running:
             self.wants.add_peer(peer, trio.current_time())
             self._flush.unpark_all()
@@ -262,6 +286,8 @@ class Bitswap:
     def _on_disconnect(self, peer: Any) -> None:
         self.wants.remove_peer(peer, trio.current_time())
         self.engine.peer_disconnected(peer)
+        if not self.wants.peers():
+            self._peerless_since = trio.current_time()
         self._flush.unpark_all()
 
     # ----------------------------------------------------------------- tasks
@@ -288,14 +314,32 @@ class Bitswap:
             if not self.wants.has_outgoing():
                 await self._flush.park()
                 continue
-            # let the wants of a burst of get_block calls gather into one message per peer
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            # let the wantlist updates of a burst (get_block calls, blocks arriving) gather into one
+            # message per peer: every message makes the peer walk its ledger (a js peer even re-sends
+            # blocks still in flight), so fewer, larger messages mean less work and fewer duplicates
+            if self.config.want_flush_delay > 0:
+                await trio.sleep(self.config.want_flush_delay)
+            else:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             for peer, msg in self.wants.take_outgoing().items():
                 self.network.post(peer, msg)
 
     async def _ticker(self) -> None:
         while True:
             await trio.sleep(self.config.tick_interval)
+            now = trio.current_time()
+            self._give_up_without_peers(now)
             if len(self.wants):
-                self.wants.tick(trio.current_time())
+                self.wants.tick(now)
                 self._flush.unpark_all()
+
+    def _give_up_without_peers(self, now: float) -> None:
+        """End the waits that have had no connected peer for ``no_peer_grace`` seconds."""
+        grace = self.config.no_peer_grace
+        if grace is None or self._peerless_since is None or self.wants.peers():
+            return
+        for mh, pending in list(self._pending.items()):
+            if now - max(self._peerless_since, pending.since) >= grace:
+                del self._pending[mh]
+                pending.failure = f"not found: no connected peer for {grace:g} s"
+                pending.event.set()

@@ -4,9 +4,11 @@
 peers were asked, which said HAVE or DONT_HAVE and which one was sent the
 want-block. Its decisions, per want:
 
-1. a new want goes as **want-block** to the best peer that has recently
-   delivered blocks (optimistic; most DAG fetches come from one peer) and as
-   **want-have** (with sendDontHave) to every other connected peer;
+1. a new want goes as **want-block** to the best connected peer (highest
+   score, then most bytes delivered; optimistic: most DAG fetches come from
+   one peer, and a want-have first would cost a round trip and a second
+   wantlist message) and as **want-have** (with sendDontHave) to every other
+   connected peer;
 2. a HAVE makes that peer a candidate; when no want-block is outstanding,
    the best candidate (highest score) gets one;
 3. DONT_HAVE, or no answer within ``block_timeout`` / ``have_timeout``
@@ -19,7 +21,11 @@ want-block. Its decisions, per want:
    down unless it is a late duplicate), a wanted one ends the want and sends
    CANCEL to every other peer that was asked.
 
-Wants are keyed by multihash, so a CIDv0 want is satisfied by a block sent
+Every entry a peer holds from us is remembered (per peer: multihash -> want
+type), and an entry it already holds is not sent again: a wantlist message
+costs the peer work (a js peer even re-sends blocks it is still sending), so
+only upgrades (want-have -> want-block), cancels and the periodic rebroadcast
+go out. Wants are keyed by multihash, so a CIDv0 want is satisfied by a block sent
 with a CIDv1 prefix of the same bytes. Time is passed in (``now``, seconds);
 the core has no clock, no sockets and no tasks. Messages to send are
 collected with :meth:`WantManager.take_outgoing`.
@@ -99,6 +105,8 @@ class WantManager:
         self._wants: dict[bytes, _Want] = {}
         self._peers: dict[Hashable, _Peer] = {}
         self._out: dict[Hashable, dict[bytes, WantEntry]] = {}
+        #: per peer: the wantlist it holds from us (multihash -> WANT_HAVE / WANT_BLOCK)
+        self._held: dict[Hashable, dict[bytes, int]] = {}
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self.stats = ClientStats()
 
@@ -120,6 +128,10 @@ class WantManager:
         p = self._peers.get(peer)
         return p.score if p else 0
 
+    def held_by(self, peer: Hashable) -> dict[bytes, int]:
+        """The wantlist ``peer`` holds from us (multihash -> WANT_HAVE / WANT_BLOCK), a copy."""
+        return dict(self._held.get(peer, {}))
+
     def __len__(self) -> int:
         return len(self._wants)
 
@@ -138,6 +150,7 @@ class WantManager:
         if self._peers.pop(peer, None) is None:
             return
         self._out.pop(peer, None)
+        self._held.pop(peer, None)
         for mh, want in self._wants.items():
             want.asked_have.pop(peer, None)
             want.have.discard(peer)
@@ -157,7 +170,7 @@ class WantManager:
                 want.refs += 1
                 continue
             want = self._wants[mh] = _Want(cid, priority, broadcast_at=now)
-            if best is not None and self._peers[best].blocks > 0:
+            if best is not None:
                 self._send(best, mh, want, WANT_BLOCK)
                 want.block_peer = best
                 want.block_sent = now
@@ -259,7 +272,7 @@ class WantManager:
                 want.broadcast_at = now
                 want.dont_have.clear()
                 for peer in self._peers:
-                    self._send(peer, mh, want, WANT_HAVE)
+                    self._send(peer, mh, want, WANT_HAVE, again=True)
                     want.asked_have[peer] = now
 
     # ----------------------------------------------------------------- output
@@ -299,6 +312,10 @@ class WantManager:
     def _finish(self, mh: bytes, want: _Want, except_peer: Hashable | None) -> None:
         del self._wants[mh]
         if except_peer is not None:
+            # the sender dropped the want when it sent the block: no cancel, and nothing still queued
+            held = self._held.get(except_peer)
+            if held is not None:
+                held.pop(mh, None)
             unsent = self._out.get(except_peer)
             if unsent is not None:
                 unsent.pop(mh, None)
@@ -309,7 +326,21 @@ class WantManager:
             if peer != except_peer and peer in self._peers:
                 self._send(peer, mh, want, WANT_BLOCK, cancel=True)
 
-    def _send(self, peer: Hashable, mh: bytes, want: _Want, want_type: int, cancel: bool = False) -> None:
+    def _send(
+        self, peer: Hashable, mh: bytes, want: _Want, want_type: int, cancel: bool = False, again: bool = False
+    ) -> None:
+        """Queue an entry for ``peer``, unless it already holds that want (``again``: send anyway)."""
+        held = self._held.setdefault(peer, {})
+        if cancel:
+            if held.pop(mh, None) is None:
+                return  # the peer does not hold this want: nothing to cancel
+        else:
+            had = held.get(mh)
+            if had is not None and not again and (had == WANT_BLOCK or want_type == WANT_HAVE):
+                return
+            if had == WANT_BLOCK and want_type == WANT_HAVE:
+                want_type = WANT_BLOCK  # a rebroadcast does not downgrade a want-block the peer holds
+            held[mh] = want_type
         self._out.setdefault(peer, {})[mh] = WantEntry(
             want.cid, priority=want.priority, cancel=cancel, want_type=want_type, send_dont_have=not cancel
         )

@@ -55,7 +55,8 @@ async def fetch_dag(
 
     ``bitswap`` is a :class:`bitswap.Bitswap` (anything with ``store`` and
     ``async get_block(cid, timeout)``). Raises FetchError naming the block if
-    one cannot be fetched within ``block_timeout`` seconds or does not decode.
+    one cannot be fetched within ``block_timeout`` seconds (or sooner, when no
+    peer is left connected: see ``BitswapConfig.no_peer_grace``) or does not decode.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -81,8 +82,9 @@ async def fetch_dag(
             else:
                 try:
                     data = await bitswap.get_block(cid, block_timeout)
-                except BlockNotFound:
-                    raise FetchError(f"block {cid_to_str(cid)} not found within {block_timeout} s") from None
+                except BlockNotFound as exc:
+                    # "block <cid> not found within <t> s", or "... not found: no connected peer for <g> s"
+                    raise FetchError(str(exc) or f"block {cid_to_str(cid)} not found") from None
                 result.fetched += 1
                 result.fetched_bytes += len(data)
         if data is not None and not leaf:

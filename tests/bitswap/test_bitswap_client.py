@@ -19,13 +19,13 @@ def sent(wm: WantManager) -> dict[object, list[tuple[bytes, int, bool]]]:
     return {p: [(e.cid, e.want_type, e.cancel) for e in m.wantlist] for p, m in wm.take_outgoing().items()}
 
 
-def test_new_want_goes_as_want_have_to_every_peer() -> None:
+def test_new_want_goes_as_want_block_to_the_first_peer_and_want_have_to_others() -> None:
     wm = WantManager()
     wm.add_peer("a", 0)
     wm.add_peer("b", 0)
     cid, _ = blk(b"x")
     wm.want([cid], 0)
-    assert sent(wm) == {"a": [(cid, WANT_HAVE, False)], "b": [(cid, WANT_HAVE, False)]}
+    assert sent(wm) == {"a": [(cid, WANT_BLOCK, False)], "b": [(cid, WANT_HAVE, False)]}
     assert wm.is_wanted(cid) and len(wm) == 1
 
 
@@ -37,6 +37,8 @@ def test_have_then_want_block_then_block_then_cancel_to_others() -> None:
     wm.want([cid], 0)
     sent(wm)
     wm.receive("b", Message(presences=[Presence(cid, HAVE)]), 1)
+    assert sent(wm) == {}  # "a" has the optimistic want-block
+    wm.receive("a", Message(presences=[Presence(cid, DONT_HAVE)]), 1)
     assert sent(wm) == {"b": [(cid, WANT_BLOCK, False)]}
     got = wm.receive("b", Message(blocks=[block]), 2)
     assert got.blocks == [(cid, b"payload")]
@@ -63,15 +65,54 @@ def test_dont_have_moves_to_the_next_candidate() -> None:
         wm.add_peer(p, 0)
     cid, block = blk(b"moving")
     wm.want([cid], 0)
-    sent(wm)
-    wm.receive("a", Message(presences=[Presence(cid, HAVE)]), 0)
+    assert sent(wm)["a"] == [(cid, WANT_BLOCK, False)]
+    wm.receive("c", Message(presences=[Presence(cid, HAVE)]), 0)
+    assert sent(wm) == {}  # the optimistic want-block to "a" is outstanding
+    wm.receive("a", Message(presences=[Presence(cid, DONT_HAVE)]), 0)
+    assert sent(wm) == {"c": [(cid, WANT_BLOCK, False)]}
+    wm.receive("c", Message(presences=[Presence(cid, DONT_HAVE)]), 0)
+    assert sent(wm) == {}
     wm.receive("b", Message(presences=[Presence(cid, HAVE)]), 0)
-    first = sent(wm)
-    [(peer1, [(_, kind, _)])] = first.items()
-    assert kind == WANT_BLOCK
-    wm.receive(peer1, Message(presences=[Presence(cid, DONT_HAVE)]), 1)
-    other = "b" if peer1 == "a" else "a"
-    assert sent(wm) == {other: [(cid, WANT_BLOCK, False)]}
+    assert sent(wm) == {"b": [(cid, WANT_BLOCK, False)]}
+    wm.receive("b", Message(blocks=[block]), 1)
+    assert sent(wm) == {"a": [(cid, WANT_BLOCK, True)], "c": [(cid, WANT_BLOCK, True)]}
+
+
+def test_entries_a_peer_holds_are_not_sent_again() -> None:
+    wm = WantManager()
+    wm.add_peer("a", 0)
+    wm.add_peer("b", 0)
+    cid, block = blk(b"once")
+    wm.want([cid], 0)
+    assert sent(wm) == {"a": [(cid, WANT_BLOCK, False)], "b": [(cid, WANT_HAVE, False)]}
+    wm.want([cid], 0)  # a second local caller: nothing new on the wire
+    wm.receive("b", Message(presences=[Presence(cid, HAVE)]), 0)
+    assert sent(wm) == {}
+    assert wm.held_by("a") == {multihash_of(cid): WANT_BLOCK}
+    assert wm.held_by("b") == {multihash_of(cid): WANT_HAVE}
+    wm.receive("a", Message(blocks=[block]), 1)
+    # "a" dropped the want when it sent the block: only "b" gets a cancel
+    assert sent(wm) == {"b": [(cid, WANT_BLOCK, True)]}
+    assert wm.held_by("a") == {} and wm.held_by("b") == {}
+
+
+def test_a_batch_of_wants_is_one_message_per_peer() -> None:
+    wm = WantManager()
+    wm.add_peer("a", 0)
+    wm.add_peer("b", 0)
+    cids = [blk(bytes([i]) * 3)[0] for i in range(50)]
+    wm.want(cids, 0)
+    out = sent(wm)
+    assert out == {"a": [(c, WANT_BLOCK, False) for c in cids], "b": [(c, WANT_HAVE, False) for c in cids]}
+
+
+def test_cancel_of_a_want_never_sent_is_not_sent() -> None:
+    wm = WantManager()
+    cid, _ = blk(b"local only")
+    wm.want([cid], 0)
+    wm.cancel([cid], 0)
+    wm.add_peer("a", 1)
+    assert sent(wm) == {}
 
 
 def test_slow_peer_times_out_is_scored_down_and_cancelled() -> None:
@@ -195,6 +236,10 @@ def test_only_wanted_verified_blocks_come_out(ops: list[tuple[int, str, int]]) -
             wm.tick(now)
         for p in wm.take_outgoing():
             assert p in wm.peers()
+        # a peer never keeps a want of ours that ended (it was sent a cancel, or sent the block)
+        wanted = {multihash_of(c) for c in wm.wanted()}
+        for p in "abc":
+            assert set(wm.held_by(p)) <= wanted
 
 
 def test_cancel_reaches_peers_that_said_dont_have() -> None:

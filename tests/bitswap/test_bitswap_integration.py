@@ -406,3 +406,71 @@ def test_a_failing_store_read_does_not_stop_serving(tmp_path: Path) -> None:
             assert await b.get_block(good_cid, timeout=10) == good
 
     run(main)
+
+
+def test_a_normal_fetch_gets_every_block_once(tmp_path: Path) -> None:
+    data = os.urandom(600_000)
+
+    async def main() -> None:
+        async with bitswap_node(tmp_path / "a") as a, bitswap_node(tmp_path / "b") as b:
+            root = import_bytes(data, a.store, small_chunks()).cid
+            cids = dag_cids(a.store, root)
+            await connect(b.host, a.host)
+            result = await fetch_dag(b, root, concurrency=32)
+            assert result.fetched == len(cids)
+            sa, sb = a.stats(), b.stats()
+            # the optimistic want-block goes to the only peer: no block is sent twice, none is refused
+            assert sa["blocks_sent"] == sb["blocks_received"] == len(cids)
+            assert sb["duplicate_blocks"] == 0 and sb["unwanted_blocks"] == 0
+            # want-haves answered HAVE would be followed by want-blocks: the provider answers blocks only
+            assert sa["haves_sent"] == 0
+            # wantlist updates are batched: far fewer messages than blocks
+            assert sb["messages_sent"] < len(cids)
+
+    run(main)
+
+
+def test_a_fetch_fails_fast_when_its_only_provider_leaves(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    cfg = BitswapConfig(no_peer_grace=0.5, tick_interval=0.1)
+
+    async def main() -> None:
+        async with bitswap_node(tmp_path / "a") as a, bitswap_node(tmp_path / "b", cfg) as b:
+            root = import_bytes(data, a.store, ImportParams(chunk_size=16384, max_links=16)).cid
+            await connect(b.host, a.host)
+            progress: list[int] = []
+
+            async def cut() -> None:
+                with trio.fail_after(30):
+                    while not progress or progress[-1] < 20:
+                        await trio.sleep(0.005)
+                await b.host.disconnect(a.host.get_id())
+
+            async with trio.open_nursery() as n:
+                n.start_soon(cut)
+                with trio.fail_after(20):  # far below block_timeout=60
+                    with pytest.raises(FetchError, match="no connected peer"):
+                        await fetch_dag(b, root, concurrency=8, block_timeout=60, progress=lambda k, _: progress.append(k))
+            assert b.stats()["wantlist_size"] == 0
+
+    run(main)
+
+
+def test_a_want_made_before_any_peer_waits_for_one(tmp_path: Path) -> None:
+    data = b"arrives once a peer connects"
+    cfg = BitswapConfig(no_peer_grace=0.2, tick_interval=0.05)
+
+    async def main() -> None:
+        async with bitswap_node(tmp_path / "a") as a, bitswap_node(tmp_path / "b", cfg) as b:
+            cid = cid_for(data, RAW)
+            a.store.put(cid, data)
+
+            async def connect_later() -> None:
+                await trio.sleep(0.5)  # longer than the grace: it applies only after a peer left
+                await connect(b.host, a.host)
+
+            async with trio.open_nursery() as n:
+                n.start_soon(connect_later)
+                assert await b.get_block(cid, timeout=20) == data
+
+    run(main)
