@@ -28,7 +28,15 @@ DEFAULTS: dict[str, Any] = {
         "Cluster": ["/ip4/0.0.0.0/tcp/9096"],
     },
     "Identity": {"PeerID": "", "PrivKey": ""},
-    "Cluster": {"Name": "pinion", "Secret": "", "PeerID": "", "PrivKey": "", "Bootstrap": []},
+    "Cluster": {
+        "Name": "pinion",
+        "Secret": "",
+        "PeerID": "",
+        "PrivKey": "",
+        "Bootstrap": [],
+        "TrustedPeers": ["*"],
+        "RebroadcastInterval": 60,
+    },
     "Datastore": {
         "StorageMax": 10 * 1024**3,
         "MaxBlockSize": 2 * 1024 * 1024,
@@ -52,6 +60,8 @@ DEFAULTS_DOC: dict[str, str] = {
     "Cluster.PeerID": "peer ID of the cluster host",
     "Cluster.PrivKey": "private key of the cluster host",
     "Cluster.Bootstrap": "cluster multiaddrs to join on start",
+    "Cluster.TrustedPeers": "cluster peer IDs whose pinset updates are accepted; \"*\" trusts every peer",
+    "Cluster.RebroadcastInterval": "seconds between rebroadcasts of this peer's pinset heads",
     "Datastore.StorageMax": "bytes this peer offers to store (free space = this - used)",
     "Datastore.MaxBlockSize": "largest block accepted, in bytes",
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
@@ -112,6 +122,12 @@ def validate(cfg: dict[str, Any]) -> None:
     secret = cfg["Cluster"].get("Secret", "")
     if secret and not _HEX64.match(secret):
         raise ConfigError("Cluster.Secret must be 64 hexadecimal characters (32 bytes)")
+    trusted = cfg["Cluster"].get("TrustedPeers")
+    if not isinstance(trusted, list) or not all(isinstance(p, str) and p for p in trusted):
+        raise ConfigError('Cluster.TrustedPeers must be a list of peer IDs (or ["*"])')
+    interval = cfg["Cluster"].get("RebroadcastInterval")
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+        raise ConfigError("Cluster.RebroadcastInterval must be a positive number of seconds")
     ds = cfg["Datastore"]
     if not isinstance(ds.get("MaxBlockSize"), int) or ds["MaxBlockSize"] <= 0:
         raise ConfigError("Datastore.MaxBlockSize must be a positive integer")

@@ -125,6 +125,8 @@ class CoreAPI:
         self.store = repo.store
         self.pins = repo.pins
         self.network = network
+        #: the daemon's CRDT replica (node/pinset.py); None: GC opens the repo's own
+        self.replica: Any | None = None
         self._gc = _GcLock()
 
     def import_guard(self) -> Any:
@@ -385,9 +387,16 @@ class CoreAPI:
 
         The store keys blocks by multihash, so the codec of a removed block is
         no longer known; callers show it as a CIDv1 raw or as the multihash.
+        Blocks of the cluster pinset (CRDT deltas, snapshots) are kept.
         """
         with self._gc.collector():
-            yield from collect_garbage(self.store, self.pins, _links_or_none)
+            replica = self.replica
+            if replica is None:
+                from .pinset import open_replica
+
+                replica = open_replica(self.repo)
+            # the CRDT's deltas and snapshot blocks are roots: GC never removes the pinset
+            yield from collect_garbage(self.store, self.pins, _links_or_none, extra_roots=replica.block_cids())
 
 
 def _links_or_none(cid: bytes, data: bytes) -> list[bytes]:

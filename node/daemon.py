@@ -84,6 +84,7 @@ class Daemon:
         self._runners: list[web.AppRunner] = []
         self.p2p: Any | None = None
         self.content: NetworkContent | None = None
+        self.pinset: Any | None = None  #: node.pinset.PinsetService when the cluster host runs
 
     # ------------------------------------------------------------ servers
     async def _serve(self, name: str, app: web.Application, maddr: str) -> str:
@@ -124,6 +125,10 @@ class Daemon:
         ctx = RpcContext(
             core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor, p2p=self.p2p
         )
+        if self.pinset is not None:
+            from .pinset import rpc_routes
+
+            ctx.extra_routes.update(rpc_routes(self.pinset))
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
         await self._serve("gateway", self._gateway_app(), addrs["Gateway"])
         await self._serve("metrics", make_metrics_app(self.metrics), addrs["Metrics"])
@@ -149,6 +154,27 @@ class Daemon:
         await self.content.start()
         self.core.network = self.content
         self.metrics.bitswap_stats = self.content.stats
+        if self.p2p.cluster is not None:
+            await self._start_pinset()
+
+    async def _start_pinset(self) -> None:
+        """Run the CRDT pinset on the cluster host (node/pinset.py)."""
+        from .pinset import PinsetService, open_replica
+
+        cluster = self.repo.config["Cluster"]
+        loop = asyncio.get_running_loop()
+        replica = await loop.run_in_executor(None, open_replica, self.repo)  # resumes pending heads: LevelDB I/O
+        assert self.p2p is not None
+        self.pinset = PinsetService(
+            replica,
+            self.repo.store,
+            self.p2p,
+            cluster_name=cluster["Name"],
+            rebroadcast_interval=float(cluster["RebroadcastInterval"]),
+        )
+        await self.pinset.start()
+        self.core.replica = replica
+        self.metrics.pinset_stats = self.pinset.stats
 
     async def stop(self) -> None:
         """Remove the files and close the servers (asyncio.run then joins the worker pool)."""
@@ -162,6 +188,9 @@ class Daemon:
         self._runners.clear()
         self.core.network = None
         self.content = None
+        if self.pinset is not None:
+            await self.pinset.stop()
+            self.pinset = None
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None

@@ -10,6 +10,9 @@ several). Names (all prefixed ``pinion_``):
   ``pinion_block_errors_total{op}`` (counters)
 - ``pinion_gateway_requests_total{status}``, ``pinion_gateway_bytes_out_total``
 - ``pinion_rpc_requests_total{endpoint,status}``
+- ``pinion_pinset_{pins,heads,height,queued,pending}`` (gauges) and
+  ``pinion_pinset_{deltas,batches,broadcasts,messages_received,sync_failures}_total``
+  (counters) of the CRDT pinset, read at scrape time
 - ``pinion_upload_bytes_total{endpoint}`` (request bodies received by uploads)
 - ``pinion_http_request_duration_seconds{server,route}`` (histogram)
 - ``process_*`` and ``python_*`` (the standard process and platform collectors)
@@ -20,6 +23,7 @@ app receives as ``metrics=``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -85,6 +89,41 @@ class _BitswapCollector(Collector):
                 yield GaugeMetricFamily(f"pinion_bitswap_{key}", doc, value=st[key])
 
 
+_PINSET_GAUGES = {
+    "pins": "Pins in the cluster pinset (CRDT)",
+    "heads": "Heads of the pinset's Merkle-CRDT DAG",
+    "height": "Height of the pinset's Merkle-CRDT DAG",
+    "queued": "Pinset operations queued for the next batch",
+    "pending": "Received pinset heads whose deltas are still missing",
+}
+_PINSET_COUNTERS = {
+    "deltas": "Pinset deltas merged (local and received)",
+    "batches": "Pinset batches committed locally",
+    "broadcasts": "Pinset head broadcasts published",
+    "messages_received": "Pinset head messages received from peers",
+    "sync_failures": "Received pinset heads that could not be synced",
+}
+
+
+class _PinsetCollector(Collector):
+    """The CRDT pinset's figures, read at scrape time (none when the cluster host does not run)."""
+
+    def __init__(self, metrics: "NodeMetrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        source = self._metrics.pinset_stats
+        if source is None:
+            return
+        st = source()
+        for key, doc in _PINSET_GAUGES.items():
+            if key in st:
+                yield GaugeMetricFamily(f"pinion_pinset_{key}", doc, value=st[key])
+        for key, doc in _PINSET_COUNTERS.items():
+            if key in st:
+                yield CounterMetricFamily(f"pinion_pinset_{key}", doc, value=st[key])
+
+
 class NodeMetrics:
     """Every metric of one node, in its own registry."""
 
@@ -98,6 +137,9 @@ class NodeMetrics:
         #: set by the daemon when bitswap runs: a callable returning its stats dict
         self.bitswap_stats: Callable[[], dict[str, int]] | None = None
         reg.register(_BitswapCollector(self))
+        #: set by the daemon when the pinset runs: a callable returning its stats dict
+        self.pinset_stats: Callable[[], dict[str, int]] | None = None
+        reg.register(_PinsetCollector(self))
         self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
         self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)
         self.block_errors = Counter(
@@ -155,7 +197,8 @@ def make_metrics_app(metrics: NodeMetrics) -> web.Application:
     """An aiohttp app serving ``GET /metrics``."""
 
     async def handle(_request: web.Request) -> web.Response:
-        body = metrics.render()
+        # collectors read LevelDB and the pinset (which may hold its lock during a sync): not on the loop
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()

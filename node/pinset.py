@@ -1,0 +1,373 @@
+"""The cluster pinset of a node: the Merkle-CRDT :class:`~cluster.crdt.Replica` over the repo, on the network.
+
+- :func:`open_replica` opens the replica on the repo's LevelDB and block store
+  (``pinion state ...`` on an offline repo, and the daemon).
+- :class:`PinsetService` is the daemon's shell around it when the cluster
+  host runs: an asyncio task commits batches at their deadlines, new heads
+  are broadcast on a gossipsub topic derived from ``Cluster.Name`` (and
+  rebroadcast every ``Cluster.RebroadcastInterval`` seconds), and received
+  heads are synced: the missing deltas are fetched concurrently by a bitswap
+  instance on the *cluster* host, then applied by ``Replica.receive`` in a
+  worker thread. Every replica call does LevelDB I/O under the replica's
+  lock, so none runs on the event loop.
+
+Broadcast message (DAG-CBOR): ``{"heads": [CID, ...], "snapshot": CID | null}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from typing import Any
+
+import libipld
+import trio
+
+from bitswap import Bitswap, BitswapConfig
+from bitswap import BlockNotFound as BitswapNotFound
+from blockstore.cid import CidError, cid_to_str, parse_cid
+from blockstore.store import BlockStore, HashMismatch
+from cluster.crdt.delta import DeltaError
+from cluster.crdt.replica import MissingBlock, Replica
+from cluster.crdt.snapshot import SnapshotError
+from cluster.pin import Pin, pin_index_terms
+
+from .p2p.service import P2PService, Subscription
+from .repo import Repo
+
+log = logging.getLogger(__name__)
+
+#: most head CIDs one broadcast may carry (more are refused as malformed)
+MAX_HEADS = 1024
+#: largest broadcast message accepted, in bytes
+MAX_MESSAGE = 64 * 1024
+#: seconds bitswap waits for one round of missing deltas
+FETCH_TIMEOUT = 30.0
+#: received heads synced at once
+SYNC_CONCURRENCY = 8
+
+
+class PinsetError(ValueError):
+    """A broadcast message or pinset request that cannot be used; the message names the problem."""
+
+
+def open_replica(repo: Repo, **options: Any) -> Replica:
+    """The CRDT replica of ``repo`` (peer ID and trusted peers from its ``Cluster`` config).
+
+    ``options`` are passed to :class:`Replica` (batching, ``on_change``...).
+    """
+    cluster = repo.config["Cluster"]
+    return Replica(
+        repo.db,
+        repo.store,
+        peer_id=cluster.get("PeerID", ""),
+        trusted_peers=cluster.get("TrustedPeers", ["*"]),
+        index_terms=pin_index_terms,
+        **options,
+    )
+
+
+def topic_for(cluster_name: str) -> str:
+    """The gossipsub topic of the pinset heads of cluster ``cluster_name``."""
+    return f"pinion/{cluster_name}/crdt/heads"
+
+
+def encode_heads(heads: list[bytes], snapshot: bytes | None) -> bytes:
+    """The broadcast message for ``heads`` (CIDs) and the latest snapshot root (or None)."""
+    return libipld.encode_dag_cbor({"heads": list(heads), "snapshot": snapshot})
+
+
+def decode_heads(data: bytes) -> tuple[list[bytes], bytes | None]:
+    """Parse a broadcast message into (head CIDs, snapshot root or None); PinsetError if malformed."""
+    if len(data) > MAX_MESSAGE:
+        raise PinsetError(f"heads message of {len(data)} bytes exceeds {MAX_MESSAGE}")
+    try:
+        obj = libipld.decode_dag_cbor(data)
+    except Exception as exc:  # libipld raises plain ValueError/TypeError variants
+        raise PinsetError(f"heads message is not DAG-CBOR: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("heads"), list):
+        raise PinsetError("heads message must be a map with a 'heads' list")
+    heads = obj["heads"]
+    if len(heads) > MAX_HEADS:
+        raise PinsetError(f"heads message names {len(heads)} heads (at most {MAX_HEADS})")
+    snapshot = obj.get("snapshot")
+    for cid in [*heads, *([snapshot] if snapshot is not None else [])]:
+        if not isinstance(cid, bytes):
+            raise PinsetError(f"heads message holds a {type(cid).__name__} where a CID belongs")
+        try:
+            parse_cid(cid)
+        except CidError as exc:
+            raise PinsetError(f"heads message holds a bad CID: {exc}") from None
+    return list(heads), snapshot
+
+
+class PinsetService:
+    """The daemon's replica on the cluster network (see module docstring)."""
+
+    def __init__(
+        self,
+        replica: Replica,
+        store: BlockStore,
+        p2p: P2PService,
+        *,
+        cluster_name: str,
+        rebroadcast_interval: float = 60.0,
+        fetch_timeout: float = FETCH_TIMEOUT,
+    ) -> None:
+        if p2p.cluster is None:
+            raise PinsetError("the pinset needs the cluster host (set Cluster.Secret)")
+        self.replica = replica
+        self._store = store
+        self._p2p = p2p
+        self.topic = topic_for(cluster_name)
+        self.rebroadcast_interval = rebroadcast_interval
+        self.fetch_timeout = fetch_timeout
+        self._bs: Bitswap | None = None
+        self._sub: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._queued = asyncio.Event()
+        self._syncing: set[bytes] = set()
+        self._sync_tasks: set[asyncio.Task[None]] = set()
+        self._sync_slots = asyncio.Semaphore(SYNC_CONCURRENCY)
+        #: counters for metrics beside ``replica.stats()``
+        self.counters = {"broadcasts": 0, "messages_received": 0, "messages_invalid": 0, "sync_failures": 0}
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start bitswap on the cluster host, join the topic, start the commit, rebroadcast and receive tasks."""
+        await self._p2p.start_libp2p_service(self._serve_bitswap)
+        self._sub = await self._p2p.subscribe(self.topic)
+        self._tasks = [
+            asyncio.create_task(self._commit_loop(), name="pinset-commit"),
+            asyncio.create_task(self._rebroadcast_loop(), name="pinset-rebroadcast"),
+            asyncio.create_task(self._receive_loop(self._sub), name="pinset-receive"),
+        ]
+
+    async def _serve_bitswap(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        assert self._p2p.cluster is not None
+        host = self._p2p.cluster.host
+        if host is None:
+            raise RuntimeError("the cluster host is not running")
+        self._bs = Bitswap(host, self._store, BitswapConfig())
+        await self._bs.run(task_status=task_status)
+
+    async def stop(self) -> None:
+        """Cancel the tasks, leave the topic and commit what is still queued (before the hosts stop)."""
+        tasks = [*self._tasks, *self._sync_tasks]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("pinset task %s failed", task.get_name())
+        self._tasks.clear()
+        self._sync_tasks.clear()
+        if self._sub is not None:
+            try:
+                await self._p2p.unsubscribe(self._sub)
+            except Exception:
+                log.exception("leaving %s failed", self.topic)
+            self._sub = None
+        await asyncio.get_running_loop().run_in_executor(None, self.replica.commit)
+
+    # ------------------------------------------------------------ local writes
+    async def add(self, pin: Pin) -> None:
+        """Put ``pin`` in the pinset (durably queued on return); broadcast if it committed a delta."""
+        head = await self.in_thread(self.replica.put, pin.cid, pin.to_cbor(), time.monotonic())
+        await self._after_write(head)
+
+    async def remove(self, cid: bytes) -> bool:
+        """Remove the pin of ``cid``; False when the pinset does not hold it."""
+        if not await self.in_thread(self.replica.set.has, cid):
+            return False
+        head = await self.in_thread(self.replica.delete, cid, time.monotonic())
+        await self._after_write(head)
+        return True
+
+    async def get(self, cid: bytes) -> Pin | None:
+        """The pin of ``cid``, or None."""
+        value = await self.in_thread(self.replica.set.get, cid)
+        return Pin.from_cbor(value) if value is not None else None
+
+    async def _after_write(self, head: bytes | None) -> None:
+        if head is not None:
+            await self.broadcast()
+        else:
+            self._queued.set()  # a batch is open: the commit task watches its deadline
+
+    # ------------------------------------------------------------ broadcasting
+    async def broadcast(self) -> None:
+        """Publish the current heads (and latest snapshot) on the topic."""
+        heads = [cid for cid, _h in await self.in_thread(self.replica.heads)]
+        if not heads:
+            return
+        snapshot = await self.in_thread(self.replica.latest_snapshot)
+        try:
+            await self._p2p.publish(self.topic, encode_heads(heads[:MAX_HEADS], snapshot))
+            self.counters["broadcasts"] += 1
+        except Exception as exc:
+            log.warning("publishing pinset heads failed: %s", exc)
+
+    async def _commit_loop(self) -> None:
+        """Commit open batches at their deadlines (and queue items left by a crash at start)."""
+        while True:
+            deadline = await self.in_thread(self.replica.next_deadline)
+            if deadline is None:
+                self._queued.clear()
+                if await self.in_thread(self.replica.next_deadline) is None:
+                    await self._queued.wait()
+                continue
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            head = await self.in_thread(self.replica.tick, time.monotonic())
+            if head is not None:
+                await self.broadcast()
+
+    async def _rebroadcast_loop(self) -> None:
+        """Broadcast at start (peers learn our heads) and every ``rebroadcast_interval`` seconds."""
+        while True:
+            await self.broadcast()
+            await asyncio.sleep(self.rebroadcast_interval)
+
+    # ------------------------------------------------------------ receiving
+    async def _receive_loop(self, sub: Subscription) -> None:
+        own = self.replica.peer_id
+        while True:
+            sender, data = await sub.get()
+            if sender == own:
+                continue
+            self.counters["messages_received"] += 1
+            try:
+                heads, snapshot = decode_heads(data)
+            except PinsetError as exc:
+                self.counters["messages_invalid"] += 1
+                log.info("pinset message from %s ignored: %s", sender, exc)
+                continue
+            if not self.replica.is_trusted(sender):
+                continue
+            if snapshot is not None and not await self.in_thread(self.replica.heads):
+                await self._load_snapshot(snapshot)
+            for head in heads:
+                if head in self._syncing:
+                    continue
+                self._syncing.add(head)
+                task = asyncio.create_task(self._sync_head(head, sender), name="pinset-sync")
+                self._sync_tasks.add(task)
+                task.add_done_callback(self._sync_tasks.discard)
+
+    async def _sync_head(self, head: bytes, sender: str) -> None:
+        """Fetch the branch of ``head`` (missing deltas in concurrent rounds), then apply it."""
+        try:
+            async with self._sync_slots:
+                if await self.in_thread(self.replica.is_processed, head):
+                    return
+                while missing := await self.in_thread(self.replica.missing_blocks, head):
+                    got = await self._fetch_many(missing)
+                    if len(got) < len(missing):
+                        self.counters["sync_failures"] += 1
+                        log.info("pinset head %s: %d deltas did not arrive", cid_to_str(head), len(missing) - len(got))
+                        return
+                await self.in_thread(self.replica.receive, head, sender, self._get_block_blocking)
+        except MissingBlock as exc:
+            self.counters["sync_failures"] += 1
+            log.info("pinset head %s: %s", cid_to_str(head), exc)
+        except (DeltaError, HashMismatch, ValueError) as exc:
+            self.counters["sync_failures"] += 1
+            log.warning("pinset head %s from %s dropped: %s", cid_to_str(head), sender, exc)
+        except Exception:
+            self.counters["sync_failures"] += 1
+            log.exception("syncing pinset head %s failed", cid_to_str(head))
+        finally:
+            self._syncing.discard(head)
+
+    async def _load_snapshot(self, root: bytes) -> None:
+        """Bootstrap an empty replica from a peer's snapshot before walking its heads."""
+        try:
+            await self.in_thread(self.replica.load_snapshot, root, self._get_block_blocking)
+        except (MissingBlock, SnapshotError, DeltaError, HashMismatch, ValueError) as exc:
+            self.counters["sync_failures"] += 1
+            log.warning("pinset snapshot %s not loaded: %s", cid_to_str(root), exc)
+
+    async def _fetch_many(self, cids: list[bytes]) -> dict[bytes, bytes]:
+        """Fetch blocks over the cluster host's bitswap (stored on arrival); those that came."""
+        bs = self._bitswap()
+        return await self._p2p.run_in_libp2p(bs.get_blocks, cids, self.fetch_timeout)
+
+    def _get_block_blocking(self, cid: bytes) -> bytes | None:
+        """One block over the cluster bitswap, from a worker thread; None if it does not come."""
+        bs = self._bitswap()
+        try:
+            return self._p2p.bridge.run_blocking(bs.get_block, cid, self.fetch_timeout)
+        except BitswapNotFound:
+            return None
+
+    def _bitswap(self) -> Bitswap:
+        if self._bs is None:
+            raise RuntimeError("the cluster bitswap is not running")
+        return self._bs
+
+    async def in_thread(self, fn: Any, *args: Any) -> Any:
+        """Run a blocking call (replica, LevelDB) in the daemon's worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    # ------------------------------------------------------------ metrics
+    def stats(self) -> dict[str, int]:
+        """``Replica.stats()`` (pins, heads, height, deltas, batches, queued, pending) and the shell's counters."""
+        return {**self.replica.stats(), **self.counters}
+
+
+# ---------------------------------------------------------------- internal RPC routes
+PAGE = 1000  #: pins read per worker-thread call while listing
+
+
+def rpc_routes(service: PinsetService) -> dict[str, Any]:
+    """Internal ``/api/v0/pinset/{add,rm,ls}`` routes over the cluster pinset.
+
+    A minimal entry point until the cluster REST API (issue 6) exists:
+    ``pinset/add?arg=CID[&name=N]``, ``pinset/rm?arg=CID``, ``pinset/ls``
+    (NDJSON of IPFS Cluster pin objects, one per line).
+    """
+    from aiohttp import web
+
+    from .rpc.options import CODE_NOT_FOUND, Options, RpcError, parse_cid_arg
+
+    async def h_add(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
+        cid = parse_cid_arg(opts.one_arg("cid"))
+        pin = Pin(cid=cid, name=opts.string("name", "") or "", timestamp=time.time_ns())
+        await service.add(pin)
+        return web.json_response(pin.to_json())
+
+    async def h_rm(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
+        cid = parse_cid_arg(opts.one_arg("cid"))
+        if not await service.remove(cid):
+            raise RpcError(f"{cid_to_str(cid)} is not in the cluster pinset", CODE_NOT_FOUND)
+        return web.json_response({"cid": cid_to_str(cid)})
+
+    async def h_ls(request: web.Request, _ctx: Any, _opts: Options) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        start: bytes | None = None
+        while True:
+            page = await service.in_thread(_page, service.replica, start)
+            for _key, value in page[:PAGE]:
+                line = json.dumps(Pin.from_cbor(value).to_json(), separators=(",", ":")) + "\n"
+                await resp.write(line.encode())
+            if len(page) <= PAGE:
+                break
+            start = page[PAGE][0]
+        await resp.write_eof()
+        return resp
+
+    return {"pinset/add": h_add, "pinset/rm": h_rm, "pinset/ls": h_ls}
+
+
+def _page(replica: Replica, start: bytes | None) -> list[tuple[bytes, bytes]]:
+    """Up to ``PAGE + 1`` (key, value) pairs from ``start``: the last one starts the next page."""
+    return list(itertools.islice(replica.set.items(start), PAGE + 1))

@@ -1,0 +1,173 @@
+"""The CRDT pinset on the network (node/pinset.py): message codec, config, and three real daemons."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import libipld
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from blockstore.cid import cid_for, cid_to_str
+from node import config as cfgmod
+from node.pinset import MAX_HEADS, PinsetError, decode_heads, encode_heads, topic_for
+
+SYNC_TIMEOUT = 60.0
+
+
+# ---------------------------------------------------------------- codec
+@given(st.lists(st.binary(min_size=1, max_size=64), max_size=20), st.booleans())
+def test_heads_message_round_trips(seeds: list[bytes], with_snapshot: bool) -> None:
+    heads = [cid_for(s, codec=0x71) for s in seeds]
+    snap = cid_for(b"snapshot", codec=0x71) if with_snapshot else None
+    assert decode_heads(encode_heads(heads, snap)) == (heads, snap)
+
+
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        (b"\xff\x00", "not DAG-CBOR"),
+        (libipld.encode_dag_cbor([1, 2]), "'heads' list"),
+        (libipld.encode_dag_cbor({"heads": "x"}), "'heads' list"),
+        (libipld.encode_dag_cbor({"heads": [b"\x01\x02"]}), "bad CID"),
+        (libipld.encode_dag_cbor({"heads": [7]}), "int where a CID belongs"),
+        (libipld.encode_dag_cbor({"heads": [], "snapshot": "bafy"}), "str where a CID belongs"),
+        (encode_heads([cid_for(b"%d" % i) for i in range(MAX_HEADS + 1)], None), "heads (at most"),
+        (b"\xa0" * (64 * 1024 + 1), "exceeds"),
+    ],
+)
+def test_bad_heads_messages_are_refused_with_the_reason(data: bytes, problem: str) -> None:
+    with pytest.raises(PinsetError, match="heads message") as info:
+        decode_heads(data)
+    assert problem in str(info.value)
+
+
+def test_topic_derives_from_the_cluster_name() -> None:
+    assert topic_for("a") != topic_for("b")
+    assert "a" in topic_for("a")
+
+
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("TrustedPeers", "*", "TrustedPeers"),
+        ("TrustedPeers", [""], "TrustedPeers"),
+        ("RebroadcastInterval", 0, "RebroadcastInterval"),
+        ("RebroadcastInterval", True, "RebroadcastInterval"),
+    ],
+)
+def test_config_rejects_bad_pinset_settings(key: str, value: Any, problem: str) -> None:
+    cfg = cfgmod.default_config("test")
+    assert cfg["Cluster"]["TrustedPeers"] == ["*"]
+    cfg["Cluster"][key] = value
+    with pytest.raises(cfgmod.ConfigError, match=problem):
+        cfgmod.validate(cfg)
+
+
+# ---------------------------------------------------------------- three daemons
+def _rpc(node: Any, command: str, **query: str) -> Any:
+    qs = "&".join(f"{k}={v}" for k, v in query.items())
+    req = urllib.request.Request(f"{node.url()}/api/v0/{command}?{qs}", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body = resp.read().decode()
+    if command == "pinset/ls":
+        return [json.loads(line) for line in body.splitlines() if line]
+    return json.loads(body)
+
+
+def _cids(node: Any) -> set[str]:
+    return {p["cid"] for p in _rpc(node, "pinset/ls")}
+
+
+def _wait_for(what: str, cond: Any, nodes: list[Any]) -> None:
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.2)
+    logs = "\n".join(n.log.read_text()[-2000:] for n in nodes)
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def _configure(node: Any, bootstrap: list[str]) -> None:
+    path = node.path / cfgmod.CONFIG_FILE
+    cfg = json.loads(path.read_text())
+    cfg["Cluster"]["Bootstrap"] = bootstrap
+    cfg["Cluster"]["RebroadcastInterval"] = 0.5
+    path.write_text(json.dumps(cfg))
+
+
+def _cluster_addr(node: Any) -> str:
+    ep = node.endpoints
+    addr = ep["cluster"][0]
+    return addr if "/p2p/" in addr else f"{addr}/p2p/{ep['cluster_peer_id']}"
+
+
+def _metric(node: Any, name: str) -> float:
+    with urllib.request.urlopen(f"{node.url('metrics')}/metrics", timeout=30) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"metric {name} not exported")
+
+
+def _init(make_node: Any, name: str, secret: str) -> Any:
+    node = make_node(name)
+    # make_node inits with a random secret: re-init the repo with the shared one
+    import shutil
+
+    shutil.rmtree(node.path)
+    node.cli("init", "--profile", "test", "--secret", secret)
+    return node
+
+
+@pytest.mark.timeout(300)
+def test_pins_replicate_to_three_daemons_and_a_restarted_peer_catches_up(make_node: Any) -> None:
+    secret = secrets.token_hex(32)
+    a, b, c = (_init(make_node, n, secret) for n in "abc")
+    _configure(a, [])
+    a.start()
+    _configure(b, [_cluster_addr(a)])
+    _configure(c, [_cluster_addr(a)])
+    b.start()
+    c.start()
+    nodes = [a, b, c]
+
+    first = cid_to_str(cid_for(b"first pin"))
+    added = _rpc(a, "pinset/add", arg=first, name="hello")
+    assert added["cid"] == first and added["name"] == "hello"
+    _wait_for("the pin on every peer", lambda: all(_cids(n) == {first} for n in nodes), nodes)
+    assert [p["name"] for p in _rpc(c, "pinset/ls")] == ["hello"]
+
+    # a pin added on another peer travels too
+    second = cid_to_str(cid_for(b"second pin"))
+    _rpc(b, "pinset/add", arg=second)
+    _wait_for("b's pin on every peer", lambda: all(_cids(n) == {first, second} for n in nodes), nodes)
+
+    # c stops; a adds and removes while it is away; c catches up after restart
+    c.stop()
+    third = cid_to_str(cid_for(b"third pin"))
+    _rpc(a, "pinset/add", arg=third)
+    _rpc(a, "pinset/rm", arg=first)
+    _wait_for("a's changes on b", lambda: _cids(b) == {second, third}, nodes)
+    c.start()
+    _wait_for("c catching up", lambda: _cids(c) == {second, third}, nodes)
+
+    assert _metric(c, "pinion_pinset_pins") == 2
+    assert _metric(a, "pinion_pinset_batches_total") == 3  # first, third, rm of first
+    assert _metric(c, "pinion_pinset_heads") >= 1
+
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _rpc(a, "pinset/rm", arg=first)
+    assert "not in the cluster pinset" in info.value.read().decode()
+
+    # GC on a peer keeps the pinset's deltas (they are the only blocks here)
+    c.stop()
+    c.cli("repo", "gc", "-q")
+    assert {json.loads(line)["cid"] for line in c.cli("state", "export").stdout.decode().splitlines()} == {second, third}
