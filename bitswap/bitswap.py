@@ -70,6 +70,8 @@ class BitswapConfig:
     tick_interval: float = 0.5
     #: client: seconds wantlist updates gather before they are sent (one message per peer per flush)
     want_flush_delay: float = 0.005
+    #: client: longest wait of held wantlist updates for a peer that re-sends blocks (sent in rounds)
+    round_wait: float = 1.0
     #: client: seconds a wait goes on once no peer is connected (after the last one left); None: until timeout
     no_peer_grace: float | None = 3.0
     #: stream layer: largest message read
@@ -107,6 +109,7 @@ class Bitswap:
             block_timeout=cfg.block_timeout,
             have_timeout=cfg.have_timeout,
             rebroadcast_interval=cfg.rebroadcast_interval,
+            round_wait=cfg.round_wait,
         )
         self.network = BitswapNetwork(
             host, self._on_message, self._on_connect, self._on_disconnect, max_message_size=cfg.max_message_size
@@ -311,7 +314,7 @@ class Bitswap:
 
     async def _flusher(self) -> None:
         while True:
-            if not self.wants.has_outgoing():
+            if not self.wants.has_outgoing(trio.current_time()):
                 await self._flush.park()
                 continue
             # let the wantlist updates of a burst (get_block calls, blocks arriving) gather into one
@@ -321,7 +324,7 @@ class Bitswap:
                 await trio.sleep(self.config.want_flush_delay)
             else:
                 await trio.lowlevel.cancel_shielded_checkpoint()
-            for peer, msg in self.wants.take_outgoing().items():
+            for peer, msg in self.wants.take_outgoing(trio.current_time()).items():
                 self.network.post(peer, msg)
 
     async def _ticker(self) -> None:

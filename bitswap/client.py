@@ -16,7 +16,11 @@ want-block. Its decisions, per want:
    scored down and sent a cancel;
 4. when every peer has said no, the want is broadcast again as want-have
    every ``rebroadcast_interval`` (content may have arrived since);
-5. a received block is verified by deriving its CID from the prefix and the
+5. a peer that sends the same block twice (a js peer re-sends every block
+   still wanted each time a wantlist message arrives) gets its updates in
+   rounds: they are held while it still owes want-blocks (at most
+   ``round_wait`` seconds), so it is never asked again mid-send;
+6. a received block is verified by deriving its CID from the prefix and the
    hash of its bytes; a block nobody wants is ignored (and its sender scored
    down unless it is a late duplicate), a wanted one ends the want and sends
    CANCEL to every other peer that was asked.
@@ -87,6 +91,10 @@ class _Peer:
     score: int = 0
     blocks: int = 0
     bytes: int = 0
+    #: it sent a block twice (re-sends still-wanted blocks on every wantlist message): updates in rounds
+    resends: bool = False
+    #: when updates for it were first held back (rounds), None when nothing is held
+    held_since: float | None = None
 
 
 class WantManager:
@@ -98,8 +106,10 @@ class WantManager:
         block_timeout: float = 10.0,
         have_timeout: float = 5.0,
         rebroadcast_interval: float = 10.0,
+        round_wait: float = 1.0,
     ) -> None:
         self.block_timeout = block_timeout
+        self.round_wait = round_wait
         self.have_timeout = have_timeout
         self.rebroadcast_interval = rebroadcast_interval
         self._wants: dict[bytes, _Want] = {}
@@ -107,7 +117,8 @@ class WantManager:
         self._out: dict[Hashable, dict[bytes, WantEntry]] = {}
         #: per peer: the wantlist it holds from us (multihash -> WANT_HAVE / WANT_BLOCK)
         self._held: dict[Hashable, dict[bytes, int]] = {}
-        self._recent: OrderedDict[bytes, None] = OrderedDict()
+        #: recently received multihash -> the peer that delivered it
+        self._recent: OrderedDict[bytes, Hashable] = OrderedDict()
         self.stats = ClientStats()
 
     # ----------------------------------------------------------------- queries
@@ -211,11 +222,15 @@ class WantManager:
                 out.dropped += 1
                 if mh in self._recent:
                     self.stats.duplicate_blocks += 1
+                    if self._recent[mh] == peer and not info.resends:
+                        # it sent the same block twice: it re-sends every block still wanted whenever
+                        # a wantlist message arrives, so it gets its updates in rounds from now on
+                        info.resends = True
                 else:
                     self.stats.unwanted_blocks += 1
                     info.score -= 1
                 continue
-            self._recent[mh] = None
+            self._recent[mh] = peer
             if len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
             out.blocks.append((want.cid, block.data))
@@ -276,15 +291,47 @@ class WantManager:
                     want.asked_have[peer] = now
 
     # ----------------------------------------------------------------- output
-    def take_outgoing(self) -> dict[Hashable, Message]:
-        """The wantlist updates to send, one message per peer, and forget them."""
-        out = {peer: Message(wantlist=list(entries.values())) for peer, entries in self._out.items() if entries}
-        self._out.clear()
+    def take_outgoing(self, now: float = 0.0) -> dict[Hashable, Message]:
+        """The wantlist updates to send, one message per peer, and forget them.
+
+        A peer known to re-send blocks (see :meth:`resends`) gets its updates
+        in rounds: they wait while it still owes us want-blocks, for at most
+        ``round_wait`` seconds.
+        """
+        out: dict[Hashable, Message] = {}
+        for peer in list(self._out):
+            entries = self._out[peer]
+            if entries and self._holds_back(peer, now):
+                continue
+            del self._out[peer]
+            if entries:
+                out[peer] = Message(wantlist=list(entries.values()))
+                info = self._peers.get(peer)
+                if info is not None:
+                    info.held_since = None
         return out
 
-    def has_outgoing(self) -> bool:
+    def has_outgoing(self, now: float = 0.0) -> bool:
         """True if :meth:`take_outgoing` would return something."""
-        return any(self._out.values())
+        return any(entries and not self._holds_back(peer, now) for peer, entries in self._out.items())
+
+    def resends(self, peer: Hashable) -> bool:
+        """True if ``peer`` sent a block twice: it re-sends still-wanted blocks on every wantlist message."""
+        info = self._peers.get(peer)
+        return info is not None and info.resends
+
+    def owed_by(self, peer: Hashable) -> int:
+        """How many want-blocks sent to ``peer`` (not those still queued) it has not answered yet."""
+        unsent = self._out.get(peer, {})
+        return sum(1 for mh, w in self._wants.items() if w.block_peer == peer and mh not in unsent)
+
+    def _holds_back(self, peer: Hashable, now: float) -> bool:
+        info = self._peers.get(peer)
+        if info is None or not info.resends or not self.owed_by(peer):
+            return False
+        if info.held_since is None:
+            info.held_since = now
+        return now - info.held_since < self.round_wait
 
     # ----------------------------------------------------------------- internals
     def _best_peer(self, candidates: Iterable[Hashable]) -> Hashable | None:

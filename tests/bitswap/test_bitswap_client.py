@@ -251,3 +251,40 @@ def test_cancel_reaches_peers_that_said_dont_have() -> None:
     wm.receive("a", Message(presences=[Presence(cid, DONT_HAVE)]), 0)
     wm.cancel([cid], 1)
     assert sent(wm) == {"a": [(cid, WANT_BLOCK, True)]}
+
+
+def test_a_peer_that_resends_gets_its_updates_in_rounds() -> None:
+    wm = WantManager(round_wait=1.0)
+    wm.add_peer("js", 0)
+    c1, b1 = blk(b"first")
+    c2, b2 = blk(b"second")
+    wm.want([c1, c2], 0)
+    sent(wm)
+    wm.receive("js", Message(blocks=[b1]), 0.1)
+    assert not wm.resends("js")
+    wm.receive("js", Message(blocks=[b1]), 0.1)  # the same block again from the same peer
+    assert wm.resends("js") and wm.stats.duplicate_blocks == 1
+    c3, b3 = blk(b"third")
+    wm.want([c3], 0.2)
+    # it still owes c2 (c3 is only queued): the new want waits for the round to end
+    assert wm.owed_by("js") == 1
+    assert not wm.has_outgoing(0.2) and wm.take_outgoing(0.2) == {}
+    wm.receive("js", Message(blocks=[b2]), 0.3)
+    assert wm.has_outgoing(0.3)
+    assert {p: [e.cid for e in m.wantlist] for p, m in wm.take_outgoing(0.3).items()} == {"js": [c3]}
+    # a round that does not end is not waited for longer than round_wait
+    c4, _ = blk(b"fourth")
+    wm.want([c4], 0.4)
+    assert wm.take_outgoing(0.5) == {}
+    assert {p: [e.cid for e in m.wantlist] for p, m in wm.take_outgoing(1.6).items()} == {"js": [c4]}
+
+
+def test_a_duplicate_from_another_peer_does_not_start_rounds() -> None:
+    wm = WantManager()
+    wm.add_peer("a", 0)
+    wm.add_peer("b", 0)
+    cid, block = blk(b"both had it")
+    wm.want([cid], 0)
+    wm.receive("a", Message(blocks=[block]), 0)
+    wm.receive("b", Message(blocks=[block]), 0)
+    assert wm.stats.duplicate_blocks == 1 and not wm.resends("a") and not wm.resends("b")
