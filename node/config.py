@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "Bootstrap": [],
         "TrustedPeers": ["*"],
         "RebroadcastInterval": 60,
+        "BatchMaxSize": 0,
+        "BatchMaxAge": 0,
     },
     "Datastore": {
         "StorageMax": 10 * 1024**3,
@@ -62,6 +64,8 @@ DEFAULTS_DOC: dict[str, str] = {
     "Cluster.Bootstrap": "cluster multiaddrs to join on start",
     "Cluster.TrustedPeers": "cluster peer IDs whose pinset updates are accepted; \"*\" trusts every peer",
     "Cluster.RebroadcastInterval": "seconds between rebroadcasts of this peer's pinset heads",
+    "Cluster.BatchMaxSize": "pins per pinset delta when batching (0: batching off, one delta per change)",
+    "Cluster.BatchMaxAge": "seconds a pinset batch stays open at most (0: batching off)",
     "Datastore.StorageMax": "bytes this peer offers to store (free space = this - used)",
     "Datastore.MaxBlockSize": "largest block accepted, in bytes",
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
@@ -128,6 +132,12 @@ def validate(cfg: dict[str, Any]) -> None:
     interval = cfg["Cluster"].get("RebroadcastInterval")
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise ConfigError("Cluster.RebroadcastInterval must be a positive number of seconds")
+    for key in ("BatchMaxSize", "BatchMaxAge"):
+        value = cfg["Cluster"].get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"Cluster.{key} must be a number >= 0")
+    if not isinstance(cfg["Cluster"]["BatchMaxSize"], int):
+        raise ConfigError("Cluster.BatchMaxSize must be an integer")
     ds = cfg["Datastore"]
     if not isinstance(ds.get("MaxBlockSize"), int) or ds["MaxBlockSize"] <= 0:
         raise ConfigError("Datastore.MaxBlockSize must be a positive integer")

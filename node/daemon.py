@@ -15,6 +15,7 @@ back), waits for the workers and closes LevelDB.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -163,7 +164,15 @@ class Daemon:
 
         cluster = self.repo.config["Cluster"]
         loop = asyncio.get_running_loop()
-        replica = await loop.run_in_executor(None, open_replica, self.repo)  # resumes pending heads: LevelDB I/O
+        replica = await loop.run_in_executor(  # resumes pending heads: LevelDB I/O
+            None,
+            functools.partial(
+                open_replica,
+                self.repo,
+                max_batch_size=cluster["BatchMaxSize"],
+                max_batch_age=float(cluster["BatchMaxAge"]),
+            ),
+        )
         assert self.p2p is not None
         self.pinset = PinsetService(
             replica,

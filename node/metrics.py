@@ -10,7 +10,7 @@ several). Names (all prefixed ``pinion_``):
   ``pinion_block_errors_total{op}`` (counters)
 - ``pinion_gateway_requests_total{status}``, ``pinion_gateway_bytes_out_total``
 - ``pinion_rpc_requests_total{endpoint,status}``
-- ``pinion_pinset_{pins,heads,height,queued,pending}`` (gauges) and
+- ``pinion_pinset_{pins,heads,height,queued,pending,syncing}`` (gauges) and
   ``pinion_pinset_{deltas,batches,broadcasts,messages_received,sync_failures}_total``
   (counters) of the CRDT pinset, read at scrape time
 - ``pinion_upload_bytes_total{endpoint}`` (request bodies received by uploads)
@@ -95,6 +95,7 @@ _PINSET_GAUGES = {
     "height": "Height of the pinset's Merkle-CRDT DAG",
     "queued": "Pinset operations queued for the next batch",
     "pending": "Received pinset heads whose deltas are still missing",
+    "syncing": "Received pinset heads being fetched and applied now (sync lag)",
 }
 _PINSET_COUNTERS = {
     "deltas": "Pinset deltas merged (local and received)",

@@ -317,10 +317,21 @@ class PinsetService:
         """Run a blocking call (replica, LevelDB) in the daemon's worker pool."""
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
+    async def topic_peers(self) -> list[str]:
+        """Cluster peers known to be subscribed to the pinset topic."""
+        handle = self._p2p.cluster
+        assert handle is not None
+
+        async def collect() -> list[str]:
+            return handle.topic_peers(self.topic)
+
+        return await self._p2p.run_in_libp2p(collect)
+
     # ------------------------------------------------------------ metrics
     def stats(self) -> dict[str, int]:
-        """``Replica.stats()`` (pins, heads, height, deltas, batches, queued, pending) and the shell's counters."""
-        return {**self.replica.stats(), **self.counters}
+        """``Replica.stats()`` (pins, heads, height, deltas, batches, queued, pending), heads being synced
+        now (``syncing``, the sync lag in heads) and the shell's counters."""
+        return {**self.replica.stats(), "syncing": len(self._syncing), **self.counters}
 
 
 # ---------------------------------------------------------------- internal RPC routes
@@ -332,7 +343,8 @@ def rpc_routes(service: PinsetService) -> dict[str, Any]:
 
     A minimal entry point until the cluster REST API (issue 6) exists:
     ``pinset/add?arg=CID[&name=N]``, ``pinset/rm?arg=CID``, ``pinset/ls``
-    (NDJSON of IPFS Cluster pin objects, one per line).
+    (NDJSON of IPFS Cluster pin objects, one per line), ``pinset/peers``
+    (cluster peers subscribed to the pinset topic).
     """
     from aiohttp import web
 
@@ -365,7 +377,10 @@ def rpc_routes(service: PinsetService) -> dict[str, Any]:
         await resp.write_eof()
         return resp
 
-    return {"pinset/add": h_add, "pinset/rm": h_rm, "pinset/ls": h_ls}
+    async def h_peers(_request: web.Request, _ctx: Any, _opts: Options) -> web.StreamResponse:
+        return web.json_response({"Peers": await service.topic_peers()})
+
+    return {"pinset/add": h_add, "pinset/rm": h_rm, "pinset/ls": h_ls, "pinset/peers": h_peers}
 
 
 def _page(replica: Replica, start: bytes | None) -> list[tuple[bytes, bytes]]:

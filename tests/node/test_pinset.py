@@ -60,6 +60,9 @@ def test_topic_derives_from_the_cluster_name() -> None:
         ("TrustedPeers", [""], "TrustedPeers"),
         ("RebroadcastInterval", 0, "RebroadcastInterval"),
         ("RebroadcastInterval", True, "RebroadcastInterval"),
+        ("BatchMaxSize", -1, "BatchMaxSize"),
+        ("BatchMaxSize", 1.5, "BatchMaxSize"),
+        ("BatchMaxAge", "1", "BatchMaxAge"),
     ],
 )
 def test_config_rejects_bad_pinset_settings(key: str, value: Any, problem: str) -> None:
@@ -95,12 +98,14 @@ def _wait_for(what: str, cond: Any, nodes: list[Any]) -> None:
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
-def _configure(node: Any, bootstrap: list[str]) -> None:
+def _configure(node: Any, bootstrap: list[str], **cluster: Any) -> dict[str, Any]:
     path = node.path / cfgmod.CONFIG_FILE
     cfg = json.loads(path.read_text())
     cfg["Cluster"]["Bootstrap"] = bootstrap
     cfg["Cluster"]["RebroadcastInterval"] = 0.5
+    cfg["Cluster"].update(cluster)
     path.write_text(json.dumps(cfg))
+    return cfg
 
 
 def _cluster_addr(node: Any) -> str:
@@ -151,12 +156,16 @@ def test_pins_replicate_to_three_daemons_and_a_restarted_peer_catches_up(make_no
     _wait_for("b's pin on every peer", lambda: all(_cids(n) == {first, second} for n in nodes), nodes)
 
     # c stops; a adds and removes while it is away; c catches up after restart
+    c_id = c.endpoints["cluster_peer_id"]
+    assert c_id in _rpc(a, "pinset/peers")["Peers"]
     c.stop()
+    _wait_for("a noticing that c left", lambda: c_id not in _rpc(a, "pinset/peers")["Peers"], nodes)
     third = cid_to_str(cid_for(b"third pin"))
     _rpc(a, "pinset/add", arg=third)
     _rpc(a, "pinset/rm", arg=first)
     _wait_for("a's changes on b", lambda: _cids(b) == {second, third}, nodes)
     c.start()
+    _wait_for("c back on a's topic", lambda: c_id in _rpc(a, "pinset/peers")["Peers"], nodes)
     _wait_for("c catching up", lambda: _cids(c) == {second, third}, nodes)
 
     assert _metric(c, "pinion_pinset_pins") == 2
@@ -171,3 +180,44 @@ def test_pins_replicate_to_three_daemons_and_a_restarted_peer_catches_up(make_no
     c.stop()
     c.cli("repo", "gc", "-q")
     assert {json.loads(line)["cid"] for line in c.cli("state", "export").stdout.decode().splitlines()} == {second, third}
+
+
+@pytest.mark.timeout(300)
+def test_acknowledged_pins_of_an_open_batch_survive_kill_9(make_node: Any) -> None:
+    node = _init(make_node, "a", secrets.token_hex(32))
+    _configure(node, [], BatchMaxSize=1000, BatchMaxAge=3600)
+    node.start()
+    cids = [cid_to_str(cid_for(b"batched %d" % i)) for i in range(5)]
+    for cid in cids:
+        _rpc(node, "pinset/add", arg=cid)
+    assert _metric(node, "pinion_pinset_queued") == 5
+    assert _cids(node) == set()  # the batch is open: nothing committed yet
+    assert node.proc is not None
+    node.proc.kill()  # SIGKILL: no shutdown commit
+    node.proc.wait()
+    node.proc = None
+    (node.path / "api").unlink()
+    (node.path / "endpoints.json").unlink()
+    node.start()
+    _wait_for("the replayed batch", lambda: _cids(node) == set(cids), [node])
+    assert _metric(node, "pinion_pinset_queued") == 0
+    assert _metric(node, "pinion_pinset_batches_total") == 1
+
+
+@pytest.mark.timeout(300)
+def test_heads_of_untrusted_peers_are_ignored(make_node: Any) -> None:
+    secret = secrets.token_hex(32)
+    a, b = _init(make_node, "a", secret), _init(make_node, "b", secret)
+    cfg = json.loads((a.path / cfgmod.CONFIG_FILE).read_text())
+    _configure(a, [], TrustedPeers=[cfg["Cluster"]["PeerID"]])  # a trusts itself only
+    a.start()
+    _configure(b, [_cluster_addr(a)])
+    b.start()
+    from_b = cid_to_str(cid_for(b"from b"))
+    from_a = cid_to_str(cid_for(b"from a"))
+    _rpc(b, "pinset/add", arg=from_b)
+    _rpc(a, "pinset/add", arg=from_a)
+    _wait_for("a's pin on b", lambda: _cids(b) == {from_a, from_b}, [a, b])
+    _wait_for("b's broadcasts reaching a", lambda: _metric(a, "pinion_pinset_messages_received_total") >= 3, [a, b])
+    assert _cids(a) == {from_a}
+    assert _metric(a, "pinion_pinset_pins") == 1
