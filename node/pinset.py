@@ -268,12 +268,16 @@ class PinsetService:
             async with self._sync_slots:
                 if await self.in_thread(self.replica.is_processed, head):
                     return
-                while missing := await self.in_thread(self.replica.missing_blocks, head):
+                # each round walks only below the blocks fetched by the previous one (not from the head
+                # again), so a long chain of missing deltas costs one decode per delta
+                frontier = [head]
+                while missing := await self.in_thread(self._missing_below, frontier):
                     got = await self._fetch_many(missing)
                     if len(got) < len(missing):
                         self.counters["sync_failures"] += 1
                         log.info("pinset head %s: %d deltas did not arrive", cid_to_str(head), len(missing) - len(got))
                         return
+                    frontier = missing
                 await self.in_thread(self.replica.receive, head, sender, self._get_block_blocking)
         except MissingBlock as exc:
             self.counters["sync_failures"] += 1
@@ -286,6 +290,14 @@ class PinsetService:
             log.exception("syncing pinset head %s failed", cid_to_str(head))
         finally:
             self._syncing.discard(head)
+
+    def _missing_below(self, roots: list[bytes]) -> list[bytes]:
+        """The missing deltas under ``roots`` (blocking: worker thread), each once."""
+        missing: dict[bytes, None] = {}
+        for root in roots:
+            for cid in self.replica.missing_blocks(root):
+                missing[cid] = None
+        return list(missing)
 
     async def _load_snapshot(self, root: bytes) -> None:
         """Bootstrap an empty replica from a peer's snapshot before walking its heads."""
