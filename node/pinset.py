@@ -48,6 +48,8 @@ MAX_MESSAGE = 64 * 1024
 FETCH_TIMEOUT = 30.0
 #: received heads synced at once
 SYNC_CONCURRENCY = 8
+#: seconds before a failed batch commit is tried again
+RETRY_DELAY = 1.0
 
 
 class PinsetError(ValueError):
@@ -217,23 +219,30 @@ class PinsetService:
     async def _commit_loop(self) -> None:
         """Commit open batches at their deadlines (and queue items left by a crash at start)."""
         while True:
-            deadline = await self.in_thread(self.replica.next_deadline)
-            if deadline is None:
-                self._queued.clear()
-                if await self.in_thread(self.replica.next_deadline) is None:
-                    await self._queued.wait()
-                continue
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            head = await self.in_thread(self.replica.tick, time.monotonic())
-            if head is not None:
-                await self.broadcast()
+            try:
+                deadline = await self.in_thread(self.replica.next_deadline)
+                if deadline is None:
+                    self._queued.clear()
+                    if await self.in_thread(self.replica.next_deadline) is None:
+                        await self._queued.wait()
+                    continue
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                head = await self.in_thread(self.replica.tick, time.monotonic())
+                if head is not None:
+                    await self.broadcast()
+            except Exception:  # a failed commit (disk full...) is retried; the queue is durable
+                log.exception("committing the pinset batch failed; retrying in %s s", RETRY_DELAY)
+                await asyncio.sleep(RETRY_DELAY)
 
     async def _rebroadcast_loop(self) -> None:
         """Broadcast at start (peers learn our heads) and every ``rebroadcast_interval`` seconds."""
         while True:
-            await self.broadcast()
+            try:
+                await self.broadcast()
+            except Exception:
+                log.exception("rebroadcasting the pinset heads failed")
             await asyncio.sleep(self.rebroadcast_interval)
 
     # ------------------------------------------------------------ receiving
