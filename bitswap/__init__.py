@@ -15,6 +15,13 @@ Public API (all in the trio thread that runs the libp2p host)::
         bs.stats()                        # dict: blocks_sent, bytes_sent, blocks_received, bytes_received,
                                           # wantlist_size, peers, duplicate/unwanted/invalid blocks, ...
 
+Client strategy (``client.WantManager``): a new want goes as want-block to the
+best connected peer and as want-have to the others; wantlist updates gather
+for ``BitswapConfig.want_flush_delay`` into one message per peer, and an entry
+a peer already holds is never sent again; a peer seen re-sending blocks (js)
+gets its updates in rounds. A wait ends early (BlockNotFound / FetchError
+"no connected peer") when the last peer has been gone ``no_peer_grace`` s.
+
 CIDs are binary (``blockstore.cid``). Every received block is verified (its
 CID derived from the hash of its bytes must be wanted) before it is stored;
 unrequested blocks are ignored. Serving needs nothing more than a running
