@@ -64,6 +64,23 @@ class NetworkContent:
         except BitswapNotFound:
             raise BlockTimeout(cid) from None
 
+    async def fetch_dag(
+        self, root: bytes, *, max_depth: int | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Fetch every missing block of the DAG under ``root`` (cancellable); LookupError names a block that never came.
+
+        ``progress(blocks, bytes)`` is called from the libp2p thread as blocks arrive.
+        """
+        bs = self._bitswap()
+
+        async def run() -> None:
+            await fetch_dag(bs, root, max_depth=max_depth, block_timeout=self.fetch_timeout, progress=progress)
+
+        try:
+            await self._p2p.run_in_libp2p(run)
+        except FetchError as exc:
+            raise LookupError(str(exc)) from None
+
     # -- worker-thread callers (CoreAPI) ----------------------------------------
     def get_block_blocking(self, cid: bytes) -> bytes | None:
         """Fetch one block over bitswap from a non-event-loop thread; None when it does not arrive."""
