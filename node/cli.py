@@ -119,7 +119,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from . import daemon
 
     path = Path(args.repo) if args.repo else repo_path()
-    return daemon.main(str(path), offline=args.offline)
+    return daemon.main(str(path), offline=args.offline, bootstrap=args.bootstrap)
 
 
 def _import_params(args: argparse.Namespace) -> Any:
@@ -438,6 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("daemon", help="run the node")
     s.add_argument("--offline", action="store_true", help="start without networking")
+    s.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="cluster peer to join (/ip4/.../tcp/9096/p2p/<id>; repeatable; added to Cluster.Bootstrap for this run)",
+    )
     s.set_defaults(func=cmd_daemon)
 
     s = sub.add_parser("id", help="this node's identity")

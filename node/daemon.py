@@ -234,13 +234,22 @@ async def _run(daemon: Daemon) -> None:
             loop.remove_signal_handler(sig)
 
 
-def main(repo_path: str, offline: bool) -> int:
-    """Run the daemon on the repo at ``repo_path`` until SIGINT/SIGTERM; return the exit status."""
+def main(repo_path: str, offline: bool, bootstrap: list[str] | None = None) -> int:
+    """Run the daemon on the repo at ``repo_path`` until SIGINT/SIGTERM; return the exit status.
+
+    ``bootstrap``: cluster multiaddrs to join, in addition to ``Cluster.Bootstrap``.
+    """
     try:
         repo = Repo.open(repo_path)
     except RepoError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    for addr in bootstrap or []:
+        if "/p2p/" not in addr:
+            repo.close()
+            print(f"Error: --bootstrap {addr!r} must end with /p2p/<peer ID>", file=sys.stderr)
+            return 1
+        repo.config["Cluster"]["Bootstrap"] = [*repo.config["Cluster"]["Bootstrap"], addr]
     try:
         rolled = repo.store.recover()
         if rolled:
