@@ -15,6 +15,8 @@ several). Names (all prefixed ``pinion_``):
   (counters) of the CRDT pinset, read at scrape time
 - ``pinion_upload_bytes_total{endpoint}`` (request bodies received by uploads)
 - ``pinion_http_request_duration_seconds{server,route}`` (histogram)
+- ``ipfscluster_*``: the cluster peer's pins by status, queue, peers and
+  pin request counters (names as IPFS Cluster's; see :class:`_ClusterCollector`)
 - ``process_*`` and ``python_*`` (the standard process and platform collectors)
 
 The gateway reports through :meth:`NodeMetrics.observe_request` (the hook its
@@ -125,6 +127,50 @@ class _PinsetCollector(Collector):
                 yield CounterMetricFamily(f"pinion_pinset_{key}", doc, value=st[key])
 
 
+class _ClusterCollector(Collector):
+    """IPFS Cluster's ``ipfscluster_*`` figures of the cluster peer, read at scrape time.
+
+    Names follow IPFS Cluster 1.1 (``ipfscluster_pins``, ``ipfscluster_pins_pin_queued``,
+    ``..._pinning``, ``..._pin_error``, ``..._ipfs_pins``, ``..._pin_add``,
+    ``..._pin_add_errors``, ``ipfscluster_informer_disk``) plus ours:
+    ``ipfscluster_pins_by_status{status}``, ``ipfscluster_pins_queue``, ``ipfscluster_peers``,
+    ``ipfscluster_pins_unpin``, ``ipfscluster_pins_expired``, ``ipfscluster_pins_repinned``.
+    """
+
+    def __init__(self, metrics: "NodeMetrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        source = self._metrics.cluster_stats
+        if source is None:
+            return
+        st = source()
+        pinset = self._metrics.pinset_stats() if self._metrics.pinset_stats is not None else {}
+        by_status: dict[str, int] = st["status"]
+        yield GaugeMetricFamily("ipfscluster_pins", "Pins in the cluster pinset", value=pinset.get("pins", 0))
+        for key in ("pin_queued", "pinning", "pin_error"):
+            yield GaugeMetricFamily(f"ipfscluster_pins_{key}", f"Pins of this peer in status {key}", value=by_status.get(key, 0))
+        yield GaugeMetricFamily("ipfscluster_pins_ipfs_pins", "Pins this peer holds (pinned)", value=by_status.get("pinned", 0))
+        family = GaugeMetricFamily("ipfscluster_pins_by_status", "Pins tracked by this peer, by status", labels=["status"])
+        for status, n in sorted(by_status.items()):
+            family.add_metric([status], n)
+        yield family
+        yield GaugeMetricFamily("ipfscluster_pins_queue", "Pin and unpin operations queued on this peer", value=st["queue"])
+        yield GaugeMetricFamily("ipfscluster_peers", "Peers in the peer set (fresh ping), this one included", value=st["peers"])
+        counters = st["counters"]
+        yield CounterMetricFamily("ipfscluster_pins_pin_add", "Pin requests accepted by this peer", value=counters["pin_add"])
+        yield CounterMetricFamily(
+            "ipfscluster_pins_pin_add_errors", "Pin requests this peer refused or failed", value=counters["pin_add_errors"]
+        )
+        yield CounterMetricFamily("ipfscluster_pins_unpin", "Unpin requests accepted by this peer", value=counters["unpin"])
+        yield CounterMetricFamily("ipfscluster_pins_expired", "Expired pins this peer removed", value=counters["expired"])
+        yield CounterMetricFamily(
+            "ipfscluster_pins_repinned", "Pins this peer re-allocated away from gone peers", value=counters["repinned"]
+        )
+        if st["freespace"] is not None:
+            yield GaugeMetricFamily("ipfscluster_informer_disk", "Free space this peer offers, bytes", value=st["freespace"])
+
+
 class NodeMetrics:
     """Every metric of one node, in its own registry."""
 
@@ -141,6 +187,9 @@ class NodeMetrics:
         #: set by the daemon when the pinset runs: a callable returning its stats dict
         self.pinset_stats: Callable[[], dict[str, int]] | None = None
         reg.register(_PinsetCollector(self))
+        #: set by the daemon when the cluster peer runs: a callable returning ``ClusterPeer.stats()``
+        self.cluster_stats: Callable[[], dict[str, Any]] | None = None
+        reg.register(_ClusterCollector(self))
         self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
         self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)
         self.block_errors = Counter(
