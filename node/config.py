@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
         "RebroadcastInterval": 60,
         "BatchMaxSize": 0,
         "BatchMaxAge": 0,
+        "SnapshotInterval": 3600,
+        "SnapshotMinDeltas": 1000,
         "Peername": "",
         "ReplicationFactorMin": -1,
         "ReplicationFactorMax": -1,
@@ -95,6 +97,8 @@ DEFAULTS_DOC: dict[str, str] = {
     "Cluster.RebroadcastInterval": "seconds between rebroadcasts of this peer's pinset heads",
     "Cluster.BatchMaxSize": "pins per pinset delta when batching (0: batching off, one delta per change)",
     "Cluster.BatchMaxAge": "seconds a pinset batch stays open at most (0: batching off)",
+    "Cluster.SnapshotInterval": "seconds between pinset snapshots; each round compacts to the previous round's snapshot (0: never)",
+    "Cluster.SnapshotMinDeltas": "deltas written since the last snapshot below which a round is skipped",
     "Cluster.Peername": "human-readable name of this peer (default: the host name)",
     "Cluster.ReplicationFactorMin": "default minimum copies of a pin (-1 with Max -1: every peer)",
     "Cluster.ReplicationFactorMax": "default maximum copies of a pin (-1 with Min -1: every peer)",
@@ -188,7 +192,7 @@ def validate(cfg: dict[str, Any]) -> None:
     interval = cfg["Cluster"].get("RebroadcastInterval")
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise ConfigError("Cluster.RebroadcastInterval must be a positive number of seconds")
-    for key in ("BatchMaxSize", "BatchMaxAge"):
+    for key in ("BatchMaxSize", "BatchMaxAge", "SnapshotInterval", "SnapshotMinDeltas"):
         value = cfg["Cluster"].get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"Cluster.{key} must be a number >= 0")

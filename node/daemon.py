@@ -180,6 +180,8 @@ class Daemon:
             self.p2p,
             cluster_name=cluster["Name"],
             rebroadcast_interval=float(cluster["RebroadcastInterval"]),
+            snapshot_interval=float(cluster["SnapshotInterval"]),
+            snapshot_min_deltas=int(cluster["SnapshotMinDeltas"]),
         )
         await self.pinset.start()
         self.core.replica = replica

@@ -10,8 +10,9 @@ several). Names (all prefixed ``pinion_``):
   ``pinion_block_errors_total{op}`` (counters)
 - ``pinion_gateway_requests_total{status}``, ``pinion_gateway_bytes_out_total``
 - ``pinion_rpc_requests_total{endpoint,status}``
-- ``pinion_pinset_{pins,heads,height,queued,pending,syncing}`` (gauges) and
-  ``pinion_pinset_{deltas,batches,broadcasts,messages_received,sync_failures}_total``
+- ``pinion_pinset_{pins,heads,height,queued,pending,syncing,sync_lag_seconds}`` (gauges) and
+  ``pinion_pinset_{deltas,batches,broadcasts,messages_received,sync_failures,snapshots,
+  snapshots_loaded,deltas_compacted}_total``
   (counters) of the CRDT pinset, read at scrape time
 - ``pinion_upload_bytes_total{endpoint}`` (request bodies received by uploads)
 - ``pinion_http_request_duration_seconds{server,route}`` (histogram)
@@ -98,6 +99,7 @@ _PINSET_GAUGES = {
     "queued": "Pinset operations queued for the next batch",
     "pending": "Received pinset heads whose deltas are still missing",
     "syncing": "Received pinset heads being fetched and applied now (sync lag)",
+    "sync_lag_seconds": "Seconds since the oldest pinset head being synced was announced (0: in sync)",
 }
 _PINSET_COUNTERS = {
     "deltas": "Pinset deltas merged (local and received)",
@@ -105,6 +107,9 @@ _PINSET_COUNTERS = {
     "broadcasts": "Pinset head broadcasts published",
     "messages_received": "Pinset head messages received from peers",
     "sync_failures": "Received pinset heads that could not be synced",
+    "snapshots": "Pinset snapshots made by this peer",
+    "snapshots_loaded": "Pinset snapshots loaded from peers",
+    "deltas_compacted": "Pinset blocks dropped by compaction",
 }
 
 

@@ -10,6 +10,11 @@
   instance on the *cluster* host, then applied by ``Replica.receive`` in a
   worker thread. Every replica call does LevelDB I/O under the replica's
   lock, so none runs on the event loop.
+- Compaction: every ``Cluster.SnapshotInterval`` seconds, when at least
+  ``Cluster.SnapshotMinDeltas`` deltas were written since the last snapshot,
+  the service makes a snapshot and compacts to the *previous* one, so deltas
+  stay fetchable for one interval (peers briefly offline catch up by deltas)
+  and a peer that needs a dropped delta loads the announced snapshot instead.
 
 Broadcast message (DAG-CBOR): ``{"heads": [CID, ...], "snapshot": CID | null}``.
 """
@@ -45,7 +50,7 @@ MAX_HEADS = 1024
 #: largest broadcast message accepted, in bytes
 MAX_MESSAGE = 64 * 1024
 #: seconds bitswap waits for one round of missing deltas
-FETCH_TIMEOUT = 30.0
+FETCH_TIMEOUT = 15.0
 #: received heads synced at once
 SYNC_CONCURRENCY = 8
 #: seconds before a failed batch commit is tried again
@@ -118,6 +123,8 @@ class PinsetService:
         cluster_name: str,
         rebroadcast_interval: float = 60.0,
         fetch_timeout: float = FETCH_TIMEOUT,
+        snapshot_interval: float = 0.0,
+        snapshot_min_deltas: int = 1000,
     ) -> None:
         if p2p.cluster is None:
             raise PinsetError("the pinset needs the cluster host (set Cluster.Secret)")
@@ -127,15 +134,32 @@ class PinsetService:
         self.topic = topic_for(cluster_name)
         self.rebroadcast_interval = rebroadcast_interval
         self.fetch_timeout = fetch_timeout
+        self.snapshot_interval = snapshot_interval
+        self.snapshot_min_deltas = snapshot_min_deltas
+        #: snapshot made by the last round, compacted to by the next one
+        self._next_compaction: bytes | None = None
+        self._deltas_at_snapshot = 0
+        self._loaded_at_round = 0
+        #: the latest snapshot a trusted peer announced (loaded when deltas cannot be fetched)
+        self._announced_snapshot: bytes | None = None
         self._bs: Bitswap | None = None
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._queued = asyncio.Event()
-        self._syncing: set[bytes] = set()
+        #: heads being synced -> monotonic time they were first announced (the sync lag)
+        self._syncing: dict[bytes, float] = {}
         self._sync_tasks: set[asyncio.Task[None]] = set()
         self._sync_slots = asyncio.Semaphore(SYNC_CONCURRENCY)
         #: counters for metrics beside ``replica.stats()``
-        self.counters = {"broadcasts": 0, "messages_received": 0, "messages_invalid": 0, "sync_failures": 0}
+        self.counters = {
+            "broadcasts": 0,
+            "messages_received": 0,
+            "messages_invalid": 0,
+            "sync_failures": 0,
+            "snapshots": 0,
+            "snapshots_loaded": 0,
+            "deltas_compacted": 0,
+        }
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -147,6 +171,8 @@ class PinsetService:
             asyncio.create_task(self._rebroadcast_loop(), name="pinset-rebroadcast"),
             asyncio.create_task(self._receive_loop(self._sub), name="pinset-receive"),
         ]
+        if self.snapshot_interval > 0:
+            self._tasks.append(asyncio.create_task(self._snapshot_loop(), name="pinset-snapshot"))
 
     async def _serve_bitswap(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         assert self._p2p.cluster is not None
@@ -261,32 +287,39 @@ class PinsetService:
                 continue
             if not self.replica.is_trusted(sender):
                 continue
+            if snapshot is not None:
+                self._announced_snapshot = snapshot
             if snapshot is not None and not await self.in_thread(self.replica.heads):
                 await self._load_snapshot(snapshot)
             for head in heads:
                 if head in self._syncing:
                     continue
-                self._syncing.add(head)
-                task = asyncio.create_task(self._sync_head(head, sender), name="pinset-sync")
+                self._syncing[head] = time.monotonic()
+                task = asyncio.create_task(self._sync_head(head, sender, snapshot), name="pinset-sync")
                 self._sync_tasks.add(task)
                 task.add_done_callback(self._sync_tasks.discard)
 
-    async def _sync_head(self, head: bytes, sender: str) -> None:
-        """Fetch the branch of ``head`` (missing deltas in concurrent rounds), then apply it."""
+    async def _sync_head(self, head: bytes, sender: str, snapshot: bytes | None = None) -> None:
+        """Fetch the branch of ``head`` (missing deltas in concurrent rounds), then apply it.
+
+        When a round of missing deltas gets none of them (every peer compacted
+        them away), the latest snapshot a trusted peer announced is loaded and
+        the walk tried again.
+        """
         try:
             async with self._sync_slots:
                 if await self.in_thread(self.replica.is_processed, head):
                     return
-                # each round walks only below the blocks fetched by the previous one (not from the head
-                # again), so a long chain of missing deltas costs one decode per delta
-                frontier = [head]
-                while missing := await self.in_thread(self._missing_below, frontier):
-                    got = await self._fetch_many(missing)
-                    if len(got) < len(missing):
-                        self.counters["sync_failures"] += 1
-                        log.info("pinset head %s: %d deltas did not arrive", cid_to_str(head), len(missing) - len(got))
-                        return
-                    frontier = missing
+                outcome = await self._fetch_branch(head)
+                snapshot = snapshot or self._announced_snapshot
+                if outcome == "none" and snapshot is not None:
+                    if snapshot != await self.in_thread(self.replica.latest_snapshot):
+                        log.info("pinset head %s: loading snapshot %s instead", cid_to_str(head), cid_to_str(snapshot))
+                        await self._load_snapshot(snapshot)
+                        outcome = await self._fetch_branch(head)
+                if outcome != "complete":
+                    self.counters["sync_failures"] += 1
+                    return
                 await self.in_thread(self.replica.receive, head, sender, self._get_block_blocking)
         except MissingBlock as exc:
             self.counters["sync_failures"] += 1
@@ -298,7 +331,21 @@ class PinsetService:
             self.counters["sync_failures"] += 1
             log.exception("syncing pinset head %s failed", cid_to_str(head))
         finally:
-            self._syncing.discard(head)
+            self._syncing.pop(head, None)
+
+    async def _fetch_branch(self, head: bytes) -> str:
+        """Fetch every missing delta below ``head``: "complete", "partial" (some of a round
+        came: the next announcement resumes) or "none" (a round got nothing)."""
+        # each round walks only below the blocks fetched by the previous one (not from the head
+        # again), so a long chain of missing deltas costs one decode per delta
+        frontier = [head]
+        while missing := await self.in_thread(self._missing_below, frontier):
+            got = await self._fetch_many(missing)
+            if len(got) < len(missing):
+                log.info("pinset head %s: %d deltas did not arrive", cid_to_str(head), len(missing) - len(got))
+                return "partial" if got else "none"
+            frontier = missing
+        return "complete"
 
     def _missing_below(self, roots: list[bytes]) -> list[bytes]:
         """The missing deltas under ``roots`` (blocking: worker thread), each once."""
@@ -312,9 +359,42 @@ class PinsetService:
         """Bootstrap an empty replica from a peer's snapshot before walking its heads."""
         try:
             await self.in_thread(self.replica.load_snapshot, root, self._get_block_blocking)
+            self.counters["snapshots_loaded"] += 1
         except (MissingBlock, SnapshotError, DeltaError, HashMismatch, ValueError) as exc:
             self.counters["sync_failures"] += 1
             log.warning("pinset snapshot %s not loaded: %s", cid_to_str(root), exc)
+
+    # ------------------------------------------------------------ compaction
+    async def _snapshot_loop(self) -> None:
+        """Every ``snapshot_interval`` s: snapshot, and compact to the previous round's snapshot."""
+        self._deltas_at_snapshot = (await self.in_thread(self.replica.stats))["deltas"]
+        while True:
+            await asyncio.sleep(self.snapshot_interval)
+            try:
+                await self.snapshot_round()
+            except Exception:
+                log.exception("pinset snapshot/compaction failed")
+
+    async def snapshot_round(self) -> bytes | None:
+        """One compaction round (see module docstring); the new snapshot's root, or None when skipped."""
+        deltas = (await self.in_thread(self.replica.stats))["deltas"]
+        if deltas - self._deltas_at_snapshot < self.snapshot_min_deltas or self._syncing:
+            return None
+        previous = self._next_compaction
+        if self.counters["snapshots_loaded"] != self._loaded_at_round:
+            # a loaded snapshot now covers deltas we never had: compacting to an older
+            # snapshot of ours would announce one that does not cover them
+            previous = None
+            self._loaded_at_round = self.counters["snapshots_loaded"]
+        root = await self.in_thread(self.replica.create_snapshot)
+        self.counters["snapshots"] += 1
+        self._deltas_at_snapshot = deltas
+        self._next_compaction = root
+        if previous is not None:
+            dropped = await self.in_thread(self.replica.compact, previous)
+            self.counters["deltas_compacted"] += dropped
+            log.info("pinset compacted to snapshot %s: %d blocks dropped", cid_to_str(previous), dropped)
+        return root
 
     async def _fetch_many(self, cids: list[bytes]) -> dict[bytes, bytes]:
         """Fetch blocks over the cluster host's bitswap (stored on arrival); those that came."""
@@ -349,10 +429,13 @@ class PinsetService:
         return await self._p2p.run_in_libp2p(collect)
 
     # ------------------------------------------------------------ metrics
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """``Replica.stats()`` (pins, heads, height, deltas, batches, queued, pending), heads being synced
-        now (``syncing``, the sync lag in heads) and the shell's counters."""
-        return {**self.replica.stats(), "syncing": len(self._syncing), **self.counters}
+        now (``syncing``, the sync lag in heads), ``sync_lag_seconds`` (since the oldest head being synced
+        was announced; 0 when in sync) and the shell's counters."""
+        oldest = min(self._syncing.values(), default=None)
+        lag = time.monotonic() - oldest if oldest is not None else 0.0
+        return {**self.replica.stats(), "syncing": len(self._syncing), "sync_lag_seconds": lag, **self.counters}
 
 
 # ---------------------------------------------------------------- internal RPC routes

@@ -1,7 +1,8 @@
-"""The CRDT pinset on the network (node/pinset.py): message codec, config, and three real daemons."""
+"""The CRDT pinset on the network (node/pinset.py): message codec, config, and real daemons (up to five)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
 import time
@@ -132,54 +133,91 @@ def _init(make_node: Any, name: str, secret: str) -> Any:
     return node
 
 
-@pytest.mark.timeout(300)
-def test_pins_replicate_to_three_daemons_and_a_restarted_peer_catches_up(make_node: Any) -> None:
+def _changes(node: Any, ops: list[tuple[str, str, str]]) -> None:
+    """Run pinset add/rm calls over one keep-alive connection (op, cid, name)."""
+    host, port = node.url().split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        for op, cid, name in ops:
+            query = f"arg={cid}" + (f"&name={name}" if name else "")
+            conn.request("POST", f"/api/v0/pinset/{op}?{query}")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200, f"pinset/{op} {cid}: {resp.status} {body[:200]!r}"
+    finally:
+        conn.close()
+
+
+def _state(node: Any) -> dict[str, str]:
+    return {p["cid"]: p.get("name", "") for p in _rpc(node, "pinset/ls")}
+
+
+@pytest.mark.timeout(400)
+def test_five_daemons_converge_after_1000_changes_made_while_one_was_down(make_node: Any) -> None:
+    """Issue 5: pin on one, all see it; stop one peer, make 1,000 changes (adds, removes, updates),
+    restart it: all five converge. Snapshots run every second, so the peers compact the deltas
+    the stopped peer misses and it must catch up from the announced snapshot."""
     secret = secrets.token_hex(32)
-    a, b, c = (_init(make_node, n, secret) for n in "abc")
-    _configure(a, [])
+    nodes = [_init(make_node, n, secret) for n in "abcde"]
+    a, e = nodes[0], nodes[4]
+    compaction = {"SnapshotInterval": 1, "SnapshotMinDeltas": 100}
+    _configure(a, [], **compaction)
     a.start()
-    _configure(b, [_cluster_addr(a)])
-    _configure(c, [_cluster_addr(a)])
-    b.start()
-    c.start()
-    nodes = [a, b, c]
+    for node in nodes[1:]:
+        _configure(node, [_cluster_addr(a)], **compaction)
+        node.start()
 
     first = cid_to_str(cid_for(b"first pin"))
     added = _rpc(a, "pinset/add", arg=first, name="hello")
     assert added["cid"] == first and added["name"] == "hello"
     _wait_for("the pin on every peer", lambda: all(_cids(n) == {first} for n in nodes), nodes)
-    assert [p["name"] for p in _rpc(c, "pinset/ls")] == ["hello"]
-
-    # a pin added on another peer travels too
+    assert [p["name"] for p in _rpc(e, "pinset/ls")] == ["hello"]
     second = cid_to_str(cid_for(b"second pin"))
-    _rpc(b, "pinset/add", arg=second)
+    _rpc(nodes[1], "pinset/add", arg=second)  # a pin added on another peer travels too
     _wait_for("b's pin on every peer", lambda: all(_cids(n) == {first, second} for n in nodes), nodes)
 
-    # c stops; a adds and removes while it is away; c catches up after restart
-    c_id = c.endpoints["cluster_peer_id"]
-    assert c_id in _rpc(a, "pinset/peers")["Peers"]
-    c.stop()
-    _wait_for("a noticing that c left", lambda: c_id not in _rpc(a, "pinset/peers")["Peers"], nodes)
-    third = cid_to_str(cid_for(b"third pin"))
-    _rpc(a, "pinset/add", arg=third)
-    _rpc(a, "pinset/rm", arg=first)
-    _wait_for("a's changes on b", lambda: _cids(b) == {second, third}, nodes)
-    c.start()
-    _wait_for("c back on a's topic", lambda: c_id in _rpc(a, "pinset/peers")["Peers"], nodes)
-    _wait_for("c catching up", lambda: _cids(c) == {second, third}, nodes)
+    e_id = e.endpoints["cluster_peer_id"]
+    assert e_id in _rpc(a, "pinset/peers")["Peers"]
+    e.stop()
+    _wait_for("a noticing that e left", lambda: e_id not in _rpc(a, "pinset/peers")["Peers"], nodes[:4])
+    # 1,000 changes spread over the four running peers: 600 adds, 250 updates (new name), 150 removes
+    cids = [cid_to_str(cid_for(b"change %d" % i)) for i in range(600)]
+    ops: list[list[tuple[str, str, str]]] = [[] for _ in range(4)]
+    for i, cid in enumerate(cids):
+        ops[i % 4].append(("add", cid, f"v1-{i}"))
+    for i in range(250):
+        ops[i % 4].append(("add", cids[i], f"v2-{i}"))
+    for i in range(450, 600):
+        ops[i % 4].append(("rm", cids[i], ""))
+    ops[0].append(("rm", first, ""))  # and one pin from before e left
+    for node, part in zip(nodes[:4], ops):
+        _changes(node, part)
+    expected = {second: "", **{cids[i]: (f"v2-{i}" if i < 250 else f"v1-{i}") for i in range(450)}}
+    _wait_for("the changes on the running peers", lambda: all(_state(n) == expected for n in nodes[:4]), nodes)
+    _wait_for(
+        "a compacting the deltas e misses",
+        lambda: _metric(a, "pinion_pinset_deltas_compacted_total") > 0,
+        nodes[:1],
+    )
 
-    assert _metric(c, "pinion_pinset_pins") == 2
-    assert _metric(a, "pinion_pinset_batches_total") == 3  # first, third, rm of first
-    assert _metric(c, "pinion_pinset_heads") >= 1
+    e.start()
+    _wait_for("e back on a's topic", lambda: e_id in _rpc(a, "pinset/peers")["Peers"], nodes)
+    _wait_for("e catching up", lambda: _state(e) == expected, nodes)
+    assert _metric(e, "pinion_pinset_pins") == len(expected)
+    assert _metric(e, "pinion_pinset_sync_lag_seconds") >= 0
+    assert _metric(a, "pinion_pinset_snapshots_total") >= 2
+    for node in nodes:
+        assert _state(node) == expected
 
     with pytest.raises(urllib.error.HTTPError) as info:
         _rpc(a, "pinset/rm", arg=first)
     assert "not in the cluster pinset" in info.value.read().decode()
 
-    # GC on a peer keeps the pinset's deltas (they are the only blocks here)
-    c.stop()
-    c.cli("repo", "gc", "-q")
-    assert {json.loads(line)["cid"] for line in c.cli("state", "export").stdout.decode().splitlines()} == {second, third}
+    # GC on a peer keeps the pinset's deltas and snapshots (they are the only blocks here)
+    e.stop()
+    e.cli("repo", "gc", "-q")
+    exported = {json.loads(line)["cid"] for line in e.cli("state", "export").stdout.decode().splitlines()}
+    assert exported == set(expected)
 
 
 @pytest.mark.timeout(300)
