@@ -1,0 +1,198 @@
+"""The pinset state at scale: memory, listing and lookups of 1 M and 10 M pins on one peer.
+
+Run: ``.venv/bin/python -m benchmarks.bench_state_scale [--quick] [--sizes 1000000,10000000] [--keep DIR]``.
+
+For each size, a fresh repo is filled through the replica's batch path
+(``Replica.apply_many``, 1,000 pins per delta: what ``pinion state import``
+and a peer syncing deltas do), then a *new process* opens the repo (so its
+memory is the state's, not the builder's) and measures:
+
+- list: stream every (CID, pin) of the state from LevelDB, and the same with
+  ``Pin.from_cbor``;
+- get: random lookups by CID (mean latency: flat from 1 M to 10 M = O(1)
+  in the number of pins, up to LevelDB's log-structured levels);
+- find: lookups through the name index;
+- memory: VmRSS split into anonymous memory (Python heap, LevelDB caches)
+  and file-backed pages (LevelDB maps its table files: clean page cache the
+  kernel reclaims under pressure, shared with the OS page cache).
+
+Pins are realistic: name, replication 2/3, two allocations, two metadata keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import report
+
+PEERS = ("12D3KooWQ8v5UZr9FfM4tQ5yZKkQqN5hZ6g6oQ3Hj7b7mKQ8n1Aa", "12D3KooWR2m3eUxVfX8oBzNgCk7mZ1hJb6qS4E5tYp9LwX2dC4Ee")
+CHUNK = 1000
+LOOKUPS = 20_000
+
+
+def _mem_mb() -> dict[str, float]:
+    out: dict[str, float] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            name = line.split(":")[0]
+            if name in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                out[name] = round(int(line.split()[1]) / 1024, 1)
+    return out
+
+
+def _open(path: Path) -> tuple[Any, Any]:
+    from blockstore.db import open_db
+    from blockstore.store import BlockStore
+    from cluster.crdt import Replica
+    from cluster.pin import pin_index_terms
+
+    db = open_db(path)
+    return db, Replica(db, BlockStore(db), peer_id=PEERS[0], index_terms=pin_index_terms)
+
+
+def build(path: Path, n: int) -> dict[str, Any]:
+    """Fill a new repo at ``path`` with ``n`` pins (in this process)."""
+    from blockstore.cid import cid_for
+    from cluster.crdt import PUT
+    from cluster.pin import Pin
+
+    db, replica = _open(path)
+    ts = time.time_ns()
+    t0 = time.perf_counter()
+    for start in range(0, n, CHUNK):
+        ops = []
+        for i in range(start, min(n, start + CHUNK)):
+            cid = cid_for(b"bench-pin-%d" % i)
+            pin = Pin(
+                cid,
+                name=f"pin-{i % 1000}",
+                replication_factor_min=2,
+                replication_factor_max=3,
+                allocations=PEERS,
+                metadata={"app": "bench", "shard": str(i % 16)},
+                timestamp=ts,
+            )
+            ops.append((PUT, cid, pin.to_cbor()))
+        replica.apply_many(ops)
+    replica.commit()
+    seconds = time.perf_counter() - t0
+    db.close()
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return {"seconds": seconds, "pins/s": n / seconds, "disk MB": round(size / 2**20, 1)}
+
+
+def measure(path: Path, n: int) -> dict[str, Any]:
+    """Open the repo at ``path`` (``n`` pins) and measure listing, lookups and memory."""
+    from blockstore.cid import cid_for
+    from cluster.pin import Pin, name_term
+
+    before = _mem_mb()
+    db, replica = _open(path)
+    out: dict[str, Any] = {"open": before}
+    t0 = time.perf_counter()
+    count = sum(1 for _ in replica.set.items())
+    out["list_s"] = time.perf_counter() - t0
+    assert count == n, f"state holds {count} pins, expected {n}"
+    out["after_list"] = _mem_mb()
+    t0 = time.perf_counter()
+    for _key, value in replica.set.items():
+        Pin.from_cbor(value)
+    out["decode_s"] = time.perf_counter() - t0
+    out["after_decode"] = _mem_mb()
+    rng = random.Random(1)
+    keys = [cid_for(b"bench-pin-%d" % rng.randrange(n)) for _ in range(LOOKUPS)]
+    t0 = time.perf_counter()
+    for key in keys:
+        if replica.set.get(key) is None:
+            raise AssertionError("a pin of the state was not found")
+    out["get_s"] = time.perf_counter() - t0
+    misses = [cid_for(b"absent-%d" % i) for i in range(LOOKUPS)]
+    t0 = time.perf_counter()
+    for key in misses:
+        replica.set.has(key)
+    out["miss_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    found = sum(1 for _ in replica.set.find(name_term("pin-7")))
+    out["find_s"] = time.perf_counter() - t0
+    out["found"] = found
+    out["after_all"] = _mem_mb()
+    db.close()
+    return out
+
+
+def _child(mode: str, path: Path, n: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.bench_state_scale", "--child", mode, "--path", str(path), "--n", str(n)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"{mode} of {n} pins failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="100,000 and 1,000,000 pins")
+    ap.add_argument("--sizes", default=None, help="comma list of state sizes (default 1000000,10000000)")
+    ap.add_argument("--keep", default=None, help="directory to keep (and reuse) the built repos in")
+    ap.add_argument("--child", choices=("build", "measure"), help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        fn = build if args.child == "build" else measure
+        print(json.dumps(fn(Path(args.path), args.n)))
+        return
+    sizes = [int(s) for s in (args.sizes or ("100000,1000000" if args.quick else "1000000,10000000")).split(",")]
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pinion-state-scale-"))
+    rows = []
+    try:
+        for n in sizes:
+            path = base / f"state-{n}"
+            if (path / "built").exists():
+                built = json.loads((path / "built").read_text())
+            else:
+                built = _child("build", path, n)
+                (path / "built").write_text(json.dumps(built))
+            m = _child("measure", path, n)
+            rows.append(
+                {
+                    "pins": n,
+                    "build pins/s": round(built["pins/s"]),
+                    "disk MB": built["disk MB"],
+                    "list pins/s": round(n / m["list_s"]),
+                    "list+decode pins/s": round(n / m["decode_s"]),
+                    "get µs": round(m["get_s"] / LOOKUPS * 1e6, 1),
+                    "miss µs": round(m["miss_s"] / LOOKUPS * 1e6, 1),
+                    "find by name ms": round(m["find_s"] * 1000, 1),
+                    "RSS MB": m["after_all"]["VmRSS"],
+                    "anon MB": m["after_all"]["RssAnon"],
+                    "file MB": m["after_all"]["RssFile"],
+                    "peak MB": m["after_all"]["VmHWM"],
+                }
+            )
+    finally:
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(base, ignore_errors=True)
+    report(
+        "state_scale",
+        rows,
+        {
+            "memory": "anon = heap and LevelDB caches; file = pages of LevelDB's mmapped table files (clean, reclaimable)",
+            "get": f"{LOOKUPS} random lookups by CID of pins in the state; miss: CIDs not in it",
+        },
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
