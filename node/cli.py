@@ -69,23 +69,34 @@ def _out() -> BinaryIO:
 
 
 @contextmanager
-def _progress(enabled: bool, total: int | None, label: str) -> Iterator[Any]:
-    """A rich progress bar on stderr when it is a terminal; yields an advance(n) callback or None."""
+def _progress(enabled: bool, total: int | None, label: str, unit: str = "bytes") -> Iterator[Any]:
+    """A rich progress bar on stderr when it is a terminal; yields an advance(n) callback or None.
+
+    ``unit``: ``"bytes"`` (sizes and transfer speed) or a word for counted items (``"pins"``, ``"blocks"``).
+    """
     if not enabled or not sys.stderr.isatty():
         yield None
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn, TimeRemainingColumn
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
+    columns: list[Any] = ["[progress.description]{task.description}"]
+    if unit == "bytes":
+        columns += [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    elif total is None:
+        columns += [SpinnerColumn(), "{task.completed:,} " + unit, TimeElapsedColumn()]
+    else:
+        columns += [BarColumn(), MofNCompleteColumn(), unit, TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -206,9 +217,11 @@ def cmd_car_export(args: argparse.Namespace) -> int:
         if args.output:
             tmp = args.output + ".part"
             try:
-                with open(tmp, "wb") as fh:
+                with open(tmp, "wb") as fh, _progress(True, None, "exporting") as adv:
                     for chunk in api.car_export(args.path):
                         fh.write(chunk)
+                        if adv:
+                            adv(len(chunk))
                 os.replace(tmp, args.output)
             finally:
                 if os.path.exists(tmp):
@@ -291,10 +304,12 @@ def cmd_repo_stat(args: argparse.Namespace) -> int:
 
 
 def cmd_repo_gc(args: argparse.Namespace) -> int:
-    with _api(args) as api:
+    with _api(args) as api, _progress(args.quiet, None, "collecting garbage", "blocks removed") as adv:
         n = 0
         for mh in api.repo_gc():
             n += 1
+            if adv:
+                adv(1)
             if not args.quiet:
                 print(f"removed {cid_to_str(make_cid(1, RAW, mh))}")
     if args.quiet:
@@ -373,8 +388,11 @@ def cmd_state_export(args: argparse.Namespace) -> int:
         if args.output:
             tmp = args.output + ".part"
             try:
-                with _open_text(tmp, "w", args.output.endswith(".zst")) as fh:
-                    n = export_pins(replica, fh)
+                total = replica.stats()["pins"]
+                with _open_text(tmp, "w", args.output.endswith(".zst")) as fh, _progress(
+                    True, total, "exporting", "pins"
+                ) as adv:
+                    n = export_pins(replica, fh, progress=adv)
                 os.replace(tmp, args.output)
             finally:
                 if os.path.exists(tmp):
@@ -396,8 +414,8 @@ def cmd_state_import(args: argparse.Namespace) -> int:
         else:
             fh = _open_text(args.file, "r", args.file.endswith(".zst"))
         try:
-            with fh:
-                n = import_pins(replica, fh)
+            with fh, _progress(True, None, "importing", "pins") as adv:
+                n = import_pins(replica, fh, progress=adv)
         except PinError as exc:
             raise CliError(f"{args.file}: {exc}") from None
         except UnicodeDecodeError as exc:

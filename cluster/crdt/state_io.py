@@ -8,7 +8,7 @@ these. Both stream: memory does not grow with the pinset.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 import plyvel
@@ -20,22 +20,32 @@ from cluster.pin import Pin, PinError
 from .replica import PUT, Replica
 
 
-def export_pins(replica: Replica, out: IO[str]) -> int:
-    """Write every pin of the state to ``out``, one JSON object per line; return the count."""
+def export_pins(replica: Replica, out: IO[str], *, progress: Callable[[int], None] | None = None) -> int:
+    """Write every pin of the state to ``out``, one JSON object per line; return the count.
+
+    ``progress(n)`` is told every 1,000 pins written.
+    """
     n = 0
     for _key, value in replica.set.items():
         out.write(json.dumps(Pin.from_cbor(value).to_json(), separators=(",", ":")))
         out.write("\n")
         n += 1
+        if progress is not None and n % 1000 == 0:
+            progress(1000)
+    if progress is not None and n % 1000:
+        progress(n % 1000)
     return n
 
 
-def import_pins(replica: Replica, lines: Iterable[str], *, chunk: int = 1000) -> int:
+def import_pins(
+    replica: Replica, lines: Iterable[str], *, chunk: int = 1000, progress: Callable[[int], None] | None = None
+) -> int:
     """Add the pins of an NDJSON stream to the replica; return the count.
 
     Lines are queued in chunks through :meth:`Replica.apply_many` and all is
     committed at the end. A bad line raises ``PinError`` naming its number;
-    the pins of the lines before it are still imported.
+    the pins of the lines before it are still imported. ``progress(n)`` is
+    told of every chunk queued.
     """
     ops: list[tuple[int, bytes, bytes]] = []
     n = 0
@@ -51,6 +61,8 @@ def import_pins(replica: Replica, lines: Iterable[str], *, chunk: int = 1000) ->
             n += 1
             if len(ops) >= chunk:
                 replica.apply_many(ops)
+                if progress is not None:
+                    progress(len(ops))
                 ops = []
     finally:
         if ops:
