@@ -66,14 +66,14 @@ def test_metrics_peersets_alerts_and_no_spoofing() -> None:
             try:
                 everyone = sorted(ids.values())
                 await _until("every peer set complete", lambda: all(i.store.peerset(time.time_ns()) == everyone for i in infs.values()))
-                now = time.time_ns()
                 store = infs["a"].store
-                assert {m.peer: m.value for m in store.latest("tag:group", now)} == {ids["a"]: "eu", ids["b"]: "eu", ids["c"]: "us"}
-                assert all(m.partitionable for m in store.latest("tag:group", now))
+                tags = {ids["a"]: "eu", ids["b"]: "eu", ids["c"]: "us"}
+                await _until("every tag on a", lambda: {m.peer: m.value for m in store.latest("tag:group", time.time_ns())} == tags)
+                assert all(m.partitionable for m in store.latest("tag:group", time.time_ns()))
                 # c offers no space: its freespace metric is invalid and never published
                 await _until("b's free space on a", lambda: store.latest_for("freespace", ids["b"], time.time_ns()) is not None)
                 assert store.latest_for("freespace", ids["c"], time.time_ns()) is None
-                assert {m.peer for m in store.latest("pinqueue", time.time_ns())} == set(everyone)
+                await _until("every queue length on a", lambda: {m.peer for m in store.latest("pinqueue", time.time_ns())} == set(everyone))
                 ping = json.loads(store.latest_for("ping", ids["b"], time.time_ns()).value)  # type: ignore[union-attr]
                 assert ping["peer_name"] == "b"
                 assert store.latest_for("ping", ids["b"], time.time_ns()).received_at > 0  # type: ignore[union-attr]
