@@ -1,0 +1,400 @@
+"""The pin tracker's state and decisions: what this peer must pin or unpin, in which order, and how it went.
+
+One :class:`TrackerStore` per peer keeps, in LevelDB under ``NS_TRACKER``:
+
+| key | value |
+|---|---|
+| ``t/r/<cid>`` | the record of a CID this peer pins, holds or unpins (DAG-CBOR) |
+| ``t/q/<class><due><seq><cid>`` | pin queue: class 0 = priority, 1 = the rest; due = unix ns |
+| ``t/u/<due><seq><cid>`` | unpin queue |
+| ``t/e/<cid>`` | records in an error status (what recover-all walks) |
+| ``t/p/<cid>`` | operations in progress (re-queued after a crash) |
+| ``t/c/<status>`` | number of records in each status |
+| ``t/s`` | sequence number of the last queued operation |
+
+Every change of a record, its index entries and the counters is one write
+batch: a crash never leaves a half state, and millions of queued pins never
+sit in memory. The asyncio shell (``node/pintracker.py``) takes due
+operations, runs them, and reports the outcome here.
+
+Rules (IPFS Cluster's stateless tracker, made persistent):
+
+- a pin allocated here is queued ``pin_queued``; the same operation already
+  queued or running only has its pin updated; the opposite operation is
+  replaced (an unpin cancels a pin in flight and vice versa); attempts are
+  inherited by an operation of the same kind;
+- fresh pins go first: priority while the pin is younger than
+  ``PriorityPinMaxAge`` and has had at most ``PriorityPinMaxRetries`` attempts;
+- a failed pin becomes ``pin_error`` and is retried after ``RetryBackoff *
+  2^(attempts-1)`` seconds (at most an hour); after ``MaxRetries`` attempts it
+  becomes ``pin_failed`` and waits for an explicit recover;
+- a pinned CID keeps a small record (status only) so that an unpin later
+  removes only what the cluster pinned, never a pin a user made with
+  ``pinion pin add``.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import libipld
+import plyvel
+
+from blockstore.db import NS_TRACKER
+
+from .pin import Pin
+from .status import PinInfo
+
+R = NS_TRACKER + b"r/"
+Q = NS_TRACKER + b"q/"
+U = NS_TRACKER + b"u/"
+E = NS_TRACKER + b"e/"
+P = NS_TRACKER + b"p/"
+C = NS_TRACKER + b"c/"
+SEQ = NS_TRACKER + b"s"
+
+PIN, UNPIN = "pin", "unpin"
+QUEUED = {PIN: "pin_queued", UNPIN: "unpin_queued"}
+RUNNING = {PIN: "pinning", UNPIN: "unpinning"}
+FAILED = {PIN: "pin_error", UNPIN: "unpin_error"}
+DONE_PIN = "pinned"
+FINAL = "pin_failed"
+ERRORS = {"pin_error", "unpin_error", FINAL}
+#: longest wait between retries, seconds
+MAX_BACKOFF = 3600.0
+_U64 = struct.Struct(">Q")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """The ``PinTracker`` config section, in the units the core uses."""
+
+    priority_max_age_ns: int = 86400 * 10**9
+    priority_max_retries: int = 5
+    max_retries: int = 10
+    retry_backoff: float = 30.0
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> TrackerConfig:
+        """From ``config["PinTracker"]`` (seconds)."""
+        return cls(
+            priority_max_age_ns=int(float(section.get("PriorityPinMaxAge", 86400)) * 1e9),
+            priority_max_retries=int(section.get("PriorityPinMaxRetries", 5)),
+            max_retries=int(section.get("MaxRetries", 10)),
+            retry_backoff=float(section.get("RetryBackoff", 30)),
+        )
+
+    def backoff_ns(self, attempts: int) -> int:
+        """Wait before retry number ``attempts`` (1 = after the first failure)."""
+        seconds = min(MAX_BACKOFF, self.retry_backoff * 2 ** max(0, attempts - 1))
+        return int(seconds * 1e9)
+
+    def is_priority(self, pin_timestamp: int, attempts: int, now_ns: int) -> bool:
+        """Upstream's rule: fresh (younger than the max age) and not retried too often."""
+        return now_ns < pin_timestamp + self.priority_max_age_ns and attempts <= self.priority_max_retries
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the tracker knows of one CID."""
+
+    cid: bytes
+    op: str  #: "pin" or "unpin"
+    status: str
+    ts: int = 0  #: unix ns of the last status change
+    attempts: int = 0
+    error: str = ""
+    priority: bool = False
+    pin: bytes | None = None  #: the Pin (DAG-CBOR) while a pin is not done
+    queue_key: bytes | None = None  #: its entry in the pin or unpin queue, when queued
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {"o": self.op, "s": self.status, "t": self.ts}
+        if self.attempts:
+            obj["a"] = self.attempts
+        if self.error:
+            obj["e"] = self.error
+        if self.priority:
+            obj["r"] = True
+        if self.pin is not None:
+            obj["p"] = self.pin
+        if self.queue_key is not None:
+            obj["q"] = self.queue_key
+        return libipld.encode_dag_cbor(obj)
+
+    @classmethod
+    def decode(cls, cid: bytes, data: bytes) -> Record:
+        obj = libipld.decode_dag_cbor(data)
+        return cls(
+            cid=cid,
+            op=obj["o"],
+            status=obj["s"],
+            ts=obj.get("t", 0),
+            attempts=obj.get("a", 0),
+            error=obj.get("e", ""),
+            priority=obj.get("r", False),
+            pin=obj.get("p"),
+            queue_key=obj.get("q"),
+        )
+
+    def pin_obj(self) -> Pin | None:
+        """The Pin of a pin operation (None once pinned or for unpins)."""
+        return Pin.from_cbor(self.pin) if self.pin is not None else None
+
+    def info(self, peer: str) -> PinInfo:
+        """This record as one peer's PinInfo."""
+        return PinInfo(
+            cid=self.cid,
+            peer=peer,
+            status=self.status,
+            timestamp=self.ts,
+            error=self.error,
+            attempt_count=self.attempts,
+            priority_pin=self.priority,
+        )
+
+
+class TrackerStore:
+    """The tracker's persistent records, queues and counters (see module docstring). Thread-safe."""
+
+    def __init__(self, db: plyvel.DB, config: TrackerConfig | None = None) -> None:
+        self._db = db
+        self.config = config or TrackerConfig()
+        self._lock = threading.RLock()
+        raw = db.get(SEQ)
+        self._seq = _U64.unpack(raw)[0] if raw else 0
+        self._counts: dict[str, int] = {}
+        for key, value in db.iterator(prefix=C):
+            self._counts[key[len(C) :].decode()] = _U64.unpack(value)[0]
+
+    # ------------------------------------------------------------ reads
+    def get(self, cid: bytes) -> Record | None:
+        """The record of ``cid`` (None when untracked)."""
+        data = self._db.get(R + cid)
+        return Record.decode(cid, data) if data is not None else None
+
+    def counts(self) -> dict[str, int]:
+        """Records by status (O(1): kept as counters)."""
+        with self._lock:
+            return {k: v for k, v in self._counts.items() if v}
+
+    def queue_length(self) -> int:
+        """Pins and unpins waiting (queued now, not retries waiting for their backoff)."""
+        with self._lock:
+            return self._counts.get("pin_queued", 0) + self._counts.get("unpin_queued", 0)
+
+    def iter_records(self, start: bytes | None = None) -> Iterator[Record]:
+        """Every record from CID ``start`` on, sorted by CID bytes, streamed from disk."""
+        n = len(R)
+        it = self._db.iterator(prefix=R, start=R + start) if start else self._db.iterator(prefix=R)
+        with it:
+            for key, value in it:
+                yield Record.decode(key[n:], value)
+
+    def in_progress(self) -> list[bytes]:
+        """CIDs whose operation was running (after a crash: to re-queue)."""
+        return [k[len(P) :] for k, _v in self._db.iterator(prefix=P)]
+
+    def next_due(self, op: str) -> int | None:
+        """Unix ns when the next ``op`` is due (None: nothing queued)."""
+        best: int | None = None
+        prefixes = [Q + b"\x00", Q + b"\x01"] if op == PIN else [U]
+        for prefix in prefixes:
+            with self._db.iterator(prefix=prefix, include_value=False) as it:
+                for key in it:
+                    due = _U64.unpack_from(key, len(prefix))[0]
+                    best = due if best is None else min(best, due)
+                    break
+        return best
+
+    # ------------------------------------------------------------ writes
+    def _write(self, old: Record | None, new: Record | None) -> None:
+        """Replace ``old`` by ``new`` (None: absent) with their index entries and counters, in one batch."""
+        with self._db.write_batch() as wb:
+            if old is not None:
+                if old.queue_key is not None:
+                    wb.delete(old.queue_key)
+                if old.status in ERRORS:
+                    wb.delete(E + old.cid)
+                if old.status in RUNNING.values():
+                    wb.delete(P + old.cid)
+                self._count(wb, old.status, -1)
+            if new is None:
+                if old is not None:
+                    wb.delete(R + old.cid)
+            else:
+                wb.put(R + new.cid, new.encode())
+                if new.queue_key is not None:
+                    wb.put(new.queue_key, b"")
+                if new.status in ERRORS:
+                    wb.put(E + new.cid, b"")
+                if new.status in RUNNING.values():
+                    wb.put(P + new.cid, b"")
+                self._count(wb, new.status, +1)
+            wb.put(SEQ, _U64.pack(self._seq))
+
+    def _count(self, wb: Any, status: str, delta: int) -> None:
+        n = max(0, self._counts.get(status, 0) + delta)
+        self._counts[status] = n
+        wb.put(C + status.encode(), _U64.pack(n))
+
+    def _queue_key(self, op: str, priority: bool, due: int, cid: bytes) -> bytes:
+        self._seq += 1
+        tail = _U64.pack(due) + _U64.pack(self._seq) + cid
+        return (Q + (b"\x00" if priority else b"\x01") + tail) if op == PIN else (U + tail)
+
+    def _queued(self, cid: bytes, op: str, attempts: int, pin: bytes | None, pin_ts: int, due: int, now: int, status: str | None = None, error: str = "") -> Record:
+        priority = op == PIN and self.config.is_priority(pin_ts, attempts, now)
+        return Record(
+            cid=cid,
+            op=op,
+            status=status or QUEUED[op],
+            ts=now,
+            attempts=attempts,
+            error=error,
+            priority=priority,
+            pin=pin,
+            queue_key=self._queue_key(op, priority, due, cid),
+        )
+
+    def want_pin(self, pin: Pin, now: int | None = None) -> str:
+        """The state says: this peer must hold ``pin``. Returns what happened:
+        ``queued``, ``updated`` (same op queued or running), ``kept`` (already pinned as asked)."""
+        now = now or time.time_ns()
+        data = pin.to_cbor()
+        with self._lock:
+            old = self.get(pin.cid)
+            if old is not None and old.op == PIN:
+                if old.status in (QUEUED[PIN], RUNNING[PIN]):
+                    self._write(old, replace(old, pin=data))
+                    return "updated"
+                if old.status == DONE_PIN and old.pin is None:
+                    return "kept"
+                if old.status in (FAILED[PIN], FINAL) and old.pin == data:
+                    return "kept"  # the same pin again: its retry schedule stands
+            attempts = old.attempts if old is not None and old.op == PIN else 0
+            self._write(old, self._queued(pin.cid, PIN, attempts, data, pin.timestamp, now, now))
+            return "queued"
+
+    def want_unpin(self, cid: bytes, now: int | None = None) -> str:
+        """The state says: this peer must not hold ``cid``. Returns ``queued``, ``dropped``
+        (a pin that had not started: nothing to undo) or ``none`` (nothing tracked here)."""
+        now = now or time.time_ns()
+        with self._lock:
+            old = self.get(cid)
+            if old is None:
+                return "none"
+            if old.op == UNPIN and old.status in (QUEUED[UNPIN], RUNNING[UNPIN]):
+                return "none"
+            if old.op == PIN and old.status in (QUEUED[PIN], FAILED[PIN], FINAL):
+                self._write(old, None)
+                return "dropped"
+            attempts = old.attempts if old.op == UNPIN else 0
+            self._write(old, self._queued(cid, UNPIN, attempts, None, 0, now, now))
+            return "queued"
+
+    def take(self, op: str, now: int | None = None) -> Record | None:
+        """The next due ``op`` (priority pins first), marked running with one more attempt; None if none is due."""
+        now = now or time.time_ns()
+        prefixes = [Q + b"\x00", Q + b"\x01"] if op == PIN else [U]
+        with self._lock:
+            for prefix in prefixes:
+                with self._db.iterator(prefix=prefix, include_value=False) as it:
+                    key = next(it, None)
+                if key is None or _U64.unpack_from(key, len(prefix))[0] > now:
+                    continue
+                cid = key[len(prefix) + 16 :]
+                old = self.get(cid)
+                if old is None or old.queue_key != key:  # stale index entry (should not happen): drop it
+                    self._db.delete(key)
+                    return self.take(op, now)
+                new = replace(old, status=RUNNING[op], ts=now, attempts=old.attempts + 1, error="", queue_key=None)
+                self._write(old, new)
+                return new
+        return None
+
+    def finish(self, cid: bytes, op: str, error: str | None, now: int | None = None) -> Record | None:
+        """Record the outcome of a running ``op`` (error None: success); the new record (None: gone).
+
+        Ignored when the record is no longer that running op (it was replaced meanwhile).
+        """
+        now = now or time.time_ns()
+        with self._lock:
+            old = self.get(cid)
+            if old is None or old.op != op or old.status != RUNNING[op]:
+                return old
+            if error is None:
+                new = None if op == UNPIN else replace(old, status=DONE_PIN, ts=now, error="", pin=None, priority=False)
+            elif op == PIN and old.attempts >= self.config.max_retries:
+                new = replace(old, status=FINAL, ts=now, error=error)
+            else:
+                due = now + self.config.backoff_ns(old.attempts)
+                pin_ts = old.pin_obj().timestamp if old.pin is not None else 0  # type: ignore[union-attr]
+                new = self._queued(cid, op, old.attempts, old.pin, pin_ts, due, now, status=FAILED[op], error=error)
+            self._write(old, new)
+            return new
+
+    def recover(self, cid: bytes, now: int | None = None) -> Record | None:
+        """Re-queue a failed operation of ``cid`` now (``pin_failed`` starts its attempts again)."""
+        now = now or time.time_ns()
+        with self._lock:
+            old = self.get(cid)
+            if old is None or old.status not in ERRORS:
+                return old
+            attempts = 0 if old.status == FINAL else old.attempts
+            pin_ts = old.pin_obj().timestamp if old.pin is not None else 0  # type: ignore[union-attr]
+            new = self._queued(cid, old.op, attempts, old.pin, pin_ts, now, now, error=old.error)
+            self._write(old, new)
+            return new
+
+    def errored(self, include_final: bool = True) -> Iterator[bytes]:
+        """CIDs of records in an error status (``pin_failed`` too unless told otherwise), from the index."""
+        n = len(E)
+        for key, _v in self._db.iterator(prefix=E):
+            cid = key[n:]
+            if not include_final:
+                rec = self.get(cid)
+                if rec is None or rec.status == FINAL:
+                    continue
+            yield cid
+
+    def requeue_running(self, now: int | None = None) -> int:
+        """After a restart: operations that were running are queued again; returns how many."""
+        now = now or time.time_ns()
+        n = 0
+        with self._lock:
+            for cid in self.in_progress():
+                old = self.get(cid)
+                if old is None:
+                    self._db.delete(P + cid)
+                    continue
+                pin_ts = old.pin_obj().timestamp if old.pin is not None else 0  # type: ignore[union-attr]
+                self._write(old, self._queued(cid, old.op, old.attempts, old.pin, pin_ts, now, now))
+                n += 1
+        return n
+
+    def adopt_pinned(self, cid: bytes, now: int | None = None) -> None:
+        """Track a CID that is already pinned locally as ``pinned`` (found while reconciling)."""
+        with self._lock:
+            old = self.get(cid)
+            if old is None:
+                self._write(None, Record(cid=cid, op=PIN, status=DONE_PIN, ts=now or time.time_ns()))
+
+    def forget_pinned(self, cid: bytes) -> None:
+        """Drop the record of a CID whose local pin is gone by other means (a user unpinned it)."""
+        with self._lock:
+            old = self.get(cid)
+            if old is not None and old.status == DONE_PIN:
+                self._write(old, None)
+
+    def recount(self) -> dict[str, int]:
+        """Records by status, counted from disk (tests check the counters against it)."""
+        out: dict[str, int] = {}
+        for rec in self.iter_records():
+            out[rec.status] = out.get(rec.status, 0) + 1
+        return out

@@ -1,0 +1,160 @@
+"""cluster/tracker.py on a real LevelDB: queueing rules, priority, retries, recovery, counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from blockstore.cid import cid_for
+from blockstore.db import open_db
+from cluster.pin import Pin
+from cluster.tracker import PIN, UNPIN, TrackerConfig, TrackerStore
+
+S = 10**9
+NOW = 1_800_000_000 * S
+CFG = TrackerConfig(priority_max_age_ns=3600 * S, priority_max_retries=2, max_retries=3, retry_backoff=10)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[TrackerStore]:
+    db = open_db(tmp_path / "db")
+    yield TrackerStore(db, CFG)
+    db.close()
+
+
+def _pin(i: int, ts: int = NOW, **kw: object) -> Pin:
+    return Pin(cid_for(b"pin %d" % i), timestamp=ts, **kw)  # type: ignore[arg-type]
+
+
+def test_pin_queue_run_and_done(store: TrackerStore) -> None:
+    p = _pin(1)
+    assert store.want_pin(p, NOW) == "queued"
+    assert store.counts() == {"pin_queued": 1} and store.queue_length() == 1
+    assert store.want_pin(p, NOW) == "updated"  # dedupe
+    rec = store.take(PIN, NOW)
+    assert rec is not None and rec.status == "pinning" and rec.attempts == 1 and rec.pin_obj() == p
+    assert store.take(PIN, NOW) is None
+    assert store.want_pin(p, NOW) == "updated"  # running: only the pin is updated
+    done = store.finish(p.cid, PIN, None, NOW + S)
+    assert done is not None and done.status == "pinned" and done.pin is None
+    assert store.counts() == {"pinned": 1} and store.queue_length() == 0
+    assert store.want_pin(p, NOW) == "kept"
+
+
+def test_fresh_pins_go_before_old_ones(store: TrackerStore) -> None:
+    old = _pin(1, ts=NOW - 7200 * S)  # older than the priority age
+    fresh = _pin(2)
+    store.want_pin(old, NOW)
+    store.want_pin(fresh, NOW + 1)
+    assert store.get(fresh.cid).priority and not store.get(old.cid).priority  # type: ignore[union-attr]
+    assert store.take(PIN, NOW + 2).cid == fresh.cid  # type: ignore[union-attr]
+    assert store.take(PIN, NOW + 2).cid == old.cid  # type: ignore[union-attr]
+
+
+def test_failures_back_off_lose_priority_and_end_in_pin_failed(store: TrackerStore) -> None:
+    p = _pin(1)
+    store.want_pin(p, NOW)
+    t = NOW
+    for attempt in range(1, 4):
+        rec = store.take(PIN, t)
+        assert rec is not None and rec.attempts == attempt
+        after = store.finish(p.cid, PIN, f"boom {attempt}", t)
+        if attempt < 3:
+            assert after.status == "pin_error" and after.error == f"boom {attempt}"  # type: ignore[union-attr]
+            assert after.priority == (attempt <= 2)  # type: ignore[union-attr]
+            wait = 10 * 2 ** (attempt - 1) * S
+            assert store.take(PIN, t + wait - 1) is None  # not due yet
+            assert store.next_due(PIN) == t + wait
+            t += wait
+    final = store.get(p.cid)
+    assert final is not None and final.status == "pin_failed" and final.error == "boom 3"
+    assert store.take(PIN, t + 10**6 * S) is None  # only recover re-queues it
+    assert list(store.errored(include_final=False)) == []
+    again = store.recover(p.cid, t)
+    assert again is not None and again.status == "pin_queued" and again.attempts == 0
+    assert store.counts() == {"pin_queued": 1}
+
+
+def test_unpin_replaces_pin_and_pin_replaces_unpin(store: TrackerStore) -> None:
+    p = _pin(1)
+    assert store.want_unpin(p.cid, NOW) == "none"  # untracked: nothing to do (never a user's own pin)
+    store.want_pin(p, NOW)
+    assert store.want_unpin(p.cid, NOW) == "dropped"  # queued, never started
+    assert store.get(p.cid) is None
+    store.want_pin(p, NOW)
+    store.take(PIN, NOW)
+    assert store.want_unpin(p.cid, NOW) == "queued"  # running pin: replaced by an unpin
+    assert store.get(p.cid).op == UNPIN  # type: ignore[union-attr]
+    assert store.finish(p.cid, PIN, None, NOW).op == UNPIN  # type: ignore[union-attr]  # the late pin outcome is ignored
+    assert store.want_pin(p, NOW) == "queued"  # and back
+    rec = store.take(PIN, NOW)
+    store.finish(rec.cid, PIN, None, NOW)  # type: ignore[union-attr]
+    assert store.want_unpin(p.cid, NOW) == "queued"
+    rec = store.take(UNPIN, NOW)
+    assert rec is not None and rec.status == "unpinning"
+    assert store.finish(p.cid, UNPIN, None, NOW) is None
+    assert store.counts() == {} and store.get(p.cid) is None
+
+
+def test_running_operations_are_queued_again_after_a_restart(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    s1 = TrackerStore(db, CFG)
+    for i in range(3):
+        s1.want_pin(_pin(i), NOW)
+    s1.take(PIN, NOW)
+    s1.take(PIN, NOW)
+    db.close()
+    db = open_db(tmp_path / "db")
+    s2 = TrackerStore(db, CFG)
+    assert s2.counts() == {"pinning": 2, "pin_queued": 1}
+    assert s2.requeue_running(NOW) == 2
+    assert s2.counts() == {"pin_queued": 3} and s2.in_progress() == []
+    db.close()
+
+
+def test_adopting_a_local_pin(store: TrackerStore) -> None:
+    cid = cid_for(b"uploaded here")
+    store.adopt_pinned(cid, NOW)
+    assert store.get(cid).status == "pinned" and store.counts() == {"pinned": 1}  # type: ignore[union-attr]
+    store.forget_pinned(cid)
+    assert store.get(cid) is None and store.counts() == {}
+
+
+actions = st.lists(
+    st.tuples(st.sampled_from(["pin", "unpin", "take_pin", "take_unpin", "ok", "fail", "recover"]), st.integers(0, 5)),
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions)
+def test_counters_always_equal_a_recount(tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, int]]) -> None:
+    db = open_db(tmp_path_factory.mktemp("prop") / "db")
+    store = TrackerStore(db, CFG)
+    t = NOW
+    for action, i in steps:
+        t += S
+        p = _pin(i)
+        if action == "pin":
+            store.want_pin(p, t)
+        elif action == "unpin":
+            store.want_unpin(p.cid, t)
+        elif action == "take_pin":
+            store.take(PIN, t + 10**6 * S)
+        elif action == "take_unpin":
+            store.take(UNPIN, t + 10**6 * S)
+        elif action in ("ok", "fail"):
+            rec = store.get(p.cid)
+            if rec is not None and rec.status in ("pinning", "unpinning"):
+                store.finish(p.cid, rec.op, None if action == "ok" else "x", t)
+        else:
+            store.recover(p.cid, t)
+        assert store.counts() == store.recount()
+        assert store.queue_length() == store.recount().get("pin_queued", 0) + store.recount().get("unpin_queued", 0)
+    # and a fresh store reads the same counters from disk
+    assert TrackerStore(db, CFG).counts() == store.recount()
+    db.close()
