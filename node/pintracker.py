@@ -1,0 +1,358 @@
+"""The pin tracker of a peer: asyncio workers over :class:`cluster.tracker.TrackerStore`.
+
+``ConcurrentPins`` pin workers and one unpin worker take due operations
+from the persistent queues. A pin fetches the DAG through ``fetch(pin,
+progress)`` (bitswap, see :class:`node.clusterpeer.ClusterPeer`) and is
+cancelled when no block arrives for ``PinTimeout`` seconds (not a total
+time, as upstream); then the CID goes into the local pins (``Pins``) that GC
+keeps. An unpin removes the local pin. Failures are retried with backoff and
+end in ``pin_failed`` (see the store's rules). Every ``RecoverInterval``
+seconds failed operations are queued again.
+
+``on_state_change`` is the CRDT replica's hook (a worker thread, under the
+replica's lock): it writes one LevelDB batch and wakes the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+import plyvel
+
+from blockstore.pins import DIRECT, RECURSIVE
+from blockstore.pins import PinError as LocalPinError
+from blockstore.pins import Pins
+from cluster.pin import Pin
+from cluster.status import PinInfo
+from cluster.tracker import DONE_PIN, PIN, UNPIN, TrackerConfig, TrackerStore
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[Pin, Callable[[int], None]], Awaitable[None]]
+#: longest sleep of an idle worker before it looks at the queue again (retries come due)
+IDLE_POLL = 5.0
+#: pins of the pinset merged per worker-thread call while reconciling
+RECONCILE_PAGE = 1000
+
+
+def is_mine(pin: Pin, peer: str) -> bool:
+    """Whether ``peer`` must hold ``pin`` (empty allocations: every peer)."""
+    return not pin.allocations or peer in pin.allocations
+
+
+class PinTracker:
+    """Pins and unpins what the pinset allocates to this peer (see module docstring)."""
+
+    def __init__(
+        self,
+        db: plyvel.DB,
+        pins: Pins,
+        peer_id: str,
+        config: dict[str, Any],
+        *,
+        fetch: Fetch,
+        unpin_hook: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> None:
+        self.peer_id = peer_id
+        self.store = TrackerStore(db, TrackerConfig.from_config(config))
+        self._pins = pins
+        self._fetch = fetch
+        self._unpin_hook = unpin_hook
+        self.concurrent_pins = max(1, int(config.get("ConcurrentPins", 10)))
+        self.pin_timeout = float(config.get("PinTimeout", 120))
+        self.recover_interval = float(config.get("RecoverInterval", 720))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: dict[str, asyncio.Event] = {}
+        self._running: dict[bytes, asyncio.Task[None]] = {}  # cid -> its fetch task
+        self._tasks: list[asyncio.Task[None]] = []
+        #: counters for metrics
+        self.counters = {"pinned": 0, "unpinned": 0, "pin_errors": 0, "timeouts": 0}
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Re-queue what a crash interrupted and start the workers and the recover loop."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = {PIN: asyncio.Event(), UNPIN: asyncio.Event()}
+        requeued = await self._loop.run_in_executor(None, self.store.requeue_running)
+        if requeued:
+            log.info("pin tracker: %d interrupted operations queued again", requeued)
+        self._tasks = [asyncio.create_task(self._worker(PIN), name=f"pin-worker-{i}") for i in range(self.concurrent_pins)]
+        self._tasks.append(asyncio.create_task(self._worker(UNPIN), name="unpin-worker"))
+        self._tasks.append(asyncio.create_task(self._recover_loop(), name="pin-recover"))
+
+    async def stop(self) -> None:
+        """Cancel the workers (running operations are queued again at the next start)."""
+        for task in [*self._tasks, *self._running.values()]:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("pin tracker task %s failed", task.get_name())
+        self._tasks.clear()
+        self._running.clear()
+        self._loop = None
+
+    # ------------------------------------------------------------ the replica's hook
+    def on_state_change(self, cid: bytes, pin: Pin | None) -> None:
+        """A pin was added, changed or removed in the pinset: queue what this peer must do."""
+        now = time.time_ns()
+        if pin is not None and is_mine(pin, self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
+            if self.store.want_pin(pin, now) == "queued":
+                self._notify(PIN, cid)
+        else:
+            if self.store.want_unpin(cid, now) != "none":
+                self._notify(UNPIN, cid)
+
+    def _notify(self, op: str, cid: bytes) -> None:
+        loop = self._loop
+        if loop is None:
+            return  # not started: the queue is on disk, the workers find it at start
+        try:
+            loop.call_soon_threadsafe(self._on_queued, op, cid)
+        except RuntimeError:  # the loop is closing
+            pass
+
+    def _on_queued(self, op: str, cid: bytes) -> None:
+        """On the loop: wake a worker; a new op on a CID whose pin is being fetched cancels that fetch."""
+        running = self._running.get(cid)
+        if running is not None:
+            rec = self.store.get(cid)
+            if rec is None or rec.op != PIN or rec.status != "pinning":
+                running.cancel()
+        if op in self._wake:
+            self._wake[op].set()
+
+    # ------------------------------------------------------------ workers
+    async def _worker(self, op: str) -> None:
+        loop = asyncio.get_running_loop()
+        wake = self._wake[op]
+        while True:
+            try:
+                rec = await loop.run_in_executor(None, self.store.take, op)
+            except Exception:
+                log.exception("reading the %s queue failed", op)
+                await asyncio.sleep(1.0)
+                continue
+            if rec is None:
+                wake.clear()
+                due = await loop.run_in_executor(None, self.store.next_due, op)
+                delay = IDLE_POLL if due is None else max(0.0, min(IDLE_POLL, (due - time.time_ns()) / 1e9))
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            if op == PIN:
+                await self._pin(rec.cid, rec.pin_obj())
+            else:
+                await self._unpin(rec.cid)
+
+    async def _pin(self, cid: bytes, pin: Pin | None) -> None:
+        loop = asyncio.get_running_loop()
+        if pin is None:
+            await loop.run_in_executor(None, self.store.finish, cid, PIN, "the pin's data is missing from the tracker")
+            return
+        progressed = asyncio.Event()
+
+        def progress(_blocks: int) -> None:
+            if _on_loop(loop):
+                progressed.set()
+            else:
+                loop.call_soon_threadsafe(progressed.set)
+
+        task = asyncio.ensure_future(self._fetch(pin, progress))
+        self._running[cid] = task  # type: ignore[assignment]
+        error: str | None = None
+        try:
+            while not task.done():
+                progressed.clear()
+                waiter = asyncio.ensure_future(progressed.wait())
+                done, _ = await asyncio.wait({task, waiter}, timeout=self.pin_timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    waiter.cancel()
+                    task.cancel()
+                    self.counters["timeouts"] += 1
+                    error = f"pin timed out: no block arrived for {self.pin_timeout:g} s"
+                    break
+                if waiter not in done:
+                    waiter.cancel()
+            if error is None:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        raise  # the tracker is stopping
+                    return  # replaced by an unpin (or a changed pin): the new op is queued
+                except Exception as exc:
+                    error = str(exc) or type(exc).__name__
+            if error is None:
+                kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
+                await loop.run_in_executor(None, self._pins.add, cid, kind)
+                self.counters["pinned"] += 1
+            else:
+                self.counters["pin_errors"] += 1
+            await loop.run_in_executor(None, self.store.finish, cid, PIN, error)
+        finally:
+            self._running.pop(cid, None)
+            if not task.done():
+                task.cancel()
+
+    async def _unpin(self, cid: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        error: str | None = None
+        try:
+            await loop.run_in_executor(None, self._pins.remove, cid)
+        except LocalPinError:
+            pass  # not pinned here (a pin that never finished): nothing to remove
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+        if error is None and self._unpin_hook is not None:
+            try:
+                await self._unpin_hook(cid)
+            except Exception as exc:
+                error = str(exc) or type(exc).__name__
+        if error is None:
+            self.counters["unpinned"] += 1
+        await loop.run_in_executor(None, self.store.finish, cid, UNPIN, error)
+
+    async def _recover_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.recover_interval)
+            try:
+                n = len(await self.recover_all(include_final=False))
+                if n:
+                    log.info("pin tracker: %d failed operations queued again", n)
+            except Exception:
+                log.exception("periodic recover failed")
+
+    # ------------------------------------------------------------ reconciliation and recovery
+    async def sync_state(self, pins: AsyncIterator[Pin] | Iterable[Pin]) -> None:
+        """Reconcile with the pinset at start: queue pins allocated here that are not tracked,
+        unpin tracked CIDs the pinset no longer allocates here. Both sides stream in CID order;
+        the merge runs a page at a time in a worker thread."""
+        loop = asyncio.get_running_loop()
+        cursor = _Cursor(self.store.iter_records())
+        page: list[Pin] = []
+        async for pin in _aiter(pins):
+            page.append(pin)
+            if len(page) >= RECONCILE_PAGE:
+                await loop.run_in_executor(None, self._reconcile, page, cursor, False)
+                page = []
+        await loop.run_in_executor(None, self._reconcile, page, cursor, True)
+        self._wake_all()
+
+    def _reconcile(self, page: list[Pin], cursor: _Cursor, last: bool) -> None:
+        """Merge one page of the pinset (CID order) with the tracker's records (blocking)."""
+        for pin in page:
+            while cursor.head is not None and cursor.head.cid < pin.cid:
+                self.on_state_change(cursor.head.cid, None)  # tracked here, gone from the pinset
+                cursor.advance()
+            if cursor.head is not None and cursor.head.cid == pin.cid:
+                cursor.advance()
+                self.on_state_change(pin.cid, pin)
+            elif is_mine(pin, self.peer_id):
+                if self._pins.get(pin.cid) is not None:
+                    self.store.adopt_pinned(pin.cid)  # already here (e.g. uploaded to this peer)
+                else:
+                    self.on_state_change(pin.cid, pin)
+        if last:
+            while cursor.head is not None:
+                self.on_state_change(cursor.head.cid, None)
+                cursor.advance()
+
+    def _wake_all(self) -> None:
+        for event in self._wake.values():
+            event.set()
+
+    async def recover(self, cid: bytes, pin: Pin | None = None) -> PinInfo:
+        """Queue a failed operation on ``cid`` again (also a pin that should be here and is not)."""
+        loop = asyncio.get_running_loop()
+        rec = await loop.run_in_executor(None, self.store.recover, cid)
+        if rec is not None and rec.status == DONE_PIN and pin is not None and self._pins.get(cid) is None:
+            await loop.run_in_executor(None, self.store.forget_pinned, cid)
+            await loop.run_in_executor(None, self.on_state_change, cid, pin)
+        elif rec is None and pin is not None and is_mine(pin, self.peer_id) and self._pins.get(cid) is None:
+            await loop.run_in_executor(None, self.on_state_change, cid, pin)
+        self._wake_all()
+        return await loop.run_in_executor(None, self.status, cid, pin)
+
+    async def recover_all(self, include_final: bool = True) -> list[PinInfo]:
+        """Queue every failed operation again; the PinInfo of each."""
+        loop = asyncio.get_running_loop()
+        cids = await loop.run_in_executor(None, lambda: list(self.store.errored(include_final)))
+        out = []
+        for cid in cids:
+            rec = await loop.run_in_executor(None, self.store.recover, cid)
+            if rec is not None:
+                out.append(rec.info(self.peer_id))
+        self._wake_all()
+        return out
+
+    # ------------------------------------------------------------ status
+    def status(self, cid: bytes, pin: Pin | None) -> PinInfo:
+        """This peer's status of ``cid`` given its pin in the pinset (blocking: LevelDB)."""
+        rec = self.store.get(cid)
+        if rec is not None:
+            info = rec.info(self.peer_id)
+            if rec.status == DONE_PIN and self._pins.get(cid) is None:
+                return PinInfo(cid, self.peer_id, status="unexpectedly_unpinned", timestamp=rec.ts,
+                               error="the item should be pinned but it is not")
+            return info
+        if pin is None:
+            return PinInfo(cid, self.peer_id, status="unpinned")
+        if not is_mine(pin, self.peer_id):
+            return PinInfo(cid, self.peer_id, status="remote")
+        if self._pins.get(cid) is not None:
+            return PinInfo(cid, self.peer_id, status="pinned")
+        return PinInfo(cid, self.peer_id, status="unexpectedly_unpinned", error="the item should be pinned but it is not")
+
+    def iter_status(self, start: bytes | None = None) -> Iterator[PinInfo]:
+        """This peer's tracked CIDs from ``start`` on, sorted by CID bytes (blocking: LevelDB)."""
+        for rec in self.store.iter_records(start):
+            if rec.status == DONE_PIN and self._pins.get(rec.cid) is None:
+                yield PinInfo(rec.cid, self.peer_id, status="unexpectedly_unpinned", timestamp=rec.ts,
+                              error="the item should be pinned but it is not")
+            else:
+                yield rec.info(self.peer_id)
+
+    def queue_length(self) -> int:
+        """Pins and unpins waiting to run."""
+        return self.store.queue_length()
+
+    def counts(self) -> dict[str, int]:
+        """Tracked CIDs by status (O(1))."""
+        return self.store.counts()
+
+
+class _Cursor:
+    """The tracker's records, read one at a time while reconciling."""
+
+    def __init__(self, records: Iterator[Any]) -> None:
+        self._records = records
+        self.head: Any = next(records, None)
+
+    def advance(self) -> None:
+        self.head = next(self._records, None)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+async def _aiter(items: AsyncIterator[Pin] | Iterable[Pin]) -> AsyncIterator[Pin]:
+    if hasattr(items, "__aiter__"):
+        async for item in items:  # type: ignore[union-attr]
+            yield item
+    else:
+        for item in items:  # type: ignore[union-attr]
+            yield item
