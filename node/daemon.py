@@ -1,8 +1,9 @@
 """``pinion daemon``: the long-running node process.
 
 One asyncio loop serves every HTTP surface with aiohttp: the kubo RPC subset,
-the gateway and Prometheus metrics, each at
-its configured address (port 0 picks a free port). Blocking work (LevelDB,
+the gateway, Prometheus metrics and, when the cluster host runs, the IPFS
+Cluster REST API and the pinning service API, each at its configured address
+(port 0 picks a free port). Blocking work (LevelDB,
 hashing, imports) runs in one worker pool.
 
 When every server listens, the daemon writes ``$PINION_PATH/api`` (the RPC
@@ -19,6 +20,7 @@ import functools
 import json
 import os
 import signal
+import ssl
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,9 +88,12 @@ class Daemon:
         self.p2p: Any | None = None
         self.content: NetworkContent | None = None
         self.pinset: Any | None = None  #: node.pinset.PinsetService when the cluster host runs
+        self.cluster_peer: Any | None = None  #: node.clusterpeer.ClusterPeer when the cluster host runs
 
     # ------------------------------------------------------------ servers
-    async def _serve(self, name: str, app: web.Application, maddr: str) -> str:
+    async def _serve(
+        self, name: str, app: web.Application, maddr: str, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
         host, port = tcp_host_port(maddr)
         runner = web.AppRunner(
             app,
@@ -100,7 +105,7 @@ class Daemon:
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
         addr = multiaddr_of(bound_host, bound_port)
@@ -133,12 +138,28 @@ class Daemon:
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
         await self._serve("gateway", self._gateway_app(), addrs["Gateway"])
         await self._serve("metrics", make_metrics_app(self.metrics), addrs["Metrics"])
+        if self.cluster_peer is not None:
+            await self._serve_cluster_apis()
         self.endpoints["peer_id"] = self.repo.config["Identity"]["PeerID"]
         if self.p2p is not None and self.p2p.cluster is not None:
             self.endpoints["cluster_peer_id"] = self.p2p.cluster.peer_id
         self.endpoints["offline"] = self.offline
         _write_atomic(self.repo.path / ENDPOINTS_FILE, json.dumps(self.endpoints, indent=2) + "\n")
         _write_atomic(self.repo.path / API_FILE, self.endpoints["rpc"])
+
+    async def _serve_cluster_apis(self) -> None:
+        """The IPFS Cluster REST API and the pinning service API (TLS when configured)."""
+        from .pinsvc.app import make_pinsvc_app
+        from .restapi.app import make_rest_app
+        from .restapi.auth import ssl_context
+
+        api_cfg = self.repo.config["ClusterAPI"]
+        addrs = self.repo.config["Addresses"]
+        tls = ssl_context(api_cfg)
+        rest = make_rest_app(self.cluster_peer, api_cfg, core=self.core, executor=self.executor)
+        await self._serve("cluster_api", rest, addrs["ClusterAPI"], tls)
+        pinsvc = make_pinsvc_app(self.cluster_peer, api_cfg)
+        await self._serve("pinsvc_api", pinsvc, addrs["PinSvcAPI"], tls)
 
     async def _start_p2p(self) -> None:
         """Start the libp2p hosts (swarm, and cluster when a secret is set)."""
@@ -159,8 +180,12 @@ class Daemon:
             await self._start_pinset()
 
     async def _start_pinset(self) -> None:
-        """Run the CRDT pinset on the cluster host (node/pinset.py)."""
+        """Run the CRDT pinset and the cluster peer on the cluster host (node/pinset.py, node/clusterpeer.py)."""
+        from .clusterpeer import ClusterPeer
         from .pinset import PinsetService, open_replica
+
+        assert self.p2p is not None and self.content is not None
+        self.cluster_peer = ClusterPeer(self.repo, self.core, self.p2p, self.content)
 
         cluster = self.repo.config["Cluster"]
         loop = asyncio.get_running_loop()
@@ -171,9 +196,9 @@ class Daemon:
                 self.repo,
                 max_batch_size=cluster["BatchMaxSize"],
                 max_batch_age=float(cluster["BatchMaxAge"]),
+                on_change=self.cluster_peer.on_state_change,
             ),
         )
-        assert self.p2p is not None
         self.pinset = PinsetService(
             replica,
             self.repo.store,
@@ -186,6 +211,8 @@ class Daemon:
         await self.pinset.start()
         self.core.replica = replica
         self.metrics.pinset_stats = self.pinset.stats
+        await self.cluster_peer.start(self.pinset)
+        self.metrics.cluster_stats = self.cluster_peer.stats
 
     async def stop(self) -> None:
         """Remove the files and close the servers (asyncio.run then joins the worker pool)."""
@@ -199,6 +226,9 @@ class Daemon:
         self._runners.clear()
         self.core.network = None
         self.content = None
+        if self.cluster_peer is not None:
+            await self.cluster_peer.stop()
+            self.cluster_peer = None
         if self.pinset is not None:
             await self.pinset.stop()
             self.pinset = None

@@ -1,0 +1,252 @@
+"""The IPFS Cluster 1.1 REST API over a :class:`node.clusterpeer.ClusterPeer`.
+
+Routes and JSON shapes are IPFS Cluster's (``../shared/specs/ipfs-cluster.md``
+section 1), so its clients (``ipfs-cluster-ctl``, asyncipfscluster, the
+nft.storage client) work unchanged. Ours on top: ``GET /pins`` and
+``GET /allocations`` filter by ``name`` and ``meta-<key>=<value>`` on the
+server (from the pinset's index), ``GET /health/pins`` counts pins by status
+on every peer, and tokens expire.
+
+Errors are ``{"code","message"}``: 404 for what is not there, 400 for bad
+input, 500 otherwise. Streams are NDJSON with the ``X-Stream-Error`` trailer
+and 204 when empty. A path ending in ``/`` is redirected (307) without it.
+Handlers stay thin: the cluster logic is in ``ClusterPeer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from aiohttp import web
+
+from blockstore.cid import CidError, cid_from_str
+from cluster.allocator import AllocationError
+from cluster.pin import PIN_TYPES, PinError
+from cluster.pinoptions import PinOptionsError, pin_from_query
+from cluster.status import StatusError, parse_filter
+
+from ..rpc.options import RpcError
+from .add import handle_add
+from .auth import middlewares, token_handler
+from .streams import stream_ndjson
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def error_of(exc: BaseException) -> tuple[int, str] | None:
+    """HTTP status and message for an exception a handler raised (None: let aiohttp handle it)."""
+    from ..clusterpeer import ClusterError, NotFoundError
+
+    if isinstance(exc, NotFoundError):
+        return 404, str(exc)
+    if isinstance(exc, RpcError):
+        return exc.status or 400, str(exc.message if hasattr(exc, "message") else exc)
+    if isinstance(exc, (PinOptionsError, PinError, AllocationError, StatusError, ValueError)):
+        return 400, str(exc)
+    if isinstance(exc, ClusterError):
+        return 500, str(exc)
+    if isinstance(exc, web.HTTPException):
+        return None
+    if isinstance(exc, Exception):
+        return 500, f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"code": status, "message": message}, status=status)
+
+
+def _cid(text: str) -> bytes:
+    try:
+        return cid_from_str(text)
+    except CidError as exc:
+        raise ValueError(f"invalid CID {text!r}: {exc}") from None
+
+
+def _bool(request: web.Request, name: str) -> bool:
+    value = request.query.get(name)
+    if value is None or value.lower() in ("false", "0", "no"):
+        return False
+    if value.lower() in ("", "true", "1", "yes"):
+        return True
+    raise ValueError(f"parameter {name}: {value!r} is not a boolean")
+
+
+def _meta_filter(request: web.Request) -> dict[str, str]:
+    return {k[5:]: v for k, v in request.query.items() if k.startswith("meta-") and len(k) > 5}
+
+
+def make_rest_app(cluster: Any, api_config: dict[str, Any], *, core: Any, executor: Executor | None = None) -> web.Application:
+    """The REST API application (see module docstring)."""
+    app = web.Application(middlewares=[_strict_slash, *middlewares(api_config), _errors], client_max_size=1024**4)
+
+    async def respond_stream(request: web.Request, items: AsyncIterator[Any] | list[Any], stream: bool = True) -> web.StreamResponse:
+        if isinstance(items, list):
+            if not stream:
+                return web.json_response(items)
+            items = _aiter_list(items)
+        return await stream_ndjson(request, items, to_error=error_of)
+
+    # ------------------------------------------------------------ identity and peers
+    async def h_id(_r: web.Request) -> web.StreamResponse:
+        return web.json_response(await cluster.id())
+
+    async def h_version(_r: web.Request) -> web.StreamResponse:
+        return web.json_response({"version": (await cluster.id())["version"]})
+
+    async def h_peers(request: web.Request) -> web.StreamResponse:
+        return await respond_stream(request, await cluster.peers())
+
+    async def h_peer_rm(request: web.Request) -> web.StreamResponse:
+        await cluster.peer_rm(request.match_info["peer"])
+        return web.Response(status=204)
+
+    # ------------------------------------------------------------ pins
+    async def h_allocations(request: web.Request) -> web.StreamResponse:
+        wanted = [t.strip() for t in request.query.get("filter", "all").split(",") if t.strip()]
+        for t in wanted:
+            if t != "all" and t not in PIN_TYPES:
+                raise ValueError(f"parameter filter: unknown pin type {t!r}")
+        types = () if "all" in wanted or not wanted else tuple(wanted)
+
+        async def items() -> AsyncIterator[dict[str, Any]]:
+            async for pin in cluster.iter_pins(types=types, name=request.query.get("name") or None, meta=_meta_filter(request)):
+                yield pin.to_json()
+
+        return await respond_stream(request, items())
+
+    async def h_allocation(request: web.Request) -> web.StreamResponse:
+        return web.json_response((await cluster.get_pin(_cid(request.match_info["cid"]))).to_json())
+
+    async def h_status_all(request: web.Request) -> web.StreamResponse:
+        mask = parse_filter(request.query.get("filter", ""))
+        cids = [_cid(c) for c in request.query.get("cids", "").split(",") if c.strip()] or None
+        items = cluster.status_all(
+            local=_bool(request, "local"),
+            filter_mask=mask,
+            cids=cids,
+            name=request.query.get("name") or None,
+            meta=_meta_filter(request),
+        )
+        return await respond_stream(request, items)
+
+    async def h_status(request: web.Request) -> web.StreamResponse:
+        return web.json_response(await cluster.status(_cid(request.match_info["cid"]), local=_bool(request, "local")))
+
+    async def _pin(request: web.Request, cid: bytes) -> web.StreamResponse:
+        pin, defaults = pin_from_query(cid, request.query)
+        committed = await cluster.pin(pin, defaults=defaults)
+        return web.json_response(committed.to_json())
+
+    async def h_pin(request: web.Request) -> web.StreamResponse:
+        return await _pin(request, _cid(request.match_info["cid"]))
+
+    async def h_pin_path(request: web.Request) -> web.StreamResponse:
+        return await _pin(request, await cluster.resolve(_path(request)))
+
+    async def h_unpin(request: web.Request) -> web.StreamResponse:
+        return web.json_response((await cluster.unpin(_cid(request.match_info["cid"]))).to_json())
+
+    async def h_unpin_path(request: web.Request) -> web.StreamResponse:
+        return web.json_response((await cluster.unpin(await cluster.resolve(_path(request)))).to_json())
+
+    async def h_recover(request: web.Request) -> web.StreamResponse:
+        cid = _cid(request.match_info["cid"])
+        return web.json_response(await cluster.recover(cid, local=_bool(request, "local")))
+
+    async def h_recover_all(request: web.Request) -> web.StreamResponse:
+        return await respond_stream(request, cluster.recover_all(local=_bool(request, "local")))
+
+    async def h_add(request: web.Request) -> web.StreamResponse:
+        return await handle_add(request, cluster, core, executor, respond_stream)
+
+    # ------------------------------------------------------------ health and metrics
+    async def h_health(_r: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    async def h_graph(_r: web.Request) -> web.StreamResponse:
+        return web.json_response(await cluster.health_graph())
+
+    async def h_alerts(_r: web.Request) -> web.StreamResponse:
+        return web.json_response(cluster.alerts())
+
+    async def h_pin_counts(_r: web.Request) -> web.StreamResponse:
+        return web.json_response(await cluster.status_counts())
+
+    async def h_metric_names(_r: web.Request) -> web.StreamResponse:
+        return web.json_response(cluster.metric_names())
+
+    async def h_metrics(request: web.Request) -> web.StreamResponse:
+        return web.json_response(cluster.latest_metrics(request.match_info["name"]))
+
+    r = app.router
+    r.add_get("/id", h_id)
+    r.add_get("/version", h_version)
+    r.add_get("/peers", h_peers)
+    r.add_delete("/peers/{peer}", h_peer_rm)
+    r.add_post("/add", h_add)
+    r.add_get("/allocations", h_allocations)
+    r.add_get("/allocations/{cid}", h_allocation)
+    r.add_get("/pins", h_status_all)
+    r.add_post("/pins/recover", h_recover_all)
+    r.add_post("/pins/{cid}/recover", h_recover)
+    r.add_post("/pins/{kind:ipfs|ipns|ipld}/{path:.+}", h_pin_path)
+    r.add_delete("/pins/{kind:ipfs|ipns|ipld}/{path:.+}", h_unpin_path)
+    r.add_get("/pins/{cid}", h_status)
+    r.add_post("/pins/{cid}", h_pin)
+    r.add_delete("/pins/{cid}", h_unpin)
+    r.add_get("/health", h_health)
+    r.add_get("/health/graph", h_graph)
+    r.add_get("/health/alerts", h_alerts)
+    r.add_get("/health/pins", h_pin_counts)
+    r.add_get("/monitor/metrics", h_metric_names)
+    r.add_get("/monitor/metrics/{name}", h_metrics)
+    r.add_post("/token", token_handler(api_config))
+    return app
+
+
+def _path(request: web.Request) -> str:
+    kind = request.match_info["kind"]
+    if kind == "ipns":
+        raise ValueError("/ipns paths cannot be resolved by this node (no IPNS)")
+    return f"/{kind}/{request.match_info['path']}"
+
+
+async def _aiter_list(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+@web.middleware
+async def _strict_slash(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A path ending in ``/`` is redirected (307) to the path without it, as upstream."""
+    path = request.path
+    if len(path) > 1 and path.endswith("/"):
+        target = path.rstrip("/") or "/"
+        if request.query_string:
+            target += "?" + request.query_string
+        raise web.HTTPTemporaryRedirect(target)
+    return await handler(request)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Exceptions as ``{"code","message"}`` JSON (404/400/500); unknown routes too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            resp = _error(exc.status, exc.reason if exc.status != 404 else f"404 page not found: {request.path}")
+            for k in ("Allow",):
+                if k in exc.headers:
+                    resp.headers[k] = exc.headers[k]
+            return resp
+        raise
+    except Exception as exc:
+        mapped = error_of(exc)
+        if mapped is None:
+            raise
+        return _error(*mapped)

@@ -1,0 +1,80 @@
+"""Streamed responses as IPFS Cluster sends them: NDJSON, flushed per item, ``X-Stream-Error`` trailer.
+
+aiohttp writes chunked bodies but no trailers, so :class:`TrailerResponse`
+ends the chunked body itself: the last chunk (``0``), the trailer field, and
+the blank line. A stream with no item and no error answers 204 with no body;
+an error before the first item answers with the error object and its status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+TRAILER = "X-Stream-Error"
+
+
+class TrailerResponse(web.StreamResponse):
+    """A chunked response whose end carries the ``X-Stream-Error`` trailer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream_error = ""
+        self._trailer_sent = False
+        self.enable_chunked_encoding()
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        """End the body with the trailer (aiohttp's own end would be a bare last chunk)."""
+        if not self._trailer_sent and self.prepared:
+            self._trailer_sent = True
+            if data:
+                await self.write(data)
+            writer = self._payload_writer
+            if writer is not None and writer.chunked:
+                error = self.stream_error.replace("\r", " ").replace("\n", " ")
+                writer.chunked = False  # the framing below is ours
+                await writer.write(f"0\r\n{TRAILER}: {error}\r\n\r\n".encode())
+            data = b""
+        await super().write_eof(data)
+
+
+def _line(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+async def stream_ndjson(
+    request: web.Request,
+    items: AsyncIterator[Any],
+    *,
+    headers: dict[str, str] | None = None,
+    to_error: Callable[[BaseException], tuple[int, str] | None],
+) -> web.StreamResponse:
+    """Send ``items`` as NDJSON; ``to_error(exc)`` maps an exception to (HTTP status, message)
+    (None: not ours, re-raised). Errors after the first item go to the trailer."""
+    it = items.__aiter__()
+    try:
+        first = await it.__anext__()
+    except StopAsyncIteration:
+        return web.Response(status=204, headers=headers)
+    except Exception as exc:
+        mapped = to_error(exc)
+        if mapped is None:
+            raise
+        status, message = mapped
+        return web.json_response({"code": status, "message": message}, status=status, headers=headers)
+    resp = TrailerResponse(headers={**(headers or {}), "Content-Type": "application/json", "Trailer": TRAILER})
+    await resp.prepare(request)
+    await resp.write(_line(first))
+    try:
+        async for item in it:
+            await resp.write(_line(item))
+    except Exception as exc:
+        mapped = to_error(exc)
+        if mapped is None:
+            raise
+        resp.stream_error = mapped[1]
+    await resp.write_eof()
+    return resp

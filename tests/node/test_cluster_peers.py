@@ -1,0 +1,275 @@
+"""Pin placement end to end: real ``pinion daemon`` processes on loopback driven through the REST API.
+
+One scenario on five peers in three tag groups (the issue's list): pins with
+replication 2 land on two peers of different groups; a CAR uploaded to peer 1
+becomes pinned on the allocated peers with identical blocks; a killed peer
+shows in the status and the alerts; recover re-pins a failed pin; expire_at
+unpins; a peer added later syncs the pinset and serves the content;
+asyncipfscluster's add and delete work unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import secrets
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blockstore.car import CarReader
+from node import config as cfgmod
+
+WAIT = 90.0
+
+
+# ---------------------------------------------------------------- helpers
+def _init(make_node: Any, name: str, secret: str, **sections: dict[str, Any]) -> Any:
+    node = make_node(name)
+    # make_node inits with a random secret: re-init with the shared one
+    import shutil
+
+    shutil.rmtree(node.path)
+    node.cli("init", "--profile", "test", "--secret", secret)
+    path = node.path / cfgmod.CONFIG_FILE
+    cfg = json.loads(path.read_text())
+    cfg["Cluster"]["RebroadcastInterval"] = 0.5
+    cfg["Cluster"]["Peername"] = name
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    path.write_text(json.dumps(cfg))
+    return node
+
+
+def _cluster_addr(node: Any) -> str:
+    ep = node.endpoints
+    addr = ep["cluster"][0]
+    return addr if "/p2p/" in addr else f"{addr}/p2p/{ep['cluster_peer_id']}"
+
+
+def _api(node: Any) -> str:
+    return node.url("cluster_api")
+
+
+def _req(node: Any, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
+    req = urllib.request.Request(_api(node) + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers
+
+
+def _json(node: Any, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    status, data, _h = _req(node, method, path, body, headers)
+    assert status < 300, f"{method} {path} -> {status}: {data[:500]!r}"
+    return json.loads(data) if data else None
+
+
+def _stream(node: Any, path: str) -> list[Any]:
+    status, data, _h = _req(node, "GET", path)
+    assert status in (200, 204), f"GET {path} -> {status}: {data[:500]!r}"
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def _wait(what: str, cond: Any, nodes: list[Any], timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+        except (AssertionError, urllib.error.URLError, ConnectionError, KeyError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.3)
+    logs = "\n".join(f"--- {n.path.name}\n" + n.log.read_text()[-3000:] for n in nodes)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs}")
+
+
+def _statuses(gpi: dict[str, Any]) -> dict[str, str]:
+    return {peer: info["status"] for peer, info in gpi["peer_map"].items()}
+
+
+def _pinned_on(node: Any, cid: str, peers: list[str]) -> bool:
+    st = _statuses(_json(node, "GET", f"/pins/{cid}"))
+    return all(st.get(p) == "pinned" for p in peers)
+
+
+def _add_local(node: Any, data: bytes, tmp: Path, name: str) -> str:
+    """Add bytes to one node's blockstore through its kubo RPC (not cluster-pinned)."""
+    f = tmp / name
+    f.write_bytes(data)
+    out = node.cli("add", "-Q", "--cid-version", "1", str(f)).stdout.decode().strip()
+    return out.splitlines()[-1]
+
+
+def _multipart(field: str, filename: str, data: bytes, ctype: str = "application/octet-stream") -> tuple[bytes, str]:
+    boundary = secrets.token_hex(12)
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+        f"Content-Type: {ctype}\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _car_blocks(data: bytes) -> dict[bytes, bytes]:
+    return {block.cid: block.data for block in CarReader(io.BytesIO(data))}
+
+
+# ---------------------------------------------------------------- the scenario
+def test_five_peers_place_pin_recover_expire_and_join(make_node: Any, tmp_path: Path) -> None:
+    secret = secrets.token_hex(32)
+    tracker = {"PinTimeout": 3, "RetryBackoff": 1, "MaxRetries": 2, "RecoverInterval": 3600}
+    groups = {"p1": "a", "p2": "a", "p3": "b", "p4": "b", "p5": "c"}
+    nodes = {
+        name: _init(
+            make_node,
+            name,
+            secret,
+            Cluster={"Tags": {"group": g}, "StateSyncInterval": 1},
+            PinTracker=tracker,
+        )
+        for name, g in groups.items()
+    }
+    p1 = nodes["p1"]
+    p1.start()
+    boot = _cluster_addr(p1)
+    for name in ("p2", "p3", "p4"):
+        nodes[name].start("--bootstrap", boot)
+    running = [nodes[n] for n in ("p1", "p2", "p3", "p4")]
+    ids = {name: n.endpoints["cluster_peer_id"] for name, n in nodes.items() if n.endpoints}
+    group_of = {ids[n]: groups[n] for n in ids}
+
+    _wait("4 peers in p1's peer list", lambda: len(_stream(p1, "/peers")) == 4, running)
+    ident = _json(p1, "GET", "/id")
+    assert ident["id"] == ids["p1"] and ident["peername"] == "p1" and ident["ipfs"]["id"]
+    assert _json(p1, "GET", "/version")["version"]
+
+    # -- replication 2 lands on two peers of different groups
+    cid = _add_local(p1, os.urandom(300_000), tmp_path, "a.bin")
+    pin = _json(p1, "POST", f"/pins/{cid}?replication=2&name=two-groups&meta-owner=test")
+    allocs = pin["allocations"]
+    assert len(allocs) == 2 and len({group_of[p] for p in allocs}) == 2, pin
+    _wait("the rf-2 pin pinned on its two peers", lambda: _pinned_on(p1, cid, allocs), running)
+    st = _statuses(_json(p1, "GET", f"/pins/{cid}"))
+    assert sorted(p for p, s in st.items() if s == "remote") == sorted(set(ids[n] for n in ("p1", "p2", "p3", "p4")) - set(allocs))
+    assert _json(nodes["p3"], "GET", f"/allocations/{cid}")["name"] == "two-groups"
+    assert [p["cid"] for p in _stream(p1, "/pins?name=two-groups")] == [cid]
+    assert [p["cid"] for p in _stream(p1, "/pins?meta-owner=test")] == [cid]
+
+    # -- a CAR uploaded to peer 1 becomes pinned on the allocated peers, blocks identical
+    scratch = make_node("scratch")
+    car_root = _add_local(scratch, os.urandom(1_500_000), tmp_path, "car.bin")
+    car = scratch.cli("car", "export", car_root).stdout
+    body, ctype = _multipart("file", "upload.car", car, "application/vnd.ipld.car")
+    status, data, _h = _req(p1, "POST", "/add?format=car&replication-min=2&replication-max=2&name=car", body, {"Content-Type": ctype})
+    assert status == 200, data
+    out = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    assert out[-1]["cid"] == car_root
+    car_allocs = out[-1]["allocations"]
+    assert len(car_allocs) == 2
+    _wait("the uploaded CAR pinned on its peers", lambda: _pinned_on(p1, car_root, car_allocs), running)
+    holder = next(n for n in running if n.endpoints["cluster_peer_id"] in car_allocs and n is not p1)
+    assert _car_blocks(holder.cli("car", "export", car_root).stdout) == _car_blocks(car)
+
+    # -- recover: a pin whose content nobody has fails, then recovers once the content exists
+    lost = os.urandom(50_000)
+    scratch_cid = _add_local(scratch, lost, tmp_path, "lost.bin")
+    _json(p1, "POST", f"/pins/{scratch_cid}?replication=1&user-allocations={ids['p2']}")
+    _wait(
+        "the pin of missing content to fail",
+        lambda: _statuses(_json(p1, "GET", f"/pins/{scratch_cid}"))[ids["p2"]] in ("pin_error", "pin_failed"),
+        running,
+    )
+    failed = _stream(p1, "/pins?filter=error,pin_failed")
+    assert scratch_cid in {g["cid"] for g in failed}
+    assert _add_local(p1, lost, tmp_path, "lost.bin") == scratch_cid
+    recovered = _json(p1, "POST", f"/pins/{scratch_cid}/recover")
+    assert recovered["cid"] == scratch_cid
+    _wait("the recovered pin", lambda: _pinned_on(p1, scratch_cid, [ids["p2"]]), running)
+
+    # -- expire_at: the pin leaves the pinset by itself
+    short = _add_local(p1, os.urandom(1000), tmp_path, "short.bin")
+    _json(p1, "POST", f"/pins/{short}?expire-in=2s&replication=1")
+    _wait("the expired pin to leave the pinset", lambda: _req(p1, "GET", f"/allocations/{short}")[0] == 404, running)
+
+    # -- unpin
+    assert _json(p1, "DELETE", f"/pins/{cid}")["cid"] == cid
+    _wait("the unpin on every peer", lambda: _req(nodes["p4"], "GET", f"/allocations/{cid}")[0] == 404, running)
+    assert _req(p1, "DELETE", f"/pins/{cid}")[0] == 404
+
+    # -- a killed peer shows in the status and in the alerts
+    p4 = nodes["p4"]
+    p4_id = ids["p4"]
+    everywhere = _add_local(p1, os.urandom(2000), tmp_path, "everywhere.bin")
+    _json(p1, "POST", f"/pins/{everywhere}")
+    _wait("the pin-everywhere pinned on 4 peers", lambda: _pinned_on(p1, everywhere, list(ids.values())[:4]), running)
+    assert p4.proc is not None
+    p4.proc.send_signal(signal.SIGKILL)
+    p4.proc.wait()
+    p4.proc = None
+    running.remove(p4)
+    _wait("p4's ping alert", lambda: any(a["peer"] == p4_id and a["name"] == "ping" for a in _json(p1, "GET", "/health/alerts")), running)
+    assert p4_id not in {p["id"] for p in _stream(p1, "/peers")}
+
+    # -- a peer added later syncs the pinset and serves the content
+    p5 = nodes["p5"]
+    p5.start("--bootstrap", boot)
+    running.append(p5)
+    want = {p["cid"] for p in _stream(p1, "/allocations")}
+    _wait("p5 to sync the pinset", lambda: {p["cid"] for p in _stream(p5, "/allocations")} == want, running)
+    _wait("p5 to pin the pin-everywhere", lambda: _pinned_on(p5, everywhere, [p5.endpoints["cluster_peer_id"]]), running)
+    with urllib.request.urlopen(f"{p5.url('gateway')}/ipfs/{car_root}", timeout=60) as resp:
+        assert len(resp.read()) == 1_500_000
+
+    # -- asyncipfscluster, unchanged, against peer 2
+    pytest.importorskip("asyncipfscluster", reason="installed by the test extra (pip install -e '.[test]')")
+    from asyncipfscluster import IPFSClient  # type: ignore[import-not-found]
+
+    async def client_round_trip() -> str:
+        async with IPFSClient(_api(nodes["p2"])) as client:
+            added = await client.add_bytes(b"asyncipfscluster says hello", "text/plain")
+            await client.remove(added)
+            return added
+
+    added = asyncio.run(client_round_trip())
+    assert _req(nodes["p2"], "GET", f"/allocations/{added}")[0] == 404
+
+
+def test_auth_is_required_when_configured(make_node: Any) -> None:
+    node = _init(
+        make_node,
+        "auth",
+        secrets.token_hex(32),
+        ClusterAPI={"BasicAuthCredentials": {"admin": "s3cret"}},
+    )
+    node.start()
+    status, _b, headers = _req(node, "GET", "/id")
+    assert status == 401
+    assert status == 401 and headers.get_all("WWW-Authenticate")
+    assert _req(node, "GET", "/health")[0] == 204
+    import base64
+
+    basic = {"Authorization": "Basic " + base64.b64encode(b"admin:s3cret").decode()}
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"admin:nope").decode()}
+    assert _req(node, "GET", "/id", headers=wrong)[0] == 401
+    assert _json(node, "GET", "/id", headers=basic)["peername"] == "auth"
+    token = _json(node, "POST", "/token", headers=basic)["token"]
+    assert _json(node, "GET", "/id", headers={"Authorization": f"Bearer {token}"})["peername"] == "auth"
+    assert _req(node, "GET", "/id", headers={"Authorization": f"Bearer {token}x"})[0] == 401
+    # the pinning service API shares the credentials
+    ps = node.url("pinsvc_api")
+    try:
+        urllib.request.urlopen(ps + "/pins", timeout=30)
+        raise AssertionError("the pinning service answered without credentials")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
