@@ -41,15 +41,20 @@ class Pins:
     def __init__(self, db: plyvel.DB) -> None:
         self._db = db
 
-    def add(self, cid: bytes, kind: str = RECURSIVE) -> None:
-        """Pin ``cid``; a recursive pin replaces a direct one, never the reverse."""
+    def add(self, cid: bytes, kind: str = RECURSIVE, *, sync: bool = True) -> None:
+        """Pin ``cid``; a recursive pin replaces a direct one, never the reverse.
+
+        ``sync=False`` skips the fsync: for callers that write a later record
+        depending on this one (LevelDB keeps writes in order, so that record
+        never survives a crash without this pin).
+        """
         if kind not in _CODES:
             raise PinError(f"unknown pin type {kind!r}")
         parse_cid(cid)
         key = NS_PINS + cid
         if kind == DIRECT and self._db.get(key) == _CODES[RECURSIVE]:
             return
-        self._db.put(key, _CODES[kind], sync=True)
+        self._db.put(key, _CODES[kind], sync=sync)
 
     def add_many(self, cids: Iterable[bytes], kind: str = RECURSIVE) -> None:
         """Pin several CIDs in one write batch."""

@@ -16,6 +16,7 @@ replica's lock): it writes one LevelDB batch and wakes the workers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -194,7 +195,8 @@ class PinTracker:
                     error = str(exc) or type(exc).__name__
             if error is None:
                 kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
-                await loop.run_in_executor(None, self._pins.add, cid, kind)
+                # no fsync: the tracker's "pinned" record written next depends on it (LevelDB keeps order)
+                await loop.run_in_executor(None, functools.partial(self._pins.add, cid, kind, sync=False))
                 self.counters["pinned"] += 1
             else:
                 self.counters["pin_errors"] += 1

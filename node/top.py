@@ -15,6 +15,8 @@ it only needs a TTY), one table printed once when stdout is not a terminal.
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import json
 import math
 import os
@@ -34,6 +36,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from .cluster_client import ClusterClient, ClusterClientError, api_url
 
 #: pin errors listed at most
 ERRORS_SHOWN = 5
@@ -164,7 +168,7 @@ def peers_table(sample: Sample) -> Table:
             if m is not None:
                 tags.append(f"{name[4:]}={m.get('value', '')}")
         seen = ping.get(pid)
-        received = _rfc3339_to_unix(seen.get("received_at", "")) if seen else None
+        received = seen.get("received_at", 0) / 1e9 if seen and isinstance(seen.get("received_at"), int) else None
         last = "now (this peer)" if pid == self_id else ago(sample.at - received if received else None)
         free = freespace.get(pid)
         table.add_row(
@@ -268,57 +272,40 @@ def render(sample: Sample, before: Sample | None = None) -> Group:
 
 # ---------------------------------------------------------------- I/O
 class PeerReader:
-    """Reads one peer's REST API and Prometheus endpoint over HTTP (urllib; auth headers optional)."""
+    """Reads one peer's REST API (through :class:`~node.cluster_client.ClusterClient`) and its Prometheus endpoint."""
 
-    def __init__(self, api_url: str, metrics_url: str | None, headers: dict[str, str] | None = None, timeout: float = 10.0):
-        self.api_url = api_url.rstrip("/")
+    def __init__(self, client: ClusterClient, metrics_url: str | None, timeout: float = 10.0):
+        self.client = client
         self.metrics_url = metrics_url.rstrip("/") if metrics_url else None
-        self.headers = headers or {}
         self.timeout = timeout
-
-    def _get(self, url: str) -> bytes:
-        req = urllib.request.Request(url, headers=self.headers)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            try:
-                message = json.loads(body).get("message", "")
-            except ValueError:
-                message = body[:200].decode(errors="replace")
-            raise TopError(f"{url}: HTTP {exc.code} {message}".strip()) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TopError(f"cannot reach {url}: {reason}") from None
 
     def json(self, path: str) -> Any:
         """GET a JSON document of the REST API."""
-        data = self._get(self.api_url + path)
-        return json.loads(data) if data.strip() else None
+        try:
+            return self.client.json("GET", path)
+        except ClusterClientError as exc:
+            raise TopError(str(exc)) from None
 
     def stream(self, path: str, limit: int) -> list[Any]:
         """The first ``limit`` objects of an NDJSON stream of the REST API (the rest is not read)."""
-        req = urllib.request.Request(self.api_url + path, headers=self.headers)
-        out: list[Any] = []
+        items = self.client.stream("GET", path)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                for line in resp:
-                    if line.strip():
-                        out.append(json.loads(line))
-                    if len(out) >= limit:
-                        break
-        except urllib.error.HTTPError as exc:
-            raise TopError(f"{self.api_url + path}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise TopError(f"cannot reach {self.api_url}: {getattr(exc, 'reason', exc)}") from None
-        return out
+            return list(itertools.islice(items, limit))
+        except ClusterClientError as exc:
+            raise TopError(str(exc)) from None
+        finally:
+            items.close()
 
     def prometheus(self) -> dict[str, float]:
         """This peer's Prometheus samples ({} when no metrics URL is known)."""
         if self.metrics_url is None:
             return {}
-        return parse_prometheus(self._get(self.metrics_url + "/metrics").decode())
+        url = self.metrics_url + "/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                return parse_prometheus(resp.read().decode())
+        except (urllib.error.URLError, OSError) as exc:
+            raise TopError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
 
 
 def collect(reader: PeerReader) -> Sample:
@@ -391,3 +378,41 @@ def _collect_or_keep(reader: PeerReader, last: Sample) -> Sample:
         return collect(reader)
     except TopError as exc:
         return Sample(time.time(), last.ident, last.peers, last.metrics, last.counts, last.alerts, last.errors, {}, [str(exc)])
+
+
+# ---------------------------------------------------------------- CLI
+def _default_metrics(host_given: bool) -> str | None:
+    """The local repo's Prometheus endpoint (when ``--host`` was not given and a daemon runs here)."""
+    from .repo import ENDPOINTS_FILE, repo_path
+
+    if host_given:
+        return None
+    try:
+        ep = json.loads((repo_path() / ENDPOINTS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return api_url(ep["metrics"]) if ep.get("metrics") else None
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    """``pinion top``."""
+    from .ctl import default_host
+
+    client = ClusterClient(args.host or default_host(), basic_auth=args.basic_auth, bearer=args.bearer, timeout=10.0)
+    metrics = api_url(args.metrics) if args.metrics else _default_metrics(bool(args.host))
+    try:
+        return run(PeerReader(client, metrics), interval=args.interval, once=args.once)
+    except TopError as exc:
+        raise ClusterClientError(str(exc)) from None
+
+
+def add_parser(sub: Any) -> None:
+    """Mount ``top`` on the ``pinion`` parser."""
+    s = sub.add_parser("top", help="live dashboard of the cluster (q quits)")
+    s.add_argument("--host", help="REST API multiaddr or URL of any peer (default: this repo's daemon)")
+    s.add_argument("--metrics", help="that peer's Prometheus endpoint, multiaddr or URL (default: this repo's daemon)")
+    s.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    s.add_argument("--once", action="store_true", help="print the dashboard once and exit")
+    s.add_argument("--basic-auth", help="user:password")
+    s.add_argument("--bearer", help="a token from POST /token")
+    s.set_defaults(func=cmd_top)

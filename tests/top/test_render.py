@@ -21,7 +21,7 @@ def _text(renderable: Any) -> str:
     return console.export_text()
 
 
-def _metric(name: str, peer: str, value: str, received: str = "2026-11-24T10:00:00.123456789Z") -> dict[str, Any]:
+def _metric(name: str, peer: str, value: str, received: int = 997 * 10**9) -> dict[str, Any]:
     return {"name": name, "peer": peer, "value": value, "received_at": received, "valid": True}
 
 
@@ -67,6 +67,7 @@ def test_dashboard_shows_peers_statuses_rates_and_events() -> None:
     for expected in (
         "alpha *",  # this peer marked
         "beta",
+        "5s ago",  # beta's last ping arrived at 997 s, the sample was taken at 1002 s
         "group=eu",
         "group=us",
         "3.0 GiB",  # free space of alpha
