@@ -72,6 +72,7 @@ class Informer:
         self._on_alert = on_alert
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._greetings: set[asyncio.Task[None]] = set()
         #: counters for tests and metrics
         self.counters = {"published": 0, "received": 0, "dropped": 0, "alerts": 0}
 
@@ -89,9 +90,9 @@ class Informer:
 
     async def stop(self) -> None:
         """Cancel the tasks and leave the topic."""
-        for task in self._tasks:
+        for task in [*self._tasks, *self._greetings]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._greetings]:
             try:
                 await task
             except asyncio.CancelledError:
@@ -176,7 +177,13 @@ class Informer:
             log.warning("metric %s claiming to be from %s dropped: sent by %s", metric.name, metric.peer, sender)
             return None
         stored = with_received(metric, time.time_ns())
+        new_peer = metric.name == "ping" and self.store.last_seen(sender) is None
         self.store.add(stored)
+        if new_peer and self._tasks:
+            # a peer we had not heard of: send it our metrics now rather than at the next round
+            task = asyncio.get_running_loop().create_task(self.publish_now(), name="informer-greet")
+            self._greetings.add(task)
+            task.add_done_callback(self._greetings.discard)
         self.counters["received"] += 1
         return stored
 

@@ -1,0 +1,130 @@
+"""Pinset ingest on five real daemons: pins accepted by one peer and visible in the state of all five.
+
+Run: ``.venv/bin/python -m benchmarks.bench_cluster_ingest [--quick] [--pins N] [--clients C] [--batch B]``.
+
+Five ``pinion daemon`` processes on loopback (one machine: they share its
+cores) with pinset batching on (``Cluster.BatchMaxSize`` B, ``BatchMaxAge``
+0.2 s). ``C`` client threads send ``POST /pins/{cid}?replication=1`` to peer
+1 over keep-alive connections (IPFS Cluster's REST call, one pin per
+request, as ``ipfs-cluster-ctl pin add`` does). Reported:
+
+- accepted/s: pins acknowledged by peer 1 per second (each durably queued);
+- visible on all/s: pins divided by the time until every peer's
+  ``pinion_pinset_pins`` reached N (sync over gossipsub + bitswap);
+- the same with replication 1 pins whose content is an identity CID, so the
+  allocated peer's tracker "pins" without fetching (the pinset is measured,
+  not bitswap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from blockstore.cid import IDENTITY, RAW, cid_to_str, make_cid, make_multihash
+
+from .bench_cluster_pins import Daemon, request, wait_peers
+from .common import report
+
+
+def _metric(d: Daemon, name: str) -> float:
+    _status, data = request(d, "metrics", "GET", "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _send(d: Daemon, cids: list[str], errors: list[str]) -> None:
+    host, port = d.hostport("cluster_api")
+    conn = http.client.HTTPConnection(host, port, timeout=120)
+    try:
+        for cid in cids:
+            conn.request("POST", f"/pins/{cid}?replication=1")
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                errors.append(f"{resp.status} {body[:200]!r}")
+    finally:
+        conn.close()
+
+
+def ingest(work: Path, n: int, clients: int, batch: int) -> dict[str, Any]:
+    secret = secrets.token_hex(32)
+    daemons = [Daemon(work / f"p{i}", secret, f"p{i}", "abc"[i % 3]) for i in range(5)]
+    for d in daemons:
+        cfg_path = d.path / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg["Cluster"].update({"BatchMaxSize": batch, "BatchMaxAge": 0.2, "RebroadcastInterval": 1})
+        cfg_path.write_text(json.dumps(cfg))
+    try:
+        daemons[0].start()
+        for d in daemons[1:]:
+            d.start("--bootstrap", daemons[0].cluster_addr())
+        wait_peers(daemons[0], 5)
+        cids = [cid_to_str(make_cid(1, RAW, make_multihash(IDENTITY, b"ingest-%d" % i))) for i in range(n)]
+        errors: list[str] = []
+        parts = [cids[i::clients] for i in range(clients)]
+        threads = [threading.Thread(target=_send, args=(daemons[0], part, errors)) for part in parts]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        accepted = time.perf_counter() - t0
+        if errors:
+            raise RuntimeError(f"{len(errors)} pins refused, first: {errors[0]}")
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            counts = [_metric(d, "pinion_pinset_pins") for d in daemons]
+            if all(c >= n for c in counts):
+                break
+            time.sleep(0.2)
+        visible = time.perf_counter() - t0
+        return {
+            "pins": n,
+            "clients": clients,
+            "batch": batch,
+            "accepted s": round(accepted, 2),
+            "accepted/s": round(n / accepted),
+            "visible on all 5 s": round(visible, 2),
+            "visible on all/s": round(n / visible),
+        }
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="5,000 pins instead of 50,000")
+    ap.add_argument("--pins", type=int)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=500)
+    args = ap.parse_args()
+    n = args.pins or (5_000 if args.quick else 50_000)
+    work = Path(tempfile.mkdtemp(prefix="pinion-bench-ingest-"))
+    try:
+        row = ingest(work, n, args.clients, args.batch)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(
+        "cluster_ingest",
+        [row],
+        {
+            "setup": "5 daemons on one 2-core machine; POST /pins/{cid}?replication=1 to peer 1 over keep-alive connections",
+            "target": ">= 5,000 pins/s accepted and visible on all 5 (issue 5)",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
