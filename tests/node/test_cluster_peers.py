@@ -135,7 +135,7 @@ def test_five_peers_place_pin_recover_expire_and_join(make_node: Any, tmp_path: 
             make_node,
             name,
             secret,
-            Cluster={"Tags": {"group": g}, "StateSyncInterval": 1},
+            Cluster={"Tags": {"group": g}, "StateSyncInterval": 1, "DisableRepinning": False, "RepinningGrace": 2},
             PinTracker=tracker,
         )
         for name, g in groups.items()
@@ -213,6 +213,9 @@ def test_five_peers_place_pin_recover_expire_and_join(make_node: Any, tmp_path: 
     everywhere = _add_local(p1, os.urandom(2000), tmp_path, "everywhere.bin")
     _json(p1, "POST", f"/pins/{everywhere}")
     _wait("the pin-everywhere pinned on 4 peers", lambda: _pinned_on(p1, everywhere, list(ids.values())[:4]), running)
+    on_p4 = _add_local(p1, os.urandom(3000), tmp_path, "on_p4.bin")
+    _json(p1, "POST", f"/pins/{on_p4}?replication=1&user-allocations={p4_id}")
+    _wait("the pin on p4", lambda: _pinned_on(p1, on_p4, [p4_id]), running)
     assert p4.proc is not None
     p4.proc.send_signal(signal.SIGKILL)
     p4.proc.wait()
@@ -220,6 +223,9 @@ def test_five_peers_place_pin_recover_expire_and_join(make_node: Any, tmp_path: 
     running.remove(p4)
     _wait("p4's ping alert", lambda: any(a["peer"] == p4_id and a["name"] == "ping" for a in _json(p1, "GET", "/health/alerts")), running)
     assert p4_id not in {p["id"] for p in _stream(p1, "/peers")}
+    # repinning is on here: after the grace period one peer re-allocates p4's pin, and it gets pinned there
+    moved = _wait("p4's pin re-allocated", lambda: [a for a in _json(p1, "GET", f"/allocations/{on_p4}")["allocations"] if a != p4_id], running)
+    _wait("the re-allocated pin pinned", lambda: _pinned_on(p1, on_p4, moved), running)
 
     # -- a peer added later syncs the pinset and serves the content
     p5 = nodes["p5"]
@@ -273,3 +279,28 @@ def test_auth_is_required_when_configured(make_node: Any) -> None:
         raise AssertionError("the pinning service answered without credentials")
     except urllib.error.HTTPError as exc:
         assert exc.code == 401
+
+    def svc(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(ps + path, data=data, method=method, headers={**basic, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    cid = node.cli("add", "-Q", "--cid-version", "1", "-", input=b"pinned through the pinning service").stdout.decode().strip()
+    status, created = svc("POST", "/pins", {"cid": cid, "name": "svc-pin", "meta": {"app": "test"}})
+    assert status == 202 and created["requestid"] == cid and created["pin"]["name"] == "svc-pin"
+    assert created["status"] in ("queued", "pinning", "pinned")
+    _wait("the pin pinned (pinning service view)", lambda: svc("GET", f"/pins/{cid}")[1]["status"] == "pinned", [node])
+    status, listed = svc("GET", "/pins?name=svc&match=partial")
+    assert status == 200 and listed["count"] == 1 and listed["results"][0]["pin"]["meta"] == {"app": "test"}
+    assert svc("GET", '/pins?meta={"app":"other"}')[1]["count"] == 0
+    assert svc("GET", "/pins?status=failed")[1] == {"count": 0, "results": []}
+    status, err = svc("GET", "/pins?limit=5000")
+    assert status == 400 and err["error"]["reason"] == "BAD_REQUEST"
+    assert svc("DELETE", f"/pins/{cid}")[0] == 202
+    status, err = svc("GET", f"/pins/{cid}")
+    assert status == 404 and err["error"]["reason"] == "NOT_FOUND"
