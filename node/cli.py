@@ -569,23 +569,26 @@ def build_parser() -> argparse.ArgumentParser:
     s = st.add_parser("cleanup", help="delete this peer's copy of the pinset")
     s.add_argument("-f", "--force", action="store_true", help="do it (required)")
     s.set_defaults(func=cmd_state_cleanup)
-    from . import ctl, top
+    from . import config_cli, ctl, top
 
     ctl.add_parser(sub)
     top.add_parser(sub)
+    config_cli.add_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pinion`` console script."""
     from .cluster_client import ClusterClientError
+    from .config import ConfigError
+    from .config_cli import ConfigCliError
     from .core import CoreError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CliError, RepoError, CoreError, ClusterClientError) as exc:
+    except (CliError, RepoError, CoreError, ClusterClientError, ConfigError, ConfigCliError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

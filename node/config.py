@@ -205,6 +205,56 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError("Datastore.StorageMax must be a positive integer")
     if ds.get("Compression") not in ("zstd", "none"):
         raise ConfigError("Datastore.Compression must be 'zstd' or 'none'")
+    _validate_placement(cfg)
+
+
+def _number(cfg: dict[str, Any], dotted: str, *, minimum: float, integer: bool = False) -> None:
+    section, key = dotted.split(".")
+    value = cfg[section].get(key)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
+        what = "an integer" if integer else "a number"
+        raise ConfigError(f"{dotted} must be {what} >= {minimum:g}")
+
+
+def _validate_placement(cfg: dict[str, Any]) -> None:
+    """The cluster placement, pin tracker and cluster API keys."""
+    c = cfg["Cluster"]
+    for key in ("RepinningGrace", "StateSyncInterval", "MonitorPingInterval", "MetricTTL"):
+        _number(cfg, f"Cluster.{key}", minimum=0.001)
+    rmin, rmax = c.get("ReplicationFactorMin"), c.get("ReplicationFactorMax")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (rmin, rmax)) or not (
+        (rmin == -1 and rmax == -1) or (1 <= rmin <= rmax)
+    ):
+        raise ConfigError("Cluster.ReplicationFactorMin/Max must be both -1 (every peer) or 1 <= min <= max")
+    if not isinstance(c.get("DisableRepinning"), bool):
+        raise ConfigError("Cluster.DisableRepinning must be true or false")
+    if not isinstance(c.get("Peername"), str):
+        raise ConfigError("Cluster.Peername must be a string")
+    allocate_by = c.get("AllocateBy")
+    if not isinstance(allocate_by, list) or not all(isinstance(m, str) and m for m in allocate_by):
+        raise ConfigError('Cluster.AllocateBy must be a list of metric names, e.g. ["tag:group", "freespace"]')
+    tags = c.get("Tags")
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()):
+        raise ConfigError("Cluster.Tags must map tag names to string values")
+    for key in ("ConcurrentPins", "MaxPinQueueSize", "PriorityPinMaxRetries", "MaxRetries"):
+        _number(cfg, f"PinTracker.{key}", minimum=1, integer=True)
+    for key in ("PriorityPinMaxAge", "PinTimeout", "RecoverInterval", "RetryBackoff"):
+        _number(cfg, f"PinTracker.{key}", minimum=0.001)
+    api = cfg["ClusterAPI"]
+    creds = api.get("BasicAuthCredentials")
+    if creds is not None and (
+        not isinstance(creds, dict) or not creds or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in creds.items())
+    ):
+        raise ConfigError("ClusterAPI.BasicAuthCredentials must be null or map users to non-empty passwords")
+    _number(cfg, "ClusterAPI.JWTExpiry", minimum=0)
+    for key in ("CORSAllowedOrigins", "CORSAllowedMethods"):
+        if not isinstance(api.get(key), list) or not all(isinstance(v, str) for v in api[key]):
+            raise ConfigError(f"ClusterAPI.{key} must be a list of strings")
+    if not isinstance(api.get("Headers"), dict):
+        raise ConfigError("ClusterAPI.Headers must map header names to values")
+    if bool(api.get("TLSCertFile")) != bool(api.get("TLSKeyFile")):
+        raise ConfigError("ClusterAPI.TLSCertFile and TLSKeyFile must be set together")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -217,8 +267,47 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load(repo: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate the repo's config, filling in defaults for missing keys."""
+def env_name(dotted: str) -> str:
+    """The environment variable that overrides a config key: ``Cluster.Secret`` -> ``PINION_CLUSTER_SECRET``."""
+    return "PINION_" + dotted.replace(".", "_").upper()
+
+
+def parse_value(dotted: str, text: str, default: Any) -> Any:
+    """A config value from text, typed like the key's default: strings as they are, anything
+    else as JSON (a list of strings may also be a comma list). ConfigError names the key."""
+    if isinstance(default, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        if isinstance(default, list):
+            return [part.strip() for part in text.split(",") if part.strip()]
+        raise ConfigError(f"{dotted}: {text!r} is not valid JSON") from None
+
+
+def apply_env(cfg: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Override keys from ``PINION_<SECTION>_<KEY>`` variables (containers); the keys overridden."""
+    done = []
+    for section, keys in DEFAULTS.items():
+        for key, default in keys.items():
+            dotted = f"{section}.{key}"
+            value = environ.get(env_name(dotted))
+            if value is None:
+                continue
+            try:
+                cfg[section][key] = parse_value(dotted, value, default)
+            except ConfigError as exc:
+                raise ConfigError(f"{env_name(dotted)}: {exc}") from None
+            done.append(dotted)
+    return done
+
+
+def load(repo: str | os.PathLike[str], *, env: bool = True) -> dict[str, Any]:
+    """Read and validate the repo's config, filling in defaults for missing keys.
+
+    With ``env``, ``PINION_<SECTION>_<KEY>`` environment variables override the file
+    (see :func:`apply_env`); the merged config is validated either way.
+    """
     path = Path(repo) / CONFIG_FILE
     try:
         raw = json.loads(path.read_text())
@@ -229,6 +318,8 @@ def load(repo: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must hold a JSON object")
     cfg = _merge(DEFAULTS, raw)
+    if env:
+        apply_env(cfg, os.environ)
     validate(cfg)
     return cfg
 
