@@ -123,6 +123,7 @@ class ClusterPeer:
         self._reservations: list[tuple[str, int, int]] = []  # (peer, bytes, ns)
         self._removed: dict[str, int] = {}  # peer -> ns it was removed (until it pings again)
         self._gone_since: dict[str, int] = {}  # peer -> ns of its ping alert
+        self._identities: dict[str, tuple[float, tuple[str, str, tuple[str, ...]]]] = {}
         #: counters for metrics
         self.counters = {"pin_add": 0, "pin_add_errors": 0, "unpin": 0, "expired": 0, "repinned": 0}
 
@@ -488,19 +489,24 @@ class ClusterPeer:
             start = rows[PAGE][0]
 
     # ------------------------------------------------------------ status
+    def _identity(self, peer: str) -> tuple[str, str, tuple[str, ...]]:
+        """(peer name, IPFS ID, IPFS addresses) of ``peer``, from its ping; cached for a second."""
+        now = time.monotonic()
+        hit = self._identities.get(peer)
+        if hit is not None and now - hit[0] < 1.0:
+            return hit[1]
+        if peer == self.peer_id:
+            ident = (self.peername, self.ipfs_id, tuple(self.swarm_addresses()))
+        else:
+            ping = self._ping_info(peer)
+            ident = (ping.get("peer_name", ""), ping.get("ipfs_id", ""), tuple(ping.get("ipfs_addresses", ())))
+        self._identities[peer] = (now, ident)
+        return ident
+
     def _decorate(self, info: PinInfo) -> PinInfo:
         """Fill the peer name and IPFS identity of ``info`` from the peer's ping."""
-        if info.peer == self.peer_id:
-            return replace(
-                info, peername=self.peername, ipfs_peer_id=self.ipfs_id, ipfs_peer_addresses=tuple(self.swarm_addresses())
-            )
-        ping = self._ping_info(info.peer)
-        return replace(
-            info,
-            peername=ping.get("peer_name", info.peername),
-            ipfs_peer_id=ping.get("ipfs_id", info.ipfs_peer_id),
-            ipfs_peer_addresses=tuple(ping.get("ipfs_addresses", info.ipfs_peer_addresses)),
-        )
+        name, ipfs_id, addrs = self._identity(info.peer)
+        return replace(info, peername=name or info.peername, ipfs_peer_id=ipfs_id, ipfs_peer_addresses=addrs)
 
     def _plain(self, cid: bytes, peer: str, status: str, error: str = "") -> PinInfo:
         return self._decorate(PinInfo(cid=cid, peer=peer, status=status, timestamp=now_ns(), error=error))

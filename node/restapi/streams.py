@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 
 TRAILER = "X-Stream-Error"
+#: items are written in pieces of about this many bytes (one chunk per item costs more than the item)
+FLUSH_BYTES = 64 * 1024
 
 
 class TrailerResponse(web.StreamResponse):
@@ -67,14 +69,23 @@ async def stream_ndjson(
         return web.json_response({"code": status, "message": message}, status=status, headers=headers)
     resp = TrailerResponse(headers={**(headers or {}), "Content-Type": "application/json", "Trailer": TRAILER})
     await resp.prepare(request)
-    await resp.write(_line(first))
+    await resp.write(_line(first))  # the first item at once: clients see the stream start
+    buf: list[bytes] = []
+    size = 0
     try:
         async for item in it:
-            await resp.write(_line(item))
+            line = _line(item)
+            buf.append(line)
+            size += len(line)
+            if size >= FLUSH_BYTES:
+                await resp.write(b"".join(buf))
+                buf, size = [], 0
     except Exception as exc:
         mapped = to_error(exc)
         if mapped is None:
             raise
         resp.stream_error = mapped[1]
+    if buf:
+        await resp.write(b"".join(buf))
     await resp.write_eof()
     return resp
