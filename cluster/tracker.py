@@ -168,6 +168,8 @@ class TrackerStore:
         self._lock = threading.RLock()
         raw = db.get(SEQ)
         self._seq = _U64.unpack(raw)[0] if raw else 0
+        #: per queue prefix, a key at or below every live entry (see ``_first``)
+        self._low: dict[bytes, bytes] = {}
         self._counts: dict[str, int] = {}
         for key, value in db.iterator(prefix=C):
             self._counts[key[len(C) :].decode()] = _U64.unpack(value)[0]
@@ -191,7 +193,7 @@ class TrackerStore:
     def iter_records(self, start: bytes | None = None) -> Iterator[Record]:
         """Every record from CID ``start`` on, sorted by CID bytes, streamed from disk."""
         n = len(R)
-        it = self._db.iterator(prefix=R, start=R + start) if start else self._db.iterator(prefix=R)
+        it = self._db.iterator(start=R + start, stop=_after(R)) if start else self._db.iterator(prefix=R)
         with it:
             for key, value in it:
                 yield Record.decode(key[n:], value)
@@ -200,16 +202,30 @@ class TrackerStore:
         """CIDs whose operation was running (after a crash: to re-queue)."""
         return [k[len(P) :] for k, _v in self._db.iterator(prefix=P)]
 
+    def _first(self, prefix: bytes) -> bytes | None:
+        """The first queue key under ``prefix``, read from the in-memory lower bound on.
+
+        Taken entries are deleted, and LevelDB keeps their tombstones until a
+        compaction: a scan from the start of the queue would step over all of
+        them on every take. The bound is never above a live key (lowered on
+        every insert below it), so starting there finds the same first key.
+        """
+        start = self._low.get(prefix, prefix)
+        with self._db.iterator(start=start, stop=_after(prefix), include_value=False) as it:
+            key = next(it, None)
+        self._low[prefix] = key if key is not None else start
+        return key
+
     def next_due(self, op: str) -> int | None:
         """Unix ns when the next ``op`` is due (None: nothing queued)."""
         best: int | None = None
         prefixes = [Q + b"\x00", Q + b"\x01"] if op == PIN else [U]
-        for prefix in prefixes:
-            with self._db.iterator(prefix=prefix, include_value=False) as it:
-                for key in it:
+        with self._lock:
+            for prefix in prefixes:
+                key = self._first(prefix)
+                if key is not None:
                     due = _U64.unpack_from(key, len(prefix))[0]
                     best = due if best is None else min(best, due)
-                    break
         return best
 
     # ------------------------------------------------------------ writes
@@ -231,6 +247,10 @@ class TrackerStore:
                 wb.put(R + new.cid, new.encode())
                 if new.queue_key is not None:
                     wb.put(new.queue_key, b"")
+                    prefix = new.queue_key[: len(Q) + 1] if new.queue_key.startswith(Q) else U
+                    low = self._low.get(prefix)  # None: not known yet, scans start at the prefix
+                    if low is not None and new.queue_key < low:
+                        self._low[prefix] = new.queue_key
                 if new.status in ERRORS:
                     wb.put(E + new.cid, b"")
                 if new.status in RUNNING.values():
@@ -262,11 +282,11 @@ class TrackerStore:
             queue_key=self._queue_key(op, priority, due, cid),
         )
 
-    def want_pin(self, pin: Pin, now: int | None = None) -> str:
+    def want_pin(self, pin: Pin, now: int | None = None, data: bytes | None = None) -> str:
         """The state says: this peer must hold ``pin``. Returns what happened:
         ``queued``, ``updated`` (same op queued or running), ``kept`` (already pinned as asked)."""
         now = now or time.time_ns()
-        data = pin.to_cbor()
+        data = data if data is not None else pin.to_cbor()  # the pinset's bytes when the caller has them
         with self._lock:
             old = self.get(pin.cid)
             if old is not None and old.op == PIN:
@@ -304,8 +324,7 @@ class TrackerStore:
         prefixes = [Q + b"\x00", Q + b"\x01"] if op == PIN else [U]
         with self._lock:
             for prefix in prefixes:
-                with self._db.iterator(prefix=prefix, include_value=False) as it:
-                    key = next(it, None)
+                key = self._first(prefix)
                 if key is None or _U64.unpack_from(key, len(prefix))[0] > now:
                     continue
                 cid = key[len(prefix) + 16 :]
@@ -398,3 +417,8 @@ class TrackerStore:
         for rec in self.iter_records():
             out[rec.status] = out.get(rec.status, 0) + 1
         return out
+
+
+def _after(prefix: bytes) -> bytes:
+    """The smallest key greater than every key that starts with ``prefix``."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])

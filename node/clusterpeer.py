@@ -137,7 +137,7 @@ class ClusterPeer:
             except PinError as exc:
                 log.warning("pin %s in the state cannot be decoded: %s", cid_to_str(change.key), exc)
                 return
-        self.tracker.on_state_change(change.key, pin)
+        self.tracker.on_state_change(change.key, pin, change.value)
 
     async def start(self, pinset: PinsetService) -> None:
         """Start the tracker, informer, peer RPC and loops (the pinset already runs)."""

@@ -67,7 +67,8 @@ class PinTracker:
         self.pin_timeout = float(config.get("PinTimeout", 120))
         self.recover_interval = float(config.get("RecoverInterval", 720))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: dict[str, asyncio.Event] = {}
+        #: wake-up tokens for idle workers (at most one per worker: no thundering herd)
+        self._wake: dict[str, asyncio.Queue[None]] = {}
         self._running: dict[bytes, asyncio.Task[None]] = {}  # cid -> its fetch task
         self._tasks: list[asyncio.Task[None]] = []
         #: counters for metrics
@@ -77,7 +78,7 @@ class PinTracker:
     async def start(self) -> None:
         """Re-queue what a crash interrupted and start the workers and the recover loop."""
         self._loop = asyncio.get_running_loop()
-        self._wake = {PIN: asyncio.Event(), UNPIN: asyncio.Event()}
+        self._wake = {PIN: asyncio.Queue(self.concurrent_pins), UNPIN: asyncio.Queue(1)}
         requeued = await self._loop.run_in_executor(None, self.store.requeue_running)
         if requeued:
             log.info("pin tracker: %d interrupted operations queued again", requeued)
@@ -101,11 +102,13 @@ class PinTracker:
         self._loop = None
 
     # ------------------------------------------------------------ the replica's hook
-    def on_state_change(self, cid: bytes, pin: Pin | None) -> None:
-        """A pin was added, changed or removed in the pinset: queue what this peer must do."""
+    def on_state_change(self, cid: bytes, pin: Pin | None, raw: bytes | None = None) -> None:
+        """A pin was added, changed or removed in the pinset: queue what this peer must do.
+
+        ``raw``: the pin's DAG-CBOR as the pinset holds it (saves encoding it again)."""
         now = time.time_ns()
         if pin is not None and is_mine(pin, self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
-            if self.store.want_pin(pin, now) == "queued":
+            if self.store.want_pin(pin, now, raw) == "queued":
                 self._notify(PIN, cid)
         else:
             if self.store.want_unpin(cid, now) != "none":
@@ -127,8 +130,13 @@ class PinTracker:
             rec = self.store.get(cid)
             if rec is None or rec.op != PIN or rec.status != "pinning":
                 running.cancel()
-        if op in self._wake:
-            self._wake[op].set()
+        self._wake_one(op)
+
+    def _wake_one(self, op: str) -> None:
+        """Wake one idle worker of ``op`` (a no-op when every worker already has a token)."""
+        queue = self._wake.get(op)
+        if queue is not None and not queue.full():
+            queue.put_nowait(None)
 
     # ------------------------------------------------------------ workers
     async def _worker(self, op: str) -> None:
@@ -142,11 +150,10 @@ class PinTracker:
                 await asyncio.sleep(1.0)
                 continue
             if rec is None:
-                wake.clear()
                 due = await loop.run_in_executor(None, self.store.next_due, op)
                 delay = IDLE_POLL if due is None else max(0.0, min(IDLE_POLL, (due - time.time_ns()) / 1e9))
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
+                    await asyncio.wait_for(wake.get(), timeout=delay)
                 except asyncio.TimeoutError:
                     pass
                 continue
@@ -270,8 +277,9 @@ class PinTracker:
                 cursor.advance()
 
     def _wake_all(self) -> None:
-        for event in self._wake.values():
-            event.set()
+        for op, queue in self._wake.items():
+            while not queue.full():
+                self._wake_one(op)
 
     async def recover(self, cid: bytes, pin: Pin | None = None) -> PinInfo:
         """Queue a failed operation on ``cid`` again (also a pin that should be here and is not)."""

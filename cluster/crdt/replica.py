@@ -187,17 +187,22 @@ class Replica:
         return self._queued
 
     def stats(self) -> dict[str, int]:
-        """Figures for metrics: pins, heads, height, deltas, batches, queued, pending."""
-        with self._lock:
-            return {
-                "pins": len(self.set),
-                "heads": len(self._heads),
-                "height": max(self._heads.values(), default=0),
-                "deltas": self._deltas,
-                "batches": self._batches,
-                "queued": self._queued,
-                "pending": len(self.pending_heads()),
-            }
+        """Figures for metrics: pins, heads, height, deltas, batches, queued, pending.
+
+        Read without the replica's lock (a sync holds it for a whole branch): the
+        counters are plain ints, the heads are copied in one step, so a scrape
+        never waits for a sync, at the price of figures a moment apart.
+        """
+        heights = list(self._heads.values())
+        return {
+            "pins": len(self.set),
+            "heads": len(heights),
+            "height": max(heights, default=0),
+            "deltas": self._deltas,
+            "batches": self._batches,
+            "queued": self._queued,
+            "pending": len(self.pending_heads()),
+        }
 
     # ------------------------------------------------------------------ local writes
     def put(self, key: bytes, value: bytes, now: float = 0.0) -> bytes | None:

@@ -158,3 +158,17 @@ def test_counters_always_equal_a_recount(tmp_path_factory: pytest.TempPathFactor
     # and a fresh store reads the same counters from disk
     assert TrackerStore(db, CFG).counts() == store.recount()
     db.close()
+
+
+def test_iterating_from_a_cid_and_a_long_queue(store: TrackerStore) -> None:
+    pins = [_pin(i) for i in range(3000)]
+    for p in pins:
+        store.want_pin(p, NOW)
+    cids = sorted(p.cid for p in pins)
+    assert [r.cid for r in store.iter_records(cids[1500])] == cids[1500:]
+    taken = [store.take(PIN, NOW + S) for _ in range(3000)]
+    assert all(t is not None for t in taken) and store.take(PIN, NOW + S) is None
+    assert len({t.cid for t in taken if t}) == 3000 and store.next_due(PIN) is None
+    late = _pin(5000)
+    store.want_pin(late, NOW - 10 * S)  # a key below the last taken one is still found
+    assert store.take(PIN, NOW).cid == late.cid  # type: ignore[union-attr]
