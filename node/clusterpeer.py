@@ -36,6 +36,8 @@ from dataclasses import replace
 from typing import Any
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str
+from blockstore.dagwalk import BlockNotFound as DagBlockNotFound
+from blockstore.dagwalk import walk_dag
 from cluster.allocator import AllocationError, allocate
 from cluster.monitor import Alert, Metric, MetricStore
 from cluster.pin import Pin, PinError, meta_term, name_term
@@ -749,10 +751,26 @@ class ClusterPeer:
 
     # ------------------------------------------------------------ fetching (the tracker calls this)
     async def _fetch(self, pin: Pin, progress: Any) -> None:
-        """Fetch ``pin``'s DAG over bitswap: connect to its origins and to the other allocated peers first."""
-        await self._connect_providers(pin)
+        """Fetch ``pin``'s DAG over bitswap: connect to its origins and to the other allocated peers first.
+
+        A DAG already complete here (uploaded to this peer, identity CIDs) is
+        checked in a worker thread and never touches the network."""
         max_depth = None if pin.max_depth < 0 else pin.max_depth
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(None, self._complete_here, pin.cid, max_depth):
+            progress(1)
+            return
+        await self._connect_providers(pin)
         await self._content.fetch_dag(pin.cid, max_depth=max_depth, progress=lambda blocks, _bytes: progress(blocks))
+
+    def _complete_here(self, root: bytes, max_depth: int | None) -> bool:
+        """Whether every block of the DAG under ``root`` is in the local block store (blocking)."""
+        try:
+            for _cid, _data in walk_dag(root, self.repo.store.get, max_depth=max_depth):
+                pass
+        except DagBlockNotFound:
+            return False
+        return True
 
     async def _connect_providers(self, pin: Pin) -> None:
         connected = {p["Peer"] for p in await self._p2p.peers("swarm")}
