@@ -76,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
         "Compression": "zstd",
     },
     "Gateway": {"Offline": False, "FetchTimeout": 60},
+    "Logging": {"Level": "WARNING", "Subsystems": {}},
 }
 
 DEFAULTS_DOC: dict[str, str] = {
@@ -129,6 +130,8 @@ DEFAULTS_DOC: dict[str, str] = {
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
     "Gateway.Offline": "never fetch missing blocks from the network",
     "Gateway.FetchTimeout": "seconds to wait for missing blocks before 504",
+    "Logging.Level": "default log level: DEBUG, INFO, WARNING, ERROR (one line per event on stderr)",
+    "Logging.Subsystems": "levels per subsystem, e.g. {\"pinset\": \"INFO\", \"pintracker\": \"DEBUG\"}",
 }
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -206,6 +209,13 @@ def validate(cfg: dict[str, Any]) -> None:
     if ds.get("Compression") not in ("zstd", "none"):
         raise ConfigError("Datastore.Compression must be 'zstd' or 'none'")
     _validate_placement(cfg)
+    log = cfg.get("Logging", {})
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    if log.get("Level") not in levels:
+        raise ConfigError(f"Logging.Level must be one of {', '.join(levels)}")
+    subs = log.get("Subsystems")
+    if not isinstance(subs, dict) or not all(isinstance(k, str) and v in levels for k, v in subs.items()):
+        raise ConfigError("Logging.Subsystems must map subsystem names to levels")
 
 
 def _number(cfg: dict[str, Any], dotted: str, *, minimum: float, integer: bool = False) -> None:

@@ -276,6 +276,9 @@ def main(repo_path: str, offline: bool, bootstrap: list[str] | None = None) -> i
     except RepoError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    from .logsetup import setup as setup_logging
+
+    setup_logging(repo.config)
     for addr in bootstrap or []:
         if "/p2p/" not in addr:
             repo.close()

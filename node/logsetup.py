@@ -1,0 +1,55 @@
+"""Logging of the daemon: one line per event, levels per subsystem.
+
+Format: ``2026-11-24T05:30:00.123Z INFO pinset message`` (UTC, the subsystem is
+the logger name without the ``node.``/``cluster.``/``bitswap.`` package
+prefix). ``Logging.Level`` sets the default level, ``Logging.Subsystems`` maps
+subsystems (logger name prefixes such as ``pinset``, ``pintracker``,
+``libp2p``) to their own level. A traceback is printed only for unexpected
+errors (``log.exception``); expected failures log one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_PREFIXES = ("node.p2p.", "node.", "cluster.crdt.", "cluster.", "bitswap.", "blockstore.")
+
+
+def subsystem(name: str) -> str:
+    """The short subsystem name of a logger (``node.pinset`` -> ``pinset``)."""
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+class LineFormatter(logging.Formatter):
+    """``<UTC time> <LEVEL> <subsystem> <message>`` (+ the traceback of unexpected errors)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        line = f"{ts} {record.levelname} {subsystem(record.name)} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup(config: dict[str, Any], stream: TextIO | None = None) -> None:
+    """Configure the root logger from the ``Logging`` config section (idempotent)."""
+    section = config.get("Logging", {})
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_pinion", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(LineFormatter())
+    handler._pinion = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(section.get("Level", "WARNING"))
+    for name, level in (section.get("Subsystems") or {}).items():
+        for prefix in ("", *_PREFIXES):
+            logging.getLogger(prefix + name).setLevel(level)

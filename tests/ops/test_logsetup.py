@@ -1,0 +1,49 @@
+"""node/logsetup.py: one line per event, levels per subsystem, tracebacks only for unexpected errors."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from node.logsetup import setup, subsystem
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    for name in ("node.pinset", "pinset", "cluster.pinset", "node.p2p.pinset"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_lines_levels_and_tracebacks(restore_logging: None) -> None:
+    out = io.StringIO()
+    setup({"Logging": {"Level": "WARNING", "Subsystems": {"pinset": "DEBUG"}}}, stream=out)
+    logging.getLogger("node.pinset").debug("synced %d heads", 3)
+    logging.getLogger("node.informer").info("not shown: below WARNING")
+    logging.getLogger("node.informer").warning("peer %s: metric ping expired", "12D3KooWx")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("cluster.tracker").error("expected failure, one line")
+        logging.getLogger("cluster.tracker").exception("unexpected failure")
+    lines = out.getvalue().splitlines()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z DEBUG pinset synced 3 heads", lines[0])
+    assert lines[1].endswith("WARNING informer peer 12D3KooWx: metric ping expired")
+    assert lines[2].endswith("ERROR tracker expected failure, one line")
+    assert lines[3].endswith("ERROR tracker unexpected failure") and lines[4] == "Traceback (most recent call last):"
+    assert "not shown" not in out.getvalue()
+    setup({"Logging": {"Level": "ERROR", "Subsystems": {}}}, stream=out)  # idempotent: one handler
+    assert sum(1 for h in logging.getLogger().handlers if getattr(h, "_pinion", False)) == 1
+
+
+def test_subsystem_names() -> None:
+    assert subsystem("node.p2p.rpc") == "rpc" and subsystem("cluster.crdt.replica") == "replica"
+    assert subsystem("libp2p.pubsub") == "libp2p.pubsub"
