@@ -67,6 +67,7 @@ def parse_prometheus(text: str) -> dict[str, float]:
     """The samples of a Prometheus text exposition: ``name`` or ``name{labels}`` -> value."""
     out: dict[str, float] = {}
     for line in text.splitlines():
+        line = line.strip()
         if not line or line.startswith("#"):
             continue
         if "}" in line:
