@@ -11,9 +11,10 @@ request, as ``ipfs-cluster-ctl pin add`` does). Reported:
 - accepted/s: pins acknowledged by peer 1 per second (each durably queued);
 - visible on all/s: pins divided by the time until every peer's
   ``pinion_pinset_pins`` reached N (sync over gossipsub + bitswap);
-- the same with replication 1 pins whose content is an identity CID, so the
-  allocated peer's tracker "pins" without fetching (the pinset is measured,
-  not bitswap).
+- pins are identity CIDs with replication 1, so the allocated peer's tracker
+  "pins" without fetching (the pinset is measured, not bitswap);
+- then the same through Pinion's bulk ``POST /pins`` (NDJSON bodies of 1,000
+  pins, 2 clients), the route ``pinion ctl state import`` uses.
 """
 
 from __future__ import annotations
@@ -43,6 +44,25 @@ def _metric(d: Daemon, name: str) -> float:
     return 0.0
 
 
+def _send_bulk(d: Daemon, cids: list[str], errors: list[str], chunk: int = 1000) -> None:
+    """Pinion's bulk POST /pins: NDJSON bodies of ``chunk`` pins."""
+    host, port = d.hostport("cluster_api")
+    conn = http.client.HTTPConnection(host, port, timeout=300)
+    try:
+        for start in range(0, len(cids), chunk):
+            body = "".join(
+                json.dumps({"cid": c, "replication_factor_min": 1, "replication_factor_max": 1}) + "\n"
+                for c in cids[start : start + chunk]
+            ).encode()
+            conn.request("POST", "/pins", body=body, headers={"Content-Type": "application/x-ndjson"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                errors.append(f"{resp.status} {data[:200]!r}")
+    finally:
+        conn.close()
+
+
 def _send(d: Daemon, cids: list[str], errors: list[str]) -> None:
     host, port = d.hostport("cluster_api")
     conn = http.client.HTTPConnection(host, port, timeout=120)
@@ -57,7 +77,7 @@ def _send(d: Daemon, cids: list[str], errors: list[str]) -> None:
         conn.close()
 
 
-def ingest(work: Path, n: int, clients: int, batch: int) -> dict[str, Any]:
+def ingest(work: Path, n: int, clients: int, batch: int, bulk: bool) -> dict[str, Any]:
     secret = secrets.token_hex(32)
     daemons = [Daemon(work / f"p{i}", secret, f"p{i}", "abc"[i % 3]) for i in range(5)]
     for d in daemons:
@@ -73,7 +93,8 @@ def ingest(work: Path, n: int, clients: int, batch: int) -> dict[str, Any]:
         cids = [cid_to_str(make_cid(1, RAW, make_multihash(IDENTITY, b"ingest-%d" % i))) for i in range(n)]
         errors: list[str] = []
         parts = [cids[i::clients] for i in range(clients)]
-        threads = [threading.Thread(target=_send, args=(daemons[0], part, errors)) for part in parts]
+        sender = _send_bulk if bulk else _send
+        threads = [threading.Thread(target=sender, args=(daemons[0], part, errors)) for part in parts]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -90,6 +111,7 @@ def ingest(work: Path, n: int, clients: int, batch: int) -> dict[str, Any]:
             time.sleep(0.2)
         visible = time.perf_counter() - t0
         return {
+            "route": "bulk POST /pins (NDJSON, 1,000 per request)" if bulk else "POST /pins/{cid}",
             "pins": n,
             "clients": clients,
             "batch": batch,
@@ -111,14 +133,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     args = ap.parse_args()
     n = args.pins or (5_000 if args.quick else 50_000)
-    work = Path(tempfile.mkdtemp(prefix="pinion-bench-ingest-"))
-    try:
-        row = ingest(work, n, args.clients, args.batch)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for bulk in (False, True):
+        work = Path(tempfile.mkdtemp(prefix="pinion-bench-ingest-"))
+        try:
+            rows.append(ingest(work, n, args.clients if not bulk else 2, 1000 if bulk else args.batch, bulk))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     report(
         "cluster_ingest",
-        [row],
+        rows,
         {
             "setup": "5 daemons on one 2-core machine; POST /pins/{cid}?replication=1 to peer 1 over keep-alive connections",
             "target": ">= 5,000 pins/s accepted and visible on all 5 (issue 5)",

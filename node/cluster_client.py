@@ -154,6 +154,14 @@ class ClusterClient:
         path = "/pins" + (cid_or_path if cid_or_path.startswith("/") else f"/{cid_or_path}")
         return self.json("POST", path, options)
 
+    def pin_bulk(self, lines: Iterator[bytes]) -> int:
+        """Pinion's bulk ``POST /pins``: an NDJSON stream of Pin objects, sent chunked; the count pinned."""
+        resp = self.request("POST", "/pins", body=lines, headers={"Content-Type": "application/x-ndjson"})
+        try:
+            return int(json.loads(resp.read())["count"])
+        finally:
+            resp.close()
+
     def unpin(self, cid_or_path: str) -> dict[str, Any]:
         """``DELETE /pins/{cid}``."""
         path = "/pins" + (cid_or_path if cid_or_path.startswith("/") else f"/{cid_or_path}")

@@ -337,16 +337,26 @@ class ClusterPeer:
         self._reservations = keep
         return out
 
-    def _allocate(self, pin: Pin, existing: Pin | None, size: int | None, blacklist: Collection[str] = ()) -> list[str]:
-        rmin, rmax = pin.replication_factor_min, pin.replication_factor_max
-        if rmin == -1 and rmax == -1:
-            return []
+    def _allocation_view(self) -> tuple[set[str], list[str], dict[str, list[Metric]], dict[str, int]]:
+        """What allocation reads now: the peer set, ``AllocateBy``, their latest metrics, reservations."""
         now = now_ns()
         peers = set(self.peerset())
         allocate_by = list(self.config["Cluster"]["AllocateBy"])
-        metrics = {
-            name: [m for m in self.monitor.latest(name, now) if m.peer in peers] for name in allocate_by
-        }
+        metrics = {name: [m for m in self.monitor.latest(name, now) if m.peer in peers] for name in allocate_by}
+        return peers, allocate_by, metrics, self._reserved(now)
+
+    def _allocate(
+        self,
+        pin: Pin,
+        existing: Pin | None,
+        size: int | None,
+        blacklist: Collection[str] = (),
+        view: tuple[set[str], list[str], dict[str, list[Metric]], dict[str, int]] | None = None,
+    ) -> list[str]:
+        rmin, rmax = pin.replication_factor_min, pin.replication_factor_max
+        if rmin == -1 and rmax == -1:
+            return []
+        peers, allocate_by, metrics, reserved = view or self._allocation_view()
         current = [p for p in (existing.allocations if existing else ()) if p in peers and p not in blacklist]
         return allocate(
             pin.cid,
@@ -358,7 +368,7 @@ class ClusterPeer:
             allocate_by=allocate_by,
             blacklist=blacklist,
             size=size,
-            reserved=self._reserved(now),
+            reserved=reserved,
         )
 
     async def pin(self, pin: Pin, *, size: int | None = None, defaults: bool = True) -> Pin:
@@ -378,6 +388,22 @@ class ClusterPeer:
         return committed
 
     async def _pin(self, pin: Pin, *, size: int | None, defaults: bool, blacklist: Collection[str] = ()) -> Pin:
+        existing = await self._pinset().get(pin.cid)
+        committed = self._prepare(pin, existing, size=size, defaults=defaults, blacklist=blacklist)
+        await self._pinset().add(committed)
+        return committed
+
+    def _prepare(
+        self,
+        pin: Pin,
+        existing: Pin | None,
+        *,
+        size: int | None,
+        defaults: bool,
+        blacklist: Collection[str] = (),
+        view: Any = None,
+    ) -> Pin:
+        """``pin`` checked against the pinset's ``existing`` pin, with defaults, allocations and a timestamp."""
         cluster = self.config["Cluster"]
         now = now_ns()
         if pin.expire_at and pin.expire_at <= now:
@@ -387,7 +413,6 @@ class ClusterPeer:
                 replication_factor_min=int(cluster["ReplicationFactorMin"]),
                 replication_factor_max=int(cluster["ReplicationFactorMax"]),
             )
-        existing = await self._pinset().get(pin.cid)
         if existing is not None:
             if existing.type != pin.type:
                 raise ValueError(f"cannot re-pin {cid_to_str(pin.cid)} as {pin.type}: it is pinned as {existing.type}")
@@ -396,11 +421,30 @@ class ClusterPeer:
         for peer in pin.user_allocations:
             if not isinstance(peer, str) or not peer:
                 raise ValueError("user allocations must be peer IDs")
-        allocations = self._allocate(pin, existing, size, blacklist)
+        allocations = self._allocate(pin, existing, size, blacklist, view)
         committed = pin.with_(allocations=tuple(allocations), timestamp=now)
         if size:
             self._reservations.extend((peer, size, now) for peer in allocations if peer != self.peer_id)
-        await self._pinset().add(committed)
+        return committed
+
+    async def pin_many(self, pins: list[Pin], *, defaults: Sequence[bool] | None = None) -> list[Pin]:
+        """Allocate and commit many pins in one pinset write (bulk imports); returns them as committed.
+
+        Each pin follows the rules of :meth:`pin`; the first pin that cannot be
+        made raises (ValueError/PinError/AllocationError naming its CID) and
+        nothing of the batch is written.
+        """
+        existing = await self._pinset().get_many([p.cid for p in pins])
+        view = self._allocation_view()  # one view of the peers and metrics for the whole batch
+        committed = []
+        for i, (pin, old) in enumerate(zip(pins, existing)):
+            try:
+                committed.append(self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view))
+            except (ValueError, PinError, AllocationError) as exc:
+                self.counters["pin_add_errors"] += 1
+                raise type(exc)(f"{cid_to_str(pin.cid)}: {exc}") from None
+        await self._pinset().add_many(committed)
+        self.counters["pin_add"] += len(committed)
         return committed
 
     async def unpin(self, cid: bytes) -> Pin:

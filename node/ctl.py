@@ -324,30 +324,13 @@ def cmd_state_export(args: argparse.Namespace) -> int:
 
 
 def cmd_state_import(args: argparse.Namespace) -> int:
-    """POST each pin of an export with its options (the cluster allocates again)."""
-    client = _client(args)
-    n = 0
-    with open(args.file) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                pin = json.loads(line)
-                q: dict[str, Any] = {"name": pin.get("name", ""), "mode": pin.get("mode", "recursive")}
-                if pin.get("replication_factor_min", -1) != -1:
-                    q["replication-min"] = pin["replication_factor_min"]
-                    q["replication-max"] = pin["replication_factor_max"]
-                for k, v in (pin.get("metadata") or {}).items():
-                    q[f"meta-{k}"] = v
-                if pin.get("user_allocations"):
-                    q["user-allocations"] = ",".join(pin["user_allocations"])
-                expire = pin.get("expire_at") or ""
-                if expire and not expire.startswith("0001"):
-                    q["expire-at"] = expire
-                client.pin(pin["cid"], q)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ClusterClientError(f"{args.file} line {lineno}: {exc}") from None
-            n += 1
+    """Pin every pin of an NDJSON export (Pinion's bulk ``POST /pins``: the cluster allocates again)."""
+    try:
+        fh = open(args.file, "rb")
+    except OSError as exc:
+        raise ClusterClientError(f"{args.file}: {exc.strerror}") from None
+    with fh:
+        n = _client(args).pin_bulk(iter(lambda: fh.read(256 * 1024), b""))
     print(f"imported {n} pins")
     return 0
 

@@ -36,7 +36,7 @@ from bitswap import BlockNotFound as BitswapNotFound
 from blockstore.cid import CidError, cid_to_str, parse_cid
 from blockstore.store import BlockStore, HashMismatch
 from cluster.crdt.delta import DeltaError
-from cluster.crdt.replica import MissingBlock, Replica
+from cluster.crdt.replica import PUT, MissingBlock, Replica
 from cluster.crdt.snapshot import SnapshotError
 from cluster.pin import Pin, pin_index_terms
 
@@ -209,6 +209,20 @@ class PinsetService:
         """Put ``pin`` in the pinset (durably queued on return); broadcast if it committed a delta."""
         head = await self.in_thread(self.replica.put, pin.cid, pin.to_cbor(), time.monotonic())
         await self._after_write(head)
+
+    async def add_many(self, pins: list[Pin]) -> None:
+        """Put several pins in one write (queued in one batch, committed as the batching says)."""
+        ops = [(PUT, pin.cid, pin.to_cbor()) for pin in pins]
+        head = await self.in_thread(self.replica.apply_many, ops, time.monotonic())
+        await self._after_write(head)
+
+    async def get_many(self, cids: list[bytes]) -> list[Pin | None]:
+        """The pins of ``cids`` (None where absent), read in one worker-thread call."""
+
+        def read() -> list[bytes | None]:
+            return [self.replica.set.get(cid) for cid in cids]
+
+        return [Pin.from_cbor(v) if v is not None else None for v in await self.in_thread(read)]
 
     async def remove(self, cid: bytes) -> bool:
         """Remove the pin of ``cid``; False when the pinset does not hold it."""

@@ -10,11 +10,13 @@ on every peer, and tokens expire.
 Errors are ``{"code","message"}``: 404 for what is not there, 400 for bad
 input, 500 otherwise. Streams are NDJSON with the ``X-Stream-Error`` trailer
 and 204 when empty. A path ending in ``/`` is redirected (307) without it.
-Handlers stay thin: the cluster logic is in ``ClusterPeer``.
+Handlers stay thin: the cluster logic is in ``ClusterPeer``. Also ours: ``POST /pins``
+with an NDJSON body pins many at once (bulk imports, ``pinion ctl state import``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -23,7 +25,7 @@ from aiohttp import web
 
 from blockstore.cid import CidError, cid_from_str
 from cluster.allocator import AllocationError
-from cluster.pin import PIN_TYPES, PinError
+from cluster.pin import PIN_TYPES, Pin, PinError
 from cluster.pinoptions import PinOptionsError, pin_from_query
 from cluster.status import StatusError, parse_filter
 
@@ -33,7 +35,10 @@ from .auth import middlewares, token_handler
 from .streams import stream_ndjson
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-JSON_HEADERS = {"Content-Type": "application/json"}
+#: pins per pinset write of a bulk ``POST /pins``
+BULK_BATCH = 1000
+#: longest line of a bulk ``POST /pins`` body
+MAX_LINE = 64 * 1024
 
 
 def error_of(exc: BaseException) -> tuple[int, str] | None:
@@ -141,6 +146,46 @@ def make_rest_app(cluster: Any, api_config: dict[str, Any], *, core: Any, execut
         committed = await cluster.pin(pin, defaults=defaults)
         return web.json_response(committed.to_json())
 
+    async def h_pin_bulk(request: web.Request) -> web.StreamResponse:
+        """Ours: ``POST /pins`` with an NDJSON body of Pin objects (as ``/allocations`` and
+        ``pinion state export`` write them) pins them all, 1,000 per pinset write. The cluster
+        allocates again (``allocations`` of the input are ignored); a line without replication
+        factors gets the cluster's defaults. A bad line stops the import with its number; the
+        pins of the lines before it stay pinned."""
+        done = 0
+        batch: list[Pin] = []
+        defaults: list[bool] = []
+        lineno = 0
+
+        async def flush() -> None:
+            nonlocal done
+            if batch:
+                await cluster.pin_many(batch, defaults=defaults)
+                done += len(batch)
+                batch.clear()
+                defaults.clear()
+
+        try:
+            async for raw in _lines(request.content):
+                lineno += 1
+                if not raw.strip():
+                    continue
+                try:
+                    obj = json.loads(raw)
+                    if not isinstance(obj, dict):
+                        raise ValueError("not a JSON object")
+                    pin = Pin.from_json({**obj, "allocations": []})
+                except (ValueError, PinError) as exc:
+                    raise ValueError(f"line {lineno}: {exc}") from None
+                batch.append(pin)
+                defaults.append("replication_factor_min" not in obj and "replication_factor_max" not in obj)
+                if len(batch) >= BULK_BATCH:
+                    await flush()
+            await flush()
+        except (ValueError, PinError, AllocationError) as exc:
+            raise ValueError(f"{exc} ({done} pins before it were pinned)") from None
+        return web.json_response({"count": done})
+
     async def h_pin(request: web.Request) -> web.StreamResponse:
         return await _pin(request, _cid(request.match_info["cid"]))
 
@@ -191,6 +236,7 @@ def make_rest_app(cluster: Any, api_config: dict[str, Any], *, core: Any, execut
     r.add_get("/allocations", h_allocations)
     r.add_get("/allocations/{cid}", h_allocation)
     r.add_get("/pins", h_status_all)
+    r.add_post("/pins", h_pin_bulk)
     r.add_post("/pins/recover", h_recover_all)
     r.add_post("/pins/{cid}/recover", h_recover)
     r.add_post("/pins/{kind:ipfs|ipns|ipld}/{path:.+}", h_pin_path)
@@ -213,6 +259,20 @@ def _path(request: web.Request) -> str:
     if kind == "ipns":
         raise ValueError("/ipns paths cannot be resolved by this node (no IPNS)")
     return f"/{kind}/{request.match_info['path']}"
+
+
+async def _lines(content: Any) -> AsyncIterator[bytes]:
+    """The lines of a request body, read as they arrive (ValueError for an over-long line)."""
+    buf = b""
+    async for chunk in content.iter_chunked(256 * 1024):
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            yield line
+        if len(buf) > MAX_LINE:
+            raise ValueError(f"a line of the body is longer than {MAX_LINE} bytes")
+    if buf:
+        yield buf
 
 
 async def _aiter_list(items: list[Any]) -> AsyncIterator[Any]:

@@ -105,6 +105,24 @@ def test_ctl_and_top_on_three_peers(make_node: Any, tmp_path: Path) -> None:
     )
     assert code == 0 and "Peers" in screen and "c2" in screen, screen[-2000:]
 
+    # state export, then import into the pinset through the bulk route
+    exported = tmp_path / "pins.ndjson"
+    _ctl(a, "state", "export", "-o", str(exported))
+    lines = exported.read_text().splitlines()
+    assert {json.loads(line)["cid"] for line in lines} == {p["cid"] for p in _lines(_ctl(a, "--enc", "json", "pin", "ls"))}
+    extra = tmp_path / "more.ndjson"
+    from blockstore.cid import IDENTITY, RAW, cid_to_str, make_cid, make_multihash
+
+    new_cids = [cid_to_str(make_cid(1, RAW, make_multihash(IDENTITY, b"bulk %d" % i))) for i in range(2500)]
+    extra.write_text("".join(json.dumps({"cid": c, "name": f"bulk-{i}", "replication_factor_min": 1, "replication_factor_max": 1}) + "\n" for i, c in enumerate(new_cids)))
+    assert "imported 2500 pins" in _ctl(nodes[1], "state", "import", str(extra)).stdout.decode()
+    listed = {p["cid"]: p for p in _lines(_ctl(a, "--enc", "json", "pin", "ls"))}
+    assert set(new_cids) <= set(listed) and len(listed[new_cids[7]]["allocations"]) == 1
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text(json.dumps({"cid": new_cids[0]}) + "\n" + "{not json\n")
+    res = _ctl(a, "state", "import", str(bad), check=False)
+    assert res.returncode == 1 and "line 2" in res.stderr.decode()
+
     # unpin with --wait; errors are one line and exit 1
     _ctl(a, "pin", "rm", "--wait", "--wait-timeout", "90", cid)
     assert cid not in {p["cid"] for p in _lines(_ctl(a, "--enc", "json", "pin", "ls"))}
