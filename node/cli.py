@@ -270,9 +270,15 @@ def cmd_block_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_pin_add(args: argparse.Namespace) -> int:
+    from .rpc_client import RpcClient
+
     with _api(args) as api:
         for path in args.paths:
-            cid = api.pin_add(path, recursive=args.recursive)
+            with _progress(True, None, f"fetching {path}", "blocks") as adv:
+                if adv is not None and isinstance(api, RpcClient):
+                    cid = api.pin_add(path, recursive=args.recursive, progress=adv)
+                else:
+                    cid = api.pin_add(path, recursive=args.recursive)
             print(f"pinned {cid_to_str(cid)} {'recursively' if args.recursive else 'directly'}")
     return 0
 

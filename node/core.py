@@ -307,13 +307,16 @@ class CoreAPI:
             raise NotFound("block not found locally")
 
     # ------------------------------------------------------------- pins
-    def pin_add(self, path: str, *, recursive: bool = True) -> bytes:
-        """Pin what ``path`` points to; a recursive pin needs the whole DAG present."""
+    def pin_add(self, path: str, *, recursive: bool = True, progress: Callable[[int], None] | None = None) -> bytes:
+        """Pin what ``path`` points to; a recursive pin needs the whole DAG present.
+
+        ``progress(blocks)``: told the number of blocks fetched so far while the DAG is fetched."""
         cid = self.resolve(path)
         if self.network is not None:
             try:
                 if recursive:
-                    self.network.fetch_dag_blocking(cid)
+                    report = (lambda blocks, _bytes: progress(blocks)) if progress is not None else None
+                    self.network.fetch_dag_blocking(cid, progress=report)
                 elif not self.store.has(cid):
                     self.network.get_block_blocking(cid)
             except LookupError as exc:

@@ -255,9 +255,20 @@ class RpcClient:
                 raise (NotFound(err) if "not found" in err else BadRequest(err))
 
     # ------------------------------------------------------------ pins
-    def pin_add(self, path: str, *, recursive: bool = True) -> bytes:
-        """Pin what ``path`` points to."""
-        return _cid(self._json("pin/add", [path], {"recursive": recursive})["Pins"][0])
+    def pin_add(self, path: str, *, recursive: bool = True, progress: Progress = None) -> bytes:
+        """Pin what ``path`` points to; ``progress(n)`` is told of each new block fetched."""
+        if progress is None:
+            return _cid(self._json("pin/add", [path], {"recursive": recursive})["Pins"][0])
+        seen = 0
+        for obj in self._lines(self._open("pin/add", [path], {"recursive": recursive, "progress": True})):
+            if obj.get("Type") == "error":
+                raise CoreError(obj.get("Message", "pin failed"))
+            if "Progress" in obj:
+                progress(int(obj["Progress"]) - seen)
+                seen = int(obj["Progress"])
+            elif "Pins" in obj:
+                return _cid(obj["Pins"][0])
+        raise CoreError("the daemon's pin/add stream ended without a result")
 
     def pin_rm(self, path: str) -> bytes:
         """Unpin what ``path`` points to."""

@@ -473,13 +473,48 @@ async def h_pin_add(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     if not args:
         raise RpcError("argument 'ipfs-path' is required")
     recursive = o.boolean("recursive", True)
-    o.boolean("progress", False)
+    progress = o.boolean("progress", False)
     base = o.string("cid-base", None)
+    if progress:
+        return await _pin_add_with_progress(request, ctx, args, recursive, base)
     pinned = []
     for path in args:
         cid = await ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive))
         pinned.append(format_cid(cid, base))
     return json_response({"Pins": pinned})
+
+
+async def _pin_add_with_progress(
+    request: web.Request, ctx: RpcContext, args: list[str], recursive: bool, base: str | None
+) -> web.StreamResponse:
+    """``pin/add?progress=true`` as kubo streams it: ``{"Progress": blocks}`` lines while the DAG
+    is fetched, then ``{"Pins": [...]}``; an error after the stream started is an error line."""
+    loop = asyncio.get_running_loop()
+    counts: asyncio.Queue[int] = asyncio.Queue()
+    resp = web.StreamResponse(headers={"Content-Type": "application/json", "X-Chunked-Output": "1"})
+    await resp.prepare(request)
+    pinned = []
+    try:
+        for path in args:
+            job = asyncio.ensure_future(
+                ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive, progress=lambda n: loop.call_soon_threadsafe(counts.put_nowait, n)))
+            )
+            last = 0
+            while not job.done():
+                getter = asyncio.ensure_future(counts.get())
+                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done() and getter.result() > last:
+                    last = getter.result()
+                    await resp.write(json.dumps({"Progress": last}).encode() + b"\n")
+                else:
+                    getter.cancel()
+            pinned.append(format_cid(job.result(), base))
+        await resp.write(json.dumps({"Pins": pinned}).encode() + b"\n")
+    except (CoreError, RpcError) as exc:
+        message = exc.message if isinstance(exc, RpcError) else str(exc)
+        await resp.write(json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode() + b"\n")
+    await resp.write_eof()
+    return resp
 
 
 async def h_pin_rm(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:

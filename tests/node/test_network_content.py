@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kubo_http import call
 from node_proc import PinionNode
+from test_state_cli import _under_tty
 
 
 def _get(url: str, timeout: float = 60) -> tuple[int, bytes]:
@@ -53,6 +54,23 @@ def test_content_moves_between_daemons_over_bitswap(make_node, tmp_path: Path) -
     # pin add on b fetches the whole DAG first, then pins it
     b.cli("pin", "add", big_cid)
     assert big_cid in b.cli("pin", "ls").stdout.decode()
+    # with progress=true, kubo's stream: {"Progress": blocks} lines while fetching, then {"Pins": [...]}
+    other = tmp_path / "other.bin"
+    other.write_bytes(os.urandom(1_200_000))
+    other_cid = a.cli("add", "-Q", str(other)).stdout.decode().strip()
+    req = urllib.request.Request(f"{b.url()}/api/v0/pin/add?arg={other_cid}&progress=true", method="POST")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        lines = [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
+    assert lines[-1] == {"Pins": [other_cid]}
+    counts = [line["Progress"] for line in lines[:-1]]
+    assert counts and counts == sorted(counts) and counts[-1] >= 5  # 5 leaves + a root
+    # and the CLI shows it as a progress bar on a terminal
+    third = tmp_path / "third.bin"
+    third.write_bytes(os.urandom(1_100_000))
+    third_cid = a.cli("add", "-Q", str(third)).stdout.decode().strip()
+    status, screen = _under_tty(b, "pin", "add", third_cid)
+    assert status == 0 and "fetching" in screen, screen
+    assert third_cid in b.cli("pin", "ls").stdout.decode()
     a.stop()
     # b keeps serving what it pinned with a gone
     status, body = _get(f"{b.url('gateway')}/ipfs/{big_cid}")
