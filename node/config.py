@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
         "MaxBlockSize": 2 * 1024 * 1024,
         "Compression": "zstd",
     },
-    "Gateway": {"Offline": False, "FetchTimeout": 60},
+    "Gateway": {"Offline": False, "FetchTimeout": 60, "MaxURLLength": 8192, "MaxRequestsPerClient": 256},
     "Logging": {"Level": "WARNING", "Subsystems": {}},
 }
 
@@ -130,6 +130,8 @@ DEFAULTS_DOC: dict[str, str] = {
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
     "Gateway.Offline": "never fetch missing blocks from the network",
     "Gateway.FetchTimeout": "seconds to wait for missing blocks before 504",
+    "Gateway.MaxURLLength": "longest URL (path + query) in bytes; longer ones get 414",
+    "Gateway.MaxRequestsPerClient": "requests one client address may have in flight; more get 429",
     "Logging.Level": "default log level: DEBUG, INFO, WARNING, ERROR (one line per event on stderr)",
     "Logging.Subsystems": "levels per subsystem, e.g. {\"pinset\": \"INFO\", \"pintracker\": \"DEBUG\"}",
 }
@@ -209,6 +211,8 @@ def validate(cfg: dict[str, Any]) -> None:
     if ds.get("Compression") not in ("zstd", "none"):
         raise ConfigError("Datastore.Compression must be 'zstd' or 'none'")
     _validate_placement(cfg)
+    _number(cfg, "Gateway.MaxURLLength", minimum=256, integer=True)
+    _number(cfg, "Gateway.MaxRequestsPerClient", minimum=1, integer=True)
     log = cfg.get("Logging", {})
     levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     if log.get("Level") not in levels:

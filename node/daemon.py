@@ -119,7 +119,13 @@ class Daemon:
             source = NetworkBlockSource(self.content)
         else:
             source = StoreBlockSource(self.repo.store)
-        return make_gateway_app(CountingBlockSource(source, self.metrics), metrics=self.metrics)
+        gw = self.repo.config["Gateway"]
+        return make_gateway_app(
+            CountingBlockSource(source, self.metrics),
+            metrics=self.metrics,
+            max_url=int(gw["MaxURLLength"]),
+            per_client=int(gw["MaxRequestsPerClient"]),
+        )
 
     async def start(self) -> None:
         """Start every server and write the ``api`` and ``endpoints.json`` files."""

@@ -13,6 +13,7 @@ from blockstore.cid import DAG_CBOR, DAG_PB, RAW, CidError, cid_from_str, cid_to
 from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW as UNIXFS_RAW, SYMLINK, UnixFSData
 
 from . import car_http, mime, params
+from .limits import limits_middleware
 from .params import DIR_LISTING_CACHE, IMMUTABLE, RAW_TYPE, ContentPath, Wanted
 from .resolve import GatewayError, Resolved, dir_find, fetch, resolve_path, unixfs_of
 from .source import BlockSource
@@ -335,9 +336,14 @@ async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault(key, value)
 
 
-def make_gateway_app(blocks: BlockSource, *, metrics: Any = None) -> web.Application:
-    """The path + trustless gateway over ``blocks`` (``metrics``: an object with ``observe_request``)."""
-    app = web.Application(middlewares=[_observe] if metrics is not None else [])
+def make_gateway_app(
+    blocks: BlockSource, *, metrics: Any = None, max_url: int = 8192, per_client: int = 256
+) -> web.Application:
+    """The path + trustless gateway over ``blocks`` (``metrics``: an object with ``observe_request``;
+    ``max_url``/``per_client``: see :mod:`node.gateway.limits`)."""
+    middlewares: list[Any] = [_observe] if metrics is not None else []
+    middlewares.append(limits_middleware(max_url=max_url, per_client=per_client))
+    app = web.Application(middlewares=middlewares)
     app[_SKB] = blocks
     app[_METRICS] = metrics
     app.on_response_prepare.append(_cors)
