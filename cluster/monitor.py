@@ -153,15 +153,19 @@ class MetricStore:
         self._alerted: set[tuple[str, str]] = set()  # (name, peer) alerted since its last fresh metric
         self._alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
 
-    def add(self, m: Metric) -> None:
-        """Record a metric (a newer one of the same peer and name clears its alert)."""
+    def add(self, m: Metric) -> bool:
+        """Record a metric (a newer one of the same peer and name clears its alert); False when
+        it is not newer than the latest one held (gossip may deliver old messages again)."""
         key = (m.name, m.peer)
         with self._lock:
             window = self._metrics.get(key)
             if window is None:
                 window = self._metrics[key] = deque(maxlen=self.window)
+            elif window and m.expire <= window[-1].expire:
+                return False
             window.append(m)
             self._alerted.discard(key)
+            return True
 
     def _latest(self, name: str, peer: str) -> Metric | None:
         window = self._metrics.get((name, peer))

@@ -804,8 +804,21 @@ class ClusterPeer:
         if await loop.run_in_executor(None, self._complete_here, pin.cid, max_depth):
             progress(1)
             return
+        if await loop.run_in_executor(None, self._freespace) <= 0:
+            raise RuntimeError("Datastore.StorageMax reached: no room for new content on this peer")
+
+        async def keep_connecting() -> None:
+            # providers may appear during the fetch (a peer joins, its pings arrive, content is added)
+            while True:
+                await asyncio.sleep(float(self.config["Cluster"]["MonitorPingInterval"]))
+                await self._connect_providers(pin)
+
         await self._connect_providers(pin)
-        await self._content.fetch_dag(pin.cid, max_depth=max_depth, progress=lambda blocks, _bytes: progress(blocks))
+        connector = asyncio.create_task(keep_connecting(), name="pin-connect")
+        try:
+            await self._content.fetch_dag(pin.cid, max_depth=max_depth, progress=lambda blocks, _bytes: progress(blocks))
+        finally:
+            connector.cancel()
 
     def _complete_here(self, root: bytes, max_depth: int | None) -> bool:
         """Whether every block of the DAG under ``root`` is in the local block store (blocking)."""

@@ -176,9 +176,14 @@ class Informer:
             self.counters["dropped"] += 1
             log.warning("metric %s claiming to be from %s dropped: sent by %s", metric.name, metric.peer, sender)
             return None
-        stored = with_received(metric, time.time_ns())
+        now = time.time_ns()
+        if metric.expired(now):
+            self.counters["dropped"] += 1  # stale (a late or re-delivered message): it would only raise alerts
+            return None
+        stored = with_received(metric, now)
         new_peer = metric.name == "ping" and self.store.last_seen(sender) is None
-        self.store.add(stored)
+        if not self.store.add(stored):
+            return None
         if new_peer and self._tasks:
             # a peer we had not heard of: send it our metrics now rather than at the next round
             task = asyncio.get_running_loop().create_task(self.publish_now(), name="informer-greet")

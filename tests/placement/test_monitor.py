@@ -80,8 +80,9 @@ def test_peerset_is_self_plus_peers_with_a_fresh_valid_ping() -> None:
 
 def test_latest_is_one_valid_fresh_metric_per_peer_of_the_peerset() -> None:
     store = MetricStore(ME)
-    for peer in (ME, P1, P2):
+    for peer in (ME, P2):
         store.add(_m("ping", peer, expire=50 * S))
+    store.add(_m("ping", P1, expire=25 * S))
     store.add(_m("freespace", P1, "100", expire=30 * S))
     store.add(_m("freespace", P1, "90", expire=40 * S))  # newer replaces
     store.add(_m("freespace", P2, "0", expire=40 * S, valid=False))  # invalid: left out
@@ -91,7 +92,6 @@ def test_latest_is_one_valid_fresh_metric_per_peer_of_the_peerset() -> None:
     assert store.latest_for("freespace", P1, 20 * S).value == "90"  # type: ignore[union-attr]
     assert store.latest_for("freespace", P2, 20 * S) is None
     # a peer whose ping expired is no longer in the peer set: its other metrics are not offered
-    store.add(_m("ping", P1, expire=25 * S))
     store.add(_m("freespace", P1, "80", expire=100 * S))
     assert [m.peer for m in store.latest("freespace", 30 * S)] == []  # P1's newest ping expired at 25 s
     assert store.names() == ["freespace", "ping"]
@@ -100,7 +100,7 @@ def test_latest_is_one_valid_fresh_metric_per_peer_of_the_peerset() -> None:
 def test_window_keeps_the_last_n_metrics() -> None:
     store = MetricStore(ME, window=3)
     for i in range(10):
-        store.add(_m("numpin", P1, str(i)))
+        store.add(_m("numpin", P1, str(i), expire=(i + 1) * S))
     assert [m.value for m in store.history("numpin", P1)] == ["7", "8", "9"]
 
 
@@ -151,3 +151,11 @@ def test_concurrent_adds_and_reads() -> None:
     for t in threads:
         t.join()
     assert len(store.peerset(0)) == 5
+
+
+def test_an_old_metric_delivered_again_is_ignored() -> None:
+    store = MetricStore(ME)
+    assert store.add(_m("ping", P1, expire=20 * S))
+    assert store.check(25 * S) and not store.add(_m("ping", P1, expire=20 * S))  # the same message again
+    assert store.check(26 * S) == []  # no second alert for the same expiry
+    assert store.add(_m("ping", P1, expire=40 * S))

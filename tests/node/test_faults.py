@@ -1,0 +1,97 @@
+"""Faults on real daemons: a peer killed while it fetches a pin, a peer frozen (SIGSTOP) while the
+cluster works, and a peer whose storage is full."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import signal
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from blockstore.car import CarReader
+from test_cluster_peers import _add_local, _cluster_addr, _init, _json, _multipart, _req, _statuses, _wait
+
+
+def _blocks(node: Any, cid: str) -> dict[bytes, bytes]:
+    return {b.cid: b.data for b in CarReader(io.BytesIO(node.cli("car", "export", cid).stdout))}
+
+
+def test_kill_9_during_a_fetch_and_a_frozen_peer(make_node: Any, tmp_path: Path) -> None:
+    secret = secrets.token_hex(32)
+    tracker = {"PinTimeout": 600}
+    nodes = [_init(make_node, n, secret, PinTracker=tracker) for n in ("a", "b", "c")]
+    a, b, c = nodes
+    a.start()
+    for n in (b, c):
+        n.start("--bootstrap", _cluster_addr(a))
+    _wait("3 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
+    ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
+
+    # content nobody has yet: every peer starts fetching it and waits for a provider
+    data = os.urandom(2_000_000)
+    scratch = make_node("scratch")
+    cid = _add_local(scratch, data, tmp_path, "later.bin")
+    _json(a, "POST", f"/pins/{cid}")
+    _wait("b fetching", lambda: _json(b, "GET", f"/pins/{cid}?local=true")["peer_map"][ids["b"]]["status"] == "pinning", nodes)
+
+    # b is killed in the middle of its fetch and restarted: the pin is still its job
+    assert b.proc is not None
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait()
+    b.proc = None
+    for name in ("api", "endpoints.json"):
+        (b.path / name).unlink(missing_ok=True)
+    b.start("--bootstrap", _cluster_addr(a))
+    assert cid not in b.cli("pin", "ls").stdout.decode()  # nothing half-done shows as pinned
+
+    # c freezes; the content appears on a: a and b pin it, the cluster keeps answering
+    assert c.proc is not None
+    c.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert _add_local(a, data, tmp_path, "later.bin") == cid
+        for n in (a, b):
+            _wait(f"{n.path.name} pinned", lambda n=n: _json(n, "GET", f"/pins/{cid}?local=true")["peer_map"][ids[n.path.name]]["status"] == "pinned", nodes)
+        with urllib.request.urlopen(f"{b.url('gateway')}/ipfs/{cid}", timeout=30) as resp:
+            assert resp.read() == data
+        assert _blocks(b, cid) == _blocks(a, cid)
+    finally:
+        c.proc.send_signal(signal.SIGCONT)
+    # c wakes up and catches up
+    _wait("c pinned", lambda: _statuses(_json(a, "GET", f"/pins/{cid}")).get(ids["c"]) == "pinned", nodes)
+
+
+def test_a_full_peer_refuses_new_content_and_keeps_what_it_has(make_node: Any, tmp_path: Path) -> None:
+    node = _init(
+        make_node,
+        "full",
+        secrets.token_hex(32),
+        Datastore={"StorageMax": 400_000},
+        Cluster={"ReplicationFactorMin": 1, "ReplicationFactorMax": 1},
+    )
+    node.start()
+    _wait("own metrics", lambda: len(_json(node, "GET", "/monitor/metrics/freespace")) == 1, [node])
+    first = os.urandom(250_000)
+    body, ctype = _multipart("file", "first.bin", first)
+    status, out, _h = _req(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
+    assert status == 200, out
+    first_cid = [line for line in out.decode().splitlines() if line.strip()][-1]
+    # once the peer's free-space metric shows the first upload, a second one that does not fit
+    # in what is left is refused with the reason
+    _wait(
+        "the free-space metric after the upload",
+        lambda: int(_json(node, "GET", "/monitor/metrics/freespace")[0]["value"]) < 400_000 - 250_000 + 20_000,
+        [node],
+    )
+    body, ctype = _multipart("file", "second.bin", os.urandom(250_000))
+    status, out, _h = _req(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
+    assert status == 400 and b"without room" in out, out
+    # what was stored before is intact
+    import json
+
+    cid = json.loads(first_cid)["cid"]
+    _wait("the first upload pinned", lambda: _statuses(_json(node, "GET", f"/pins/{cid}"))[node.endpoints["cluster_peer_id"]] == "pinned", [node])
+    with urllib.request.urlopen(f"{node.url('gateway')}/ipfs/{cid}", timeout=30) as resp:
+        assert resp.read() == first
