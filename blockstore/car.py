@@ -97,21 +97,29 @@ class CarBlock(NamedTuple):
     offset: int
 
 
+def _name(cid: bytes) -> str:
+    """The CID as a string for an error message (hex when it cannot be written as a CID string)."""
+    try:
+        return cid_to_str(cid)
+    except ValueError:
+        return "0x" + cid.hex()[:96]
+
+
 def _verify(cid: bytes, data: memoryview, offset: int) -> None:
     """Raise CarError unless ``data`` hashes to the digest in ``cid``."""
-    if len(cid) == 34 and cid[0] == 0x12:
+    if len(cid) == 34 and cid[0] == 0x12 and cid[1] == 0x20:  # CIDv0: sha2-256, 32 bytes
         if hashlib.sha256(data).digest() != cid[2:]:
-            raise CarError(f"block {cid_to_str(cid)} does not match its CID (sha2-256 digest differs)", offset)
+            raise CarError(f"block {_name(cid)} does not match its CID (sha2-256 digest differs)", offset)
         return
     parts = parse_cid(cid)
     code = parts.mh_code
     try:
         ok = (bytes(data) if code == IDENTITY else hash_digest(code, data)) == parts.digest
     except CidError:
-        raise CarError(f"block {cid_to_str(cid)} uses unsupported multihash function 0x{code:x}", offset) from None
+        raise CarError(f"block {_name(cid)} uses unsupported multihash function 0x{code:x}", offset) from None
     if not ok:
         name = _HASH_NAMES.get(code, f"0x{code:x}")
-        raise CarError(f"block {cid_to_str(cid)} does not match its CID ({name} digest differs)", offset)
+        raise CarError(f"block {_name(cid)} does not match its CID ({name} digest differs)", offset)
 
 
 class CarParser:
@@ -395,7 +403,7 @@ class CarParser:
             if self._max_block is not None and size > self._max_block:
                 block.release()
                 body.release()
-                self._fail(f"block {cid_to_str(cid)} of {size} bytes exceeds the {self._max_block}-byte limit", at)
+                self._fail(f"block {_name(cid)} of {size} bytes exceeds the {self._max_block}-byte limit", at)
             try:
                 if self._verify:
                     _verify(cid, block, at)
