@@ -1,0 +1,1 @@
+"""Hypothesis fuzz tests of the decoders, seeded with the fixture CARs."""
