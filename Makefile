@@ -34,3 +34,13 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# make fuzz [FUZZ_SECONDS=60]: each atheris harness of fuzz/run.py for FUZZ_SECONDS
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := car dagpb bitswap delta pin multipart
+.PHONY: fuzz
+fuzz: install-test
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install -q atheris
+	@for t in $(FUZZ_TARGETS); do echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  $(BIN)/python -m fuzz.run $$t $(FUZZ_SECONDS) >$${TMPDIR:-/tmp}/pinion-fuzz-$$t.log 2>&1; rc=$$?; \
+	  grep -E "^Done|Uncaught|crash-" $${TMPDIR:-/tmp}/pinion-fuzz-$$t.log; test $$rc -eq 0 || exit $$rc; done

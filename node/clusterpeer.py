@@ -159,8 +159,10 @@ class ClusterPeer:
             ("recover_all", self._rpc_recover_all),
             ("links", self._rpc_links),
             ("counts", self._rpc_counts),
+            ("pinset_branch", pinset.serve_branch),
         ):
             self.rpc.register(name, handler)
+        pinset.rpc = self.rpc
         self.rpc.start()
         cluster = self.config["Cluster"]
         self.informer = Informer(

@@ -12,7 +12,7 @@ several). Names (all prefixed ``pinion_``):
 - ``pinion_rpc_requests_total{endpoint,status}``
 - ``pinion_pinset_{pins,heads,height,queued,pending,syncing,sync_lag_seconds}`` (gauges) and
   ``pinion_pinset_{deltas,batches,broadcasts,messages_received,sync_failures,snapshots,
-  snapshots_loaded,deltas_compacted}_total``
+  snapshots_loaded,deltas_compacted,branches_listed}_total``
   (counters) of the CRDT pinset, read at scrape time
 - ``pinion_upload_bytes_total{endpoint}`` (request bodies received by uploads)
 - ``pinion_http_request_duration_seconds{server,route}`` (histogram)
@@ -110,6 +110,7 @@ _PINSET_COUNTERS = {
     "snapshots": "Pinset snapshots made by this peer",
     "snapshots_loaded": "Pinset snapshots loaded from peers",
     "deltas_compacted": "Pinset blocks dropped by compaction",
+    "branches_listed": "Pinset branches listed by a peer for a one-go catch-up",
 }
 
 

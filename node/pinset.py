@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import libipld
@@ -55,6 +56,17 @@ FETCH_TIMEOUT = 15.0
 SYNC_CONCURRENCY = 8
 #: seconds before a failed batch commit is tried again
 RETRY_DELAY = 1.0
+#: most delta CIDs one ``pinset_branch`` answer lists
+BRANCH_LIMIT = 100_000
+#: connected peers asked in turn for a branch listing, seconds each may take, seconds
+#: a peer that failed to answer is not asked again
+BRANCH_PEERS = 2
+BRANCH_TIMEOUT = 5.0
+BRANCH_BACKOFF = 60.0
+#: fetch rounds of one head after which a branch listing is asked for (a long walk asks again)
+BRANCH_ROUNDS = (1, 8, 64)
+#: delta CIDs asked of bitswap at once while fetching a listed branch
+BRANCH_FETCH_CHUNK = 2_000
 
 
 class PinsetError(ValueError):
@@ -142,6 +154,11 @@ class PinsetService:
         self._loaded_at_round = 0
         #: the latest snapshot a trusted peer announced (loaded when deltas cannot be fetched)
         self._announced_snapshot: bytes | None = None
+        #: snapshots merged by this process (never loaded twice) and the lock that orders loads
+        self._loaded_snapshots: set[bytes] = set()
+        self._snapshot_lock = asyncio.Lock()
+        #: peer -> monotonic time before which it is not asked for branch listings
+        self._branch_backoff: dict[str, float] = {}
         self._bs: Bitswap | None = None
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -150,6 +167,9 @@ class PinsetService:
         self._syncing: dict[bytes, float] = {}
         self._sync_tasks: set[asyncio.Task[None]] = set()
         self._sync_slots = asyncio.Semaphore(SYNC_CONCURRENCY)
+        #: the cluster peer RPC (set by ``ClusterPeer.start``): lets a peer that is far
+        #: behind ask the announcer for a whole branch instead of walking it level by level
+        self.rpc: Any | None = None
         #: counters for metrics beside ``replica.stats()``
         self.counters = {
             "broadcasts": 0,
@@ -159,6 +179,7 @@ class PinsetService:
             "snapshots": 0,
             "snapshots_loaded": 0,
             "deltas_compacted": 0,
+            "branches_listed": 0,
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -324,13 +345,16 @@ class PinsetService:
             async with self._sync_slots:
                 if await self.in_thread(self.replica.is_processed, head):
                     return
-                outcome = await self._fetch_branch(head)
                 snapshot = snapshot or self._announced_snapshot
+                if snapshot is not None and (
+                    snapshot in self._loaded_snapshots or snapshot == await self.in_thread(self.replica.latest_snapshot)
+                ):
+                    snapshot = None  # nothing new to fall back on
+                outcome = await self._fetch_branch(head, sender, snapshot_fallback=snapshot is not None)
                 if outcome == "none" and snapshot is not None:
-                    if snapshot != await self.in_thread(self.replica.latest_snapshot):
-                        log.info("pinset head %s: loading snapshot %s instead", cid_to_str(head), cid_to_str(snapshot))
-                        await self._load_snapshot(snapshot)
-                        outcome = await self._fetch_branch(head)
+                    log.info("pinset head %s: loading snapshot %s instead", cid_to_str(head), cid_to_str(snapshot))
+                    await self._load_snapshot(snapshot)
+                    outcome = await self._fetch_branch(head, sender)
                 if outcome != "complete":
                     self.counters["sync_failures"] += 1
                     return
@@ -347,19 +371,98 @@ class PinsetService:
         finally:
             self._syncing.pop(head, None)
 
-    async def _fetch_branch(self, head: bytes) -> str:
+    async def _fetch_branch(self, head: bytes, sender: str, *, snapshot_fallback: bool = False) -> str:
         """Fetch every missing delta below ``head``: "complete", "partial" (some of a round
-        came: the next announcement resumes) or "none" (a round got nothing)."""
+        came: the next announcement resumes) or "none" (a round got nothing, or, with
+        ``snapshot_fallback``, the peer listing the branch named every missing delta absent:
+        compacted, so the announced snapshot is the only way on)."""
         # each round walks only below the blocks fetched by the previous one (not from the head
         # again), so a long chain of missing deltas costs one decode per delta
         frontier = [head]
+        rounds = 0
         while missing := await self.in_thread(self._missing_below, frontier):
+            if rounds in BRANCH_ROUNDS:
+                # more than one level is missing: ask a peer for the whole branch, so a
+                # long chain takes a few bitswap rounds instead of one per delta
+                absent = await self._prefetch_branch(head, sender)
+                missing = await self.in_thread(self._missing_below, frontier)
+                if not missing:
+                    break
+                if snapshot_fallback and absent.issuperset(missing):
+                    # the peer that holds the head does not have these either: they were
+                    # compacted, and waiting for bitswap to time out on them gains nothing
+                    return "none"
+            rounds += 1
             got = await self._fetch_many(missing)
             if len(got) < len(missing):
                 log.info("pinset head %s: %d deltas did not arrive", cid_to_str(head), len(missing) - len(got))
                 return "partial" if got else "none"
             frontier = missing
         return "complete"
+
+    async def _prefetch_branch(self, head: bytes, sender: str) -> set[bytes]:
+        """Fetch the deltas a connected peer lists for ``head``'s branch above our height
+        (``pinset_branch``); the deltas that peer named as absent (not stored there).
+
+        Only a hint: the blocks are verified by bitswap like any other and the
+        walk that follows still finds whatever the answer left out.
+        """
+        if self.rpc is None:
+            return set()
+        # below our lowest head everything is usually merged (a concurrent branch may not
+        # be: the walk that follows fetches what the listing leaves out)
+        heads = await self.in_thread(self.replica.heads)
+        above = max(0, min(h for _c, h in heads) - 1) if heads else 0
+        # the sender is the head's author, often not connected to us: ask connected
+        # peers on the topic (the author first when it is one of them)
+        now = time.monotonic()
+        connected = [p for p in await self.topic_peers() if self._branch_backoff.get(p, 0.0) <= now]
+        candidates = [p for p in connected if p == sender] + [p for p in connected if p != sender]
+        items: list[Any] = []
+        for peer in [p for p in candidates if self.replica.is_trusted(p)][:BRANCH_PEERS]:
+            try:
+                args = {"head": head, "above": above}
+                items = [item async for item in self.rpc.stream(peer, "pinset_branch", args, timeout=BRANCH_TIMEOUT)]
+            except Exception as exc:  # an old peer or a stream that does not open: not asked again for a while
+                self._branch_backoff[peer] = time.monotonic() + BRANCH_BACKOFF
+                log.info("pinset head %s: %s did not list its branch: %s", cid_to_str(head), peer, exc or "timed out")
+                continue
+            if items:
+                break
+        listed = [item for item in items if isinstance(item, bytes)][:BRANCH_LIMIT]
+        absent = {item["absent"] for item in items if isinstance(item, dict) and isinstance(item.get("absent"), bytes)}
+        if not listed:
+            return set()  # nobody could list it: the walk goes level by level
+        self.counters["branches_listed"] += 1
+        wanted = await self.in_thread(self._not_stored, listed)
+        for start in range(0, len(wanted), BRANCH_FETCH_CHUNK):
+            part = wanted[start : start + BRANCH_FETCH_CHUNK]
+            got = await self._fetch_many(part)
+            if len(got) < len(part):
+                break  # the walk fetches (or reports) what is still missing
+        return absent
+
+    def _not_stored(self, cids: list[bytes]) -> list[bytes]:
+        """The CIDs of ``cids`` whose blocks are not in the store (blocking: worker thread)."""
+        return [cid for cid in cids if not self._store.has(cid)]
+
+    async def serve_branch(self, _peer: str, args: Any) -> AsyncIterator[list[Any]]:
+        """RPC ``pinset_branch`` ``{"head": CID bytes, "above": height}``: the CIDs of the stored
+        deltas of that branch with a priority above ``above``, newest first, then
+        ``{"absent": CID}`` for each of their links not stored here (pages of 1,000)."""
+        if not isinstance(args, dict):
+            raise PinsetError("pinset_branch takes {head, above}")
+        head, above = args.get("head"), args.get("above")
+        if not isinstance(head, bytes) or not isinstance(above, int) or isinstance(above, bool) or above < 0:
+            raise PinsetError("pinset_branch takes {head: CID bytes, above: height >= 0}")
+        try:
+            parse_cid(head)
+        except CidError as exc:
+            raise PinsetError(f"pinset_branch: bad head CID: {exc}") from None
+        found, absent = await self.in_thread(self.replica.branch, head, above, BRANCH_LIMIT)
+        items: list[Any] = [*found, *({"absent": cid} for cid in absent)]
+        for start in range(0, len(items), 1000):
+            yield items[start : start + 1000]
 
     def _missing_below(self, roots: list[bytes]) -> list[bytes]:
         """The missing deltas under ``roots`` (blocking: worker thread), each once."""
@@ -370,13 +473,17 @@ class PinsetService:
         return list(missing)
 
     async def _load_snapshot(self, root: bytes) -> None:
-        """Bootstrap an empty replica from a peer's snapshot before walking its heads."""
-        try:
-            await self.in_thread(self.replica.load_snapshot, root, self._get_block_blocking)
-            self.counters["snapshots_loaded"] += 1
-        except (MissingBlock, SnapshotError, DeltaError, HashMismatch, ValueError) as exc:
-            self.counters["sync_failures"] += 1
-            log.warning("pinset snapshot %s not loaded: %s", cid_to_str(root), exc)
+        """Merge a peer's snapshot (bootstrap, or deltas compacted away); each root once."""
+        async with self._snapshot_lock:  # concurrent syncs often want the same one
+            if root in self._loaded_snapshots:
+                return
+            try:
+                await self.in_thread(self.replica.load_snapshot, root, self._get_block_blocking)
+                self.counters["snapshots_loaded"] += 1
+                self._loaded_snapshots.add(root)
+            except (MissingBlock, SnapshotError, DeltaError, HashMismatch, ValueError) as exc:
+                self.counters["sync_failures"] += 1
+                log.warning("pinset snapshot %s not loaded: %s", cid_to_str(root), exc)
 
     # ------------------------------------------------------------ compaction
     async def _snapshot_loop(self) -> None:

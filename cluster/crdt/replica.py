@@ -448,6 +448,39 @@ class Replica:
             stack.extend(delta.links)
         return missing
 
+    def branch(self, head: bytes, above: int, limit: int = 100_000) -> tuple[list[bytes], list[bytes]]:
+        """The stored deltas of ``head``'s branch whose priority is above ``above``, and the
+        links of those deltas that are not stored here (compacted away, or never fetched).
+
+        Walks only local blocks, newest first, up to ``limit`` deltas. A peer
+        at height ``above`` asks for this so it can fetch a long branch in one
+        go rather than one level at a time, and load a snapshot at once for
+        what nobody stores any more.
+        """
+        _check_key(head)
+        found: list[bytes] = []
+        absent: list[bytes] = []
+        visited: set[bytes] = set()
+        stack = [head]
+        while stack and len(found) < limit:
+            cid = stack.pop()
+            if cid in visited:
+                continue
+            visited.add(cid)
+            data = self._blocks.get(cid)
+            if data is None:
+                absent.append(cid)
+                continue
+            try:
+                delta = decode_delta(data)
+            except DeltaError:
+                continue
+            if delta.priority <= above:
+                continue
+            found.append(cid)
+            stack.extend(delta.links)
+        return found, absent
+
     def resume(self, get_block: BlockGetter | None = None) -> int:
         """Re-walk pending heads (after a crash or missing blocks); deltas applied.
 

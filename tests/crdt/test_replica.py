@@ -359,3 +359,28 @@ def test_transient_getter_error_keeps_head_pending(peers) -> None:
         b.replica.receive(head, "a", broken)
     assert b.replica.pending_heads() == [head] and b.replica.is_dirty()
     assert b.replica.resume(a.get_block) == 1 and not b.replica.is_dirty()
+
+
+def test_branch_lists_the_stored_deltas_above_a_height(peers) -> None:
+    """``branch`` is what a peer far behind fetches in one go; listing it lets b apply it in one walk."""
+    a, b = peers("a", trusted_peers=["*"]), peers("b", trusted_peers=["*"])
+    a.replica.put(key(0), b"v")
+    a.send_heads(b)  # b is at height 1
+    for i in range(1, 30):
+        a.replica.put(key(i), b"v")
+    head, height = a.replica.heads()[0]
+    listed, absent = a.replica.branch(head, b.replica.height())
+    assert len(listed) == height - 1 == 29 and listed[0] == head and absent == []
+    assert [decode_delta(a.blocks.get(c)).priority for c in listed] == list(range(30, 1, -1))
+    assert a.replica.branch(head, height) == ([], []) and len(a.replica.branch(head, 0, limit=5)[0]) == 5
+    for cid in listed:
+        b.blocks.put(cid, a.blocks.get(cid))
+    assert b.replica.missing_blocks(head) == []
+    assert b.replica.receive(head, "a", None).applied == 29 and b.state() == a.state()
+    # blocks it does not hold (compacted deltas: a snapshot covers them) are named as such
+    first = listed[-1]
+    oldest = decode_delta(a.blocks.get(first)).links[0]
+    b.blocks.delete(oldest)
+    assert b.replica.branch(head, 0) == (listed, [oldest])
+    nowhere = cid_for(b"not stored", codec=DAG_CBOR)
+    assert b.replica.branch(nowhere, 0) == ([], [nowhere])

@@ -89,8 +89,8 @@ def _cids(node: Any) -> set[str]:
     return {p["cid"] for p in _rpc(node, "pinset/ls")}
 
 
-def _wait_for(what: str, cond: Any, nodes: list[Any]) -> None:
-    deadline = time.monotonic() + SYNC_TIMEOUT
+def _wait_for(what: str, cond: Any, nodes: list[Any], timeout: float = SYNC_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return
@@ -183,7 +183,7 @@ def test_five_daemons_converge_after_1000_changes_made_while_one_was_down(make_n
     _wait_for("b's pin on every peer", lambda: all(_cids(n) == {first, second} for n in nodes), nodes)
 
     e_id = e.endpoints["cluster_peer_id"]
-    assert e_id in _rpc(a, "pinset/peers")["Peers"]
+    _wait_for("e on a's topic", lambda: e_id in _rpc(a, "pinset/peers")["Peers"], nodes)
     e.stop()
     _wait_for("a noticing that e left", lambda: e_id not in _rpc(a, "pinset/peers")["Peers"], nodes[:4])
     # 1,000 changes spread over the four running peers: 600 adds, 250 updates (new name), 150 removes
@@ -199,7 +199,7 @@ def test_five_daemons_converge_after_1000_changes_made_while_one_was_down(make_n
     for node, part in zip(nodes[:4], ops):
         _changes(node, part)
     expected = {second: "", **{cids[i]: (f"v2-{i}" if i < 250 else f"v1-{i}") for i in range(450)}}
-    _wait_for("the changes on the running peers", lambda: all(_state(n) == expected for n in nodes[:4]), nodes)
+    _wait_for("the changes on the running peers", lambda: all(_state(n) == expected for n in nodes[:4]), nodes, timeout=2 * SYNC_TIMEOUT)
     _wait_for(
         "a compacting the deltas e misses",
         lambda: _metric(a, "pinion_pinset_deltas_compacted_total") > 0,
@@ -208,7 +208,9 @@ def test_five_daemons_converge_after_1000_changes_made_while_one_was_down(make_n
 
     e.start()
     _wait_for("e back on a's topic", lambda: e_id in _rpc(a, "pinset/peers")["Peers"], nodes)
-    _wait_for("e catching up", lambda: _state(e) == expected, nodes)
+    # seconds when a peer lists the branch (pinset_branch); when the RPC streams of a
+    # restarted peer do not open (py-libp2p), it walks level by level: slower on a loaded host
+    _wait_for("e catching up", lambda: _state(e) == expected, nodes, timeout=3 * SYNC_TIMEOUT)
     assert _metric(e, "pinion_pinset_pins") == len(expected)
     assert _metric(e, "pinion_pinset_sync_lag_seconds") >= 0
     assert _metric(a, "pinion_pinset_snapshots_total") >= 2
