@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "StorageMax": 10 * 1024**3,
         "MaxBlockSize": 2 * 1024 * 1024,
         "Compression": "zstd",
+        "MaxUploadSize": 0,
     },
     "Gateway": {"Offline": False, "FetchTimeout": 60, "MaxURLLength": 8192, "MaxRequestsPerClient": 256},
     "Logging": {"Level": "WARNING", "Subsystems": {}},
@@ -126,6 +127,7 @@ DEFAULTS_DOC: dict[str, str] = {
     "ClusterAPI.TLSKeyFile": "PEM private key of TLSCertFile",
     "ClusterAPI.Headers": "extra headers added to every REST API response",
     "Datastore.StorageMax": "bytes this peer offers to store (free space = this - used)",
+    "Datastore.MaxUploadSize": "largest upload body accepted by add, dag/import and the cluster API's /add, bytes (0: no limit); larger ones get 413 and are rolled back",
     "Datastore.MaxBlockSize": "largest block accepted, in bytes",
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
     "Gateway.Offline": "never fetch missing blocks from the network",
@@ -208,6 +210,8 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError("Datastore.MaxBlockSize must be a positive integer")
     if not isinstance(ds.get("StorageMax"), int) or ds["StorageMax"] <= 0:
         raise ConfigError("Datastore.StorageMax must be a positive integer")
+    if not isinstance(ds.get("MaxUploadSize"), int) or isinstance(ds.get("MaxUploadSize"), bool) or ds["MaxUploadSize"] < 0:
+        raise ConfigError("Datastore.MaxUploadSize must be an integer >= 0 (0: no limit)")
     if ds.get("Compression") not in ("zstd", "none"):
         raise ConfigError("Datastore.Compression must be 'zstd' or 'none'")
     _validate_placement(cfg)

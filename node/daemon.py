@@ -162,7 +162,8 @@ class Daemon:
         api_cfg = self.repo.config["ClusterAPI"]
         addrs = self.repo.config["Addresses"]
         tls = ssl_context(api_cfg)
-        rest = make_rest_app(self.cluster_peer, api_cfg, core=self.core, executor=self.executor)
+        max_upload = int(self.repo.config["Datastore"]["MaxUploadSize"])
+        rest = make_rest_app(self.cluster_peer, api_cfg, core=self.core, executor=self.executor, max_upload=max_upload)
         await self._serve("cluster_api", rest, addrs["ClusterAPI"], tls)
         pinsvc = make_pinsvc_app(self.cluster_peer, api_cfg)
         await self._serve("pinsvc_api", pinsvc, addrs["PinSvcAPI"], tls)

@@ -56,11 +56,13 @@ def _params(o: Options) -> Any:
         raise RpcError(f"bad add parameters: {exc}") from None
 
 
-async def _import_unixfs(request: web.Request, core: Any, o: Options, executor: Executor | None) -> tuple[list[dict[str, Any]], bytes, int]:
+async def _import_unixfs(
+    request: web.Request, core: Any, o: Options, executor: Executor | None, max_upload: int
+) -> tuple[list[dict[str, Any]], bytes, int]:
     params = _params(o)
     opts = AddOptions(params=params, pin=False, wrap=params.wrap_with_directory, progress=o.boolean("progress", False))
     worker = AddWorker(core, opts, core.import_guard)
-    out = await drive_upload(request, worker, executor=executor)
+    out = await drive_upload(request, worker, executor=executor, max_bytes=max_upload)
     added = []
     root: tuple[bytes, int] | None = None
     for obj in out:
@@ -75,7 +77,9 @@ async def _import_unixfs(request: web.Request, core: Any, o: Options, executor: 
     return added, root[0], root[1]
 
 
-async def _import_car(request: web.Request, core: Any, executor: Executor | None) -> tuple[list[dict[str, Any]], bytes, int]:
+async def _import_car(
+    request: web.Request, core: Any, executor: Executor | None, max_upload: int
+) -> tuple[list[dict[str, Any]], bytes, int]:
     def worker(pipe: ItemPipe) -> tuple[str, list[bytes], int]:
         with core.import_guard():
             ev = pipe.get()
@@ -99,7 +103,7 @@ async def _import_car(request: web.Request, core: Any, executor: Executor | None
                 raise UploadAborted("send one CAR per request")
         return name, list(result.roots), result.bytes
 
-    disposition, roots, nbytes = await drive_upload(request, worker, executor=executor)
+    disposition, roots, nbytes = await drive_upload(request, worker, executor=executor, max_bytes=max_upload)
     if len(roots) != 1:
         raise RpcError(f"a CAR upload must have exactly one root, this one has {len(roots)}")
     filename = ""
@@ -116,8 +120,10 @@ async def handle_add(
     core: Any,
     executor: Executor | None,
     respond: Callable[[web.Request, AsyncIterator[dict[str, Any]] | list[dict[str, Any]], bool], Any],
+    max_upload: int = 0,
 ) -> web.StreamResponse:
-    """The ``/add`` route (see module docstring); ``respond(request, items, stream)`` writes the answer."""
+    """The ``/add`` route (see module docstring); ``respond(request, items, stream)`` writes the answer.
+    Bodies over ``max_upload`` bytes (0: no limit) get 413."""
     o = Options(request.query)
     for name in UNSUPPORTED:
         if o.boolean(name, False):
@@ -132,9 +138,9 @@ async def handle_add(
     local = o.boolean("local", False)
     pin_from_query(cid_for(b""), request.query)  # bad pin options fail before the upload is read
     if fmt == "car":
-        added, root, size = await _import_car(request, core, executor)
+        added, root, size = await _import_car(request, core, executor, max_upload)
     else:
-        added, root, size = await _import_unixfs(request, core, o, executor)
+        added, root, size = await _import_unixfs(request, core, o, executor, max_upload)
     if not no_pin:
         pin, defaults = pin_from_query(root, request.query)
         if local and cluster.peer_id not in pin.user_allocations:

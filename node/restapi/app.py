@@ -84,7 +84,9 @@ def _meta_filter(request: web.Request) -> dict[str, str]:
     return {k[5:]: v for k, v in request.query.items() if k.startswith("meta-") and len(k) > 5}
 
 
-def make_rest_app(cluster: Any, api_config: dict[str, Any], *, core: Any, executor: Executor | None = None) -> web.Application:
+def make_rest_app(
+    cluster: Any, api_config: dict[str, Any], *, core: Any, executor: Executor | None = None, max_upload: int = 0
+) -> web.Application:
     """The REST API application (see module docstring)."""
     app = web.Application(middlewares=[_strict_slash, *middlewares(api_config), _errors], client_max_size=1024**4)
 
@@ -206,7 +208,7 @@ def make_rest_app(cluster: Any, api_config: dict[str, Any], *, core: Any, execut
         return await respond_stream(request, cluster.recover_all(local=_bool(request, "local")))
 
     async def h_add(request: web.Request) -> web.StreamResponse:
-        return await handle_add(request, cluster, core, executor, respond_stream)
+        return await handle_add(request, cluster, core, executor, respond_stream, max_upload)
 
     # ------------------------------------------------------------ health and metrics
     async def h_health(_r: web.Request) -> web.StreamResponse:

@@ -301,7 +301,10 @@ async def _upload(request: web.Request, ctx: RpcContext, worker: Callable[[ItemP
         def on_bytes(n: int) -> None:
             m.add_upload_bytes(endpoint, n)
 
-    return await drive_upload(request, worker, executor=ctx.executor, limit=ctx.upload_limit, on_bytes=on_bytes)
+    max_bytes = int(ctx.config.get("Datastore", {}).get("MaxUploadSize", 0))
+    return await drive_upload(
+        request, worker, executor=ctx.executor, limit=ctx.upload_limit, on_bytes=on_bytes, max_bytes=max_bytes
+    )
 
 
 # --------------------------------------------------------------------------- blocks

@@ -30,6 +30,13 @@ READ_SIZE = 256 * 1024
 _EVENT_WEIGHT = 256
 
 
+class UploadTooLarge(Exception):
+    """The body passed ``Datastore.MaxUploadSize``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"upload exceeds the {max_bytes}-byte limit (Datastore.MaxUploadSize)")
+
+
 def _run(worker: Callable[[ItemPipe], T], pipe: ItemPipe) -> T:
     try:
         return worker(pipe)
@@ -44,8 +51,13 @@ async def drive_upload(
     executor: Executor | None = None,
     limit: int = DEFAULT_LIMIT,
     on_bytes: Callable[[int], None] | None = None,
+    max_bytes: int = 0,
 ) -> T:
-    """Feed the request's multipart body to ``worker`` (in a thread); return its result."""
+    """Feed the request's multipart body to ``worker`` (in a thread); return its result.
+
+    A body larger than ``max_bytes`` (0: no limit; ``Datastore.MaxUploadSize``) is
+    refused with 413 as soon as it passes the limit; what it wrote is rolled back.
+    """
     try:
         boundary = boundary_of(request.headers.get("Content-Type", ""))
         parser = MultipartParser(boundary)
@@ -55,12 +67,18 @@ async def drive_upload(
     pipe = ItemPipe(loop, limit)
     fut = loop.run_in_executor(executor, _run, worker, pipe)
     content = request.content
+    received = 0
     try:
+        if max_bytes and request.content_length is not None and request.content_length > max_bytes:
+            raise UploadTooLarge(max_bytes)
         while not parser.done:
             chunk = await content.read(READ_SIZE)
             if not chunk:
                 parser.close()
                 break
+            received += len(chunk)
+            if max_bytes and received > max_bytes:
+                raise UploadTooLarge(max_bytes)
             if on_bytes is not None:
                 on_bytes(len(chunk))
             for ev in parser.feed(chunk):
@@ -68,6 +86,10 @@ async def drive_upload(
         pipe.close()
     except ReaderGone:
         pass  # the worker is done early (finished or failed); its outcome decides
+    except UploadTooLarge as exc:
+        pipe.abort(UploadAborted(str(exc)))
+        await _settle(fut)
+        raise RpcError(str(exc), status=413) from None
     except MultipartError as exc:
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)

@@ -267,3 +267,9 @@ def test_heads_of_untrusted_peers_are_ignored(make_node: Any) -> None:
     _wait_for("b's broadcasts reaching a", lambda: _metric(a, "pinion_pinset_messages_received_total") >= 3, [a, b])
     assert _cids(a) == {from_a}
     assert _metric(a, "pinion_pinset_pins") == 1
+    # nor can it remove a pin it received (IPFS Cluster lets any member unpin): a keeps it
+    received = _metric(a, "pinion_pinset_messages_received_total")
+    _rpc(b, "pinset/rm", arg=from_a)
+    assert _cids(b) == {from_b}
+    _wait_for("b's removal reaching a", lambda: _metric(a, "pinion_pinset_messages_received_total") >= received + 2, [a, b])
+    assert _cids(a) == {from_a}

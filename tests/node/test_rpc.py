@@ -271,3 +271,19 @@ def test_large_streamed_upload_keeps_daemon_memory_bounded(daemon: PinionNode) -
     lines = asyncio.run(send(128))
     assert len(lines) == 1
     assert rss() - start < 48 * 1024 * 1024
+
+
+def test_uploads_over_max_upload_size_get_413_and_store_nothing(make_node) -> None:  # type: ignore[no-untyped-def]
+    """Datastore.MaxUploadSize (here from the environment, as in a container) bounds add and dag/import."""
+    node = make_node()
+    node.env["PINION_DATASTORE_MAXUPLOADSIZE"] = str(256 * 1024)
+    node.start("--offline")
+    base = node.url()
+    small = call(base, "add", files=[part("small.bin", b"fits")])
+    assert small.status == 200
+    before = _stat(base)
+    _assert_error(call(base, "add", files=[part("big.bin", os.urandom(1024 * 1024))]), 413, "MaxUploadSize")
+    big_car = multipart([part("", SIMPLE_CAR.read_bytes() + os.urandom(512 * 1024))])
+    _assert_error(call(base, "dag/import", raw_body=big_car), 413, "MaxUploadSize")
+    assert _stat(base)["NumObjects"] == before["NumObjects"]
+    assert call(base, "add", files=[part("again.bin", b"still fine")]).status == 200
