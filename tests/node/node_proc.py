@@ -25,6 +25,8 @@ class PinionNode:
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoints: dict[str, Any] = {}
         self.log = path.parent / f"{path.name}-daemon.log"
+        #: words run before the daemon command (e.g. ``ip netns exec NAME``)
+        self.prefix: list[str] = []
 
     def cli(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
         """Run ``pinion ARGS`` against this repo."""
@@ -46,7 +48,7 @@ class PinionNode:
         ep_file = self.path / "endpoints.json"
         logfh = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "daemon", *extra],
+            [*self.prefix, sys.executable, "-m", "node.cli", "daemon", *extra],
             env=self.env,
             stdout=logfh,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,148 @@
+"""A peer cut off by a network partition (its own network namespace, joined by a veth pair whose
+link is taken down): the other peers keep serving and changing the pinset, and after the link
+comes back every peer converges. Needs the rights to create network namespaces (root or
+CAP_NET_ADMIN); skipped with the reason where the test lacks them. Traffic stays on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from blockstore.cid import IDENTITY, RAW, cid_to_str, make_cid, make_multihash
+from node import config as cfgmod
+from test_cluster_peers import _json, _statuses, _wait
+
+WAIT = 120.0
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
+
+
+class Link:
+    """A network namespace and the veth pair joining it to this one (10.x.y.1 here, .2 there)."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.ns = f"pinion-{tag}"
+        self.here, self.there = f"pn{tag}a", f"pn{tag}b"
+        octet = int(tag[:2], 16)
+        self.here_ip, self.there_ip = f"10.233.{octet}.1", f"10.233.{octet}.2"
+
+    def create(self) -> None:
+        _ip("netns", "add", self.ns)
+        _ip("link", "add", self.here, "type", "veth", "peer", "name", self.there)
+        _ip("link", "set", self.there, "netns", self.ns)
+        _ip("addr", "add", f"{self.here_ip}/30", "dev", self.here)
+        _ip("netns", "exec", self.ns, "ip", "addr", "add", f"{self.there_ip}/30", "dev", self.there)
+        _ip("netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
+        _ip("netns", "exec", self.ns, "ip", "link", "set", self.there, "up")
+        self.up()
+
+    def up(self) -> None:
+        _ip("link", "set", self.here, "up")
+
+    def down(self) -> None:
+        _ip("link", "set", self.here, "down")
+
+    def remove(self) -> None:
+        _ip("link", "del", self.here, check=False)
+        _ip("netns", "del", self.ns, check=False)
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    if os.geteuid() != 0:
+        pytest.skip("network-namespace partition needs root (ip netns, veth); not root here")
+    made = Link()
+    try:
+        made.create()
+    except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
+        made.remove()
+        detail = getattr(exc, "stderr", "") or str(exc)
+        pytest.skip(f"cannot create a network namespace and veth pair here: {detail.strip()}")
+    yield made
+    made.remove()
+
+
+def _node(make_node: Any, name: str, secret: str, ip: str, *, all_apis: bool) -> Any:
+    """A repo whose cluster host listens on ``ip`` (and, with ``all_apis``, every server too)."""
+    node = make_node(name)
+    import shutil
+
+    shutil.rmtree(node.path)
+    node.cli("init", "--profile", "test", "--secret", secret)
+    path = node.path / cfgmod.CONFIG_FILE
+    cfg = json.loads(path.read_text())
+    cfg["Cluster"]["RebroadcastInterval"] = 0.5
+    cfg["Cluster"]["Peername"] = name
+    addrs = cfg["Addresses"]
+    addrs["Cluster"] = [f"/ip4/{ip}/tcp/0"]
+    addrs["Swarm"] = [f"/ip4/{ip}/tcp/0"]
+    if all_apis:
+        for key in ("API", "Gateway", "ClusterAPI", "PinSvcAPI", "Metrics"):
+            addrs[key] = f"/ip4/{ip}/tcp/0"
+    path.write_text(json.dumps(cfg))
+    return node
+
+
+def _inline(data: bytes) -> str:
+    return cid_to_str(make_cid(1, RAW, make_multihash(IDENTITY, data)))
+
+
+def _cluster_addr(node: Any) -> str:
+    ep = node.endpoints
+    addr = ep["cluster"][0]
+    return addr if "/p2p/" in addr else f"{addr}/p2p/{ep['cluster_peer_id']}"
+
+
+def _pins(node: Any) -> set[str]:
+    from test_cluster_peers import _stream
+
+    return {p["cid"] for p in _stream(node, "/allocations")}
+
+
+@pytest.mark.timeout(600)
+def test_a_partitioned_peer_converges_after_the_partition_heals(make_node: Any, link: Link) -> None:
+    secret = secrets.token_hex(32)
+    a = _node(make_node, "a", secret, link.here_ip, all_apis=False)
+    b = _node(make_node, "b", secret, link.here_ip, all_apis=False)
+    c = _node(make_node, "c", secret, link.there_ip, all_apis=True)
+    c.prefix = ["ip", "netns", "exec", link.ns]
+    nodes = [a, b, c]
+    a.start()
+    for n in (b, c):
+        n.start("--bootstrap", _cluster_addr(a))
+    _wait("3 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
+    ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
+
+    before = _inline(b"pinned before the partition")
+    _json(a, "POST", f"/pins/{before}")
+    _wait("the first pin on c", lambda: _statuses(_json(c, "GET", f"/pins/{before}?local=true")).get(ids["c"]) == "pinned", nodes)
+
+    link.down()
+    try:
+        # the side with a and b keeps serving: pins added and removed there are pinned there
+        during = [_inline(b"pinned during the partition %d" % i) for i in range(3)]
+        for cid in during:
+            _json(b, "POST", f"/pins/{cid}")
+        _json(a, "DELETE", f"/pins/{before}")
+        for cid in during:
+            _wait(f"{cid} pinned on a and b", lambda cid=cid: all(_statuses(_json(a, "GET", f"/pins/{cid}")).get(ids[p]) == "pinned" for p in "ab"), [a, b])
+        assert _pins(a) == set(during)
+        _wait("a seeing c's metrics expire", lambda: ids["c"] not in _json(a, "GET", "/id")["cluster_peers"], [a, b])
+    finally:
+        link.up()
+
+    # healed: c catches up with the changes it missed, and a and b see it again
+    _wait("c's pinset after healing", lambda: _pins(c) == set(during), nodes, timeout=WAIT)
+    _wait("c back in a's peer list", lambda: ids["c"] in _json(a, "GET", "/id")["cluster_peers"], nodes, timeout=WAIT)
+    for cid in during:
+        _wait(f"{cid} pinned on c", lambda cid=cid: _statuses(_json(c, "GET", f"/pins/{cid}?local=true")).get(ids["c"]) == "pinned", nodes, timeout=WAIT)
+    _wait("c unpinning what was removed meanwhile", lambda: before not in c.cli("pin", "ls").stdout.decode(), nodes, timeout=WAIT)
