@@ -45,6 +45,20 @@ def _cid(text: str) -> bytes:
         raise CliError(str(exc)) from None
 
 
+def _api_credentials(path: Path) -> tuple[str, str] | None:
+    """The first ``API.BasicAuthCredentials`` entry of the repo's config (the daemon asks for it)."""
+    from . import config as cfgmod
+
+    try:
+        creds = cfgmod.load(path).get("API", {}).get("BasicAuthCredentials")
+    except (cfgmod.ConfigError, OSError):
+        return None
+    if not creds:
+        return None
+    user = next(iter(creds))
+    return user, creds[user]
+
+
 @contextmanager
 def _api(args: argparse.Namespace, *, offline_only: bool = False) -> Iterator[Any]:
     """The node to talk to: the running daemon's RPC, or the repo opened directly."""
@@ -53,7 +67,7 @@ def _api(args: argparse.Namespace, *, offline_only: bool = False) -> Iterator[An
     if api_file.exists() and not offline_only:
         from .rpc_client import RpcClient
 
-        yield RpcClient(api_file.read_text().strip())
+        yield RpcClient(api_file.read_text().strip(), auth=_api_credentials(path))
         return
     from .core import CoreAPI
 

@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
         "MaxRetries": 10,
         "RetryBackoff": 30,
     },
+    "API": {"BasicAuthCredentials": None},
     "ClusterAPI": {
         "BasicAuthCredentials": None,
         "JWTExpiry": 86400,
@@ -119,6 +120,7 @@ DEFAULTS_DOC: dict[str, str] = {
     "PinTracker.RecoverInterval": "seconds between automatic retries of failed pins and unpins",
     "PinTracker.MaxRetries": "attempts after which a pin is pin_failed (only recover retries it)",
     "PinTracker.RetryBackoff": "seconds before the first retry of a failed pin (doubles each attempt, at most one hour)",
+    "API.BasicAuthCredentials": "user -> password map for the kubo RPC API (Basic, or a JWT signed with the password; null: no auth); the pinion CLI on this repo uses the first entry",
     "ClusterAPI.BasicAuthCredentials": "user -> password map for the REST and pinning service APIs (null: no auth)",
     "ClusterAPI.JWTExpiry": "seconds a token from POST /token stays valid (0: no expiry)",
     "ClusterAPI.CORSAllowedOrigins": "CORS allowed origins",
@@ -259,12 +261,13 @@ def _validate_placement(cfg: dict[str, Any]) -> None:
         _number(cfg, f"PinTracker.{key}", minimum=1, integer=True)
     for key in ("PriorityPinMaxAge", "PinTimeout", "RecoverInterval", "RetryBackoff"):
         _number(cfg, f"PinTracker.{key}", minimum=0.001)
+    for section in ("API", "ClusterAPI"):
+        creds = cfg[section].get("BasicAuthCredentials")
+        if creds is not None and (
+            not isinstance(creds, dict) or not creds or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in creds.items())
+        ):
+            raise ConfigError(f"{section}.BasicAuthCredentials must be null or map users to non-empty passwords")
     api = cfg["ClusterAPI"]
-    creds = api.get("BasicAuthCredentials")
-    if creds is not None and (
-        not isinstance(creds, dict) or not creds or not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in creds.items())
-    ):
-        raise ConfigError("ClusterAPI.BasicAuthCredentials must be null or map users to non-empty passwords")
     _number(cfg, "ClusterAPI.JWTExpiry", minimum=0)
     for key in ("CORSAllowedOrigins", "CORSAllowedMethods"):
         if not isinstance(api.get(key), list) or not all(isinstance(v, str) for v in api[key]):

@@ -9,6 +9,7 @@ sends them (multipart, chunked, streamed from disk); downloads stream.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -46,7 +47,8 @@ def _bool(v: bool) -> str:
 class RpcClient:
     """The node's operations over the daemon's RPC API at ``api_multiaddr``."""
 
-    def __init__(self, api_multiaddr: str, timeout: float | None = None) -> None:
+    def __init__(self, api_multiaddr: str, timeout: float | None = None, auth: tuple[str, str] | None = None) -> None:
+        """``auth``: (user, password) sent as Basic credentials (``API.BasicAuthCredentials``)."""
         try:
             self.host, self.port = tcp_host_port(api_multiaddr)
         except ConfigError as exc:
@@ -55,6 +57,10 @@ class RpcClient:
             self.host = "127.0.0.1"
         self.api = api_multiaddr
         self.timeout = timeout
+        self._auth_header: dict[str, str] = {}
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            self._auth_header = {"Authorization": f"Basic {token}"}
 
     # ------------------------------------------------------------ transport
     def _open(
@@ -73,7 +79,13 @@ class RpcClient:
         url = f"/api/v0/{command}" + (("?" + urlencode(query)) if query else "")
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request("POST", url, body=body, headers=headers or {}, encode_chunked=body is not None and not isinstance(body, bytes))
+            conn.request(
+                "POST",
+                url,
+                body=body,
+                headers={**self._auth_header, **(headers or {})},
+                encode_chunked=body is not None and not isinstance(body, bytes),
+            )
             resp = conn.getresponse()
         except ConnectionRefusedError:
             conn.close()

@@ -29,6 +29,7 @@ from blockstore.pins import RECURSIVE
 
 from ..core import BadRequest, CoreAPI, CoreError, NotFound
 from ..p2p.identity import public_key_b64
+from ..restapi.auth import AuthError, authenticate, unauthorized
 from .add import AddOptions, AddWorker
 from .multipart import PartStart
 from .options import CODE_NORMAL, CODE_NOT_FOUND, Options, RpcError, format_cid, parse_cid_arg
@@ -654,6 +655,7 @@ def _origin_allowed(request: web.Request) -> bool:
 def make_rpc_app(ctx: RpcContext) -> web.Application:
     """The aiohttp app serving ``/api/v0/<command>`` for every command of :data:`ROUTES`."""
     routes = {**ROUTES, **ctx.extra_routes}
+    credentials: dict[str, str] | None = (ctx.config.get("API") or {}).get("BasicAuthCredentials") or None
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         command = request.match_info["command"].strip("/")
@@ -668,6 +670,12 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
                 return web.Response(status=204, headers={"Allow": "POST, OPTIONS"})
             if request.method != "POST":
                 raise RpcError(f"405 - Method Not Allowed: use POST for /api/v0/{command}", status=405)
+            if credentials is not None:
+                try:
+                    authenticate(request, credentials)
+                except AuthError as exc:
+                    status = 401
+                    return unauthorized(str(exc))
             if not _origin_allowed(request):
                 raise RpcError("403 - Forbidden: cross-origin request refused", status=403)
             resp = await handler(request, ctx, Options(request.query))

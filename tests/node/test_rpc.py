@@ -283,7 +283,42 @@ def test_uploads_over_max_upload_size_get_413_and_store_nothing(make_node) -> No
     assert small.status == 200
     before = _stat(base)
     _assert_error(call(base, "add", files=[part("big.bin", os.urandom(1024 * 1024))]), 413, "MaxUploadSize")
-    big_car = multipart([part("", SIMPLE_CAR.read_bytes() + os.urandom(512 * 1024))])
+    from blockstore.car import encode_header, encode_section
+    from blockstore.cid import RAW, cid_for
+
+    blocks = [os.urandom(200 * 1024) for _ in range(3)]
+    cids = [cid_for(b, codec=RAW) for b in blocks]
+    car = encode_header(cids[:1]) + b"".join(encode_section(c, b) for c, b in zip(cids, blocks))
+    big_car = multipart([part("", car)])
     _assert_error(call(base, "dag/import", raw_body=big_car), 413, "MaxUploadSize")
     assert _stat(base)["NumObjects"] == before["NumObjects"]
     assert call(base, "add", files=[part("again.bin", b"still fine")]).status == 200
+
+
+def test_rpc_api_auth_when_configured(make_node) -> None:  # type: ignore[no-untyped-def]
+    """API.BasicAuthCredentials: 401 without or with wrong credentials, Basic and unexpired JWTs pass,
+    and the pinion CLI on the repo sends the configured credentials itself."""
+    import base64
+    import json as _json
+
+    from node import config as cfgmod
+    from node.restapi.auth import make_jwt
+
+    node = make_node()
+    path = node.path / cfgmod.CONFIG_FILE
+    cfg = _json.loads(path.read_text())
+    cfg["API"] = {"BasicAuthCredentials": {"admin": "s3cret"}}
+    path.write_text(_json.dumps(cfg))
+    node.start("--offline")
+    base = node.url()
+
+    def basic(user: str, password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    for headers in ({}, basic("admin", "wrong"), basic("nobody", "s3cret"), {"Authorization": "Bearer " + make_jwt("admin", "s3cret", 60, now=time.time() - 120)}):
+        r = call(base, "version", headers=headers)
+        assert r.status == 401, (headers, r.status)
+        assert "WWW-Authenticate" in r.headers
+    assert call(base, "version", headers=basic("admin", "s3cret")).status == 200
+    assert call(base, "version", headers={"Authorization": "Bearer " + make_jwt("admin", "s3cret", 60)}).status == 200
+    assert node.cli("pin", "ls").returncode == 0  # the CLI found the credentials in the repo's config
