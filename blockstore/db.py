@@ -69,3 +69,25 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> plyvel.DB:
         db.close()
         raise RuntimeError(f"repo database {p} has format {version!r}, expected {FORMAT_VERSION!r}")
     return db
+
+
+def disk_full_message(exc: BaseException) -> str | None:
+    """A clear message when ``exc`` is a write that failed because the disk is full, else None.
+
+    LevelDB reports it as ``plyvel.IOError`` ("... No space left on device"),
+    Python file writes as ``OSError`` with ``errno.ENOSPC``. After such an
+    error LevelDB refuses every write until the database is reopened.
+    """
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"the disk is full ({exc.strerror}): free space, then restart the daemon"
+    if isinstance(exc, plyvel.Error):
+        text = exc.args[0] if exc.args else b""
+        text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+        if "No space left on device" in text:
+            return (
+                "the disk is full (No space left on device): the datastore takes no more writes "
+                "until the daemon is restarted with free space; what was stored is kept"
+            )
+    return None

@@ -18,7 +18,7 @@ from typing import Any
 
 import plyvel
 
-from blockstore.db import RepoLockedError, open_db
+from blockstore.db import RepoLockedError, disk_full_message, open_db
 from blockstore.pins import Pins
 from blockstore.store import BlockStore
 
@@ -118,4 +118,5 @@ def _open_db(p: Path) -> plyvel.DB:
     except RepoLockedError as exc:
         raise RepoError(str(exc)) from None
     except (plyvel.Error, RuntimeError) as exc:
-        raise RepoError(f"cannot open the datastore of {p}: {exc}") from None
+        full = disk_full_message(exc)
+        raise RepoError(f"cannot open the datastore of {p}: {full or exc}") from None

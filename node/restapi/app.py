@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from blockstore.cid import CidError, cid_from_str
+from blockstore.db import disk_full_message
 from cluster.allocator import AllocationError
 from cluster.pin import PIN_TYPES, Pin, PinError
 from cluster.pinoptions import PinOptionsError, pin_from_query
@@ -47,6 +48,9 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
 
     if isinstance(exc, NotFoundError):
         return 404, str(exc)
+    full = disk_full_message(exc)
+    if full is not None:
+        return 507, full
     if isinstance(exc, RpcError):
         return exc.status or 400, str(exc.message if hasattr(exc, "message") else exc)
     if isinstance(exc, (PinOptionsError, PinError, AllocationError, StatusError, ValueError)):

@@ -24,6 +24,7 @@ from aiohttp import ClientPayloadError, web
 from blockstore import car, importer
 from blockstore.carimport import CarImporter, CarImportResult
 from blockstore.cid import RAW, CidError, HashMismatch, make_cid
+from blockstore.db import disk_full_message
 from blockstore.store import BlockTooLarge
 from blockstore.pins import RECURSIVE
 
@@ -701,7 +702,11 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             status = err.status
             return error_response(err)
         except Exception as exc:  # noqa: BLE001 - answered as kubo's error JSON, not a bare 500 page
-            err = RpcError(f"internal error: {type(exc).__name__}: {exc}", CODE_NORMAL)
+            full = disk_full_message(exc)
+            if full is not None:
+                err = RpcError(full, CODE_NORMAL, status=507)
+            else:
+                err = RpcError(f"internal error: {type(exc).__name__}: {exc}", CODE_NORMAL)
             status = err.status
             return error_response(err)
         finally:

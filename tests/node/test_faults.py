@@ -157,3 +157,70 @@ def test_kill_9_during_a_multi_gib_car_upload(make_node: Any, tmp_path: Path) ->
     assert kept_cid in pins and cid_to_str(first) not in pins
     with urllib.request.urlopen(f"{node.url('gateway')}/ipfs/{kept_cid}", timeout=30) as resp:
         assert resp.read() == kept
+
+
+def test_a_physically_full_disk_refuses_writes_and_keeps_what_is_stored(tmp_path: Path) -> None:
+    """The repo on a 40 MiB tmpfs: adds fail with 507 "the disk is full" once LevelDB hits ENOSPC,
+    what was acknowledged stays readable; a restart on the full disk refuses with the reason;
+    with space again the repo opens as is and every acknowledged add is there and pinned."""
+    import json
+    import subprocess
+
+    from kubo_http import call, part
+    from node_proc import PinionNode
+
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        import pytest
+
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    node = PinionNode(mnt / "repo")
+    try:
+        node.cli("init", "--profile", "test")
+        node.start("--offline")
+        stored: dict[str, bytes] = {}
+        refused = None
+        for i in range(8):
+            data = os.urandom(8 * 1024 * 1024)
+            r = call(node.url(), "add", files=[part(f"f{i}.bin", data)])
+            if r.status != 200:
+                refused = r
+                break
+            stored[json.loads(r.body.decode().splitlines()[-1])["Hash"]] = data
+        assert refused is not None and stored, "the 40 MiB disk never filled"
+        assert refused.status == 507 and b"the disk is full" in refused.body, refused.body
+        small = call(node.url(), "add", files=[part("small.txt", b"small")])
+        assert small.status == 507  # LevelDB takes no more writes until reopened
+        for cid, data in stored.items():
+            assert call(node.url(), "cat", cid).body == data  # reads still work
+        node.stop()
+        for name in ("api", "endpoints.json"):
+            (node.path / name).unlink(missing_ok=True)
+        try:
+            node.start("--offline")
+            started_full = True
+        except AssertionError as exc:
+            started_full = False
+            assert "the disk is full" in str(exc), str(exc)[-2000:]
+        if started_full:  # LevelDB could reopen without writing: writes still fail cleanly
+            node.stop()
+        node.proc = None
+        for name in ("api", "endpoints.json"):
+            (node.path / name).unlink(missing_ok=True)
+        subprocess.run(["mount", "-o", "remount,size=200m", str(mnt)], check=True)
+        node.start("--offline")
+        pins = node.cli("pin", "ls").stdout.decode()
+        for cid, data in stored.items():
+            assert cid in pins
+            assert call(node.url(), "cat", cid).body == data
+        assert call(node.url(), "add", files=[part("small.txt", b"small")]).status == 200
+    finally:
+        if node.proc is not None:
+            node.kill()
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
