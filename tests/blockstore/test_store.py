@@ -168,3 +168,19 @@ def test_gc_keeps_pinned_dags_and_removes_the_rest(tmp_path: Path) -> None:
         assert s.get(cid_for(keep)) == keep
     assert s.stats()["blocks"] == 6
     assert list(collect_garbage(s, pins, _tree_links, extra_roots=[cid_for(extra)])) == []
+
+
+def test_disk_full_errors_are_told_apart() -> None:
+    """LevelDB's and Python's ENOSPC become one clear message; other errors are left alone."""
+    import errno
+
+    import plyvel
+
+    from blockstore.db import disk_full_message
+
+    leveldb = plyvel.IOError(b"IO error: /repo/datastore/000008.ldb: No space left on device")
+    assert "the disk is full" in (disk_full_message(leveldb) or "")
+    assert "the disk is full" in (disk_full_message(OSError(errno.ENOSPC, "No space left on device")) or "")
+    assert disk_full_message(plyvel.IOError(b"IO error: permission denied")) is None
+    assert disk_full_message(OSError(errno.EACCES, "Permission denied")) is None
+    assert disk_full_message(ValueError("No space left on device")) is None
