@@ -246,8 +246,11 @@ class HostHandle:
 
     # -- peers -------------------------------------------------------------
 
-    async def connect(self, addr: str, timeout: float = CONNECT_TIMEOUT_S) -> str:
-        """Dial ``/…/p2p/<id>``; returns the peer ID. Raises P2PError on failure or timeout."""
+    async def connect(self, addr: str, timeout: float = CONNECT_TIMEOUT_S, *, remember: bool = True) -> str:
+        """Dial ``/…/p2p/<id>``; returns the peer ID. Raises P2PError on failure or timeout.
+
+        ``remember``: add the peer to the peer book (redials of known peers do not, so a
+        peer disconnected on purpose while a redial is in flight stays forgotten)."""
         peer_id, transport_addr = parse_peer_multiaddr(addr)
         host = self._host()
         if str(peer_id) == self.peer_id:
@@ -264,7 +267,7 @@ class HostHandle:
             raise P2PError(f"connecting to {addr} failed: {exc}") from None
         if not host.get_network().get_connections(peer_id):
             raise P2PError(f"connecting to {addr} failed: no connection was established")
-        if self.peer_book is not None:
+        if self.peer_book is not None and remember:
             self.peer_book.remember(str(peer_id), str(transport_addr))
         return str(peer_id)
 
@@ -278,16 +281,21 @@ class HostHandle:
         if self.peer_book is None:
             return 0
         connected = 0
+        book = self.peer_book
         current = {str(p) for p in self._host().get_connected_peers()}
 
         async def one(peer: str, addrs: list[str]) -> None:
             nonlocal connected
             for a in addrs:
                 try:
-                    await self.connect(f"{a}/p2p/{peer}", RECONNECT_TIMEOUT_S)
+                    await self.connect(f"{a}/p2p/{peer}", RECONNECT_TIMEOUT_S, remember=False)
                 except P2PError as exc:
                     log.debug("%s host: reconnect to %s via %s failed: %s", self.name, peer, a, exc)
                     continue
+                if book is not None and not book.addrs(peer):
+                    # disconnected on purpose while this redial was in flight: stay down
+                    await self._host().disconnect(_parse_peer_id(peer))
+                    return
                 connected += 1
                 return
 
