@@ -14,6 +14,7 @@ encodings:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -231,12 +232,18 @@ def pin_index_terms(key: bytes, value: bytes) -> Iterator[bytes]:
 
 
 # ---------------------------------------------------------------------- times
+@functools.lru_cache(maxsize=4096)
+def _utc_seconds(secs: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of Unix seconds (cached: a status stream formats the same seconds over and over)."""
+    return _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def ns_to_rfc3339(ns: int) -> str:
     """Unix nanoseconds -> RFC3339 UTC with nanoseconds (0 -> Go's zero time)."""
     if ns == 0:
         return ZERO_TIME
     secs, frac = divmod(ns, 1_000_000_000)
-    base = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _utc_seconds(secs)
     if frac:
         return f"{base}.{frac:09d}".rstrip("0") + "Z"
     return base + "Z"
