@@ -32,7 +32,6 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str
@@ -554,7 +553,7 @@ class ClusterPeer:
     def _decorate(self, info: PinInfo) -> PinInfo:
         """Fill the peer name and IPFS identity of ``info`` from the peer's ping."""
         name, ipfs_id, addrs = self._identity(info.peer)
-        return replace(info, peername=name or info.peername, ipfs_peer_id=ipfs_id, ipfs_peer_addresses=addrs)
+        return info.with_identity(name or info.peername, ipfs_id, addrs)
 
     def _plain(self, cid: bytes, peer: str, status: str, error: str = "") -> PinInfo:
         return self._decorate(PinInfo(cid=cid, peer=peer, status=status, timestamp=now_ns(), error=error))

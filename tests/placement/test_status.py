@@ -124,3 +124,16 @@ def test_global_pin_info_has_ipfs_clusters_shape() -> None:
 )
 def test_pinning_service_status(statuses: list[str], answer: str | None) -> None:
     assert pinsvc_status(statuses) == answer
+
+
+def test_with_identity_is_replace_of_the_identity_fields() -> None:
+    """The fast copy keeps every other field (a field added to PinInfo must be copied too)."""
+    from dataclasses import fields, replace
+
+    from cluster.status import PinInfo
+
+    values = {f.name: f"v-{f.name}" for f in fields(PinInfo)}
+    values.update(cid=b"\x01", timestamp=7, attempt_count=3, priority_pin=True, ipfs_peer_addresses=("/ip4/1.2.3.4",))
+    info = PinInfo(**values)
+    got = info.with_identity("name", "Qm", ("/ip4/5.6.7.8",))
+    assert got == replace(info, peername="name", ipfs_peer_id="Qm", ipfs_peer_addresses=("/ip4/5.6.7.8",))
