@@ -422,7 +422,8 @@ class PinsetService:
         for peer in [p for p in candidates if self.replica.is_trusted(p)][:BRANCH_PEERS]:
             try:
                 args = {"head": head, "above": above}
-                items = [item async for item in self.rpc.stream(peer, "pinset_branch", args, timeout=BRANCH_TIMEOUT)]
+                async with asyncio.timeout(2 * BRANCH_TIMEOUT + 1):  # bounded even if libp2p ignores its timeout
+                    items = [item async for item in self.rpc.stream(peer, "pinset_branch", args, timeout=BRANCH_TIMEOUT)]
             except Exception as exc:  # an old peer or a stream that does not open: not asked again for a while
                 self._branch_backoff[peer] = time.monotonic() + BRANCH_BACKOFF
                 log.info("pinset head %s: %s did not list its branch: %s", cid_to_str(head), peer, exc or "timed out")
@@ -518,9 +519,18 @@ class PinsetService:
         return root
 
     async def _fetch_many(self, cids: list[bytes]) -> dict[bytes, bytes]:
-        """Fetch blocks over the cluster host's bitswap (stored on arrival); those that came."""
+        """Fetch blocks over the cluster host's bitswap (stored on arrival); those that came.
+
+        Bounded here too (twice the fetch timeout): a libp2p call that ignores its own
+        timeout must not hold the head in ``_syncing`` for ever (it would never be retried).
+        """
         bs = self._bitswap()
-        return await self._p2p.run_in_libp2p(bs.get_blocks, cids, self.fetch_timeout)
+        try:
+            async with asyncio.timeout(2 * self.fetch_timeout + 1):
+                return await self._p2p.run_in_libp2p(bs.get_blocks, cids, self.fetch_timeout)
+        except TimeoutError:
+            log.info("pinset fetch of %d blocks did not return in time", len(cids))
+            return {}
 
     def _get_block_blocking(self, cid: bytes) -> bytes | None:
         """One block over the cluster bitswap, from a worker thread; None if it does not come."""
