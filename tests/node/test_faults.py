@@ -172,7 +172,7 @@ def test_a_physically_full_disk_refuses_writes_and_keeps_what_is_stored(tmp_path
     if os.geteuid() != 0:
         import pytest
 
-        pytest.skip("mounting a small tmpfs to fill needs root")
+        pytest.skip("full-disk test: needs root to mount a small tmpfs; runs when the suite runs as root (as on the build machine)")
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mnt)], capture_output=True, text=True)

@@ -5,7 +5,6 @@ CAP_NET_ADMIN); skipped with the reason where the test lacks them. Traffic stays
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import subprocess
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 
 from blockstore.cid import IDENTITY, RAW, cid_to_str, make_cid, make_multihash
-from node import config as cfgmod
-from test_cluster_peers import _json, _statuses, _wait
+from test_cluster_peers import _cluster_addr, _init, _json, _statuses, _wait
 
 WAIT = 120.0
 
@@ -59,7 +57,7 @@ class Link:
 @pytest.fixture
 def link() -> Iterator[Link]:
     if os.geteuid() != 0:
-        pytest.skip("network-namespace partition needs root (ip netns, veth); not root here")
+        pytest.skip("network-namespace partition: needs root for ip netns and veth; runs when the suite runs as root (as on the build machine)")
     made = Link()
     try:
         made.create()
@@ -73,33 +71,14 @@ def link() -> Iterator[Link]:
 
 def _node(make_node: Any, name: str, secret: str, ip: str, *, all_apis: bool) -> Any:
     """A repo whose cluster host listens on ``ip`` (and, with ``all_apis``, every server too)."""
-    node = make_node(name)
-    import shutil
-
-    shutil.rmtree(node.path)
-    node.cli("init", "--profile", "test", "--secret", secret)
-    path = node.path / cfgmod.CONFIG_FILE
-    cfg = json.loads(path.read_text())
-    cfg["Cluster"]["RebroadcastInterval"] = 0.5
-    cfg["Cluster"]["Peername"] = name
-    addrs = cfg["Addresses"]
-    addrs["Cluster"] = [f"/ip4/{ip}/tcp/0"]
-    addrs["Swarm"] = [f"/ip4/{ip}/tcp/0"]
+    addrs: dict[str, Any] = {"Cluster": [f"/ip4/{ip}/tcp/0"], "Swarm": [f"/ip4/{ip}/tcp/0"]}
     if all_apis:
-        for key in ("API", "Gateway", "ClusterAPI", "PinSvcAPI", "Metrics"):
-            addrs[key] = f"/ip4/{ip}/tcp/0"
-    path.write_text(json.dumps(cfg))
-    return node
+        addrs.update({key: f"/ip4/{ip}/tcp/0" for key in ("API", "Gateway", "ClusterAPI", "PinSvcAPI", "Metrics")})
+    return _init(make_node, name, secret, Addresses=addrs)
 
 
 def _inline(data: bytes) -> str:
     return cid_to_str(make_cid(1, RAW, make_multihash(IDENTITY, data)))
-
-
-def _cluster_addr(node: Any) -> str:
-    ep = node.endpoints
-    addr = ep["cluster"][0]
-    return addr if "/p2p/" in addr else f"{addr}/p2p/{ep['cluster_peer_id']}"
 
 
 def _pins(node: Any) -> set[str]:
