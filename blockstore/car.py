@@ -7,7 +7,8 @@ stream) and it returns events, :class:`CarHeader` once and then one
 :class:`CarReader` is the thin synchronous shell over anything with
 ``read(n)``. Memory is bounded by the largest section, whatever the CAR size.
 
-Policies (see ``shared/fixtures/car-test-vectors.md``):
+Policies (each checked against the go-car and IPLD spec fixtures listed in
+``tests/fixtures/README.md``):
 
 - limits: header <= 32 MiB and section <= 8 MiB (go-car's), optionally
   block <= ``max_block_size``; a length over a limit is refused as soon as its

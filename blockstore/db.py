@@ -37,8 +37,8 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> plyvel.DB:
     """Open (or create) the repo's LevelDB with options tuned for blocks.
 
     LevelDB's own snappy compression is off: the block store decides per
-    block with zstd. Large table files keep bulk imports fast (measured in
-    ``shared/specs/python-hot-paths.md``); the write buffer is sized for memory.
+    block with zstd. Large table files keep bulk imports fast (fewer files to compact and
+    reopen; ``benchmarks/bench_import.py`` measures it); the write buffer is sized for memory.
     """
     p = Path(path)
     if create:

@@ -4,7 +4,7 @@ Run: ``python -m fuzz.run TARGET [SECONDS]`` or ``make fuzz`` (every target,
 ``FUZZ_SECONDS`` each, default 60). Each target feeds the input to a decoder;
 the only exceptions allowed are the decoder's documented error types, any
 other exception is a finding (libFuzzer stops and writes the crashing input
-to ``crash-*``). Seeds: the real CAR fixtures of ``../shared/fixtures`` (for
+to ``crash-*``). Seeds: the real CAR fixtures of ``tests/fixtures`` (for
 every target: CARs hold dag-pb, UnixFS and raw blocks) plus a few valid
 encodings made here.
 """
@@ -31,7 +31,7 @@ with atheris.instrument_imports():
     from cluster.pin import Pin, PinError
     from node.rpc.multipart import MultipartError, MultipartParser
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
 def _car(data: bytes) -> None:

@@ -1,4 +1,5 @@
-"""Fixes for py-libp2p 0.8.1 that Pinion needs (measured in shared/specs/py-libp2p.md).
+"""Fixes for py-libp2p 0.8.1 that Pinion needs (each defect measured by a test
+in ``tests/p2p/test_compat.py``; connect and gossipsub figures by ``benchmarks/bench_p2p.py``).
 
 Every fix lives here, and each has a test in ``tests/p2p/test_compat.py`` that
 asserts the upstream defect is still present, so the test fails (and tells us

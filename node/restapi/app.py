@@ -1,7 +1,7 @@
 """The IPFS Cluster 1.1 REST API over a :class:`node.clusterpeer.ClusterPeer`.
 
-Routes and JSON shapes are IPFS Cluster's (``../shared/specs/ipfs-cluster.md``
-section 1), so its clients (``ipfs-cluster-ctl``, asyncipfscluster, the
+Routes and JSON shapes are IPFS Cluster's (https://ipfscluster.io/documentation/reference/api/
+and ``api/rest`` in github.com/ipfs-cluster/ipfs-cluster), so its clients (``ipfs-cluster-ctl``, asyncipfscluster, the
 nft.storage client) work unchanged. Ours on top: ``GET /pins`` and
 ``GET /allocations`` filter by ``name`` and ``meta-<key>=<value>`` on the
 server (from the pinset's index), ``GET /health/pins`` counts pins by status

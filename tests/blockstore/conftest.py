@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from blockstore.cid import read_cid, read_varint
 
-FIXTURES = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures")
+FIXTURES = Path(__file__).resolve().parents[1].joinpath("fixtures")
 
 
 def chacha_bytes(seed: bytes | str, n: int) -> bytes:

@@ -26,7 +26,7 @@ from blockstore.car import (
 )
 from blockstore.cid import BLAKE2B_256, SHA2_512, DAG_CBOR, DAG_PB, IDENTITY, RAW, cid_for, cid_from_str, encode_varint, make_cid, verify
 
-FIX = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures")
+FIX = Path(__file__).resolve().parents[1].joinpath("fixtures")
 GOCAR = FIX / "go-car-testdata"
 V2 = GOCAR / "v2/testdata"
 INPUTS = GOCAR / "cmd/car/testdata/inputs"

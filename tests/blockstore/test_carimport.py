@@ -15,7 +15,7 @@ from blockstore.dagwalk import BlockNotFound, walk_dag
 from blockstore.db import open_db
 from blockstore.store import BlockStore
 
-FIX = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures")
+FIX = Path(__file__).resolve().parents[1].joinpath("fixtures")
 V2 = FIX / "go-car-testdata/v2/testdata"
 INPUTS = FIX / "go-car-testdata/cmd/car/testdata/inputs"
 SPEC = FIX / "ipld-car-spec"

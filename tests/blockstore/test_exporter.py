@@ -18,7 +18,7 @@ from blockstore.dagpb import PBLink, PBNode, decode_pbnode, encode_pbnode
 from blockstore.importer import DirectoryBuilder, ImportParams, import_bytes, import_symlink
 from blockstore.unixfs import FILE, UnixFSData, encode_unixfs
 
-GW = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures", "gateway-conformance")
+GW = Path(__file__).resolve().parents[1].joinpath("fixtures", "gateway-conformance")
 INDEX = json.loads((GW / "index.json").read_text())["cars"]
 
 

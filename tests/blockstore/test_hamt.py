@@ -25,7 +25,7 @@ from blockstore.hamt import (
 )
 from blockstore.unixfs import DIRECTORY, UnixFSData, encode_unixfs
 
-FIXTURES = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures")
+FIXTURES = Path(__file__).resolve().parents[1].joinpath("fixtures")
 HAMT_CAR = FIXTURES / "gateway-conformance/trustless_gateway_car/single-layer-hamt-with-multi-block-files.car"
 HAMT_ROOT = cid_from_str("bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i")
 FILE_CID = cid_from_str("bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4")

@@ -28,7 +28,7 @@ from blockstore.importer import (
 )
 from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW, SYMLINK, decode_unixfs
 
-FIXTURES = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures", "gateway-conformance")
+FIXTURES = Path(__file__).resolve().parents[1].joinpath("fixtures", "gateway-conformance")
 V0 = ImportParams()
 V1_RAW = ImportParams.from_options(cid_version=1)
 V1_PB = ImportParams.from_options(cid_version=1, raw_leaves=False)

@@ -17,7 +17,7 @@ from blockstore.dagpb import PBLink, PBNode, encode_pbnode
 from blockstore.dagwalk import BlockNotFound, walk_dag
 from blockstore.links import DAG_JSON, LinksError, iter_links
 
-GW = Path(__file__).resolve().parents[3].joinpath("shared", "fixtures", "gateway-conformance")
+GW = Path(__file__).resolve().parents[1].joinpath("fixtures", "gateway-conformance")
 
 
 def load_car(path: Path) -> tuple[list[bytes], dict[bytes, bytes]]:

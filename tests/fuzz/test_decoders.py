@@ -1,6 +1,6 @@
 """Every decoder answers any input with a value or its documented error type.
 
-Inputs are the real fixture CARs of ``/work/shared/fixtures`` mutated by
+Inputs are the real fixture CARs of ``tests/fixtures`` mutated by
 hypothesis (byte flips, cuts, insertions, splices) plus plain random bytes.
 Any other exception fails the test; pytest-timeout catches a hang.
 """
@@ -28,7 +28,7 @@ from node.gateway.resolve import GatewayError
 from node.rpc.multipart import MultipartError, MultipartParser
 from node.rpc.options import Options, RpcError
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SEEDS = [p.read_bytes() for p in sorted(FIXTURES.rglob("*.car")) if p.stat().st_size < 64_000][:30]
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -67,7 +67,7 @@ def _inputs(seeds: list[bytes]) -> st.SearchStrategy[bytes]:
     return st.one_of(mutated(seeds), st.binary(max_size=512))
 
 
-@pytest.mark.skipif(not SEEDS, reason="runs when /work/shared/fixtures holds the fixture CARs")
+@pytest.mark.skipif(not SEEDS, reason="tests/fixtures holds no fixture CAR")
 @FAST
 @given(_inputs(SEEDS), st.integers(1, 300))
 def test_car_reader_and_parser(data: bytes, chunk: int) -> None:

@@ -1,8 +1,8 @@
 """gateway-conformance, re-implemented test by test for the trustless and path-UnixFS groups.
 
-Every fixture CAR of ``/work/shared/fixtures/gateway-conformance/`` is imported (not pinned) into a
+Every fixture CAR of ``tests/fixtures/gateway-conformance/`` is imported (not pinned) into a
 fresh block store, a live gateway serves it on loopback, and each case of
-``/work/shared/specs/gateway-conformance-cases.md`` is checked with the harness's rules: raw paths
+the conformance suite (https://github.com/ipfs/gateway-conformance, ``tests/*_test.go``) is checked with the harness's rules: raw paths
 percent-encoded like Go's ``net/url``, redirects not followed, CAR cases run twice (``?format=car`` and
 ``Accept: application/vnd.ipld.car``) with the standard CAR header checks on every 200.
 
