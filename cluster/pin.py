@@ -178,19 +178,22 @@ class Pin:
         depth = obj.get("max_depth")
         if depth is None:
             depth = -1 if mode == RECURSIVE else 0
+        name = obj.get("name") or ""
+        if not isinstance(name, str):
+            raise PinError("pin name must be a string")
         return cls(
             cid=_json_cid(obj["cid"], "cid"),
-            name=obj.get("name") or "",
+            name=name,
             type=obj.get("type") or "pin",
             max_depth=_json_int(depth, "max_depth"),
             replication_factor_min=_json_int(obj.get("replication_factor_min", -1), "replication_factor_min"),
             replication_factor_max=_json_int(obj.get("replication_factor_max", -1), "replication_factor_max"),
             shard_size=_json_int(obj.get("shard_size") or 0, "shard_size"),
-            user_allocations=tuple(obj.get("user_allocations") or ()),
-            allocations=tuple(obj.get("allocations") or ()),
+            user_allocations=_json_strs(obj.get("user_allocations"), "user_allocations"),
+            allocations=_json_strs(obj.get("allocations"), "allocations"),
             expire_at=rfc3339_to_ns(obj.get("expire_at") or ZERO_TIME),
-            metadata=dict(obj.get("metadata") or {}),
-            origins=tuple(obj.get("origins") or ()),
+            metadata=_json_map(obj.get("metadata")),
+            origins=_json_strs(obj.get("origins"), "origins"),
             reference=_json_cid(obj["reference"], "reference") if obj.get("reference") else None,
             timestamp=rfc3339_to_ns(obj.get("timestamp") or ZERO_TIME),
             pin_update=_json_cid(obj["pin_update"], "pin_update") if obj.get("pin_update") else None,
@@ -321,6 +324,22 @@ def _json_cid(text: object, what: str) -> bytes:
         return cid_from_str(text)
     except CidError as exc:
         raise PinError(f"pin {what}: {exc}") from None
+
+
+def _json_strs(value: object, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PinError(f"pin {what} must be a list of strings")
+    return tuple(value)
+
+
+def _json_map(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PinError("pin metadata must be an object of strings")
+    return dict(value)
 
 
 def _json_int(value: object, what: str) -> int:

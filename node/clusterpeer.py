@@ -40,12 +40,14 @@ from blockstore.dagwalk import walk_dag
 from cluster.allocator import AllocationError, allocate
 from cluster.monitor import Alert, Metric, MetricStore
 from cluster.pin import Pin, PinError, meta_term, name_term
+from cluster.pinoptions import check_user_options
 from cluster.status import PinInfo, global_pin_info
 
 from .content import NetworkContent
 from .core import CoreAPI, CoreError
 from .core import NotFound as CoreNotFound
 from .informer import Informer
+from .jsonlimits import loads as json_loads
 from .p2p.rpc import PeerRPC, RpcError, one, paged
 from .p2p.service import P2PService
 from .pinset import PinsetService
@@ -249,7 +251,7 @@ class ClusterPeer:
         if metric is None:
             return {}
         try:
-            value = json.loads(metric.value)
+            value = json_loads(metric.value, max_bytes=64 * 1024)  # a lying peer's value is bounded too
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
@@ -381,6 +383,9 @@ class ClusterPeer:
         Raises ValueError/PinError/AllocationError for a pin that cannot be made.
         """
         try:
+            check_user_options(pin)  # garbage never enters the pinset, whatever API sent it
+            if pin.pin_update is not None and pin.pin_update != pin.cid and await self._pinset().get(pin.pin_update) is None:
+                raise ValueError(f"pin-update: {cid_to_str(pin.pin_update)} is not pinned in the cluster")
             committed = await self._pin(pin, size=size, defaults=defaults)
         except Exception:
             self.counters["pin_add_errors"] += 1
@@ -440,6 +445,7 @@ class ClusterPeer:
         committed = []
         for i, (pin, old) in enumerate(zip(pins, existing)):
             try:
+                check_user_options(pin)
                 committed.append(self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view))
             except (ValueError, PinError, AllocationError) as exc:
                 self.counters["pin_add_errors"] += 1
