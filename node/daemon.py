@@ -33,14 +33,13 @@ from .content import NetworkBlockSource, NetworkContent
 from .core import CoreAPI
 from .gateway.app import make_gateway_app
 from .gateway.source import StoreBlockSource
+from .httpserver import ServerRunner, line_limits
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
 from .rpc.app import RpcContext, make_rpc_app
 
 #: worker threads for blocking calls (uploads hold one each for their duration)
 WORKERS = 32
-#: largest request line / header field aiohttp accepts (longer: 400)
-MAX_HEADER_FIELD = 8190
 #: seconds in-flight requests get to finish at shutdown
 SHUTDOWN_TIMEOUT = 5.0
 
@@ -95,13 +94,15 @@ class Daemon:
         self, name: str, app: web.Application, maddr: str, ssl_context: ssl.SSLContext | None = None
     ) -> str:
         host, port = tcp_host_port(maddr)
-        runner = web.AppRunner(
+        # request line / header field limits: longer ones get 414 / 431 (node/httpserver.py)
+        max_line, max_field = line_limits(int(self.repo.config["Gateway"]["MaxURLLength"]))
+        runner = ServerRunner(
             app,
             handle_signals=False,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
             access_log=None,
-            max_line_size=MAX_HEADER_FIELD,
-            max_field_size=MAX_HEADER_FIELD,
+            max_line_size=max_line,
+            max_field_size=max_field,
         )
         await runner.setup()
         self._runners.append(runner)
