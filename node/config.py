@@ -9,9 +9,11 @@ each default in :data:`DEFAULTS_DOC`.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +63,17 @@ DEFAULTS: dict[str, Any] = {
         "MaxRetries": 10,
         "RetryBackoff": 30,
     },
-    "API": {"BasicAuthCredentials": None},
+    "API": {"BasicAuthCredentials": None, "AllowRemoteWithoutAuth": False},
     "ClusterAPI": {
         "BasicAuthCredentials": None,
+        "AllowRemoteWithoutAuth": False,
         "JWTExpiry": 86400,
         "CORSAllowedOrigins": ["*"],
         "CORSAllowedMethods": ["GET"],
+        "CORSAllowedHeaders": [],
+        "CORSExposedHeaders": ["Content-Type", "X-Stream-Output", "X-Chunked-Output", "X-Content-Length", "X-Stream-Error"],
+        "CORSAllowCredentials": True,
+        "CORSMaxAge": 0,
         "TLSCertFile": "",
         "TLSKeyFile": "",
         "Headers": {},
@@ -123,8 +130,14 @@ DEFAULTS_DOC: dict[str, str] = {
     "API.BasicAuthCredentials": "user -> password map for the kubo RPC API (Basic, or a JWT signed with the password; null: no auth); the pinion CLI on this repo uses the first entry",
     "ClusterAPI.BasicAuthCredentials": "user -> password map for the REST and pinning service APIs (null: no auth)",
     "ClusterAPI.JWTExpiry": "seconds a token from POST /token stays valid (0: no expiry)",
-    "ClusterAPI.CORSAllowedOrigins": "CORS allowed origins",
-    "ClusterAPI.CORSAllowedMethods": "CORS allowed methods",
+    "API.AllowRemoteWithoutAuth": "let the daemon serve the kubo RPC on a non-loopback address without API.BasicAuthCredentials (only behind your own authenticating proxy)",
+    "ClusterAPI.AllowRemoteWithoutAuth": "let the daemon serve the REST and pinning service APIs on a non-loopback address without BasicAuthCredentials (only behind your own authenticating proxy)",
+    "ClusterAPI.CORSAllowedOrigins": "origins (scheme://host[:port]) web pages may call the APIs from; \"*\": any, never with credentials",
+    "ClusterAPI.CORSAllowedMethods": "methods allowed from another origin; any other cross-origin request gets 403",
+    "ClusterAPI.CORSAllowedHeaders": "request headers a preflight may grant (empty: Accept, Content-Type, Origin, X-Requested-With, and Authorization for origins listed by name)",
+    "ClusterAPI.CORSExposedHeaders": "response headers cross-origin pages may read",
+    "ClusterAPI.CORSAllowCredentials": "send Access-Control-Allow-Credentials to origins listed by name (never to \"*\")",
+    "ClusterAPI.CORSMaxAge": "seconds browsers may cache a preflight answer (0: not sent)",
     "ClusterAPI.TLSCertFile": "PEM certificate: serve the REST and pinning service APIs over HTTPS",
     "ClusterAPI.TLSKeyFile": "PEM private key of TLSCertFile",
     "ClusterAPI.Headers": "extra headers added to every REST API response",
@@ -269,13 +282,54 @@ def _validate_placement(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"{section}.BasicAuthCredentials must be null or map users to non-empty passwords")
     api = cfg["ClusterAPI"]
     _number(cfg, "ClusterAPI.JWTExpiry", minimum=0)
-    for key in ("CORSAllowedOrigins", "CORSAllowedMethods"):
+    for key in ("CORSAllowedOrigins", "CORSAllowedMethods", "CORSAllowedHeaders", "CORSExposedHeaders"):
         if not isinstance(api.get(key), list) or not all(isinstance(v, str) for v in api[key]):
             raise ConfigError(f"ClusterAPI.{key} must be a list of strings")
+    _number(cfg, "ClusterAPI.CORSMaxAge", minimum=0, integer=True)
+    for section in ("API", "ClusterAPI"):
+        for key in ("AllowRemoteWithoutAuth",) + (("CORSAllowCredentials",) if section == "ClusterAPI" else ()):
+            if not isinstance(cfg[section].get(key), bool):
+                raise ConfigError(f"{section}.{key} must be true or false")
     if not isinstance(api.get("Headers"), dict):
         raise ConfigError("ClusterAPI.Headers must map header names to values")
     if bool(api.get("TLSCertFile")) != bool(api.get("TLSKeyFile")):
         raise ConfigError("ClusterAPI.TLSCertFile and TLSKeyFile must be set together")
+
+
+def is_loopback(maddr: str) -> bool:
+    """Whether a TCP multiaddr listens on loopback only (127.0.0.0/8, ::1, localhost)."""
+    host, _port = tcp_host_port(maddr)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a DNS name may resolve to anything
+
+
+def exposure_problem(cfg: dict[str, Any]) -> str | None:
+    """One line naming the key when an API that can change data would listen beyond loopback
+    without credentials (None when the config is safe to serve). The gateway and the
+    metrics are read-only and may listen anywhere."""
+    for addr_key, section in (("API", "API"), ("ClusterAPI", "ClusterAPI"), ("PinSvcAPI", "ClusterAPI")):
+        maddr = cfg["Addresses"][addr_key]
+        sec = cfg[section]
+        if is_loopback(maddr) or sec.get("BasicAuthCredentials") or sec.get("AllowRemoteWithoutAuth"):
+            continue
+        return (
+            f"Addresses.{addr_key} {maddr} is not loopback and {section}.BasicAuthCredentials is not set: "
+            f"set it (pinion init --api-credentials generates one), listen on 127.0.0.1, or set "
+            f"{section}.AllowRemoteWithoutAuth=true behind your own authenticating proxy"
+        )
+    return None
+
+
+def generate_credentials(cfg: dict[str, Any], user: str = "admin") -> str:
+    """Put a fresh random password for ``user`` in ``API`` and ``ClusterAPI.BasicAuthCredentials``; return it."""
+    password = secrets.token_urlsafe(24)
+    cfg["API"]["BasicAuthCredentials"] = {user: password}
+    cfg["ClusterAPI"]["BasicAuthCredentials"] = {user: password}
+    return password
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -8,13 +8,17 @@ the peers that hold it. Unlike upstream, we follow the spec where upstream
 deviates: 202 on create, replace and delete; ``status`` defaults to
 ``pinned`` in listings; results newest first; ``before``/``after``/``limit``
 (1..1000, default 10); name ``match`` modes; ``meta`` as a JSON object.
-Errors are ``{"error": {"reason", "details"}}``.
+Every error, 401 and refusals of the server itself included, is the spec's
+``Failure`` ``{"error": {"reason", "details"}}`` (tested against the published
+OpenAPI document with schemathesis); a request id that is not a CID is 404,
+as is any id this service never issued. Pin bodies must be ``application/json``
+(a plain HTML form cannot send one) and are decoded within bounds
+(:mod:`node.jsonlimits`).
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,13 +28,39 @@ from blockstore.cid import CidError, cid_from_str, cid_to_str
 from cluster.pin import Pin, PinError, rfc3339_to_ns
 from cluster.status import pinsvc_status
 
+from cluster.pinoptions import PinOptionsError, check_origin
+
+from ..httpserver import ERROR_RESPONSE
+from ..jsonlimits import JsonLimitError, is_json_type
+from ..jsonlimits import loads as json_loads
 from ..restapi.app import error_of
-from ..restapi.auth import middlewares, token_handler
+from ..restapi.auth import middlewares, response_headers, token_handler
 
 STATUSES = ("queued", "pinning", "pinned", "failed")
 MATCHES = ("exact", "iexact", "partial", "ipartial")
 MAX_LIMIT = 1000
 INFO = {"source": "Pinion cluster peer", "requestid": "the pin's CID"}
+#: the spec's bounds: at most 20 origins and delegates, 1000 meta entries
+MAX_ORIGINS = 20
+MAX_DELEGATES = 20
+MAX_META = 1000
+#: largest pin body accepted, bytes
+MAX_BODY = 256 * 1024
+#: the ``reason`` of an error by HTTP status (the spec's examples where it has one)
+REASONS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    500: "INTERNAL_SERVER_ERROR",
+    507: "INSUFFICIENT_STORAGE",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,15 +69,33 @@ class BadRequest(ValueError):
     """A request the spec says to refuse with 400; the message is the details."""
 
 
+class UnknownRequest(LookupError):
+    """A request id this service never issued (404)."""
+
+
 def _error(status: int, reason: str, details: str) -> web.Response:
     return web.json_response({"error": {"reason": reason, "details": details}}, status=status)
+
+
+def failure(status: int, details: str) -> web.Response:
+    """The spec's ``Failure`` body for ``status``."""
+    return _error(status, REASONS.get(status, "ERROR" if status < 500 else "INTERNAL_SERVER_ERROR"), details)
 
 
 def _cid(text: str) -> bytes:
     try:
         return cid_from_str(text)
     except CidError as exc:
-        raise BadRequest(f"invalid CID {text!r}: {exc}") from None
+        raise BadRequest(f"invalid CID {text[:100]!r}: {exc}") from None
+
+
+def _request_id(request: web.Request) -> bytes:
+    """The CID a request id names; UnknownRequest (404) when it is not one of ours."""
+    text = request.match_info["requestid"]
+    try:
+        return cid_from_str(text)
+    except CidError:
+        raise UnknownRequest(f"no pin request {text[:100]!r}") from None
 
 
 def pin_status(gpi: dict[str, Any], pin: Pin | None) -> dict[str, Any]:
@@ -57,7 +105,8 @@ def pin_status(gpi: dict[str, Any], pin: Pin | None) -> dict[str, Any]:
     delegates: list[str] = []
     for peer, info in gpi["peer_map"].items():
         if peer in allocated:
-            delegates.extend(info.get("ipfs_peer_addresses", [])[:1])
+            delegates.extend(a for a in info.get("ipfs_peer_addresses", [])[:1] if a not in delegates)
+    delegates = delegates[:MAX_DELEGATES]
     body: dict[str, Any] = {"cid": gpi["cid"]}
     if pin is not None:
         if pin.name:
@@ -120,8 +169,8 @@ def _query(request: web.Request) -> dict[str, Any]:
     meta: dict[str, str] = {}
     if "meta" in q:
         try:
-            meta = json.loads(q["meta"])
-        except ValueError:
+            meta = json_loads(q["meta"], max_depth=2, max_bytes=64 * 1024)
+        except JsonLimitError:
             raise BadRequest("meta must be a JSON object") from None
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
             raise BadRequest("meta must be a JSON object of strings")
@@ -139,13 +188,17 @@ def _body_pin(body: Any) -> tuple[bytes, dict[str, Any]]:
             raise BadRequest("name must be a string of at most 255 characters")
         fields["name"] = name
     origins = body.get("origins") or []
-    if not isinstance(origins, list) or not all(isinstance(o, str) and "/p2p/" in o for o in origins):
-        raise BadRequest("origins must be multiaddrs with /p2p/<peer ID>")
-    if origins:
-        fields["origins"] = tuple(origins)
+    if not isinstance(origins, list) or len(origins) > MAX_ORIGINS or len(set(map(str, origins))) != len(origins):
+        raise BadRequest(f"origins must be a list of at most {MAX_ORIGINS} distinct multiaddrs with /p2p/<peer ID>")
+    try:
+        fields["origins"] = tuple(check_origin(o) for o in origins)
+    except PinOptionsError as exc:
+        raise BadRequest(str(exc)) from None
     meta = body.get("meta") or {}
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise BadRequest("meta must be an object of strings")
+    if len(meta) > MAX_META:
+        raise BadRequest(f"meta has more than {MAX_META} entries")
     if meta:
         fields["metadata"] = meta
     return _cid(body["cid"]), fields
@@ -153,7 +206,9 @@ def _body_pin(body: Any) -> tuple[bytes, dict[str, Any]]:
 
 def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application:
     """The pinning service application (see module docstring)."""
-    app = web.Application(middlewares=[*middlewares(api_config), _errors])
+    app = web.Application(middlewares=[*middlewares(api_config, failure), _errors], client_max_size=MAX_BODY)
+    app.on_response_prepare.append(response_headers(api_config))
+    app[ERROR_RESPONSE] = failure
 
     async def status_of(cid: bytes) -> dict[str, Any]:
         pin = await cluster.get_pin(cid)
@@ -194,10 +249,10 @@ def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application
         return web.json_response(pin_status(await cluster.status(cid), pin), status=202)
 
     async def h_get(request: web.Request) -> web.StreamResponse:
-        return web.json_response(await status_of(_cid(request.match_info["requestid"])))
+        return web.json_response(await status_of(_request_id(request)))
 
     async def h_replace(request: web.Request) -> web.StreamResponse:
-        old = _cid(request.match_info["requestid"])
+        old = _request_id(request)
         await cluster.get_pin(old)  # 404 when there is nothing to replace
         cid, fields = _body_pin(await _json(request))
         pin = await cluster.pin(Pin(cid, pin_update=old if old != cid else None, **fields))
@@ -206,7 +261,7 @@ def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application
         return web.json_response(pin_status(await cluster.status(cid), pin), status=202)
 
     async def h_delete(request: web.Request) -> web.StreamResponse:
-        await cluster.unpin(_cid(request.match_info["requestid"]))
+        await cluster.unpin(_request_id(request))
         return web.Response(status=202)
 
     async def h_health(_r: web.Request) -> web.StreamResponse:
@@ -219,15 +274,18 @@ def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application
     r.add_post("/pins/{requestid}", h_replace)
     r.add_delete("/pins/{requestid}", h_delete)
     r.add_get("/health", h_health)
-    r.add_post("/token", token_handler(api_config))
+    r.add_post("/token", token_handler(api_config, failure))
     return app
 
 
 async def _json(request: web.Request) -> Any:
+    """The request's JSON body: 415 unless it says it is JSON, 400 when it is not JSON or too deep."""
+    if not is_json_type(request.content_type):
+        raise web.HTTPUnsupportedMediaType(reason=f"the body must be application/json, not {request.content_type}")
     try:
-        return await request.json()
-    except ValueError:
-        raise BadRequest("the body is not JSON") from None
+        return json_loads(await request.read(), max_bytes=MAX_BODY)
+    except JsonLimitError as exc:
+        raise BadRequest(f"the body: {exc}") from None
 
 
 @web.middleware
@@ -236,17 +294,20 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except BadRequest as exc:
-        return _error(400, "BAD_REQUEST", str(exc))
+        return failure(400, str(exc))
+    except UnknownRequest as exc:
+        return failure(404, str(exc))
     except web.HTTPException as exc:
         if exc.status == 404:
-            return _error(404, "NOT_FOUND", f"no route {request.method} {request.path}")
+            return failure(404, f"no route {request.method} {request.path[:200]}")
         if exc.status >= 400:
-            return _error(exc.status, exc.reason.upper().replace(" ", "_"), exc.reason)
+            resp = failure(exc.status, exc.reason)
+            if "Allow" in exc.headers:
+                resp.headers["Allow"] = exc.headers["Allow"]
+            return resp
         raise
     except Exception as exc:
         mapped = error_of(exc)
         if mapped is None:
             raise
-        status, message = mapped
-        reason = {404: "NOT_FOUND", 400: "BAD_REQUEST"}.get(status, "INTERNAL_SERVER_ERROR")
-        return _error(status, reason, message)
+        return failure(*mapped)

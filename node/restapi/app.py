@@ -9,14 +9,16 @@ on every peer, and tokens expire.
 
 Errors are ``{"code","message"}``: 404 for what is not there, 400 for bad
 input, 500 otherwise. Streams are NDJSON with the ``X-Stream-Error`` trailer
-and 204 when empty. A path ending in ``/`` is redirected (307) without it.
+and 204 when empty. A path ending in ``/`` is redirected (307) without it,
+after auth, and always to a path on this host. Cross-origin requests follow
+``cors.py``; JSON bodies need a JSON content type and are decoded within bounds
+(:mod:`node.jsonlimits`).
 Handlers stay thin: the cluster logic is in ``ClusterPeer``. Also ours: ``POST /pins``
 with an NDJSON body pins many at once (bulk imports, ``pinion ctl state import``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -30,9 +32,12 @@ from cluster.pin import PIN_TYPES, Pin, PinError
 from cluster.pinoptions import PinOptionsError, pin_from_query
 from cluster.status import StatusError, parse_filter
 
+from ..httpserver import ERROR_RESPONSE
+from ..jsonlimits import is_json_type
+from ..jsonlimits import loads as json_loads
 from ..rpc.options import RpcError
 from .add import handle_add
-from .auth import middlewares, token_handler
+from .auth import middlewares, response_headers, rest_error, token_handler
 from .streams import stream_ndjson
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,8 +69,7 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"code": status, "message": message}, status=status)
+_error = rest_error
 
 
 def _cid(text: str) -> bytes:
@@ -92,7 +96,9 @@ def make_rest_app(
     cluster: Any, api_config: dict[str, Any], *, core: Any, executor: Executor | None = None, max_upload: int = 0
 ) -> web.Application:
     """The REST API application (see module docstring)."""
-    app = web.Application(middlewares=[_strict_slash, *middlewares(api_config), _errors], client_max_size=1024**4)
+    app = web.Application(middlewares=[*middlewares(api_config), _strict_slash, _errors], client_max_size=1024**4)
+    app.on_response_prepare.append(response_headers(api_config))
+    app[ERROR_RESPONSE] = _error
 
     async def respond_stream(request: web.Request, items: AsyncIterator[Any] | list[Any], stream: bool = True) -> web.StreamResponse:
         if isinstance(items, list):
@@ -158,6 +164,8 @@ def make_rest_app(
         allocates again (``allocations`` of the input are ignored); a line without replication
         factors gets the cluster's defaults. A bad line stops the import with its number; the
         pins of the lines before it stay pinned."""
+        if not is_json_type(request.content_type):
+            raise web.HTTPUnsupportedMediaType(reason="the body must be application/x-ndjson (or application/json) Pin objects")
         done = 0
         batch: list[Pin] = []
         defaults: list[bool] = []
@@ -177,7 +185,7 @@ def make_rest_app(
                 if not raw.strip():
                     continue
                 try:
-                    obj = json.loads(raw)
+                    obj = json_loads(raw, max_bytes=MAX_LINE)
                     if not isinstance(obj, dict):
                         raise ValueError("not a JSON object")
                     pin = Pin.from_json({**obj, "allocations": []})
@@ -288,12 +296,16 @@ async def _aiter_list(items: list[Any]) -> AsyncIterator[Any]:
 
 @web.middleware
 async def _strict_slash(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A path ending in ``/`` is redirected (307) to the path without it, as upstream."""
-    path = request.path
+    """A path ending in ``/`` is redirected (307) to the path without it, as upstream.
+
+    The target is built from the raw (still percent-encoded) path with its leading
+    slashes and backslashes collapsed to one ``/``: ``//evil.example/`` would otherwise
+    send the client to another host (a network-path reference, RFC 3986 section 4.2)."""
+    path = request.rel_url.raw_path
     if len(path) > 1 and path.endswith("/"):
-        target = path.rstrip("/") or "/"
+        target = "/" + path.rstrip("/").lstrip("/\\")
         if request.query_string:
-            target += "?" + request.query_string
+            target += "?" + request.rel_url.raw_query_string
         raise web.HTTPTemporaryRedirect(target)
     return await handler(request)
 

@@ -4,10 +4,12 @@
   set. Basic credentials, or a Bearer JWT (HS256, ``iss`` = a configured user,
   signed with that user's password). Unlike upstream, tokens from
   ``POST /token`` carry ``exp`` (``ClusterAPI.JWTExpiry`` seconds; 0: none)
-  and expired tokens are refused. Comparisons are constant-time. ``OPTIONS``
-  and ``GET /health`` need no credentials; a refusal is 401 with both
-  ``WWW-Authenticate`` challenges.
-- CORS: ``CORSAllowedOrigins``/``CORSAllowedMethods``; preflights answered.
+  and expired tokens are refused; a token is issued only against Basic
+  credentials, never for another token. Comparisons are constant-time.
+  ``OPTIONS`` and ``GET /health`` need no credentials; a refusal is 401 with
+  both ``WWW-Authenticate`` challenges, in the API's own error body.
+- CORS (``cors.py``): runs before auth, so a cross-origin request that is not
+  allowed is refused (403) whatever credentials it carries.
 - ``Headers``: extra headers on every response.
 - TLS: :func:`ssl_context` from ``TLSCertFile``/``TLSKeyFile``.
 
@@ -29,10 +31,18 @@ from typing import Any
 
 from aiohttp import web
 
+from ..jsonlimits import JsonLimitError
+from ..jsonlimits import loads as json_loads
+from .cors import CorsPolicy, add_cors_headers, cors_middleware
+
 REALM = 'Basic realm="Restricted IPFS Cluster API"'
-EXPOSED = "Content-Type, X-Stream-Output, X-Chunked-Output, X-Content-Length, X-Stream-Error"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: makes an API's error body: (HTTP status, message) -> response
+ErrorBody = Callable[[int, str], web.StreamResponse]
+#: the authenticated user of a request, and the scheme it used ("basic" or "bearer")
+USER: web.RequestKey[str] = web.RequestKey("pinion_user")
+SCHEME: web.RequestKey[str] = web.RequestKey("pinion_auth_scheme")
 
 
 class AuthError(ValueError):
@@ -68,9 +78,9 @@ def verify_jwt(token: str, credentials: dict[str, str], now: float | None = None
     if len(parts) != 3:
         raise AuthError("malformed token")
     try:
-        header = json.loads(_unb64(parts[0]))
-        claims = json.loads(_unb64(parts[1]))
-    except ValueError:
+        header = json_loads(_unb64(parts[0]), max_depth=4, max_bytes=4096)
+        claims = json_loads(_unb64(parts[1]), max_depth=4, max_bytes=4096)
+    except JsonLimitError:
         raise AuthError("malformed token") from None
     if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
         raise AuthError("only HS256 tokens are accepted")
@@ -111,80 +121,66 @@ def authenticate(request: web.Request, credentials: dict[str, str]) -> str:
     raise AuthError("credentials required")
 
 
-def unauthorized(message: str) -> web.Response:
-    """401 with both challenges, as IPFS Cluster answers."""
-    resp = web.json_response({"code": 401, "message": f"Unauthorized: {message}"}, status=401)
+def unauthorized(message: str, error: ErrorBody | None = None) -> web.StreamResponse:
+    """401 with both challenges, as IPFS Cluster answers; ``error(status, message)`` makes the
+    body (default: the REST API's ``{"code","message"}``)."""
+    text = f"Unauthorized: {message}"
+    resp = error(401, text) if error is not None else web.json_response({"code": 401, "message": text}, status=401)
     resp.headers.add("WWW-Authenticate", 'Bearer error="invalid_token"')
     resp.headers.add("WWW-Authenticate", REALM)
     return resp
 
 
-def _origin_ok(origin: str, allowed: list[str]) -> bool:
-    return "*" in allowed or origin in allowed
+def rest_error(status: int, message: str) -> web.Response:
+    """The REST API's error body ``{"code","message"}``."""
+    return web.json_response({"code": status, "message": message}, status=status)
 
 
-def middlewares(api_config: dict[str, Any]) -> list[Any]:
-    """aiohttp middlewares for extra headers, CORS and auth from the ``ClusterAPI`` config section."""
+def middlewares(api_config: dict[str, Any], error: ErrorBody = rest_error) -> list[Any]:
+    """aiohttp middlewares for CORS (node/restapi/cors.py) and auth from the ``ClusterAPI``
+    config section, outermost first; ``error(status, message)`` makes refusal bodies. Register
+    :func:`response_headers` on the app's ``on_response_prepare`` as well."""
     credentials: dict[str, str] | None = api_config.get("BasicAuthCredentials") or None
-    origins = list(api_config.get("CORSAllowedOrigins") or ["*"])
-    methods = [m.upper() for m in (api_config.get("CORSAllowedMethods") or ["GET"])]
-    extra = {str(k): str(v) for k, v in (api_config.get("Headers") or {}).items()}
-
-    @web.middleware
-    async def headers_and_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
-            wanted = request.headers["Access-Control-Request-Method"].upper()
-            if not _origin_ok(origin, origins) or wanted not in methods:
-                return web.Response(status=403, text="CORS request not allowed")
-            return web.Response(
-                status=204,
-                headers={
-                    **extra,
-                    "Access-Control-Allow-Origin": origin,
-                    "Access-Control-Allow-Methods": ", ".join(methods),
-                    "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers", ""),
-                    "Access-Control-Allow-Credentials": "true",
-                    "Vary": "Origin",
-                },
-            )
-        try:
-            resp = await handler(request)
-        except web.HTTPException as exc:
-            resp = exc
-        if not resp.prepared:
-            for k, v in extra.items():
-                resp.headers.setdefault(k, v)
-            if origin and _origin_ok(origin, origins):
-                resp.headers["Access-Control-Allow-Origin"] = origin
-                resp.headers["Access-Control-Allow-Credentials"] = "true"
-                resp.headers["Access-Control-Expose-Headers"] = EXPOSED
-                resp.headers["Vary"] = "Origin"
-        if isinstance(resp, web.HTTPException):
-            raise resp
-        return resp
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if credentials is None or request.method == "OPTIONS" or (request.method == "GET" and request.path == "/health"):
             return await handler(request)
         try:
-            request["user"] = authenticate(request, credentials)
+            request[USER] = authenticate(request, credentials)
         except AuthError as exc:
-            return unauthorized(str(exc))
+            return unauthorized(str(exc), error)
+        request[SCHEME] = request.headers["Authorization"].partition(" ")[0].lower()
         return await handler(request)
 
-    return [headers_and_cors, auth]
+    return [cors_middleware(CorsPolicy.from_config(api_config), error), auth]
 
 
-def token_handler(api_config: dict[str, Any]) -> Handler:
-    """``POST /token``: a JWT for the authenticated user (401 when auth is not configured)."""
+def response_headers(api_config: dict[str, Any]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """``on_response_prepare`` signal: the CORS headers and ``ClusterAPI.Headers`` on every
+    response, streamed ones included."""
+    extra = {str(k): str(v) for k, v in (api_config.get("Headers") or {}).items()}
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        for k, v in extra.items():
+            response.headers.setdefault(k, v)
+        await add_cors_headers(request, response)
+
+    return add
+
+
+def token_handler(api_config: dict[str, Any], error: ErrorBody = rest_error) -> Handler:
+    """``POST /token``: a JWT for a user who sent Basic credentials. A Bearer token cannot
+    buy a new one, so ``JWTExpiry`` bounds how long a stolen token works (IPFS Cluster
+    renews tokens for their bearer). 401 when auth is not configured."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         credentials = api_config.get("BasicAuthCredentials") or None
-        user = request.get("user")
+        user = request.get(USER)
         if credentials is None or user is None:
-            return unauthorized("tokens need BasicAuthCredentials in the ClusterAPI config")
+            return unauthorized("tokens need BasicAuthCredentials in the ClusterAPI config", error)
+        if request.get(SCHEME) != "basic":
+            return unauthorized("tokens are issued only against Basic credentials", error)
         token = make_jwt(user, credentials[user], float(api_config.get("JWTExpiry", 0) or 0))
         return web.json_response({"token": token})
 

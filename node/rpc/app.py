@@ -663,6 +663,12 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
         t0 = time.perf_counter()
         status = 500
         try:
+            if credentials is not None and request.method != "OPTIONS":  # before anything is told about the API
+                try:
+                    authenticate(request, credentials)
+                except AuthError as exc:
+                    status = 401
+                    return unauthorized(str(exc))
             handler = routes.get(command)
             if handler is None:
                 raise RpcError(f"unknown command {command!r}", CODE_NOT_FOUND)
@@ -671,12 +677,6 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
                 return web.Response(status=204, headers={"Allow": "POST, OPTIONS"})
             if request.method != "POST":
                 raise RpcError(f"405 - Method Not Allowed: use POST for /api/v0/{command}", status=405)
-            if credentials is not None:
-                try:
-                    authenticate(request, credentials)
-                except AuthError as exc:
-                    status = 401
-                    return unauthorized(str(exc))
             if not _origin_allowed(request):
                 raise RpcError("403 - Forbidden: cross-origin request refused", status=403)
             resp = await handler(request, ctx, Options(request.query))
