@@ -134,9 +134,15 @@ def _tree_size(paths: list[str]) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     path = Path(args.repo) if args.repo else repo_path()
     secret = args.secret or os.environ.get("PINION_CLUSTER_SECRET")
-    cfg = Repo.init(path, profile=args.profile, secret=secret)
+    cfg = Repo.init(path, profile=args.profile, secret=secret, api_credentials=args.api_credentials)
     print(f"initialized Pinion repo at {path}")
     print(f"peer identity: {cfg['Identity']['PeerID']}")
+    if args.api_credentials:
+        user = next(iter(cfg["ClusterAPI"]["BasicAuthCredentials"]))
+        print(
+            f"API credentials generated: user {user}, password in {path / 'config.json'} "
+            "(API.BasicAuthCredentials, ClusterAPI.BasicAuthCredentials; 'pinion config show --show-secrets')"
+        )
     return 0
 
 
@@ -472,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("init", help="create a repo")
     s.add_argument("--profile", choices=["test"], help="'test': every listen port 0, loopback only")
     s.add_argument("--secret", help="cluster secret, 64 hex characters (default: random)")
+    s.add_argument(
+        "--api-credentials",
+        action="store_true",
+        help="generate a random password for the kubo RPC, REST and pinning service APIs (needed to serve them beyond loopback)",
+    )
     s.set_defaults(func=cmd_init)
 
     s = sub.add_parser("daemon", help="run the node")

@@ -38,9 +38,10 @@ def masked(cfg: dict[str, Any]) -> dict[str, Any]:
         section, key = dotted.split(".")
         if out.get(section, {}).get(key):
             out[section][key] = MASK
-    creds = out.get("ClusterAPI", {}).get("BasicAuthCredentials")
-    if isinstance(creds, dict):
-        out["ClusterAPI"]["BasicAuthCredentials"] = {user: MASK for user in creds}
+    for section in ("API", "ClusterAPI"):
+        creds = out.get(section, {}).get("BasicAuthCredentials")
+        if isinstance(creds, dict):
+            out[section]["BasicAuthCredentials"] = {user: MASK for user in creds}
     return out
 
 

@@ -284,7 +284,14 @@ def main(repo_path: str, offline: bool, bootstrap: list[str] | None = None) -> i
     except RepoError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    from .config import exposure_problem
     from .logsetup import setup as setup_logging
+
+    problem = exposure_problem(repo.config)
+    if problem is not None:
+        repo.close()
+        print(f"Error: {problem}", file=sys.stderr)
+        return 1
 
     setup_logging(repo.config)
     for addr in bootstrap or []:

@@ -56,11 +56,15 @@ class Repo:
         self.pins = Pins(db)
 
     @staticmethod
-    def init(path: str | os.PathLike[str], profile: str | None = None, secret: str | None = None) -> dict[str, Any]:
+    def init(
+        path: str | os.PathLike[str], profile: str | None = None, secret: str | None = None, api_credentials: bool = False
+    ) -> dict[str, Any]:
         """Create a repo at ``path``: config with fresh identities and the database.
 
         ``secret`` is the cluster's 64-hex-character shared secret; a random one
-        is made when absent. Raises RepoError if a repo already exists there.
+        is made when absent. ``api_credentials``: a random password for the APIs
+        (:func:`node.config.generate_credentials`), kept in the config (mode 0600).
+        Raises RepoError if a repo already exists there.
         """
         from .p2p.identity import generate_identity
 
@@ -74,6 +78,8 @@ class Repo:
         cfg["Identity"]["PeerID"], cfg["Identity"]["PrivKey"] = generate_identity()
         cfg["Cluster"]["PeerID"], cfg["Cluster"]["PrivKey"] = generate_identity()
         cfg["Cluster"]["Secret"] = secret if secret is not None else secrets.token_hex(32)
+        if api_credentials:
+            cfgmod.generate_credentials(cfg)
         try:
             cfgmod.validate(cfg)
         except cfgmod.ConfigError as exc:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from node import config as cfgmod
@@ -16,7 +17,9 @@ from node.config import tcp_host_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_NAMES = {cfgmod.env_name(f"{s}.{k}") for s, keys in cfgmod.DEFAULTS.items() for k in keys}
-EXTRA_ENV = {"PINION_PATH", "PINION_BOOTSTRAP_HOST"}  # read by the CLI and the entrypoint, not config keys
+EXTRA_ENV = {"PINION_PATH", "PINION_BOOTSTRAP_HOST", "PINION_BOOTSTRAP_API_PORT", "PINION_BOOTSTRAP_CLUSTER_PORT"}  # read by the CLI and the entrypoint, not config keys
+#: APIs that can change data, and the config section whose credentials guard each
+GUARDED = {"PINION_ADDRESSES_API": "API", "PINION_ADDRESSES_CLUSTERAPI": "ClusterAPI", "PINION_ADDRESSES_PINSVCAPI": "ClusterAPI"}
 
 
 def _default_ports() -> dict[str, int]:
@@ -46,6 +49,17 @@ def test_dockerfile() -> None:
             assert host == "0.0.0.0" and port in _default_ports().values()
     assert "9094/health" in text  # the healthcheck hits the REST API's unauthenticated /health
     assert (ROOT / "deploy" / "docker-entrypoint.sh").stat().st_mode & 0o111
+    # the image serves the guarded APIs beyond loopback: the first start must give them credentials
+    env = dict(re.findall(r"(PINION_[A-Z_]+)=(\S+)", text))
+    cfg = json.loads(json.dumps(cfgmod.DEFAULTS))
+    for name, value in env.items():
+        if name.startswith("PINION_ADDRESSES_"):
+            cfg["Addresses"][next(k for k in cfg["Addresses"] if cfgmod.env_name(f"Addresses.{k}") == name)] = value
+    assert cfgmod.exposure_problem(cfg) is not None  # as the image is, without credentials
+    entry = (ROOT / "deploy" / "docker-entrypoint.sh").read_text()
+    assert re.search(r"^\s+pinion init --api-credentials$", entry, re.M)
+    cfgmod.generate_credentials(cfg)
+    assert cfgmod.exposure_problem(cfg) is None
 
 
 def _docs(name: str) -> list[dict[str, Any]]:
@@ -77,6 +91,17 @@ def test_kubernetes_manifests() -> None:
     secret_ref = next(e for e in c["env"] if e["name"] == "PINION_CLUSTER_SECRET")["valueFrom"]["secretKeyRef"]
     secret = _docs("secret.example.yaml")[0]
     assert secret["kind"] == "Secret" and secret_ref == {"name": secret["metadata"]["name"], "key": "secret"}
+    # every peer gets the same API credentials from the secret (the bootstrap probe of /id needs them),
+    # and the example's placeholders stop a peer instead of running it with a known password
+    for name in ("PINION_API_BASICAUTHCREDENTIALS", "PINION_CLUSTERAPI_BASICAUTHCREDENTIALS"):
+        ref = next(e for e in c["env"] if e["name"] == name)["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret["metadata"]["name"], "key": "api-credentials"}
+    for key, dotted in (("secret", "Cluster.Secret"), ("api-credentials", "ClusterAPI.BasicAuthCredentials")):
+        cfg = json.loads(json.dumps(cfgmod.DEFAULTS))
+        with pytest.raises(cfgmod.ConfigError):
+            s, k = dotted.split(".")
+            cfg[s][k] = cfgmod.parse_value(dotted, secret["stringData"][key], cfgmod.DEFAULTS[s][k])
+            cfgmod.validate(cfg)
     # every port a Service targets is a named container port
     names = {p["name"] for p in c["ports"]}
     for svc in (d for d in docs if d["kind"] == "Service"):
