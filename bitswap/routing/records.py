@@ -111,7 +111,11 @@ def check_peer_multihash(mh: bytes) -> bytes:
     if code == SHA2_256 and size == 32:
         return mh
     if code == IDENTITY and 0 < size <= MAX_INLINE_KEY:
-        return mh
+        # an inlined key is a protobuf PublicKey {1: KeyType (0-3), 2: bytes} (libp2p peer-ids spec)
+        key = mh[p:]
+        if len(key) > 4 and key[0] == 0x08 and key[1] <= 3 and key[2] == 0x12 and key[3] == len(key) - 4:
+            return mh
+        raise PeerIdError("identity peer ID that is not a public key")
     raise PeerIdError(f"multihash 0x{code:x} of {size} bytes is not a peer ID")
 
 
