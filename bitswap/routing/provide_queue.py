@@ -300,8 +300,13 @@ class Entry:
 
 
 def _after(prefix: bytes) -> bytes:
-    """The smallest key greater than every key starting with ``prefix``."""
+    """The smallest key greater than every key starting with ``prefix`` (prefixes here end below 0xff)."""
     return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def _next_key(key: bytes) -> bytes:
+    """The smallest key greater than ``key``: where a scan resumes after it."""
+    return key + b"\x00"
 
 
 class ProvideQueue:
@@ -363,7 +368,7 @@ class ProvideQueue:
     def take_new(self, n: int) -> list[Entry]:
         """Up to ``n`` new keys not handed out yet, oldest first (they stay queued until completed)."""
         with self._lock:
-            start = _after(self._new_fed) if self._new_fed is not None else NEW
+            start = _next_key(self._new_fed) if self._new_fed is not None else NEW
             out: list[Entry] = []
             with self._db.iterator(start=start, stop=_after(NEW), include_value=False) as it:
                 for key in it:
@@ -377,7 +382,7 @@ class ProvideQueue:
     def take_retries(self, n: int, now: float) -> list[Entry]:
         """Up to ``n`` retries due at ``now``, earliest first."""
         with self._lock:
-            start = _after(self._retry_fed) if self._retry_fed is not None else RETRY
+            start = _next_key(self._retry_fed) if self._retry_fed is not None else RETRY
             stop = RETRY + _U64.pack(int(now * 1e9) + 1)
             out: list[Entry] = []
             with self._db.iterator(start=start, stop=stop) as it:
@@ -392,7 +397,7 @@ class ProvideQueue:
     def next_retry_due(self) -> float | None:
         """Unix seconds when the next retry not handed out yet is due (None: none waiting)."""
         with self._lock:
-            start = _after(self._retry_fed) if self._retry_fed is not None else RETRY
+            start = _next_key(self._retry_fed) if self._retry_fed is not None else RETRY
             with self._db.iterator(start=start, stop=_after(RETRY), include_value=False) as it:
                 key = next(it, None)
         return None if key is None else _U64.unpack_from(key, len(RETRY))[0] / 1e9
@@ -400,7 +405,7 @@ class ProvideQueue:
     def has_new(self) -> bool:
         """Whether new keys wait that were not handed out yet."""
         with self._lock:
-            start = _after(self._new_fed) if self._new_fed is not None else NEW
+            start = _next_key(self._new_fed) if self._new_fed is not None else NEW
             with self._db.iterator(start=start, stop=_after(NEW), include_value=False) as it:
                 return next(it, None) is not None
 
@@ -798,5 +803,7 @@ class Reprovider:
             pass_cursor=pass_cursor,
         )
         self._rate.add(len(done), now)
+        if failed:
+            self._wake.set()  # the feeder may be asleep with no retry known: one is now
         if batch.ticket is not None and self._feed.exhausted and self._cursor.in_flight == 0:
             self._end_pass(now)
