@@ -388,10 +388,25 @@ class HttpFetcher:
         return await self._walk(root, max_depth, result, progress)
 
     async def _car(self, provider: str, root: bytes, result: HttpFetchResult, progress: Progress | None) -> bool:
-        """Stream one CAR of the DAG from ``provider`` into the store; True if it delivered the whole DAG."""
+        """Stream one CAR of the DAG from ``provider`` into the store; True if it delivered the whole DAG.
+
+        Parsing and hashing run on the loop; each store batch is written in a thread while the
+        next one is parsed (LevelDB and hashlib release the GIL), one write in flight at a time.
+        """
         url = f"{provider}/ipfs/{cid_to_str(root)}?format=car&dag-scope=all"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.block_timeout, sock_read=self.read_timeout)
         stream = _CarStream(self.store, root)
+        writing: asyncio.Future[list[int]] | None = None
+
+        async def write(batch: list[tuple[bytes, bytes]] | None) -> None:
+            nonlocal writing
+            if writing is not None:
+                self._count(result, provider, await writing, car=True, progress=progress)
+                stream.written()
+                writing = None
+            if batch:
+                writing = asyncio.ensure_future(asyncio.to_thread(stream.write, batch))
+
         start = self._clock()
         try:
             async with self._session_().get(url, headers={"Accept": CAR_ACCEPT}, timeout=timeout, allow_redirects=False) as resp:
@@ -403,26 +418,31 @@ class HttpFetcher:
                 ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 if ctype != "application/vnd.ipld.car":
                     raise _BadData(f"answered a CAR request with {ctype[:60]!r}")
-                while True:
+                while not stream.parser.done:
                     chunk = await resp.content.read(_CHUNK)
                     if not chunk:
                         break
-                    new = stream.feed(chunk)
-                    if new:
-                        self._count(result, provider, new, car=True, progress=progress)
-                    if stream.parser.done:
-                        break
-                new = stream.finish()
-                self._count(result, provider, new, car=True, progress=progress)
+                    stream.feed(chunk)
+                    if stream.batch_bytes >= _STORE_BATCH:
+                        await write(stream.take_batch())
+                stream.finish()
+                await write(stream.take_batch())
+                await write(None)
         except (_BadData, CarError) as exc:
-            self._count(result, provider, stream.flush(), car=True, progress=progress)
+            await write(stream.take_batch())  # what verified before the lie is kept
+            await write(None)
             log.warning("HTTP provider %s sent a bad CAR for %s: %s: scored down", provider, cid_to_str(root), exc)
             self.scores.bad_data(provider, self._clock(), str(exc))
             return False
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            self._count(result, provider, stream.flush(), car=True, progress=progress)
+            await write(stream.take_batch())
+            await write(None)
             self.scores.failure(provider, self._clock(), f"{type(exc).__name__}: {exc}")
             return False
+        except BaseException:
+            if writing is not None:
+                await asyncio.gather(writing, return_exceptions=True)
+            raise
         self.scores.success(provider, stream.bytes, self._clock() - start, self._clock())
         if stream.complete:
             result.blocks = result.car_blocks + stream.present
@@ -511,12 +531,13 @@ class HttpFetcher:
 
 
 class _CarStream:
-    """One CAR response being checked and stored: the DAG-order rules on top of the CAR parser's hashing.
+    """One CAR response being checked: the DAG-order rules on top of the CAR parser's hashing.
 
     A block is accepted when the root or a block received before links to it (``pending``), or
     when the store already holds it (a duplicate). Anything else is a block nobody asked for.
-    Accepted blocks are written in batches; :attr:`complete` is true when the CAR ended cleanly
-    and nothing linked is missing.
+    Accepted blocks gather in a batch that the caller writes (:meth:`take_batch`,
+    :meth:`write`, :meth:`written`); :attr:`complete` is true when the CAR ended cleanly and
+    nothing linked is missing.
     """
 
     def __init__(self, store: BlockStore, root: bytes) -> None:
@@ -525,9 +546,9 @@ class _CarStream:
         self.parser = CarParser(max_block_size=MAX_BLOCK_SIZE)
         self.pending: set[bytes] = {multihash_of(root)}
         self._batch: list[tuple[bytes, bytes]] = []
-        self._batch_mh: dict[bytes, bytes] = {}  # multihash -> cid of blocks not yet written
-        self._batch_bytes = 0
-        self._sizes: list[int] = []
+        self._unwritten: set[bytes] = set()  # multihashes accepted and not yet in the store
+        self._writing: list[set[bytes]] = []  # multihashes of each batch taken and not yet written, oldest first
+        self.batch_bytes = 0
         #: sections received (repeats of a block included, dups=y)
         self.blocks = 0
         #: linked blocks that were already in the store
@@ -537,20 +558,17 @@ class _CarStream:
         self._first = True
 
     def _held(self, mh: bytes) -> bool:
-        return mh in self._batch_mh or self.store.has_multihash(mh)
+        return mh in self._unwritten or any(mh in w for w in self._writing) or self.store.has_multihash(mh)
 
-    def feed(self, chunk: bytes) -> list[int]:
-        """Parse more of the CAR; return the sizes of the blocks written to the store by this call."""
+    def feed(self, chunk: bytes) -> None:
+        """Parse and check more of the CAR (raises _BadData or CarError on a lie)."""
         for ev in self.parser.feed(chunk):
             if isinstance(ev, CarHeader):
-                if ev.roots[:1] != [self.root] and [multihash_of(r) for r in ev.roots[:1]] != [multihash_of(self.root)]:
+                if [multihash_of(r) for r in ev.roots[:1]] != [multihash_of(self.root)]:
                     raise _BadData("sent a CAR whose root is not the requested CID")
                 continue
             assert isinstance(ev, CarBlock)
             self._block(ev.cid, ev.data)
-        if self._batch_bytes >= _STORE_BATCH:
-            return self.flush()
-        return []
 
     def _block(self, cid: bytes, data: bytes) -> None:
         mh = multihash_of(cid)
@@ -565,8 +583,8 @@ class _CarStream:
                 self.present += 1
             else:
                 self._batch.append((cid, data))
-                self._batch_mh[mh] = cid
-                self._batch_bytes += len(data)
+                self._unwritten.add(mh)
+                self.batch_bytes += len(data)
         elif not self._held(mh):
             raise _BadData(f"sent {cid_to_str(cid)}, which no block received so far links to")
         # else: a repeat (dups=y) of a block received before, or one held before this fetch
@@ -581,22 +599,29 @@ class _CarStream:
             if cmh not in self.pending and not self._held(cmh) and parse_cid(child).mh_code != 0:
                 self.pending.add(cmh)
 
-    def flush(self) -> list[int]:
-        """Write the batch of accepted blocks (verified by the CAR parser) to the store."""
-        if not self._batch:
-            return []
-        sizes = [len(d) for _, d in self._batch]
-        self.store.put_many(self._batch, verify=False)
+    def take_batch(self) -> list[tuple[bytes, bytes]]:
+        """The accepted blocks gathered so far (to :meth:`write`); they count as held until :meth:`written`."""
+        batch = self._batch
+        if not batch:
+            return batch
+        self._writing.append(self._unwritten)
+        self._unwritten = set()
         self._batch = []
-        self._batch_mh = {}
-        self._batch_bytes = 0
-        return sizes
+        self.batch_bytes = 0
+        return batch
 
-    def finish(self) -> list[int]:
-        """The end of the response: check the CAR is whole, write the last batch, decide completeness."""
+    def write(self, batch: list[tuple[bytes, bytes]]) -> list[int]:
+        """Store a batch (verified by the CAR parser); return the block sizes. Safe in a thread."""
+        self.store.put_many(batch, verify=False)
+        return [len(d) for _, d in batch]
+
+    def written(self) -> None:
+        """The oldest batch taken is in the store now."""
+        self._writing.pop(0)
+
+    def finish(self) -> None:
+        """The end of the response: check the CAR is whole and decide completeness."""
         self.parser.finish()
         if self.parser.header is None:
             raise _BadData("sent an empty CAR")
-        sizes = self.flush()
         self.complete = not self.pending
-        return sizes

@@ -88,6 +88,35 @@ def test_fetch_dag_as_one_car_from_a_pinion_gateway(env: Env) -> None:
     asyncio.run(main())
 
 
+def test_repeated_blocks_in_a_car_while_batches_are_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DAG whose leaves are all the same block, sent with dups=y, with a store write after every block:
+    a repeat that arrives while its first copy is being written is still recognised as held."""
+    monkeypatch.setattr("bitswap.routing.http_retrieval._STORE_BATCH", 1)
+    src = BlockStore(open_db(tmp_path / "src"))
+    root = import_bytes(bytes(400 * 1024), src, ImportParams(chunk_size=8 * 1024, max_links=8)).cid
+    distinct = {c for c, _ in walk_dag(root, src.get)}
+    store = BlockStore(open_db(tmp_path / "client"))
+    gw = LiveGateway(make_gateway_app(StoreBlockSource(src))).start()
+
+    async def main() -> None:
+        fetcher = HttpFetcher(store, policy=LOCAL)
+        fetcher.add_provider(f"http://127.0.0.1:{gw.port}")
+        try:
+            result = await fetcher.fetch_dag(root)
+        finally:
+            await fetcher.close()
+        assert result.car_blocks == result.fetched == len(distinct)
+        assert fetcher.scores.state(f"http://127.0.0.1:{gw.port}").bad == 0
+        assert all(store.get(c) == src.get(c) for c in distinct)
+
+    try:
+        asyncio.run(main())
+    finally:
+        gw.stop()
+        src.db.close()
+        store.db.close()
+
+
 def test_fetch_dag_block_by_block_and_get_blocks(env: Env) -> None:
     async def main() -> None:
         fetcher = HttpFetcher(env.store, policy=LOCAL, max_in_flight=8)
