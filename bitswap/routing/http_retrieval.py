@@ -330,29 +330,43 @@ class HttpFetcher:
         return (await self._fetch_one(cid))[0]
 
     async def get_blocks(self, cids: Iterable[bytes]) -> AsyncIterator[tuple[bytes, bytes]]:
-        """Each requested block as soon as it is available (stored first); blocks no provider has are left out."""
-        cids = list(dict.fromkeys(cids))
-        done: asyncio.Queue[tuple[bytes, bytes] | None] = asyncio.Queue()
+        """Each requested block as soon as it is available (stored first); blocks no provider has are left out.
 
-        async def one(cid: bytes) -> None:
+        ``cids`` is read lazily: at most ``2 * max_in_flight`` lookups are pending at a time.
+        """
+
+        async def one(cid: bytes) -> tuple[bytes, bytes] | None:
+            data = self.store.get(cid)
+            if data is not None:
+                return cid, data
             try:
-                data = self.store.get(cid)
-                if data is None:
-                    data = (await self._fetch_one(cid))[0]
-                done.put_nowait((cid, data))
+                return cid, (await self._fetch_one(cid))[0]
             except BlockUnavailable:
-                done.put_nowait(None)
+                return None
 
-        tasks = [asyncio.ensure_future(one(c)) for c in cids]
+        seen: set[bytes] = set()
+        it = iter(cids)
+        pending: set[asyncio.Future[tuple[bytes, bytes] | None]] = set()
         try:
-            for _ in tasks:
-                item = await done.get()
-                if item is not None:
-                    yield item
+            while True:
+                while len(pending) < 2 * self.max_in_flight:
+                    cid = next(it, None)
+                    if cid is None:
+                        break
+                    if cid not in seen:
+                        seen.add(cid)
+                        pending.add(asyncio.ensure_future(one(cid)))
+                if not pending:
+                    return
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    item = task.result()
+                    if item is not None:
+                        yield item
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # ------------------------------------------------------------------ DAGs
     async def fetch_dag(

@@ -229,6 +229,8 @@ class ProvideStats:
     last_pass_end: float | None
     last_pass_keys: int
     next_pass_due: float | None
+    #: the running pass has taken longer than the interval: announcements do not keep up
+    behind: bool
 
     @property
     def queued(self) -> int:
@@ -241,13 +243,6 @@ class ProvideStats:
         if self.last_pass_start is None or self.last_pass_end is None:
             return None
         return self.last_pass_end - self.last_pass_start
-
-    @property
-    def behind(self) -> bool:
-        """True when the running pass has taken longer than the interval (the announcements do not keep up)."""
-        return self.pass_running and self.pass_started is not None and self.interval > 0 and (
-            time.time() - self.pass_started > self.interval
-        )
 
 
 @dataclass
@@ -348,7 +343,22 @@ class ProvideQueue:
 
     # ------------------------------------------------------------------ new keys
     def enqueue(self, multihashes: Iterable[bytes]) -> int:
-        """Queue keys to announce (excluded ones are dropped and counted); return how many were queued."""
+        """Queue keys to announce (excluded ones are dropped and counted); return how many were queued.
+
+        Written in write batches of 10,000 keys, each with its counters.
+        """
+        total = 0
+        chunk: list[bytes] = []
+        for mh in multihashes:
+            chunk.append(mh)
+            if len(chunk) == 10_000:
+                total += self._enqueue(chunk)
+                chunk = []
+        return total + self._enqueue(chunk)
+
+    def _enqueue(self, multihashes: list[bytes]) -> int:
+        if not multihashes:
+            return 0
         with self._lock:
             added = excluded = 0
             with self._db.write_batch() as wb:
@@ -633,6 +643,7 @@ class Reprovider:
             last_pass_end=st.last_end,
             last_pass_keys=st.last_keys,
             next_pass_due=st.next_due if self.config.interval > 0 else None,
+            behind=st.start is not None and self.config.interval > 0 and now - st.start > self.config.interval,
         )
 
     async def run(self) -> None:
@@ -661,9 +672,12 @@ class Reprovider:
     # ------------------------------------------------------------------ feeding
     def _close_feed(self) -> None:
         it = self._feed.iterator
-        if it is not None and hasattr(it, "close"):
-            it.close()  # type: ignore[union-attr]
         self._feed.iterator = None
+        if it is not None and hasattr(it, "close"):
+            try:
+                it.close()  # type: ignore[union-attr]
+            except ValueError:
+                pass  # still running in the chunk thread (a stop): it is collected when that returns
 
     def _pass_chunk(self, n: int) -> tuple[list[bytes], bytes | None, bool]:
         """Up to ``n`` keys of the pass (run in a thread): (keys, newest boundary fed, exhausted)."""
