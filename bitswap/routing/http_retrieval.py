@@ -6,7 +6,7 @@ URLs, usually taken from routing records that list ``transport-ipfs-gateway-http
 
 - a block: ``GET /ipfs/{cid}?format=raw`` with ``Accept: application/vnd.ipld.raw``; many in
   flight over a keep-alive connection pool (``max_in_flight`` in all, ``per_provider`` each);
-- a DAG: ``GET /ipfs/{root}?format=car&dag-scope=all`` with
+- a DAG: ``GET /ipfs/{root}?format=car&dag-scope=all`` (``entity`` for one file or directory) with
   ``Accept: application/vnd.ipld.car;version=1;order=dfs;dups=y``, streamed through the
   project's sans-I/O :class:`blockstore.car.CarParser` (every block hashed against its CID) and
   stored in batches as it arrives: memory is one CAR section plus one store batch.
@@ -29,6 +29,7 @@ Use (on the node's asyncio loop, beside bitswap in the trio thread)::
     async for cid, data in fetcher.get_blocks(cids):  # each as it arrives (stored); missing ones left out
         ...
     result = await fetcher.fetch_dag(root, progress=lambda blocks, nbytes: ...)   # HttpFetchResult
+    result = await fetcher.fetch_entity(root)         # a file, or a directory's own blocks
     await fetcher.close()
 
 For a DAG fetch the node can race ``fetch_dag`` against bitswap's ``fetch_dag`` on the same
@@ -401,13 +402,36 @@ class HttpFetcher:
             return result
         return await self._walk(root, max_depth, result, progress)
 
-    async def _car(self, provider: str, root: bytes, result: HttpFetchResult, progress: Progress | None) -> bool:
-        """Stream one CAR of the DAG from ``provider`` into the store; True if it delivered the whole DAG.
+    async def fetch_entity(self, root: bytes, *, progress: Progress | None = None) -> HttpFetchResult:
+        """Fetch the entity at ``root`` as one CAR with ``dag-scope=entity``: a whole UnixFS file, or a
+        directory's own blocks (its HAMT shards included, not its children); any other DAG: the root block.
+
+        What the gateway needs to answer a path request. Providers are tried best first until one
+        delivers a complete, valid CAR; raises HttpRetrievalError when none does.
+        """
+        parse_cid(root)
+        result = HttpFetchResult()
+        tried: set[str] = set()
+        while True:
+            provider = self._pick(tried)
+            if provider is None:
+                raise HttpRetrievalError(f"entity {cid_to_str(root)}: no HTTP provider delivered it")
+            tried.add(provider)
+            if await self._car(provider, root, result, progress, scope="entity"):
+                return result
+
+    async def _car(
+        self, provider: str, root: bytes, result: HttpFetchResult, progress: Progress | None, scope: str = "all"
+    ) -> bool:
+        """Stream one CAR of ``scope`` from ``provider`` into the store; True if it delivered all of it.
+
+        For ``all``: the CAR ended cleanly and nothing linked is missing. For ``entity``: the CAR
+        ended cleanly (an entity leaves links out by design).
 
         Parsing and hashing run on the loop; each store batch is written in a thread while the
         next one is parsed (LevelDB and hashlib release the GIL), one write in flight at a time.
         """
-        url = f"{provider}/ipfs/{cid_to_str(root)}?format=car&dag-scope=all"
+        url = f"{provider}/ipfs/{cid_to_str(root)}?format=car&dag-scope={scope}"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.block_timeout, sock_read=self.read_timeout)
         stream = _CarStream(self.store, root)
         writing: asyncio.Future[list[int]] | None = None
@@ -458,10 +482,11 @@ class HttpFetcher:
                 await asyncio.gather(writing, return_exceptions=True)
             raise
         self.scores.success(provider, stream.bytes, self._clock() - start, self._clock())
-        if stream.complete:
+        if stream.complete or scope == "entity":
             result.blocks = result.car_blocks + stream.present
             result.present = stream.present
-        return stream.complete
+            return True
+        return False
 
     def _count(self, result: HttpFetchResult, provider: str, new: list[int], *, car: bool, progress: Progress | None) -> None:
         if not new:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bitswap.routing.http_retrieval import BlockUnavailable, HttpFetcher, UrlPolicy, gateway_urls
+from bitswap.routing.http_retrieval import BlockUnavailable, HttpFetcher, HttpRetrievalError, UrlPolicy, gateway_urls
 from bitswap.routing.provider_scores import ProviderScores
 from bitswap.routing.records import TRANSPORT_BITSWAP, TRANSPORT_HTTP, PeerRecord
 from blockstore.car import encode_header, encode_section, write_car
@@ -108,6 +108,42 @@ def test_repeated_blocks_in_a_car_while_batches_are_written(tmp_path: Path, monk
         assert result.car_blocks == result.fetched == len(distinct)
         assert fetcher.scores.state(f"http://127.0.0.1:{gw.port}").bad == 0
         assert all(store.get(c) == src.get(c) for c in distinct)
+
+    try:
+        asyncio.run(main())
+    finally:
+        gw.stop()
+        src.db.close()
+        store.db.close()
+
+
+def test_fetch_entity_of_a_directory_and_of_a_file(tmp_path: Path) -> None:
+    src = BlockStore(open_db(tmp_path / "src"))
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "a.bin").write_bytes(os.urandom(100_000))
+    (tmp_path / "site" / "b.txt").write_bytes(b"hello")
+    from blockstore.importer import import_path
+
+    params = ImportParams(cid_version=1, raw_leaves=True, chunk_size=16 * 1024)
+    entries = {e.name: e.cid for e in import_path(tmp_path / "site", src, params)}
+    dir_cid = entries["site"]
+    file_cid = entries["site/a.bin"]
+    store = BlockStore(open_db(tmp_path / "client"))
+    gw = LiveGateway(make_gateway_app(StoreBlockSource(src))).start()
+
+    async def main() -> None:
+        fetcher = HttpFetcher(store, policy=LOCAL)
+        fetcher.add_provider(f"http://127.0.0.1:{gw.port}")
+        try:
+            r = await fetcher.fetch_entity(dir_cid)
+            assert r.car_blocks == 1 and store.has(dir_cid) and not store.has(file_cid)
+            r = await fetcher.fetch_entity(file_cid)
+            file_blocks = [c for c, _ in walk_dag(file_cid, src.get)]
+            assert r.car_blocks == len(file_blocks) > 1 and all(store.has(c) for c in file_blocks)
+            with pytest.raises(HttpRetrievalError, match="no HTTP provider delivered it"):
+                await fetcher.fetch_entity(cid_for(b"absent", RAW))
+        finally:
+            await fetcher.close()
 
     try:
         asyncio.run(main())

@@ -190,3 +190,31 @@ def test_our_client_reads_our_server(tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         store.db.close()
+
+
+def test_routes_mounted_on_the_real_gateway_app(tmp_path: Path) -> None:
+    """How the gateway will expose them (Gateway.ExposeRoutingAPI): added to its app, beside /ipfs."""
+    from node.gateway import StoreBlockSource, make_gateway_app
+    from tests.gateway.helpers import LiveGateway
+
+    store = BlockStore(open_db(tmp_path / "db"))
+    store.put(HELD, b"held block")
+    app = make_gateway_app(StoreBlockSource(store))
+    app.add_routes(routing_v1_routes(providers_with_self(store.has, lambda: SELF), lambda key, limit: _none()))
+    gw = LiveGateway(app).start()
+    try:
+        r = gw.request(f"/routing/v1/providers/{cid_to_str(HELD)}")
+        assert r.status == 200 and json.loads(r.body)["Providers"][0]["ID"] == SELF.id_str
+        assert r.h("Access-Control-Allow-Origin") == "*" and r.h("Cache-Control") == CACHE_WITH_RESULTS
+        r = gw.request(f"/ipfs/{cid_to_str(HELD)}?format=raw")
+        assert r.status == 200 and r.body == b"held block"
+        r = gw.request("/routing/v1/providers/nope")
+        assert r.status == 400
+    finally:
+        gw.stop()
+        store.db.close()
+
+
+async def _none() -> AsyncIterator[PeerRecord]:
+    return
+    yield  # an async generator that yields nothing
