@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import multiaddr
 import trio

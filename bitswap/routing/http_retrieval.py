@@ -40,7 +40,6 @@ finds the blocks there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import time

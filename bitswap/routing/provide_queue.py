@@ -60,7 +60,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import plyvel
 
@@ -243,6 +243,13 @@ class ProvideStats:
         if self.last_pass_start is None or self.last_pass_end is None:
             return None
         return self.last_pass_end - self.last_pass_start
+
+    def to_json(self) -> dict[str, object]:
+        """Every field plus ``queued`` and ``last_pass_duration``, for ``pinion stats provide --enc json``."""
+        out: dict[str, object] = asdict(self)
+        out["queued"] = self.queued
+        out["last_pass_duration"] = self.last_pass_duration
+        return out
 
 
 @dataclass

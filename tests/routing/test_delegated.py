@@ -26,8 +26,6 @@ from .helpers import record, serve
 CID = cid_for(b"hello routing", RAW)
 CIDV0 = bytes.fromhex("1220") + bytes(range(32))
 
-Handler = Callable[[web.Request], "asyncio.Future[web.StreamResponse]"]
-
 
 def router_app(handler: Callable[..., object], seen: list[web.Request] | None = None) -> web.Application:
     """An app answering /routing/v1/providers/{cid} and /routing/v1/peers/{id} with ``handler``."""
@@ -247,10 +245,8 @@ def test_find_peer_first_useful_answer_wins() -> None:
 
 
 def test_merge_records_survives_a_failing_source_and_stops_the_rest() -> None:
-    stopped = asyncio.Event
-
     async def main() -> None:
-        cancelled = stopped()
+        cancelled = asyncio.Event()
 
         async def failing():  # type: ignore[no-untyped-def]
             yield record(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from bitswap.routing.http_retrieval import BlockUnavailable, HttpFetcher, HttpRe
 from bitswap.routing.provider_scores import ProviderScores
 from bitswap.routing.records import TRANSPORT_BITSWAP, TRANSPORT_HTTP, PeerRecord
 from blockstore.car import encode_header, encode_section, write_car
-from blockstore.cid import RAW, cid_for, cid_from_str, cid_to_str
+from blockstore.cid import RAW, cid_for, cid_from_str
 from blockstore.dagwalk import walk_dag
 from blockstore.db import open_db
 from blockstore.importer import ImportParams, import_bytes
@@ -324,5 +324,4 @@ def test_provider_scores() -> None:
     assert s.ranked(["a", "b"], 121) == ["b", "a"]  # the liar now ranks below one that merely lacked a block
     s.success("c", 1, 1, 30)
     assert s.state("c").consecutive_failures == 0
-    snap: Callable[[], object] = s.snapshot
-    assert snap()["a"].bad == 1  # type: ignore[index]
+    assert s.snapshot()["a"].bad == 1

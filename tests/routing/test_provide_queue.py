@@ -196,6 +196,8 @@ def test_all_strategy_pass_announces_every_block_once_and_records_the_pass(repo:
         assert s.last_pass_duration is not None and s.last_pass_duration >= 0
         assert s.next_pass_due == pytest.approx(s.last_pass_start + 3600)
         assert s.provided_per_second > 0 and s.queued == 0 and s.errors_total == 0 and not s.behind
+        doc = s.to_json()
+        assert doc["provided_total"] == 2000 and doc["queued"] == 0 and doc["last_pass_duration"] == s.last_pass_duration
 
     asyncio.run(main())
 
