@@ -261,10 +261,13 @@ class _PassState:
     last_end: float | None = None
     last_keys: int = 0
     next_due: float | None = None
+    #: the strategy of the pass under way (a cursor means something else under another strategy)
+    strategy: str = ""
 
     def encode(self) -> bytes:
         return json.dumps(
             {
+                "strategy": self.strategy,
                 "start": self.start,
                 "cursor": self.cursor.hex() if self.cursor is not None else None,
                 "done": self.done,
@@ -289,6 +292,7 @@ class _PassState:
             last_end=obj.get("last_end"),
             last_keys=obj.get("last_keys", 0),
             next_due=obj.get("next_due"),
+            strategy=obj.get("strategy", ""),
         )
 
 
@@ -611,9 +615,17 @@ class Reprovider:
         self._run_task: asyncio.Task[None] | None = None
         self._stopping = False
         st = queue.state
-        if st.next_due is None:
+        if st.start is not None and st.strategy != config.strategy:
+            # the strategy changed under a pass: its cursor is meaningless now, start over
+            log.info("provide strategy changed from %s to %s: the reprovide pass starts over", st.strategy, config.strategy)
+            st.start = None
+            st.cursor = None
+            st.done = 0
+            st.next_due = clock()
+        elif st.start is None:
+            # from the last pass and the interval configured now (it may have changed)
             st.next_due = next_pass_due(st.last_start, config.interval, clock(), config.initial_delay)
-            queue.save_state()
+        queue.save_state()
 
     # ------------------------------------------------------------------ public
     def wake(self) -> None:
@@ -713,6 +725,7 @@ class Reprovider:
     def _start_pass(self, now: float) -> None:
         st = self.queue.state
         st.start = now
+        st.strategy = self.config.strategy
         st.cursor = None
         st.done = 0
         self.queue.save_state()

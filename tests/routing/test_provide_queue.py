@@ -230,6 +230,29 @@ def test_a_pass_resumes_after_a_restart_from_where_it_was(repo: Repo) -> None:
     assert rp.stats().last_pass_keys >= 3000 - 2 * 100
 
 
+def test_a_pass_under_another_strategy_starts_over(repo: Repo) -> None:
+    keys = raw_blocks(repo.store, 500)
+
+    async def first_run() -> None:
+        rp = Reprovider(ProvideQueue(repo.db), Announcer(stall_after=200), strategy_source("all", repo.store), ProvideConfig(batch_size=50, **FAST))
+        await run_until(rp, lambda: rp.stats().pass_provided >= 200)
+
+    async def second_run() -> list[bytes]:
+        ann = Announcer()
+        cfg = ProvideConfig(strategy="pinned", batch_size=50, **FAST)
+        rp = Reprovider(ProvideQueue(repo.db), ann, strategy_source("pinned", repo.store), cfg)
+        assert not rp.stats().pass_running  # the "all" pass's cursor is dropped
+        await run_until(rp, lambda: rp.stats().last_pass_end is not None)
+        assert rp.stats().last_pass_keys == 20
+        return ann.announced
+
+    asyncio.run(first_run())
+    pinned = [cid_for(i.to_bytes(4, "big") * 8, RAW) for i in range(20)]  # 20 of the stored raw blocks
+    repo.pins.add_many(pinned)
+    assert sorted(asyncio.run(second_run())) == sorted(multihash_of(c) for c in pinned)
+    assert len(keys) == 500
+
+
 # ----------------------------------------------------------------------------- strategies
 def test_strategies_roots_pinned_all(repo: Repo) -> None:
     pinned_root = import_bytes(os.urandom(300_000), repo.store, ImportParams(chunk_size=16_384, max_links=4)).cid
