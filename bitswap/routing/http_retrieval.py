@@ -455,11 +455,17 @@ class HttpFetcher:
                 ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 if ctype != "application/vnd.ipld.car":
                     raise _BadData(f"answered a CAR request with {ctype[:60]!r}")
+                last_block, blocks = self._clock(), 0
                 while not stream.parser.done:
                     chunk = await resp.content.read(_CHUNK)
                     if not chunk:
                         break
                     stream.feed(chunk)
+                    if stream.blocks != blocks:
+                        last_block, blocks = self._clock(), stream.blocks
+                    elif self._clock() - last_block > self.read_timeout:
+                        # bytes trickle in but no block completes: a slow-loris answer
+                        raise asyncio.TimeoutError(f"no complete block within {self.read_timeout:g} s")
                     if stream.batch_bytes >= _STORE_BATCH:
                         await write(stream.take_batch())
                 stream.finish()

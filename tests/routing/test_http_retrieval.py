@@ -210,6 +210,12 @@ def lying_gateway(env: Env, mode: str) -> web.Application:
             await resp.write(encode_header([cid]) + encode_section(order[0], blocks[order[0]]))
             stray = b"a block nobody asked for"
             await resp.write(encode_section(cid_for(stray, RAW), stray))
+        elif mode == "car-trickle":
+            await resp.write(encode_header([cid]))
+            section = encode_section(order[0], blocks[order[0]])
+            for i in range(len(section)):  # one byte every 50 ms: would take hours
+                await resp.write(section[i : i + 1])
+                await asyncio.sleep(0.05)
         elif mode == "car-cut":
             for chunk in write_car([cid], ((c, blocks[c]) for c in order[: len(order) // 3])):
                 await resp.write(chunk)
@@ -224,12 +230,14 @@ def lying_gateway(env: Env, mode: str) -> web.Application:
     return app
 
 
-@pytest.mark.parametrize("mode", ["car-corrupt", "car-unrequested", "car-garbage", "car-wrong-root", "car-cut", "raw-wrong", "raw-huge"])
+@pytest.mark.parametrize(
+    "mode", ["car-corrupt", "car-unrequested", "car-garbage", "car-wrong-root", "car-cut", "car-trickle", "raw-wrong", "raw-huge"]
+)
 def test_a_lying_gateway_is_scored_down_and_the_fetch_completes_from_the_honest_one(env: Env, mode: str) -> None:
     async def main() -> None:
         app = lying_gateway(env, mode)
         async with serve(app) as liar:
-            fetcher = HttpFetcher(env.store, policy=LOCAL)
+            fetcher = HttpFetcher(env.store, policy=LOCAL, read_timeout=1.0)
             fetcher.add_provider(liar)  # added first: asked first while scores are equal
             fetcher.add_provider(env.url)
             try:
@@ -242,7 +250,7 @@ def test_a_lying_gateway_is_scored_down_and_the_fetch_completes_from_the_honest_
             liar_state = fetcher.scores.state(liar)
             honest = fetcher.scores.state(env.url)
             assert app[HITS]["car" if use_car else "raw"] >= 1
-            if mode == "car-cut":
+            if mode in ("car-cut", "car-trickle"):
                 assert liar_state.failures >= 1 and liar_state.bad == 0
             else:
                 assert liar_state.bad >= 1, liar_state
