@@ -745,31 +745,43 @@ class Reprovider:
         self._wake.set()
         log.info("reprovide pass done: %d keys in %.1f s", st.last_keys, now - (st.last_start or now))
 
+    async def _feed_pass(self) -> None:
+        """Hand the next batch of the pass to the workers."""
+        keys, boundary, exhausted = await asyncio.to_thread(self._pass_chunk, self.config.batch_size)
+        self._feed.exhausted = exhausted
+        if exhausted:
+            boundary = None
+        if keys or boundary is not None or exhausted:
+            ticket = self._cursor.issue(boundary)
+            await self._batches.put(_Batch([Entry(mh) for mh in keys], ticket, boundary))
+
     async def _feeder(self) -> None:
+        """New keys first, then due retries, then the pass; but while a pass runs, at least one batch in
+        ``workers`` is the pass's, so steady new content cannot starve the reprovide (as kubo's sweep
+        provider reserves workers for it)."""
         cfg = self.config
         st = self.queue.state
         if st.start is not None:  # a pass was under way before a restart: resume it after its cursor
             self._feed = _Feed(boundary=st.cursor)
+        pass_share = max(1, cfg.workers - 1)
+        since_pass = 0  # batches of new keys or retries fed since the last batch of the pass
         while not self._stopping:
             now = self._clock()
-            entries = self.queue.take_new(cfg.batch_size)
-            if entries:
-                await self._batches.put(_Batch(entries))
-                continue
-            entries = self.queue.take_retries(cfg.batch_size, now)
-            if entries:
-                await self._batches.put(_Batch(entries))
-                continue
             if cfg.interval > 0 and st.start is None and st.next_due is not None and now >= st.next_due:
                 self._start_pass(now)
-            if st.start is not None and not self._feed.exhausted:
-                keys, boundary, exhausted = await asyncio.to_thread(self._pass_chunk, cfg.batch_size)
-                self._feed.exhausted = exhausted
-                if exhausted:
-                    boundary = None
-                if keys or boundary is not None or exhausted:
-                    ticket = self._cursor.issue(boundary)
-                    await self._batches.put(_Batch([Entry(mh) for mh in keys], ticket, boundary))
+            pass_open = st.start is not None and not self._feed.exhausted
+            if pass_open and since_pass >= pass_share:
+                await self._feed_pass()
+                since_pass = 0
+                continue
+            entries = self.queue.take_new(cfg.batch_size) or self.queue.take_retries(cfg.batch_size, now)
+            if entries:
+                await self._batches.put(_Batch(entries))
+                since_pass += 1
+                continue
+            if pass_open:
+                await self._feed_pass()
+                since_pass = 0
                 continue
             # nothing to hand out now: sleep until something is due or new keys arrive
             waits = [60.0]

@@ -314,6 +314,24 @@ def test_cluster_crdt_blocks_are_never_announced(repo: Repo) -> None:
     asyncio.run(main())
 
 
+def test_steady_new_keys_do_not_starve_the_pass(repo: Repo) -> None:
+    stored = raw_blocks(repo.store, 400)
+
+    async def main() -> None:
+        ann = Announcer(delay=0.002)
+        cfg = ProvideConfig(batch_size=20, workers=4, **FAST)
+        rp = Reprovider(ProvideQueue(repo.db), ann, strategy_source("all", repo.store), cfg)
+        fresh = [b"\x12\x20" + bytes([1]) + i.to_bytes(31, "big") for i in range(4000)]  # not in the store
+        rp.enqueue(fresh)
+        await run_until(rp, lambda: rp.stats().last_pass_end is not None)
+        order = {k: i for i, k in enumerate(ann.announced)}
+        # the pass finished while most new keys were still waiting: it had its share of batches
+        assert max(order[k] for k in stored) < len(fresh) * 0.6
+        assert set(stored) <= set(order)
+
+    asyncio.run(main())
+
+
 # ----------------------------------------------------------------------------- retries, workers
 def test_retries_with_backoff_then_give_up(repo: Repo) -> None:
     keys = raw_blocks(repo.store, 200)
