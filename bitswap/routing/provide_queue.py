@@ -10,7 +10,9 @@ the network indexers). Three parts:
   change is one write batch with its counters, so a restart resumes exactly and counts are O(1);
 - :class:`Reprovider`: the asyncio service: ``workers`` tasks hand batches of ``batch_size``
   keys to ``announce(batch)`` (the DHT layer supplies it), new keys first, then retries that are
-  due, then the reprovide pass. The pass runs every ``interval`` (kubo's 22 h) and streams the
+  due, then the reprovide pass (which still gets one batch in ``workers`` while new keys keep
+  coming, so it cannot starve); failed keys are retried with back-off (``retry_backoff *
+  2^(n-1)`` up to ``max_backoff``), dropped after ``max_attempts`` (the next pass has them again). The pass runs every ``interval`` (kubo's 22 h) and streams the
   keys of the strategy from a :data:`KeySource` without holding them in memory; its position is
   saved as batches complete, so after a restart it resumes from where it was.
 
