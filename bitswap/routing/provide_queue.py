@@ -43,13 +43,16 @@ an excluded key is dropped and counted (``excluded``). The cluster layer supplie
 
 Use (on the node's asyncio loop)::
 
-    queue = ProvideQueue(db, exclude=crdt_exclusion(db))
-    rp = Reprovider(queue, announce, strategy_source("all", store, pins),
+    queue = ProvideQueue(db, exclude=crdt_exclusion(db))   # db: the repo's plyvel DB
+    rp = Reprovider(queue, announce, strategy_source("all", store),  # store: blockstore.store.BlockStore
                     ProvideConfig(strategy="all", interval=22 * 3600))
     task = asyncio.create_task(rp.run())
-    queue.enqueue([multihash, ...])  # new content; wakes the reprovider
+    rp.enqueue([multihash, ...])     # new content (what the strategy covers); wakes the feeder
     rp.stats()                       # ProvideStats, for Prometheus, `pinion top`, `pinion stats provide`
-    await rp.stop()
+    await rp.stop()                  # in-flight batches are redone after the next start
+
+``announce(batch)`` is awaited by up to ``workers`` tasks at once; it returns None (all
+announced), or one bool per key, or raises (the whole batch failed).
 """
 
 from __future__ import annotations
