@@ -51,7 +51,7 @@ import aiohttp
 import multiaddr
 
 from blockstore.car import CarBlock, CarError, CarHeader, CarParser
-from blockstore.cid import RAW, HashMismatch, CidError, cid_to_str, codec_of, multihash_of, parse_cid, verify
+from blockstore.cid import RAW, CidError, HashMismatch, cid_to_str, codec_of, hash_digest, multihash_of, parse_cid, verify
 from blockstore.links import LinksError, iter_links
 from blockstore.store import BlockStore
 
@@ -291,6 +291,10 @@ class HttpFetcher:
 
     async def _fetch_one(self, cid: bytes) -> tuple[bytes, str]:
         """Fetch, verify and store one block, trying providers best first; (data, provider) or BlockUnavailable."""
+        try:
+            hash_digest(parse_cid(cid).mh_code, b"")
+        except CidError as exc:  # we could not verify it: no provider is to blame
+            raise BlockUnavailable(cid, str(exc)) from None
         tried: set[str] = set()
         why = "no usable HTTP provider"
         async with self._slots:

@@ -166,6 +166,10 @@ def test_fetch_dag_block_by_block_and_get_blocks(env: Env) -> None:
             assert set(got) == set(leaves)
             with pytest.raises(BlockUnavailable, match="does not have it"):
                 await fetcher.get_block(missing)
+            blake3 = b"\x01\x55\x1e\x20" + bytes(32)  # a hash Pinion cannot verify: refused before asking anyone
+            with pytest.raises(BlockUnavailable, match="unsupported multihash"):
+                await fetcher.get_block(blake3)
+            assert fetcher.scores.state(env.url).bad == 0
         finally:
             await fetcher.close()
 
