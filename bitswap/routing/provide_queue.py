@@ -100,6 +100,8 @@ COUNT = NS_PROVIDE + b"c/"
 SEQ = NS_PROVIDE + b"seq"
 STRATEGIES = ("all", "pinned", "roots")
 _U64 = struct.Struct(">Q")
+#: the Amino DHT keeps provider records 48 h: a longer interval would let them lapse
+MAX_INTERVAL = 48 * 3600.0
 _COUNTERS = ("queued_new", "queued_retry", "provided", "errors", "failed", "excluded")
 
 #: ``announce(batch of multihashes)``: None or True when all were announced, else one bool per key;
@@ -211,6 +213,9 @@ class ProvideConfig:
             raise ValueError(f"unknown provide strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
         if self.interval < 0 or self.batch_size < 1 or self.workers < 1 or self.max_attempts < 1:
             raise ValueError("interval >= 0, batch_size, workers and max_attempts >= 1 are required")
+        if self.interval > MAX_INTERVAL:
+            # as kubo: a record must be re-announced before the DHT forgets it
+            raise ValueError(f"interval {self.interval:g} s exceeds the DHT provider record validity ({MAX_INTERVAL:g} s = 48 h)")
 
 
 @dataclass(frozen=True)

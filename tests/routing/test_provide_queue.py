@@ -76,6 +76,8 @@ def test_config_is_checked() -> None:
         ProvideConfig(strategy="everything")
     with pytest.raises(ValueError):
         ProvideConfig(workers=0)
+    with pytest.raises(ValueError, match="48 h"):
+        ProvideConfig(interval=49 * 3600)
     assert ProvideConfig().interval == 22 * 3600 and ProvideConfig().strategy == "all"
 
 
