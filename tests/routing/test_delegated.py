@@ -121,20 +121,20 @@ def test_a_hanging_router_times_out_while_another_answers() -> None:
 
     async def main() -> None:
         async with serve(router_app(hang)) as slow, serve(router_app(ndjson_handler(good))) as fast:
-            routing = DelegatedRouting([slow, fast], timeout=1.0)
+            routing = DelegatedRouting([slow, fast], timeout=4.0)
             try:
                 t0 = time.monotonic()
                 first: list[PeerRecord] = []
                 async with contextlib.aclosing(routing.find_providers(CID)) as found:
                     async for rec in found:
-                        if not first:
-                            assert time.monotonic() - t0 < 1.0  # the fast router's answer does not wait for the slow one
+                        # the fast router's answers come before the slow one has even timed out
+                        assert routing.stats()[slow].timeouts == 0
                         first.append(rec)
                 elapsed = time.monotonic() - t0
                 assert first == good
-                assert elapsed < 10  # the hanging router was cut at its timeout
+                assert 4.0 <= elapsed < 30  # the iteration ended when the hanging router was cut at its timeout
                 st = routing.stats()
-                assert st[slow].timeouts == 1 and "within 1 s" in st[slow].last_error
+                assert st[slow].timeouts == 1 and "within 4 s" in st[slow].last_error
                 assert st[fast].records == 3
             finally:
                 await routing.close()

@@ -146,7 +146,10 @@ def test_slow_lookup_answers_what_it_found_by_the_timeout_and_lookups_are_capped
             yield PEER
             await asyncio.sleep(3600)
 
+        entered: list[bytes] = []
+
         async def nothing(key: bytes, limit: int) -> AsyncIterator[PeerRecord]:
+            entered.append(key)
             await asyncio.sleep(3600)
             yield PEER
 
@@ -157,7 +160,11 @@ def test_slow_lookup_answers_what_it_found_by_the_timeout_and_lookups_are_capped
             # two lookups hang in progress: the third request is refused with 429 + Retry-After
             url = f"{base}/routing/v1/peers/{PEER.id_str}"
             hung = [asyncio.ensure_future(get(s, url)) for _ in range(2)]
-            await asyncio.sleep(0.3)
+            for _ in range(3000):  # until both lookups run (polled, generous under load)
+                if len(entered) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(entered) == 2
             status, headers, _ = await get(s, url)
             assert status == 429 and headers["Retry-After"] == "1"
             results = await asyncio.gather(*hung)
