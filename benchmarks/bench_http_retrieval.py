@@ -186,6 +186,7 @@ def main() -> None:
                 "x bitswap": "1.0" if kind == "bitswap" else f"{rate / bitswap_rate:.2f}",
                 "target": "" if kind == "bitswap" else ">= 200 MB/s, >= 2x",
                 "client cpu s": round(b["cpu"], 2),
+                "MB per client cpu s": round(b["bytes"] / b["cpu"] / 1e6, 1),
                 "all runs MB/s": ", ".join(f"{r['bytes'] / r['s'] / 1e6:.1f}" for r in results[kind]),
             }
         )
