@@ -425,6 +425,12 @@ class ProvideQueue:
                 self._retry_fed = out[-1].key
             return out
 
+    def rewind(self) -> None:
+        """Forget which keys were handed out: every queued key is handed out again (after a stop)."""
+        with self._lock:
+            self._new_fed = None
+            self._retry_fed = None
+
     def next_retry_due(self) -> float | None:
         """Unix seconds when the next retry not handed out yet is due (None: none waiting)."""
         with self._lock:
@@ -676,7 +682,14 @@ class Reprovider:
         )
 
     async def run(self) -> None:
-        """Run the feeder and the workers until :meth:`stop` (or cancellation)."""
+        """Run the feeder and the workers until :meth:`stop` (or cancellation); may be run again after."""
+        # what a previous run left in flight is handed out again (at least once)
+        self.queue.rewind()
+        self._batches = asyncio.Queue(maxsize=self.config.workers * 2)
+        self._cursor = PassCursor()
+        self._feed = _Feed()
+        self._in_flight = 0
+        self._stopping = False
         self._run_task = asyncio.current_task()
         self._tasks = [asyncio.ensure_future(self._worker()) for _ in range(self.config.workers)]
         try:

@@ -232,6 +232,21 @@ def test_a_pass_resumes_after_a_restart_from_where_it_was(repo: Repo) -> None:
     assert rp.stats().last_pass_keys >= 3000 - 2 * 100
 
 
+def test_a_stopped_reprovider_runs_again_in_the_same_process(repo: Repo) -> None:
+    keys = raw_blocks(repo.store, 600)
+
+    async def main() -> None:
+        ann = Announcer(stall_after=150)
+        rp = Reprovider(ProvideQueue(repo.db), ann, strategy_source("all", repo.store), ProvideConfig(batch_size=50, **FAST))
+        rp.enqueue(keys[:100])
+        await run_until(rp, lambda: rp.stats().provided_total >= 150)  # then batches hang in announce
+        ann.stall_after = None
+        await run_until(rp, lambda: rp.stats().last_pass_end is not None and rp.stats().queued == 0)
+        assert set(ann.announced) == set(keys)
+
+    asyncio.run(main())
+
+
 def test_a_pass_under_another_strategy_starts_over(repo: Repo) -> None:
     keys = raw_blocks(repo.store, 500)
 
