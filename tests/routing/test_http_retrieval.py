@@ -22,7 +22,7 @@ from blockstore.store import BlockStore
 from node.gateway import StoreBlockSource, make_gateway_app
 
 from tests.gateway.helpers import LiveGateway
-from .helpers import ed25519_peer, serve
+from .http_helpers import ed25519_peer, serve
 
 LOCAL = UrlPolicy(allow_http=True, allow_private=True)
 HITS = web.AppKey("hits", dict)

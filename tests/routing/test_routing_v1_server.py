@@ -18,7 +18,7 @@ from blockstore.cid import RAW, cid_for, cid_to_str
 from blockstore.db import open_db
 from blockstore.store import BlockStore
 
-from .helpers import ed25519_peer, record, serve
+from .http_helpers import ed25519_peer, record, serve
 
 HELD = cid_for(b"held block", RAW)
 ABSENT = cid_for(b"absent block", RAW)

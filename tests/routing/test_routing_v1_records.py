@@ -24,7 +24,7 @@ from bitswap.routing.records import (
 )
 from blockstore.cid import cid_to_str
 
-from .helpers import ed25519_peer, record, rsa_style_peer
+from .http_helpers import ed25519_peer, record, rsa_style_peer
 
 # the spec's Peer Schema example, with a real peer ID and address in place of the placeholders
 SPEC_PEER = {

@@ -21,7 +21,7 @@ from bitswap.routing.delegated import (
 from bitswap.routing.records import NDJSON_TYPE, Limits, PeerRecord, encode_json_answer, encode_ndjson_line
 from blockstore.cid import RAW, cid_for, cid_to_str, to_v1
 
-from .helpers import record, serve
+from .http_helpers import record, serve
 
 CID = cid_for(b"hello routing", RAW)
 CIDV0 = bytes.fromhex("1220") + bytes(range(32))
