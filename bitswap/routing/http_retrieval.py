@@ -274,15 +274,21 @@ class HttpFetcher:
             length = resp.content_length
             if length is not None and length > MAX_BLOCK_SIZE:
                 raise _BadData(f"announces a block of {length} bytes (limit {MAX_BLOCK_SIZE})")
-            buf = bytearray()
-            while True:
-                chunk = await resp.content.read(_CHUNK)
-                if not chunk:
-                    break
-                buf += chunk
-                if len(buf) > MAX_BLOCK_SIZE:
-                    raise _BadData(f"sends a block over {MAX_BLOCK_SIZE} bytes")
-        data = bytes(buf)
+            if length is not None:
+                try:
+                    data = await resp.content.readexactly(length)  # one buffer, no copies
+                except asyncio.IncompleteReadError:
+                    raise aiohttp.ClientPayloadError(f"the answer ended before its {length} bytes") from None
+            else:
+                buf = bytearray()
+                while True:
+                    chunk = await resp.content.read(_CHUNK)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    if len(buf) > MAX_BLOCK_SIZE:
+                        raise _BadData(f"sends a block over {MAX_BLOCK_SIZE} bytes")
+                data = bytes(buf)
         try:
             verify(cid, data)
         except (HashMismatch, CidError):

@@ -193,6 +193,14 @@ def lying_gateway(env: Env, mode: str) -> web.Application:
                 data = os.urandom(len(data))
             if mode == "raw-huge":
                 return web.Response(body=b"\0" * (3 * 1024 * 1024), content_type="application/vnd.ipld.raw")
+            if mode == "raw-huge-chunked":  # no Content-Length: the reader must stop at the limit itself
+                resp = web.StreamResponse(headers={"Content-Type": "application/vnd.ipld.raw"})
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+                for _ in range(48):
+                    await resp.write(b"\0" * 65536)
+                await resp.write_eof()
+                return resp
             return web.Response(body=data, content_type="application/vnd.ipld.raw")
         hits["car"] += 1
         resp = web.StreamResponse(headers={"Content-Type": "application/vnd.ipld.car; version=1; order=dfs; dups=y"})
@@ -235,7 +243,7 @@ def lying_gateway(env: Env, mode: str) -> web.Application:
 
 
 @pytest.mark.parametrize(
-    "mode", ["car-corrupt", "car-unrequested", "car-garbage", "car-wrong-root", "car-cut", "car-trickle", "raw-wrong", "raw-huge"]
+    "mode", ["car-corrupt", "car-unrequested", "car-garbage", "car-wrong-root", "car-cut", "car-trickle", "raw-wrong", "raw-huge", "raw-huge-chunked"]
 )
 def test_a_lying_gateway_is_scored_down_and_the_fetch_completes_from_the_honest_one(env: Env, mode: str) -> None:
     async def main() -> None:
