@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_ID = "/ipfs/kad/1.0.0"  #: the Amino DHT (kad-dht spec)
 _READ_SIZE = 64 * 1024
 _PROVIDE_CHUNK = 4096  #: keys handled per round of provide_many (bounds its memory)
+_IDENTIFY_WAIT = 3.0  #: seconds a new connection's identify is awaited before probing anyway
 
 
 class DHTError(RuntimeError):
@@ -428,6 +429,12 @@ class DHT:
                 return
         self.table.add(pid, self.clock())
 
+    def _protocols_of(self, peer: ID) -> list[str]:
+        try:
+            return [str(p) for p in self.host.get_peerstore().get_protocols(peer)]
+        except Exception:
+            return []
+
     def _on_connected(self, peer: ID) -> None:
         if self._nursery is None or peer in self._probing or peer.to_bytes() in self.table:
             return
@@ -438,7 +445,16 @@ class DHT:
         try:
             assert self._probe_slots is not None
             async with self._probe_slots:
-                await trio.sleep(0)  # let identify and the connection settle first
+                # identify tells whether the peer serves the DHT: wait a little for it, and
+                # probe only peers that list /ipfs/kad/1.0.0 (or whose identify we never saw)
+                protocols: list[str] = []
+                with trio.move_on_after(_IDENTIFY_WAIT):
+                    while not protocols:
+                        protocols = self._protocols_of(peer)
+                        if not protocols:
+                            await trio.sleep(0.05)
+                if protocols and PROTOCOL_ID not in protocols:
+                    return
                 await self._probe(peer)
         finally:
             self._probing.discard(peer)

@@ -56,23 +56,25 @@ def lan_config(**overrides: Any) -> DHTConfig:
 async def dht_nodes(root: Path, count: int, config: DHTConfig | None = None, **overrides: Any) -> AsyncIterator[list[DHT]]:
     """``count`` running hosts, each with a running DHT over its own LevelDB in ``root/nI``; all stopped on exit."""
     async with AsyncExitStack() as stack:
-        dbs = []
+        dbs: list[Any] = []
+        stack.callback(lambda: [db.close() for db in dbs])  # last, once hosts and DHTs are down
+        hosts = []
+        for _ in range(count):
+            host = make_host()
+            await stack.enter_async_context(host.run(listen_addrs=[LOOPBACK]))
+            hosts.append(host)
+        nursery = await stack.enter_async_context(trio.open_nursery())  # first to stop
         dhts: list[DHT] = []
+        for i, host in enumerate(hosts):
+            dbs.append(open_db(root / f"n{i}"))
+            cfg = config if config is not None else lan_config(**overrides)
+            dht = DHT(host, dbs[-1], DHTConfig(**{f: getattr(cfg, f) for f in cfg.__slots__}))
+            await nursery.start(dht.run)
+            dhts.append(dht)
         try:
-            nursery = await stack.enter_async_context(trio.open_nursery())
-            for i in range(count):
-                host = make_host()
-                await stack.enter_async_context(host.run(listen_addrs=[LOOPBACK]))
-                db = open_db(root / f"n{i}")
-                dbs.append(db)
-                cfg = config if config is not None else lan_config(**overrides)
-                dht = DHT(host, db, DHTConfig(**{f: getattr(cfg, f) for f in cfg.__slots__}))
-                await nursery.start(dht.run)
-                dhts.append(dht)
             yield dhts
-            nursery.cancel_scope.cancel()
         finally:
-            stack.push_callback(lambda: [db.close() for db in dbs])
+            nursery.cancel_scope.cancel()
 
 
 async def wait_for(pred: Any, timeout: float = 60.0, interval: float = 0.05) -> None:
