@@ -159,7 +159,7 @@ class DHT:
         self._notifee = _Notifee(self)
         self._handler_set = False
         self._probing: set[ID] = set()
-        self._probe_slots = trio.Semaphore(cfg.probe_concurrency) if _in_trio() else None
+        self._probe_slots = trio.Semaphore(cfg.probe_concurrency)
         self._inbound = 0
         self._inbound_by_peer: dict[ID, int] = {}
         self._addr_cache: dict[tuple[bytes, ...], list[bytes]] = {}
@@ -178,8 +178,6 @@ class DHT:
     # ----------------------------------------------------------------- life cycle
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled: the protocol handler (server mode), connection probes, refresh, sweeper."""
-        if self._probe_slots is None:
-            self._probe_slots = trio.Semaphore(self.config.probe_concurrency)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.set_mode(self.config.mode)
@@ -443,7 +441,6 @@ class DHT:
 
     async def _probe_later(self, peer: ID) -> None:
         try:
-            assert self._probe_slots is not None
             async with self._probe_slots:
                 # identify tells whether the peer serves the DHT: wait a little for it, and
                 # probe only peers that list /ipfs/kad/1.0.0 (or whose identify we never saw)
@@ -796,19 +793,13 @@ class DHT:
 
 
 # --------------------------------------------------------------------- helpers
-def _in_trio() -> bool:
-    try:
-        trio.lowlevel.current_task()
-        return True
-    except RuntimeError:
-        return False
-
-
 async def _reset(stream: Any) -> None:
-    try:
-        await stream.reset()
-    except Exception:
-        pass
+    """Reset a stream, also from a cancelled scope (a lookup that ended), waiting at most 1 s."""
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        try:
+            await stream.reset()
+        except Exception:
+            pass
 
 
 async def _close(stream: Any) -> None:

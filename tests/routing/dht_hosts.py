@@ -18,7 +18,7 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 
 from bitswap.routing.dht import DHT
-from bitswap.routing.dht_config import SERVER, DHTConfig
+from bitswap.routing.dht_config import CLIENT, SERVER, DHTConfig
 from blockstore.db import open_db
 from node.p2p import compat
 
@@ -53,8 +53,11 @@ def lan_config(**overrides: Any) -> DHTConfig:
 
 
 @asynccontextmanager
-async def dht_nodes(root: Path, count: int, config: DHTConfig | None = None, **overrides: Any) -> AsyncIterator[list[DHT]]:
-    """``count`` running hosts, each with a running DHT over its own LevelDB in ``root/nI``; all stopped on exit."""
+async def dht_nodes(
+    root: Path, count: int, config: DHTConfig | None = None, *, clients: int = 0, **overrides: Any
+) -> AsyncIterator[list[DHT]]:
+    """``count`` running hosts, each with a running DHT over its own LevelDB in ``root/nI``; all stopped
+    on exit. The last ``clients`` of them run in client mode."""
     async with AsyncExitStack() as stack:
         dbs: list[Any] = []
         stack.callback(lambda: [db.close() for db in dbs])  # last, once hosts and DHTs are down
@@ -68,7 +71,10 @@ async def dht_nodes(root: Path, count: int, config: DHTConfig | None = None, **o
         for i, host in enumerate(hosts):
             dbs.append(open_db(root / f"n{i}"))
             cfg = config if config is not None else lan_config(**overrides)
-            dht = DHT(host, dbs[-1], DHTConfig(**{f: getattr(cfg, f) for f in cfg.__slots__}))
+            settings = {f: getattr(cfg, f) for f in cfg.__slots__}
+            if i >= count - clients:
+                settings["mode"] = CLIENT
+            dht = DHT(host, dbs[-1], DHTConfig(**settings))
             await nursery.start(dht.run)
             dhts.append(dht)
         try:
