@@ -79,6 +79,8 @@ PROTOCOL_ID = "/ipfs/kad/1.0.0"  #: the Amino DHT (kad-dht spec)
 _READ_SIZE = 64 * 1024
 _PROVIDE_CHUNK = 4096  #: keys handled per round of provide_many (bounds its memory)
 _IDENTIFY_WAIT = 3.0  #: seconds a new connection's identify is awaited before probing anyway
+_FAILURE_BACKOFF = 60.0  #: seconds a peer whose request failed is not asked again by lookups
+_MAX_FAILED_REMEMBERED = 4096
 
 
 class DHTError(RuntimeError):
@@ -164,6 +166,8 @@ class DHT:
         self._inbound_by_peer: dict[ID, int] = {}
         self._addr_cache: dict[tuple[bytes, ...], list[bytes]] = {}
         self._size_estimates: list[float] = []
+        self._self_lookup_at: float | None = None
+        self._failed_at: dict[bytes, float] = {}  # peer -> when a request to it last failed
         self.counters = {
             "requests_sent": 0,
             "request_failures": 0,
@@ -401,8 +405,9 @@ class DHT:
             answer = await self._request(peer, KadMessage(FIND_NODE, key=self.local))
         except Exception as exc:
             log.debug("dht: probe of %s failed: %s", peer, exc)
-            self.table.peer_failed(peer.to_bytes(), self.clock())
+            self._note_failure(peer.to_bytes())
             return False
+        self._failed_at.pop(peer.to_bytes(), None)
         self._admit(peer)
         for p in answer.closer:
             self._learn_addrs(p)
@@ -426,6 +431,24 @@ class DHT:
             if not self.filter_addrs(remote):
                 return
         self.table.add(pid, self.clock())
+
+    def _note_failure(self, pid: bytes) -> None:
+        """A request to ``pid`` failed: out of the table, and skipped by lookups for a while."""
+        now = self.clock()
+        self.table.peer_failed(pid, now)
+        self._failed_at.pop(pid, None)
+        self._failed_at[pid] = now
+        if len(self._failed_at) > _MAX_FAILED_REMEMBERED:
+            del self._failed_at[next(iter(self._failed_at))]
+
+    def _backing_off(self, pid: bytes) -> bool:
+        at = self._failed_at.get(pid)
+        if at is None:
+            return False
+        if self.clock() - at < _FAILURE_BACKOFF:
+            return True
+        del self._failed_at[pid]
+        return False
 
     def _protocols_of(self, peer: ID) -> list[str]:
         try:
@@ -471,6 +494,9 @@ class DHT:
         send, recv = trio.open_memory_channel[tuple[bytes, KadMessage | None]](cfg.alpha * 2)
 
         async def query(pid: bytes) -> None:
+            if self._backing_off(pid):
+                await send.send((pid, None))
+                return
             try:
                 answer: KadMessage | None = await self._request(ID(pid), request)
             except Exception as exc:
@@ -489,7 +515,8 @@ class DHT:
                 now = self.clock()
                 if answer is None:
                     lk.on_failure(pid)
-                    self.table.peer_failed(pid, now)
+                    if not self._backing_off(pid):
+                        self._note_failure(pid)
                     continue
                 self._admit(ID(pid))
                 lk.on_response(pid, [p.id for p in answer.closer if self._learn_addrs(p)])
@@ -546,22 +573,26 @@ class DHT:
         return len(self.table)
 
     async def refresh(self, *, force: bool = False) -> int:
-        """Look up our own ID, then a random key in each bucket due for refresh (all when ``force``),
-        and probe peers not heard from for ``refresh_interval``; returns lookups run."""
+        """Probe peers not heard from for ``refresh_interval``, look up our own ID (every
+        ``refresh_interval``), then a random key in each bucket due for refresh (all of them
+        when ``force``); returns the lookups run."""
         if not len(self.table):
             return 0
-        await self.closest_peers(self.local)
-        now = self.clock()
-        due = self.table.buckets_due(now if not force else now + self.config.refresh_interval)
-        runs = 1
-        for cpl in due:
-            key = random_key_in_bucket(self.table.local_point, cpl)
-            await self.closest_peers(key)
-            runs += 1
         stale = self.table.stale_peers(self.clock())
         async with trio.open_nursery() as nursery:
             for pid in stale:
                 nursery.start_soon(self._probe, ID(pid))
+        runs = 0
+        now = self.clock()
+        if force or self._self_lookup_at is None or now - self._self_lookup_at >= self.config.refresh_interval:
+            await self.closest_peers(self.local)
+            self._self_lookup_at = now
+            runs += 1
+        due = self.table.buckets_due(now if not force else now + self.config.refresh_interval)
+        for cpl in due:
+            key = random_key_in_bucket(self.table.local_point, cpl)
+            await self.closest_peers(key)
+            runs += 1
         return runs
 
     async def _refresher(self) -> None:
@@ -619,7 +650,7 @@ class DHT:
         except Exception as exc:
             log.debug("dht: ADD_PROVIDER to %s failed: %r", peer, exc)
             self.counters["request_failures"] += 1
-            self.table.peer_failed(peer.to_bytes(), self.clock())
+            self._note_failure(peer.to_bytes())
             if stream is not None:
                 await _reset(stream)
             return None

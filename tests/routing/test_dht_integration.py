@@ -19,6 +19,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from bitswap import Bitswap, fetch_dag
 from bitswap.routing.dht import DHT, PROTOCOL_ID
 from bitswap.routing.dht_config import CLIENT
+from bitswap.routing.kad_lookup import FAILED
 from bitswap.routing.kad_message import (
     ADD_PROVIDER,
     FIND_NODE,
@@ -243,5 +244,76 @@ def test_a_flood_of_add_provider_from_one_peer_is_bounded(tmp_path: Path) -> Non
                 # another peer is served normally
                 info = await dhts[1].find_peer(server.local_id)
                 assert info is not None
+
+    trio.run(main)
+
+
+def test_refresh_probes_stale_peers_and_a_dead_one_leaves_the_table(tmp_path: Path) -> None:
+    """With a clock passed in: after refresh_interval without news, peers are probed; the live
+    ones stay (last_seen renewed), the one whose host stopped is removed."""
+    now = [1000.0]
+
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            dhts = []
+            for i in range(4):
+                db = open_db(tmp_path / f"n{i}")
+                stack.callback(db.close)
+                host = make_host()
+                inner = AsyncExitStack()
+                await inner.enter_async_context(host.run(listen_addrs=[LOOPBACK]))
+                stack.push_async_callback(inner.aclose)
+                dht = DHT(host, db, lan_config(refresh_check_interval=3600, request_timeout=3), clock=lambda: now[0])
+                dht._stop_host = inner  # type: ignore[attr-defined]
+                await nursery.start(dht.run)
+                dhts.append(dht)
+            await chain(dhts)
+            for d in dhts:
+                await d.refresh(force=True)
+            await wait_for(lambda: all(len(d.table) == 3 for d in dhts))
+            dead = dhts[3]
+            await dead._stop_host.aclose()  # type: ignore[attr-defined]
+            now[0] += 601
+            await dhts[0].refresh()
+            assert dead.local not in dhts[0].table
+            assert {dhts[1].local, dhts[2].local} <= set(dhts[0].table.peers())
+            assert dhts[0].table.stale_peers(now[0]) == []
+            # for a while, lookups skip the dead peer (others still name it) instead of asking it again
+            sent = dhts[0].counters["requests_sent"]
+            lk = await dhts[0]._lookup(dead.local, KadMessage(FIND_NODE, key=dead.local))
+            assert lk.state_of(dead.local) == FAILED
+            assert dhts[0].counters["requests_sent"] - sent == 2  # the two live peers only
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_stored_records_do_not_grow_python_memory(tmp_path: Path) -> None:
+    """5,000 records announced by one peer are stored in LevelDB, not in Python objects."""
+    import gc
+
+    async def main() -> None:
+        async with dht_nodes(tmp_path, 1, max_records_per_peer=5000) as (server,):
+            host = make_host()
+            async with host.run(listen_addrs=[LOOPBACK]):
+                me = Peer(host.get_id().to_bytes(), [b"\x04\x7f\x00\x00\x01\x06\x00\x01"])
+                frames = [
+                    frame(encode_message(KadMessage(ADD_PROVIDER, key=multihash_of(cid_for(b"g%d" % i)), providers=[me])))
+                    for i in range(10_000)
+                ]
+                stream = await _raw_stream(host, server)
+                await stream.write(b"".join(frames[:100]))  # warm up every code path first
+                await wait_for(lambda: server.server.stats.records_stored == 100)
+                gc.collect()
+                before = len(gc.get_objects())
+                for i in range(100, len(frames), 1000):
+                    await stream.write(b"".join(frames[i : i + 1000]))
+                await wait_for(lambda: server.server.stats.records_stored + server.server.stats.records_refused == 10_000)
+                del frames
+                gc.collect()
+                grown = len(gc.get_objects()) - before
+                assert server.store.count() == 5000
+                assert grown < 1000, f"{grown} more Python objects after storing 4,900 records"
 
     trio.run(main)
