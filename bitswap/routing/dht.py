@@ -44,6 +44,7 @@ import multiaddr
 import trio
 from libp2p.abc import INotifee
 from libp2p.custom_types import TProtocol
+from libp2p.identity.identify_push.identify_push import push_identify_to_peers
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
@@ -183,8 +184,8 @@ class DHT:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled: the protocol handler (server mode), connection probes, refresh, sweeper."""
         async with trio.open_nursery() as nursery:
+            self.set_mode(self.config.mode)  # before _nursery is set: no push at start
             self._nursery = nursery
-            self.set_mode(self.config.mode)
             self.host.get_network().register_notifee(self._notifee)
             nursery.start_soon(self._refresher)
             nursery.start_soon(self._sweeper)
@@ -200,16 +201,28 @@ class DHT:
                 nursery.cancel_scope.cancel()
 
     def set_mode(self, mode: str) -> None:
-        """Switch between CLIENT and SERVER: registers or removes the ``/ipfs/kad/1.0.0`` handler.
-
-        Peers learn of the change with the next identify (push) the host sends.
-        """
+        """Switch between CLIENT and SERVER: registers or removes the ``/ipfs/kad/1.0.0`` handler,
+        and (when running) tells connected peers with identify/push, so they add or drop us."""
         self.config.mode = DHTConfig(mode=mode).mode  # validates
+        changed = False
         if mode == SERVER and not self._handler_set:
             self.host.set_stream_handler(TProtocol(PROTOCOL_ID), self._handle_stream)
             self._handler_set = True
-        elif mode != SERVER:
+            changed = True
+        elif mode != SERVER and self._handler_set:
             self._remove_handler()
+            changed = True
+        if changed and self._nursery is not None:
+            self._nursery.start_soon(self._push_identify)
+
+    async def _push_identify(self) -> None:
+        if not self.host.get_connected_peers():
+            return
+        try:
+            with trio.fail_after(self.config.request_timeout):
+                await push_identify_to_peers(self.host)
+        except Exception as exc:  # a peer that cannot take the push is not our failure
+            log.debug("dht: identify push failed: %s", exc)
 
     def _remove_handler(self) -> None:
         if self._handler_set:

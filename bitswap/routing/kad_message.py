@@ -245,6 +245,12 @@ def _decode_record(buf: memoryview, start: int, stop: int) -> Record:
     return rec
 
 
+#: decoded Peer entries by their bytes: a peer that announces many keys sends the same entry
+#: in every ADD_PROVIDER, and parsing it was most of the decoding time
+_peer_cache: dict[bytes, Peer] = {}
+_PEER_CACHE_SIZE = 4096
+
+
 def decode_message(data: bytes | bytearray | memoryview) -> KadMessage:
     """Decode one DHT message (without its length prefix); KadMessageError names any problem."""
     if len(data) > MAX_MESSAGE_SIZE:
@@ -271,7 +277,14 @@ def decode_message(data: bytes | bytearray | memoryview) -> KadMessage:
             if len(target) >= MAX_PEERS_PER_LIST:
                 name = "closerPeers" if number == 8 else "providerPeers"
                 raise KadMessageError(f"message: more than {MAX_PEERS_PER_LIST} {name}")
-            target.append(_decode_peer(buf, value[0], value[1]))
+            raw = bytes(buf[value[0] : value[1]])
+            peer = _peer_cache.get(raw)
+            if peer is None:
+                peer = _decode_peer(memoryview(raw), 0, len(raw))
+                if len(_peer_cache) >= _PEER_CACHE_SIZE:
+                    _peer_cache.clear()
+                _peer_cache[raw] = peer
+            target.append(Peer(peer.id, list(peer.addrs), peer.connection))
         elif number == 10:
             _expect(wire, 0, "message", 10)
             if value >= 1 << 63:

@@ -174,15 +174,17 @@ class ProviderStore:
         """
         expires_ms = int((now + self.validity) * 1000)
         exp = _U64.pack(expires_ms)
-        counts: dict[bytes, int] = {}  # counters written in this batch, by LevelDB key
+        counts: dict[bytes, int] = {}  # counters of this batch, by LevelDB key; written once at the end
         pending: dict[bytes, bytes] = {}  # record key -> expiry written in this batch
-        addr_cache: dict[bytes, bytes] = {}
+        written_addrs: dict[bytes, bytes] = {}  # peer's address key -> encoded addresses
+        encoded: dict[tuple[bytes, ...], bytes] = {}
         outcomes = []
         total = self._total
+        get = self._db.get
         with self._db.write_batch() as wb:
             for key, peer, addrs in items:
                 rkey = self._p + key + peer
-                old = pending[rkey] if rkey in pending else self._db.get(rkey)
+                old = pending[rkey] if rkey in pending else get(rkey)
                 if old is not None:
                     wb.delete(self._e + old + key + peer)
                     outcome = RENEWED
@@ -202,19 +204,22 @@ class ProviderStore:
                     counts[kkey] = kn + 1
                     counts[ckey] = cn + 1
                     total += 1
-                    wb.put(kkey, _U64.pack(kn + 1))
-                    wb.put(ckey, _U64.pack(cn + 1))
                     outcome = STORED
                 pending[rkey] = exp
                 wb.put(rkey, exp)
                 wb.put(self._e + exp + key + peer, b"")
-                enc = _encode_addrs(addrs[: self.max_addrs])
                 akey = self._a + peer
-                if addr_cache.get(akey) != enc:
-                    if akey in addr_cache or self._db.get(akey) != enc:
+                tup = tuple(addrs)
+                enc = encoded.get(tup)
+                if enc is None:
+                    enc = encoded[tup] = _encode_addrs(addrs[: self.max_addrs])
+                if written_addrs.get(akey) != enc:
+                    if akey in written_addrs or get(akey) != enc:
                         wb.put(akey, enc)
-                    addr_cache[akey] = enc
+                    written_addrs[akey] = enc
                 outcomes.append(outcome)
+            for ckey, n in counts.items():
+                wb.put(ckey, _U64.pack(n))
             if total != self._total:
                 wb.put(self._t, _U64.pack(total))
         self._total = total

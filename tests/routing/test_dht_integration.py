@@ -317,3 +317,33 @@ def test_stored_records_do_not_grow_python_memory(tmp_path: Path) -> None:
                 assert grown < 1000, f"{grown} more Python objects after storing 4,900 records"
 
     trio.run(main)
+
+
+def test_mode_switch_and_only_dht_servers_enter_the_table(tmp_path: Path) -> None:
+    """A host without the DHT protocol is never probed nor added; a server switched to client
+    stops answering, a client switched to server starts, and peers learn it through identify."""
+
+    async def main() -> None:
+        async with dht_nodes(tmp_path, 2) as (a, b):
+            await chain([a, b])
+            plain = make_host()
+            async with plain.run(listen_addrs=[LOOPBACK]):
+                await plain.connect(info_from_p2p_addr(multiaddr.Multiaddr(p2p_addr(a.host))))
+                await wait_for(lambda: len(a._protocols_of(plain.get_id())) > 0)
+                await wait_for(lambda: plain.get_id() not in a._probing)
+                # never probed: a probe of it would have failed (no handler) and been remembered
+                assert plain.get_id().to_bytes() not in a._failed_at
+                assert plain.get_id().to_bytes() not in a.table
+                b.set_mode(CLIENT)
+                assert b.mode == CLIENT
+                await wait_for(lambda: PROTOCOL_ID not in a._protocols_of(b.local_id))
+                with pytest.raises(Exception):
+                    await a._request(b.local_id, KadMessage(FIND_NODE, key=a.local))
+                b.set_mode("server")
+                await wait_for(lambda: PROTOCOL_ID in a._protocols_of(b.local_id))
+                answer = await a._request(b.local_id, KadMessage(FIND_NODE, key=a.local))
+                assert answer.type == FIND_NODE
+                with pytest.raises(ValueError, match="must be 'client' or 'server'"):
+                    b.set_mode("dhtserver")
+
+    trio.run(main)
