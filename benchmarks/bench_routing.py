@@ -1,15 +1,18 @@
 """Amino DHT: provider records announced per second to a local 10-node DHT, memory, find latency.
 
-Ten hosts run Pinion's DHT (``bitswap/routing``) in server mode in this one
-process (trio, loopback, each with its own LevelDB), joined as a chain and
-refreshed. Node 0 announces ``--keys`` CIDs with ``provide_many`` in rounds of
-``--round`` keys; a round ends when every server has stored its records. It
-reports keys announced per second, provider records stored per second (a key
-goes to all 9 other servers, k = 20 > 9), the process's anonymous RSS and its
-count of Python objects before and after each round (records live in LevelDB:
-the objects stay flat; RSS also holds LevelDB's memtables, up to 32 MiB per
-database until they are flushed), and find_providers latency from an 11th node
-in client mode, joined through node 9 (it holds no records itself).
+A local 10-node DHT of Pinion's DHT (``bitswap/routing``) on loopback, in two
+processes so both cores work: a child process runs 9 servers (trio, each with
+its own LevelDB, joined as a chain); this process runs the announcer (node 10,
+a server too) and a client. The announcer announces ``--keys`` CIDs with
+``provide_many`` in rounds of ``--round`` keys; a round ends when every server
+has stored its records. It reports keys announced per second, provider records
+stored per second (a key goes to all 9 servers, k = 20 > 9), the announcer's
+CPU time per record, anonymous RSS and Python objects of both processes
+before and after each round (records live in LevelDB, so the objects stay
+flat; RSS also holds LevelDB's memtables, 32 MiB per database until flushed:
+``--write-buffer-mib 4`` shows it levelling off in a short run), and
+find_providers latency from the client (joined through one server; it holds
+no records).
 
 Then py-libp2p 0.8.1's own ``KadDHT`` on 10 hosts announces ``--pylibp2p-keys``
 keys one ``provide()`` at a time, for the ratio (``--no-pylibp2p`` skips it).
@@ -22,7 +25,11 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
 import logging
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import AsyncExitStack
@@ -34,7 +41,7 @@ import trio
 from benchmarks.common import report
 import blockstore.db
 from blockstore.cid import cid_for
-from tests.routing.dht_hosts import LOOPBACK, dht_nodes, make_host, p2p_addr, wait_for
+from tests.routing.dht_hosts import LOOPBACK, dht_nodes, make_host, p2p_addr
 
 
 def anon_rss_mib() -> float:
@@ -45,62 +52,125 @@ def anon_rss_mib() -> float:
     return 0.0
 
 
+def objects_after_gc() -> int:
+    """Python objects tracked by the garbage collector, after a collection."""
+    gc.collect()
+    return len(gc.get_objects())
+
+
+async def serve(root: Path, count: int) -> None:
+    """The servers' process: ``count`` DHT servers joined as a chain; prints their addresses, then
+    answers ``count`` lines on stdin with their record counts, RssAnon and Python objects."""
+    async with dht_nodes(root, count) as dhts:
+        for i in range(1, count):
+            await dhts[i].bootstrap([p2p_addr(dhts[i - 1].host)])
+        print(json.dumps({"addrs": [p2p_addr(d.host) for d in dhts]}), flush=True)
+        while True:
+            line = await trio.to_thread.run_sync(sys.stdin.readline)
+            if line.strip() != "count":
+                return
+            print(json.dumps({"counts": [d.store.count() for d in dhts], "rss": anon_rss_mib(),
+                              "objects": objects_after_gc()}), flush=True)  # fmt: skip
+
+
+class Servers:
+    """The child process running the servers (stdin/stdout JSON lines)."""
+
+    def __init__(self, root: Path, count: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.bench_routing", "--serve", str(count), "--root", str(root),
+             "--write-buffer-mib", str(blockstore.db.WRITE_BUFFER_SIZE // (1024 * 1024))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.addrs: list[str] = json.loads(self._line())["addrs"]
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the servers' process exited")
+        return line
+
+    def status(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        return json.loads(self._line())
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 async def pinion_run(root: Path, keys: int, round_size: int, finds: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    async with dht_nodes(root, 11, clients=1) as nodes:
-        dhts, client = nodes[:10], nodes[10]
-        for i in range(1, 10):
-            await dhts[i].bootstrap([p2p_addr(dhts[i - 1].host)])
-        for d in dhts:
-            await d.refresh(force=True)
-        await client.bootstrap([p2p_addr(dhts[9].host)])
-        tables = [len(d.table) for d in nodes]
-        servers = dhts[1:]
-        cids = [cid_for(b"bench routing %d" % i) for i in range(keys)]
-        total_start = time.perf_counter()
-        for r in range(0, keys, round_size):
-            batch = cids[r : r + round_size]
-            gc.collect()
-            before, objects = anon_rss_mib(), len(gc.get_objects())
-            expected = [d.store.count() + len(batch) for d in servers]
-            t0 = time.perf_counter()
-            result = await dhts[0].provide_many(batch)
-            sent = time.perf_counter() - t0
-            await wait_for(lambda: [d.store.count() for d in servers] == expected, timeout=600, interval=0.01)
-            stored = time.perf_counter() - t0
+    servers = await trio.to_thread.run_sync(Servers, root / "servers", 9)
+    try:
+        async with dht_nodes(root / "announcer", 2, clients=1) as (announcer, client):
+            await announcer.bootstrap(servers.addrs)
+            await client.bootstrap([servers.addrs[-1]])
+            cids = [cid_for(b"bench routing %d" % i) for i in range(keys)]
+            total_start = time.perf_counter()
+            for r in range(0, keys, round_size):
+                batch = cids[r : r + round_size]
+                first = await trio.to_thread.run_sync(servers.status)
+                before, objects = anon_rss_mib(), objects_after_gc()
+                expected = [n + len(batch) for n in first["counts"]]
+                cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+                t0 = time.perf_counter()
+                result = await announcer.provide_many(batch)
+                sent = time.perf_counter() - t0
+                cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+                while True:
+                    if (await trio.to_thread.run_sync(servers.status))["counts"] == expected:
+                        break
+                    await trio.sleep(0.02)
+                stored = time.perf_counter() - t0
+                cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+                rows.append({
+                    "what": f"provide_many, keys {r + 1}-{r + len(batch)}",
+                    "keys": result.keys,
+                    "records": result.records,
+                    "written s": round(sent, 2),
+                    "all stored s": round(stored, 2),
+                    "keys/s": round(result.keys / stored, 1),
+                    "records stored/s": round(result.records / stored, 1),
+                    "announcer CPU us/record": round(cpu / result.records * 1e6, 1),
+                    "announcer anon RSS MiB at start": round(before, 1),
+                    "announcer objects at start": objects,
+                    "servers anon RSS MiB at start": round(first["rss"], 1),
+                    "servers objects at start": first["objects"],
+                })  # fmt: skip
+            total = time.perf_counter() - total_start
+            await trio.sleep(1)  # the servers finish with the last streams
+            end = await trio.to_thread.run_sync(servers.status)
+            lat = []
+            for cid in cids[:: max(1, keys // finds)][:finds]:
+                t0 = time.perf_counter()
+                found = await client.find_providers(cid, 1)
+                lat.append(time.perf_counter() - t0)
+                assert found and found[0].peer_id == announcer.local_id, "a provided key was not found"
+            lat.sort()
             rows.append({
-                "what": f"pinion provide_many, keys {r + 1}-{r + len(batch)}",
-                "keys": result.keys,
-                "records": result.records,
-                "lookups": result.lookups,
-                "written s": round(sent, 2),
-                "all stored s": round(stored, 2),
-                "keys/s": round(result.keys / stored, 1),
-                "records stored/s": round(result.records / stored, 1),
-                "anon RSS MiB before": round(before, 1),
-                "after": round(anon_rss_mib(), 1),
-                "python objects before": objects,
-                "after ": len(gc.get_objects()) if gc.collect() >= 0 else 0,
+                "what": f"find_providers from a client node joined through one server ({len(lat)} keys)",
+                "p50 ms": round(lat[len(lat) // 2] * 1000, 1),
+                "p95 ms": round(lat[int(len(lat) * 0.95)] * 1000, 1),
+                "max ms": round(lat[-1] * 1000, 1),
             })  # fmt: skip
-        total = time.perf_counter() - total_start
-        lat = []
-        for cid in cids[:: max(1, keys // finds)][:finds]:
-            t0 = time.perf_counter()
-            found = await client.find_providers(cid, 1)
-            lat.append(time.perf_counter() - t0)
-            assert found and found[0].peer_id == dhts[0].local_id, "a provided key was not found"
-        lat.sort()
-        rows.append({
-            "what": f"pinion find_providers from a client node joined through node 9 ({len(lat)} keys)",
-            "p50 ms": round(lat[len(lat) // 2] * 1000, 1),
-            "p95 ms": round(lat[int(len(lat) * 0.95)] * 1000, 1),
-            "max ms": round(lat[-1] * 1000, 1),
-        })  # fmt: skip
-        notes = {
-            "routing tables": tables,
-            "keys/s over all rounds": round(keys / total, 1),
-            "records stored per server": [d.store.count() for d in servers],
-        }
+            notes = {
+                "routing tables (announcer, client)": [len(announcer.table), len(client.table)],
+                "keys/s over all rounds": round(keys / total, 1),
+                "records stored per server": end["counts"],
+                "at the end: announcer anon RSS MiB, objects": [round(anon_rss_mib(), 1), objects_after_gc()],
+                "at the end: servers anon RSS MiB, objects": [round(end["rss"], 1), end["objects"]],
+            }
+    finally:
+        await trio.to_thread.run_sync(servers.stop)
     return rows, notes
 
 
@@ -154,17 +224,24 @@ def main() -> None:
         "a small one shows RSS levelling off within a short run",
     )  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="10,000 keys, 20 py-libp2p keys")
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the servers' child process
+    ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.quick:
-        args.keys, args.round, args.pylibp2p_keys = 10_000, 5_000, 20
     if args.write_buffer_mib:
         blockstore.db.WRITE_BUFFER_SIZE = args.write_buffer_mib * 1024 * 1024
+    if args.serve:
+        logging.disable(logging.WARNING)
+        trio.run(serve, Path(args.root), args.serve)
+        return
+    if args.quick:
+        args.keys, args.round, args.pylibp2p_keys = 10_000, 5_000, 20
     logging.disable(logging.WARNING)  # py-libp2p logs every refused stream at WARNING/ERROR
     with tempfile.TemporaryDirectory() as d:
         rows, notes = trio.run(pinion_run, Path(d), args.keys, args.round, args.finds)
+        if args.write_buffer_mib:
+            notes["LevelDB write buffer per node, MiB"] = args.write_buffer_mib
     if not args.no_pylibp2p:
         rows.append(trio.run(pylibp2p_run, args.pylibp2p_keys))
-    notes["LevelDB write buffer per node, MiB"] = blockstore.db.WRITE_BUFFER_SIZE // (1024 * 1024)
     report("bench_routing", rows, notes)
 
 

@@ -32,6 +32,7 @@ server); a new connection is probed with FIND_NODE(our ID) to find out.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import time
@@ -683,7 +684,7 @@ class DHT:
             raise DHTError("the routing table is empty: bootstrap first")
         await self.closest_peers(self.local)  # a fresh size estimate
         bits = max(0, min(16, int(math.floor(math.log2(max(self.network_size() / self.config.k, 1.0))))))
-        regions: dict[int, list[bytes]] = {}
+        regions: dict[int, list[tuple[int, bytes]]] = {}  # region -> its servers (point, ID)
         provider = len_field(9, encode_peer(self._own_provider_peer()))
         streams: dict[bytes, Any] = {}
         failed: set[bytes] = set()
@@ -699,7 +700,7 @@ class DHT:
                     return
                 lk = await self._lookup(key, KadMessage(FIND_NODE, key=key))
                 lookups += 1
-                regions[region] = lk.closest(self.config.k * 4)
+                regions[region] = [(kad_point(p), p) for p in lk.closest(self.config.k * 4)]
 
         async def flush(batch: list[bytes]) -> None:
             nonlocal keys, records
@@ -714,12 +715,12 @@ class DHT:
             by_peer: dict[bytes, list[bytes]] = {}
             for point, mh in points:
                 region = point >> (KEY_BITS - bits) if bits else 0
-                candidates = [p for p in regions.get(region, ()) if p not in failed]
+                candidates = [c for c in regions.get(region, ()) if c[1] not in failed]
                 if not candidates:
                     continue
-                closest = sorted(candidates, key=lambda p: kad_point(p) ^ point)[: self.config.k]
+                closest = heapq.nsmallest(self.config.k, candidates, key=lambda c: c[0] ^ point)
                 fr = self._add_provider_frame(mh, provider)
-                for pid in closest:
+                for _point, pid in closest:
                     by_peer.setdefault(pid, []).append(fr)
                 keys += 1
 
@@ -738,15 +739,17 @@ class DHT:
                 for pid, frames in by_peer.items():
                     nursery.start_soon(send, pid, frames)
 
-        for cid in cids:
-            chunk.append(to_dht_key(cid))
-            if len(chunk) >= _PROVIDE_CHUNK:
+        try:
+            for cid in cids:
+                chunk.append(to_dht_key(cid))
+                if len(chunk) >= _PROVIDE_CHUNK:
+                    await flush(chunk)
+                    chunk = []
+            if chunk:
                 await flush(chunk)
-                chunk = []
-        if chunk:
-            await flush(chunk)
-        for stream in streams.values():
-            await _close(stream)
+        finally:
+            for stream in streams.values():
+                await _close(stream)
         return ProvideResult(keys, records, len(written), len(failed), lookups, time.perf_counter() - start)
 
     # ----------------------------------------------------------------- finding
@@ -847,7 +850,9 @@ async def _reset(stream: Any) -> None:
 
 
 async def _close(stream: Any) -> None:
-    try:
-        await stream.close()
-    except Exception:
-        pass
+    """Close a stream (our side), also from a cancelled scope, waiting at most 1 s."""
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        try:
+            await stream.close()
+        except Exception:
+            pass
