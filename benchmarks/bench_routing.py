@@ -1,11 +1,13 @@
 """Amino DHT: provider records announced per second to a local 10-node DHT, memory, find latency.
 
-A local 10-node DHT of Pinion's DHT (``bitswap/routing``) on loopback, in two
-processes so both cores work: a child process runs 9 servers (trio, each with
-its own LevelDB, joined as a chain); this process runs the announcer (node 10,
-a server too) and a client. The announcer announces ``--keys`` CIDs with
+A local 10-node DHT of Pinion's DHT (``bitswap/routing``) on loopback, over
+several processes so both cores work: ``--server-processes`` child processes
+(default 2) run 9 servers (trio, each with its own LevelDB, joined as one
+chain); this process runs the announcer (node 10, a server too) and a client. The announcer announces ``--keys`` CIDs with
 ``provide_many`` in rounds of ``--round`` keys; a round ends when every server
-has stored its records. It reports keys announced per second, provider records
+has stored its records. It reports keys announced per second (wall clock: on a shared machine it moves with
+the load average, reported per round), the CPU time per record of the
+announcer and of the servers (what the hardware allows), provider records
 stored per second (a key goes to all 9 servers, k = 20 > 9), the announcer's
 CPU time per record, anonymous RSS and Python objects of both processes
 before and after each round (records live in LevelDB, so the objects stay
@@ -27,6 +29,7 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -58,10 +61,13 @@ def objects_after_gc() -> int:
     return len(gc.get_objects())
 
 
-async def serve(root: Path, count: int) -> None:
-    """The servers' process: ``count`` DHT servers joined as a chain; prints their addresses, then
-    answers ``count`` lines on stdin with their record counts, RssAnon and Python objects."""
+async def serve(root: Path, count: int, join: str | None) -> None:
+    """A servers' process: ``count`` DHT servers joined as a chain (to ``join`` first, when given);
+    prints their addresses, then answers ``count`` lines on stdin with their record counts, RssAnon
+    and Python objects."""
     async with dht_nodes(root, count) as dhts:
+        if join:
+            await dhts[0].bootstrap([join])
         for i in range(1, count):
             await dhts[i].bootstrap([p2p_addr(dhts[i - 1].host)])
         print(json.dumps({"addrs": [p2p_addr(d.host) for d in dhts]}), flush=True)
@@ -69,19 +75,20 @@ async def serve(root: Path, count: int) -> None:
             line = await trio.to_thread.run_sync(sys.stdin.readline)
             if line.strip() != "count":
                 return
+            ru = resource.getrusage(resource.RUSAGE_SELF)
             print(json.dumps({"counts": [d.store.count() for d in dhts], "rss": anon_rss_mib(),
-                              "objects": objects_after_gc()}), flush=True)  # fmt: skip
+                              "objects": objects_after_gc(), "cpu": ru.ru_utime + ru.ru_stime}), flush=True)  # fmt: skip
 
 
 class Servers:
-    """The child process running the servers (stdin/stdout JSON lines)."""
+    """A child process running servers (stdin/stdout JSON lines)."""
 
-    def __init__(self, root: Path, count: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.bench_routing", "--serve", str(count), "--root", str(root),
-             "--write-buffer-mib", str(blockstore.db.WRITE_BUFFER_SIZE // (1024 * 1024))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+    def __init__(self, root: Path, count: int, join: str | None = None) -> None:
+        cmd = [sys.executable, "-m", "benchmarks.bench_routing", "--serve", str(count), "--root", str(root),
+               "--write-buffer-mib", str(blockstore.db.WRITE_BUFFER_SIZE // (1024 * 1024))]  # fmt: skip
+        if join:
+            cmd += ["--join", join]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.addrs: list[str] = json.loads(self._line())["addrs"]
 
     def _line(self) -> str:
@@ -92,12 +99,14 @@ class Servers:
         return line
 
     def status(self) -> dict[str, Any]:
+        """Record counts, anonymous RSS and Python objects of its servers."""
         assert self.proc.stdin is not None
         self.proc.stdin.write("count\n")
         self.proc.stdin.flush()
         return json.loads(self._line())
 
     def stop(self) -> None:
+        """Close its stdin (it exits) and wait."""
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         try:
@@ -107,9 +116,38 @@ class Servers:
             self.proc.wait()
 
 
-async def pinion_run(root: Path, keys: int, round_size: int, finds: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+class ServerGroup:
+    """9 servers spread over ``processes`` child processes, joined into one DHT."""
+
+    def __init__(self, root: Path, processes: int, total: int = 9) -> None:
+        self.children: list[Servers] = []
+        try:
+            for i in range(processes):
+                count = total // processes + (1 if i < total % processes else 0)
+                join = self.children[-1].addrs[-1] if self.children else None
+                self.children.append(Servers(root / f"p{i}", count, join))
+        except BaseException:
+            self.stop()
+            raise
+        self.addrs = [a for c in self.children for a in c.addrs]
+
+    def status(self) -> dict[str, Any]:
+        """Counts of every server; RSS and objects summed over the processes."""
+        parts = [c.status() for c in self.children]
+        return {"counts": [n for p in parts for n in p["counts"]], "rss": sum(p["rss"] for p in parts),
+                "objects": sum(p["objects"] for p in parts), "cpu": sum(p["cpu"] for p in parts)}  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop every child."""
+        for c in self.children:
+            c.stop()
+
+
+async def pinion_run(
+    root: Path, keys: int, round_size: int, finds: int, processes: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    servers = await trio.to_thread.run_sync(Servers, root / "servers", 9)
+    servers = await trio.to_thread.run_sync(ServerGroup, root / "servers", processes)
     try:
         async with dht_nodes(root / "announcer", 2, clients=1) as (announcer, client):
             await announcer.bootstrap(servers.addrs)
@@ -127,7 +165,8 @@ async def pinion_run(root: Path, keys: int, round_size: int, finds: int) -> tupl
                 sent = time.perf_counter() - t0
                 cpu1 = resource.getrusage(resource.RUSAGE_SELF)
                 while True:
-                    if (await trio.to_thread.run_sync(servers.status))["counts"] == expected:
+                    last = await trio.to_thread.run_sync(servers.status)
+                    if last["counts"] == expected:
                         break
                     await trio.sleep(0.02)
                 stored = time.perf_counter() - t0
@@ -141,6 +180,8 @@ async def pinion_run(root: Path, keys: int, round_size: int, finds: int) -> tupl
                     "keys/s": round(result.keys / stored, 1),
                     "records stored/s": round(result.records / stored, 1),
                     "announcer CPU us/record": round(cpu / result.records * 1e6, 1),
+                    "servers CPU us/record": round((last["cpu"] - first["cpu"]) / result.records * 1e6, 1),
+                    "load avg": round(os.getloadavg()[0], 1),
                     "announcer anon RSS MiB at start": round(before, 1),
                     "announcer objects at start": objects,
                     "servers anon RSS MiB at start": round(first["rss"], 1),
@@ -224,20 +265,23 @@ def main() -> None:
         "a small one shows RSS levelling off within a short run",
     )  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="10,000 keys, 20 py-libp2p keys")
-    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the servers' child process
+    ap.add_argument("--server-processes", type=int, default=2, help="processes the 9 servers are spread over")
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # a servers' child process
     ap.add_argument("--root", help=argparse.SUPPRESS)
+    ap.add_argument("--join", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.write_buffer_mib:
         blockstore.db.WRITE_BUFFER_SIZE = args.write_buffer_mib * 1024 * 1024
     if args.serve:
-        logging.disable(logging.WARNING)
-        trio.run(serve, Path(args.root), args.serve)
+        logging.disable(logging.CRITICAL)
+        trio.run(serve, Path(args.root), args.serve, args.join)
         return
     if args.quick:
         args.keys, args.round, args.pylibp2p_keys = 10_000, 5_000, 20
-    logging.disable(logging.WARNING)  # py-libp2p logs every refused stream at WARNING/ERROR
+    logging.disable(logging.CRITICAL)  # py-libp2p logs every refused stream at WARNING/ERROR
     with tempfile.TemporaryDirectory() as d:
-        rows, notes = trio.run(pinion_run, Path(d), args.keys, args.round, args.finds)
+        rows, notes = trio.run(pinion_run, Path(d), args.keys, args.round, args.finds, args.server_processes)
+        notes["server processes"] = args.server_processes
         if args.write_buffer_mib:
             notes["LevelDB write buffer per node, MiB"] = args.write_buffer_mib
     if not args.no_pylibp2p:
