@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import plyvel
 
+from blockstore.db import NS_ROUTING
+
 __all__ = [
     "NS_ROUTING",
     "PROVIDE_VALIDITY",
@@ -44,7 +46,6 @@ __all__ = [
     "multihash_len",
 ]
 
-NS_ROUTING = b"r/"  #: the routing namespace of the repo's LevelDB
 PROVIDE_VALIDITY = 48 * 3600.0  #: seconds a provider record is kept (go-libp2p-kad-dht ProvideValidity)
 
 STORED = "stored"  #: a new record

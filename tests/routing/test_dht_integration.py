@@ -19,6 +19,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from bitswap import Bitswap, fetch_dag
 from bitswap.routing.dht import DHT, PROTOCOL_ID
 from bitswap.routing.dht_config import CLIENT
+from bitswap.routing.kad_keyspace import kad_point
 from bitswap.routing.kad_lookup import FAILED
 from bitswap.routing.kad_message import (
     ADD_PROVIDER,
@@ -345,5 +346,24 @@ def test_mode_switch_and_only_dht_servers_enter_the_table(tmp_path: Path) -> Non
                 assert answer.type == FIND_NODE
                 with pytest.raises(ValueError, match="must be 'client' or 'server'"):
                     b.set_mode("dhtserver")
+
+    trio.run(main)
+
+
+def test_provide_many_by_keyspace_regions(tmp_path: Path) -> None:
+    """When the network looks larger than k, provide_many cuts the keyspace into regions (here
+    2^3, from a size estimate of 200 servers) with one lookup per region; every key still reaches
+    the closest servers of its region (all of them, in this small network)."""
+
+    async def main() -> None:
+        async with dht_nodes(tmp_path, 5) as dhts:
+            await chain(dhts)
+            dhts[0].network_size = lambda: 200.0  # type: ignore[method-assign]
+            cids = [cid_for(b"region %d" % i) for i in range(400)]
+            regions = {kad_point(multihash_of(c)) >> 253 for c in cids}
+            result = await dhts[0].provide_many(cids)
+            assert result.lookups == len(regions) == 8
+            assert result.keys == 400 and result.records == 1600 and result.failed_peers == 0
+            await wait_for(lambda: all(d.store.count() == 400 for d in dhts[1:]))
 
     trio.run(main)
