@@ -19,6 +19,7 @@ NS_CRDT = b"c/"  #: Merkle-CRDT heads, dirty flags, state (cluster layer)
 NS_TRACKER = b"t/"  #: pin tracker queue and statuses (cluster layer)
 NS_NODE = b"n/"  #: node bookkeeping (known peers, ...)
 NS_JOURNAL = b"j/"  #: import journals: blocks added by unfinished imports (see store.py)
+#: b"v/" holds the scratch keys of visited sets spilled to disk (see visited.py)
 
 FORMAT_VERSION = b"1"
 
