@@ -264,7 +264,7 @@ class RpcClient:
         for obj in self._lines(self._open("block/rm", [cid_to_str(cid)])):
             err = obj.get("Error")
             if err:
-                raise (NotFound(err) if "not found" in err else BadRequest(err))
+                raise (NotFound(err) if "could not find" in err else CoreError(err))
 
     # ------------------------------------------------------------ pins
     def pin_add(self, path: str, *, recursive: bool = True, progress: Progress = None) -> bytes:
