@@ -290,9 +290,9 @@ def cmd_pin_add(args: argparse.Namespace) -> int:
         for path in args.paths:
             with _progress(True, None, f"fetching {path}", "blocks") as adv:
                 if adv is not None and isinstance(api, RpcClient):
-                    cid = api.pin_add(path, recursive=args.recursive, progress=adv)
+                    cid = api.pin_add(path, recursive=args.recursive, progress=adv, name=args.name)
                 else:
-                    cid = api.pin_add(path, recursive=args.recursive)
+                    cid = api.pin_add(path, recursive=args.recursive, name=args.name)
             print(f"pinned {cid_to_str(cid)} {'recursively' if args.recursive else 'directly'}")
     return 0
 
@@ -560,12 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = pin.add_parser("add", help="pin (the DAG must be present)")
     s.add_argument("paths", nargs="+")
     s.add_argument("-r", "--recursive", type=_bool, nargs="?", const=True, default=True)
+    s.add_argument("-n", "--name", default="", help="a name for the pin (at most 255 bytes)")
     s.set_defaults(func=cmd_pin_add)
     s = pin.add_parser("rm", help="unpin")
     s.add_argument("paths", nargs="+")
     s.set_defaults(func=cmd_pin_rm)
     s = pin.add_parser("ls", help="list pins")
-    s.add_argument("-t", "--type", default="all", choices=["all", "recursive", "direct"])
+    s.add_argument("-t", "--type", default="all", choices=["all", "recursive", "direct", "indirect"])
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_pin_ls)
 

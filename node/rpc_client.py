@@ -267,12 +267,13 @@ class RpcClient:
                 raise (NotFound(err) if "could not find" in err else CoreError(err))
 
     # ------------------------------------------------------------ pins
-    def pin_add(self, path: str, *, recursive: bool = True, progress: Progress = None) -> bytes:
-        """Pin what ``path`` points to; ``progress(n)`` is told of each new block fetched."""
+    def pin_add(self, path: str, *, recursive: bool = True, progress: Progress = None, name: str = "") -> bytes:
+        """Pin what ``path`` points to (named ``name``); ``progress(n)`` is told of each new block fetched."""
+        opts: dict[str, Any] = {"recursive": recursive, "name": name or None}
         if progress is None:
-            return _cid(self._json("pin/add", [path], {"recursive": recursive})["Pins"][0])
+            return _cid(self._json("pin/add", [path], opts)["Pins"][0])
         seen = 0
-        for obj in self._lines(self._open("pin/add", [path], {"recursive": recursive, "progress": True})):
+        for obj in self._lines(self._open("pin/add", [path], {**opts, "progress": True})):
             if obj.get("Type") == "error":
                 raise CoreError(obj.get("Message", "pin failed"))
             if "Progress" in obj:
