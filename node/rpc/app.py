@@ -524,8 +524,12 @@ async def h_repo_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.
 
 
 async def h_repo_gc(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``repo/gc``: ``{"Key":{"/":cid}}`` per removed block (CIDv1 raw of its multihash)."""
-    quiet = o.boolean("quiet", False)
+    """``repo/gc``: ``{"Key":{"/":cid}}`` per removed block (CIDv1 raw of its multihash).
+
+    As kubo, ``quiet`` only shortens the CLI's text (the JSON lines stay) and
+    ``silent`` leaves the answer empty."""
+    o.boolean("quiet", False)
+    silent = o.boolean("silent", False)
     o.boolean("stream-errors", False)
     base = o.string("cid-base", None)
 
@@ -533,7 +537,7 @@ async def h_repo_gc(request: web.Request, ctx: RpcContext, o: Options) -> web.St
         return list(ctx.core.repo_gc())
 
     removed = await ctx.run(run_gc)
-    if quiet:
+    if silent:
         return ndjson_response([])
     return ndjson_response([{"Key": {"/": format_cid(make_cid(1, RAW, mh), base)}} for mh in removed])
 

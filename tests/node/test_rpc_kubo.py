@@ -284,3 +284,9 @@ def test_block_put_several_blocks_and_listing_shapes(daemon: PinionNode) -> None
     assert (link["Mode"], link["ModTime"]) == (0, "0001-01-01T00:00:00Z")
     stat = call(base, "repo/stat", opts={"size-only": "true"}).json()
     assert stat.keys() == {"RepoSize", "StorageMax", "NumObjects", "RepoPath", "Version"} and stat["NumObjects"] == 0
+    # repo/gc: quiet changes only kubo's text output, silent empties the answer
+    garbage = call(base, "block/put", files=[part("", b"garbage 1")]).lines()[0]["Key"]
+    assert {"Key": {"/": garbage}} in call(base, "repo/gc", opts={"quiet": "true"}).lines()
+    garbage = call(base, "block/put", files=[part("", b"garbage 2")]).lines()[0]["Key"]
+    assert call(base, "repo/gc", opts={"silent": "true"}).body == b""
+    assert call(base, "block/stat", garbage).status == 500
