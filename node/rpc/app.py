@@ -15,7 +15,6 @@ by module: this one (node, files, blocks, CAR, repo), pins.py, dag.py
 from __future__ import annotations
 
 import asyncio
-import json
 import platform
 import sys
 import time
@@ -38,7 +37,7 @@ from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
 from .add import AddOptions, AddWorker
 from .multipart import PartStart
-from .options import CODE_NORMAL, Options, RpcError, client_error, format_cid, parse_cid_arg
+from .options import CODE_NORMAL, Options, RpcError, format_cid, parse_cid_arg
 from .pipe import ItemPipe, PartReader, UploadAborted
 from . import dag, get, pins, refs
 from .respond import error_response, json_response, ndjson_response, stream_generator, stream_headers, text_error
