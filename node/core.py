@@ -444,9 +444,11 @@ class CoreAPI:
             kind = self.pins.get(cid)
             if kind is not None:
                 raise CoreError(f"pinned: {kind}")
-            via = self.find_indirect([cid]).get(cid)
-            if via is not None:
-                raise CoreError(f"pinned via {cid_to_str(via)}")
+            # a block that is not stored cannot be inside a (complete) pinned DAG: skip the walk
+            if self.store.has(cid):
+                via = self.find_indirect([cid]).get(cid)
+                if via is not None:
+                    raise CoreError(f"pinned via {cid_to_str(via)}")
             if not self.store.delete(cid) and not force:
                 raise NotFound(f"ipld: could not find {cid_to_str(cid)}")
 
@@ -544,7 +546,8 @@ class CoreAPI:
                 continue
             out.append(None)
             if kind == "all" and rec is None or kind == "indirect" and (rec is None or rec.kind == DIRECT):
-                todo.append(cid)
+                if self.store.has(cid):  # a block not stored is in no (complete) pinned DAG
+                    todo.append(cid)
         if todo:
             via = self.find_indirect(todo)
             for i, cid in enumerate(cids):
