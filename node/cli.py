@@ -218,9 +218,9 @@ def cmd_car_import(args: argparse.Namespace) -> int:
                 raise CliError(f"{name}: {exc.strerror}") from None
             with fh, _progress(True, None if name == "-" else os.path.getsize(name), "importing") as adv:
                 res = api.car_import(fh, pin_roots=args.pin_roots, progress=adv)
-            for root in res.roots:
-                pinned = " (pinned)" if args.pin_roots else ""
-                print(f"root {cid_to_str(root)}{pinned}")
+            if args.pin_roots:  # as kubo, the roots are reported when they are pinned
+                for root in res.roots:
+                    print(f"root {cid_to_str(root)} (pinned)")
             if args.stats:
                 print(f"blocks {res.blocks} bytes {res.bytes}")
     return 0

@@ -25,9 +25,10 @@ from blockstore.cid import (
     cid_for,
     cid_from_str,
     cid_to_str,
+    codec_of,
     make_cid,
 )
-from blockstore.dagwalk import BlockNotFound, walk_dag
+from blockstore.dagwalk import BlockNotFound, inline_data, walk_dag
 from blockstore.links import LinksError, iter_links
 from blockstore.pins import DIRECT, RECURSIVE, PinError, check_pin_name, collect_garbage
 from blockstore.store import BlockTooLarge
@@ -253,19 +254,66 @@ class CoreAPI:
                 raise BadRequest(f"malformed CAR: {exc}") from None
             except (HashMismatch, BlockTooLarge, CidError) as exc:
                 raise BadRequest(f"rejected CAR: {exc}") from None
-            if pin_roots and result.roots:
-                self.pins.add_many(result.roots, RECURSIVE)
+            failed = self.pin_complete_roots(result.roots) if pin_roots else []
         if self.network is not None:
             self.network.notify(result.roots)
+        for root, error in failed:
+            raise CoreError(f"pinning root {cid_to_str(root)!r} FAILED: {error}")
         return result
 
-    def car_export(self, path: str) -> Iterator[bytes]:
-        """Stream a CARv1 of the whole DAG under ``path`` (DFS, no duplicates)."""
+    def pin_complete_roots(self, roots: list[bytes]) -> list[tuple[bytes, str]]:
+        """Pin each root whose whole DAG is stored, as kubo's ``dag import`` does; return
+        ``(root, error)`` for the others (left unpinned, their blocks kept)."""
+        complete, failed = [], []
+        for root in roots:
+            missing = self.first_missing_block(root)
+            if missing is None:
+                complete.append(root)
+            else:
+                failed.append((root, missing))
+        if complete:
+            self.pins.add_many(complete, RECURSIVE)
+        return failed
+
+    def first_missing_block(self, root: bytes) -> str | None:
+        """Why the DAG under ``root`` is not complete in the store (kubo's words), or None.
+
+        Raw blocks have no links: only their presence is checked (a key look-up,
+        no copy of the block), which is most of a file's DAG."""
+        stack = [root]
+        with VisitedSet(self.store.db) as seen:
+            while stack:
+                cid = stack.pop()
+                if not seen.visit(cid):
+                    continue
+                if codec_of(cid) == RAW:
+                    if not self.store.has(cid):
+                        return self.missing_block_message(cid)
+                    continue
+                data = inline_data(cid)
+                if data is None:
+                    data = self.store.get(cid)
+                if data is None:
+                    return self.missing_block_message(cid)
+                try:
+                    stack.extend(iter_links(cid, data))
+                except LinksError:
+                    continue  # a codec whose links we cannot read: kept as a leaf, as GC treats it
+        return None
+
+    def car_export(self, path: str, *, local_only: bool = False) -> Iterator[bytes]:
+        """Stream a CARv1 of the whole DAG under ``path`` (DFS, no duplicates).
+
+        ``local_only`` (kubo's ``dag export --local-only``): a best-effort CAR of
+        the blocks stored here; missing blocks and what is below them are skipped
+        and nothing is fetched."""
         root = self.resolve(path)
         if not self.store.has(root):
             raise NotFound(self.missing_block_message(root))
+        get = self.store.get if local_only else self._get_block
         try:
-            yield from car.write_car([root], walk_dag(root, self._get_block))
+            with VisitedSet(self.store.db) as seen:
+                yield from car.write_car([root], walk_dag(root, get, skip_missing=local_only, seen=seen))
         except exporter.BlockNotFound as exc:
             raise NotFound(self.missing_block_message(exc.cid)) from None
 

@@ -216,12 +216,17 @@ class RpcClient:
         )
         roots: list[bytes] = []
         blocks = nbytes = 0
+        failed = None
         for obj in self._lines(resp):
             if "Root" in obj:
                 roots.append(_cid(obj["Root"]["Cid"]["/"]))
+                if obj["Root"].get("PinErrorMsg") and failed is None:
+                    failed = f"pinning root {obj['Root']['Cid']['/']!r} FAILED: {obj['Root']['PinErrorMsg']}"
             elif "Stats" in obj:
                 blocks = int(obj["Stats"]["BlockCount"])
                 nbytes = int(obj["Stats"]["BlockBytesCount"])
+        if failed is not None:
+            raise CoreError(failed)
         return CarImportResult(roots=roots, blocks=blocks, bytes=nbytes)
 
     def car_export(self, path: str) -> Iterator[bytes]:

@@ -30,7 +30,7 @@ from blockstore.carimport import CarImporter, CarImportResult
 from blockstore.cid import DAG_PB, RAW, CidError, HashMismatch, codec_of, make_cid
 from blockstore.db import disk_full_message
 from blockstore.store import BlockTooLarge
-from blockstore.pins import RECURSIVE, PinError, check_pin_name
+from blockstore.pins import PinError, check_pin_name
 
 from ..core import CoreAPI, CoreError, NotFound
 from ..p2p.identity import public_key_b64
@@ -434,11 +434,19 @@ async def h_block_put(request: web.Request, ctx: RpcContext, o: Options) -> web.
 
 # --------------------------------------------------------------------------- DAG / CAR
 async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``dag/import``: CAR uploads -> ``{"Root":{"Cid":{"/":..},"PinErrorMsg":""}}`` (+ ``Stats``)."""
-    pin_roots = o.boolean("pin-roots", True)
+    """``dag/import``: CAR uploads -> ``{"Root":{"Cid":{"/":..},"PinErrorMsg":...}}`` per pinned root (+ ``Stats``).
+
+    As kubo: roots are pinned after every CAR is read, each only if its whole DAG
+    is stored (else ``PinErrorMsg`` says what is missing); without pinning there
+    are no ``Root`` lines."""
     stats = o.boolean("stats", False)
     o.boolean("allow-big-block", False)
-    o.boolean("local-only", False)
+    local_only = o.boolean("local-only", False)  # a partial CAR: kubo then pins nothing
+    if local_only and o.has("pin-roots") and o.boolean("pin-roots", False):
+        raise RpcError(
+            "--local-only implies --pin-roots=false and cannot be combined with --pin-roots=true; please drop one of them"
+        )
+    pin_roots = o.boolean("pin-roots", True) and not local_only
     o.boolean("silent", False)
     base = o.string("cid-base", None)
 
@@ -458,8 +466,9 @@ async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web
         reader.drain()  # anything after the CAR data (a CARv2 index) is not read
         return result
 
-    def worker(pipe: ItemPipe) -> tuple[list[bytes], int, int]:
+    def worker(pipe: ItemPipe) -> tuple[list[bytes], dict[bytes, str], int, int]:
         roots: list[bytes] = []
+        errors: dict[bytes, str] = {}
         blocks = nbytes = 0
         seen_part = False
         with ctx.writer_lock():
@@ -479,24 +488,28 @@ async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web
             if not seen_part:
                 raise RpcError("no CAR was sent (expected a multipart part named 'file')")
             if pin_roots and roots:
-                ctx.core.pins.add_many(roots, RECURSIVE)
-        return roots, blocks, nbytes
+                errors.update(ctx.core.pin_complete_roots(roots))
+        return roots, errors, blocks, nbytes
 
-    roots, blocks, nbytes = await _upload(request, ctx, worker, "dag/import")
+    roots, errors, blocks, nbytes = await _upload(request, ctx, worker, "dag/import")
     if ctx.metrics is not None:
         ctx.metrics.blocks_written(blocks)
-    out: list[dict[str, Any]] = [{"Root": {"Cid": {"/": format_cid(r, base)}, "PinErrorMsg": ""}} for r in roots]
+    # as kubo: a Root line per root only when roots are pinned, with why a root could not be
+    out: list[dict[str, Any]] = []
+    if pin_roots:
+        out = [{"Root": {"Cid": {"/": format_cid(r, base)}, "PinErrorMsg": errors.get(r, "")}} for r in roots]
     if stats:
         out.append({"Stats": {"BlockCount": blocks, "BlockBytesCount": nbytes}})
     return ndjson_response(out)
 
 
 async def h_dag_export(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``dag/export``: a CARv1 of the DAG (DFS, no duplicates)."""
+    """``dag/export``: a CARv1 of the DAG (DFS, no duplicates); ``local-only``: only the blocks stored here."""
     path = o.one_arg("root")
     o.boolean("progress", False)
-    o.boolean("local-only", False)
-    return await stream_chunks(request, ctx, ctx.core.car_export(path), content_type="application/vnd.ipld.car")
+    local_only = o.boolean("local-only", False)
+    chunks = ctx.core.car_export(path, local_only=local_only)
+    return await stream_chunks(request, ctx, chunks, content_type="application/vnd.ipld.car")
 
 
 # --------------------------------------------------------------------------- repo

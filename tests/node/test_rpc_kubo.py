@@ -210,6 +210,16 @@ def test_refs(daemon: PinionNode) -> None:
     lines = call(base, "refs", big, names["site/a.txt"], sub, opts={"recursive": "true"}).lines()
     failed = {"Ref": "", "Err": f"block was not found locally (offline): ipld: could not find {chunk}"}
     assert lines == [failed, {"Ref": big, "Err": ""}, failed]  # each root walked after the one that failed
+    # dag/export --local-only: a partial CAR of what is stored (b.bin's node and its last chunk)
+    partial = call(base, "dag/export", big, opts={"local-only": "true"})
+    assert partial.status == 200 and partial.headers["Content-Type"] == "application/vnd.ipld.car"
+    r = call(base, "dag/import", opts={"local-only": "true", "stats": "true"}, files=[part("", partial.body)])
+    assert [list(x) for x in r.lines()] == [["Stats"]] and r.lines()[0]["Stats"]["BlockCount"] == 2  # no Root lines unpinned
+    # dag/import pins a root only if its whole DAG is there, and says why not (kubo's PinErrorMsg)
+    r = call(base, "dag/import", files=[part("", partial.body)])
+    assert r.lines() == [{"Root": {"Cid": {"/": big}, "PinErrorMsg": failed["Err"]}}]
+    assert big not in call(base, "pin/ls").json().get("Keys", {})
+    _error(call(base, "dag/import", opts={"local-only": "true", "pin-roots": "true"}, files=[part("", partial.body)]), 500, "--local-only implies --pin-roots=false", 0)
     local = {x["Ref"] for x in call(base, "refs/local").lines()}
     assert chunk not in local and len(local) == call(base, "repo/stat").json()["NumObjects"]
     assert all(r.startswith("bafkrei") for r in local)  # CIDv1 raw, as kubo's blockstore keys
