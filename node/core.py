@@ -32,7 +32,6 @@ from blockstore.dagwalk import BlockNotFound, inline_data, walk_dag
 from blockstore.links import LinksError, iter_links
 from blockstore.pins import DIRECT, RECURSIVE, PinError, check_pin_name, collect_garbage
 from blockstore.store import BlockTooLarge
-
 from blockstore.visited import VisitedSet
 
 from .repo import Repo
@@ -257,7 +256,8 @@ class CoreAPI:
             failed = self.pin_complete_roots(result.roots) if pin_roots else []
         if self.network is not None:
             self.network.notify(result.roots)
-        for root, error in failed:
+        if failed:  # the blocks stay imported, as kubo's; the root is reported like kubo's CLI does
+            root, error = failed[0]
             raise CoreError(f"pinning root {cid_to_str(root)!r} FAILED: {error}")
         return result
 
@@ -278,8 +278,8 @@ class CoreAPI:
     def first_missing_block(self, root: bytes) -> str | None:
         """Why the DAG under ``root`` is not complete in the store (kubo's words), or None.
 
-        Raw blocks have no links: only their presence is checked (a key look-up,
-        no copy of the block), which is most of a file's DAG."""
+        Raw blocks have no links: only their presence is checked (nothing is
+        decoded), and they are most of a file's DAG."""
         stack = [root]
         with VisitedSet(self.store.db) as seen:
             while stack:
