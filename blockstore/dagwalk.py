@@ -10,6 +10,7 @@ the set of CIDs already visited.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .cid import CidError, cid_to_str, parse_cid
 from .links import iter_links
@@ -51,6 +52,7 @@ def walk_dag(
     max_depth: int | None = None,
     dedupe: bool = True,
     skip_missing: bool = False,
+    seen: Any = None,
 ) -> Iterator[tuple[bytes, bytes]]:
     """Yield ``(cid, data)`` for every block of the DAG under ``root``, depth first, parents before children.
 
@@ -59,9 +61,13 @@ def walk_dag(
     yielded once even if linked many times. A block that ``get_block`` does
     not have raises :class:`BlockNotFound`, or is passed over silently with
     ``skip_missing``. Identity CIDs are answered from the CID itself.
+    ``seen`` replaces the in-memory set of visited CIDs (anything with
+    ``in`` and ``add``, e.g. a :class:`~blockstore.visited.VisitedSet` that
+    spills to disk).
     """
     stack: list[tuple[bytes, int]] = [(root, 0)]
-    seen: set[bytes] = set()
+    if seen is None:
+        seen = set()
     while stack:
         cid, depth = stack.pop()
         if dedupe:

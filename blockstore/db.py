@@ -20,6 +20,8 @@ NS_TRACKER = b"t/"  #: pin tracker queue and statuses (cluster layer)
 NS_NODE = b"n/"  #: node bookkeeping (known peers, ...)
 NS_JOURNAL = b"j/"  #: import journals: blocks added by unfinished imports (see store.py)
 NS_ROUTING = b"r/"  #: DHT provider records (bitswap/routing/providers_store.py)
+NS_PROVIDE = b"q/"  #: the provide queue (bitswap/routing/provide_queue.py)
+#: b"v/" holds the scratch keys of visited sets spilled to disk (see visited.py)
 
 FORMAT_VERSION = b"1"
 

@@ -1,7 +1,10 @@
-"""Local pins (recursive and direct) and garbage collection of unpinned blocks.
+"""Local pins (recursive and direct, each with an optional name) and garbage collection of unpinned blocks.
 
-Pins live under ``NS_PINS + cid`` with a one-byte value: ``r`` recursive,
-``d`` direct. Garbage collection marks every block reachable from a
+Pins live under ``NS_PINS + cid``. The value is one type byte, ``r``
+recursive or ``d`` direct, followed by the pin's name in UTF-8 (kubo's
+``pin add --name``, at most 255 bytes). Records written before names
+existed are the type byte alone and read as unnamed pins, so old repos need
+no migration. Garbage collection marks every block reachable from a
 recursive pin (plus direct pins and any extra roots other layers declare,
 such as the CRDT's deltas), then deletes every other block.
 
@@ -13,6 +16,7 @@ bounded by the traversal frontier, not by the repo size.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 import plyvel
 
@@ -24,6 +28,8 @@ RECURSIVE = "recursive"
 DIRECT = "direct"
 _CODES = {RECURSIVE: b"r", DIRECT: b"d"}
 _NAMES = {v: k for k, v in _CODES.items()}
+#: kubo's limit on a pin name (cmdutils.MaxPinNameBytes)
+MAX_PIN_NAME_BYTES = 255
 
 #: scratch namespace used while GC marks reachable blocks
 NS_GC_MARK = b"g/"
@@ -35,35 +41,75 @@ class PinError(ValueError):
     """A pin operation that cannot be done (e.g. unpinning what is not pinned)."""
 
 
+class PinRecord(NamedTuple):
+    """One local pin: its type (``recursive``/``direct``) and its name (``""`` when unnamed)."""
+
+    kind: str
+    name: str
+
+
+def check_pin_name(name: str) -> None:
+    """Refuse a name longer than kubo allows (255 bytes of UTF-8)."""
+    n = len(name.encode("utf-8", "surrogateescape"))
+    if n > MAX_PIN_NAME_BYTES:
+        raise PinError(f"pin name is {n} bytes (max {MAX_PIN_NAME_BYTES} bytes)")
+
+
+def _decode(value: bytes) -> PinRecord:
+    kind = _NAMES.get(value[:1])
+    if kind is None:
+        raise PinError(f"corrupt pin record (type byte {value[:1]!r})")
+    return PinRecord(kind, value[1:].decode("utf-8", "surrogateescape"))
+
+
+def _encode(kind: str, name: str) -> bytes:
+    return _CODES[kind] + name.encode("utf-8", "surrogateescape")
+
+
 class Pins:
     """The set of local pins of one repo."""
 
     def __init__(self, db: plyvel.DB) -> None:
         self._db = db
 
-    def add(self, cid: bytes, kind: str = RECURSIVE, *, sync: bool = True) -> None:
+    def _value(self, cid: bytes, kind: str, name: str | None) -> bytes | None:
+        """The record to write for pinning ``cid`` as ``kind``; None when nothing changes.
+
+        A recursive pin replaces a direct one, never the reverse. ``name=None``
+        keeps the name the pin already has.
+        """
+        if kind not in _CODES:
+            raise PinError(f"unknown pin type {kind!r}")
+        if name is not None:
+            check_pin_name(name)
+        parse_cid(cid)
+        old = self._db.get(NS_PINS + cid)
+        old_rec = _decode(old) if old is not None else None
+        if kind == DIRECT and old_rec is not None and old_rec.kind == RECURSIVE:
+            return None
+        new_name = name if name is not None else (old_rec.name if old_rec is not None else "")
+        value = _encode(kind, new_name)
+        return None if value == old else value
+
+    def add(self, cid: bytes, kind: str = RECURSIVE, *, name: str | None = None, sync: bool = True) -> None:
         """Pin ``cid``; a recursive pin replaces a direct one, never the reverse.
 
+        ``name``: the pin's name (None keeps the current one, ``""`` clears it).
         ``sync=False`` skips the fsync: for callers that write a later record
         depending on this one (LevelDB keeps writes in order, so that record
         never survives a crash without this pin).
         """
-        if kind not in _CODES:
-            raise PinError(f"unknown pin type {kind!r}")
-        parse_cid(cid)
-        key = NS_PINS + cid
-        if kind == DIRECT and self._db.get(key) == _CODES[RECURSIVE]:
-            return
-        self._db.put(key, _CODES[kind], sync=sync)
+        value = self._value(cid, kind, name)
+        if value is not None:
+            self._db.put(NS_PINS + cid, value, sync=sync)
 
-    def add_many(self, cids: Iterable[bytes], kind: str = RECURSIVE) -> None:
+    def add_many(self, cids: Iterable[bytes], kind: str = RECURSIVE, *, name: str | None = None) -> None:
         """Pin several CIDs in one write batch."""
         with self._db.write_batch(sync=True) as wb:
             for cid in cids:
-                parse_cid(cid)
-                if kind == DIRECT and self._db.get(NS_PINS + cid) == _CODES[RECURSIVE]:
-                    continue
-                wb.put(NS_PINS + cid, _CODES[kind])
+                value = self._value(cid, kind, name)
+                if value is not None:
+                    wb.put(NS_PINS + cid, value)
 
     def remove(self, cid: bytes) -> str:
         """Unpin ``cid``; return the type it had. PinError if it was not pinned."""
@@ -72,18 +118,28 @@ class Pins:
         if value is None:
             raise PinError("not pinned")
         self._db.delete(key, sync=True)
-        return _NAMES[value]
+        return _decode(value).kind
 
     def get(self, cid: bytes) -> str | None:
         """The pin type of ``cid``, or None."""
         value = self._db.get(NS_PINS + cid)
-        return None if value is None else _NAMES[value]
+        return None if value is None else _decode(value).kind
+
+    def record(self, cid: bytes) -> PinRecord | None:
+        """Type and name of the pin of ``cid``, or None."""
+        value = self._db.get(NS_PINS + cid)
+        return None if value is None else _decode(value)
 
     def __iter__(self) -> Iterator[tuple[bytes, str]]:
         """Every (cid, type), streamed from disk."""
+        for cid, rec in self.records():
+            yield cid, rec.kind
+
+    def records(self) -> Iterator[tuple[bytes, PinRecord]]:
+        """Every (cid, record), streamed from disk in key order."""
         n = len(NS_PINS)
         for key, value in self._db.iterator(prefix=NS_PINS):
-            yield key[n:], _NAMES[value]
+            yield key[n:], _decode(value)
 
 
 def collect_garbage(

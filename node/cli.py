@@ -224,9 +224,9 @@ def cmd_car_import(args: argparse.Namespace) -> int:
                 raise CliError(f"{name}: {exc.strerror}") from None
             with fh, _progress(True, None if name == "-" else os.path.getsize(name), "importing") as adv:
                 res = api.car_import(fh, pin_roots=args.pin_roots, progress=adv)
-            for root in res.roots:
-                pinned = " (pinned)" if args.pin_roots else ""
-                print(f"root {cid_to_str(root)}{pinned}")
+            if args.pin_roots:  # as kubo, the roots are reported when they are pinned
+                for root in res.roots:
+                    print(f"root {cid_to_str(root)} (pinned)")
             if args.stats:
                 print(f"blocks {res.blocks} bytes {res.bytes}")
     return 0
@@ -296,9 +296,9 @@ def cmd_pin_add(args: argparse.Namespace) -> int:
         for path in args.paths:
             with _progress(True, None, f"fetching {path}", "blocks") as adv:
                 if adv is not None and isinstance(api, RpcClient):
-                    cid = api.pin_add(path, recursive=args.recursive, progress=adv)
+                    cid = api.pin_add(path, recursive=args.recursive, progress=adv, name=args.name)
                 else:
-                    cid = api.pin_add(path, recursive=args.recursive)
+                    cid = api.pin_add(path, recursive=args.recursive, name=args.name)
             print(f"pinned {cid_to_str(cid)} {'recursively' if args.recursive else 'directly'}")
     return 0
 
@@ -571,12 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = pin.add_parser("add", help="pin (the DAG must be present)")
     s.add_argument("paths", nargs="+")
     s.add_argument("-r", "--recursive", type=_bool, nargs="?", const=True, default=True)
+    s.add_argument("-n", "--name", default="", help="a name for the pin (at most 255 bytes)")
     s.set_defaults(func=cmd_pin_add)
     s = pin.add_parser("rm", help="unpin")
     s.add_argument("paths", nargs="+")
     s.set_defaults(func=cmd_pin_rm)
     s = pin.add_parser("ls", help="list pins")
-    s.add_argument("-t", "--type", default="all", choices=["all", "recursive", "direct"])
+    s.add_argument("-t", "--type", default="all", choices=["all", "recursive", "direct", "indirect"])
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_pin_ls)
 

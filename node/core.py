@@ -24,15 +24,22 @@ from blockstore.cid import (
     HashMismatch,
     cid_for,
     cid_from_str,
+    cid_to_str,
+    codec_of,
+    make_cid,
 )
-from blockstore.dagwalk import walk_dag
+from blockstore.dagwalk import BlockNotFound, inline_data, walk_dag
 from blockstore.links import LinksError, iter_links
-from blockstore.pins import DIRECT, RECURSIVE, PinError, collect_garbage
+from blockstore.pins import DIRECT, RECURSIVE, PinError, check_pin_name, collect_garbage
 from blockstore.store import BlockTooLarge
+from blockstore.visited import VisitedSet
 
 from .repo import Repo
 
 Progress = Callable[[int], None] | None
+
+#: pin types ``pin ls`` lists
+PIN_TYPES = ("all", RECURSIVE, DIRECT, "indirect")
 
 _CODECS = {"raw": RAW, "dag-pb": DAG_PB, "dag-cbor": DAG_CBOR}
 _MHTYPES = {"sha2-256": SHA2_256, "blake2b-256": BLAKE2B_256}
@@ -148,7 +155,7 @@ class CoreAPI:
         try:
             return exporter.resolve_path(self._get_block, root, segments)
         except exporter.BlockNotFound as exc:
-            raise NotFound(f"block not found locally: {exc}") from None
+            raise NotFound(self.missing_block_message(exc.cid)) from None
         except exporter.ExportError as exc:
             raise NotFound(str(exc)) from None
 
@@ -219,7 +226,7 @@ class CoreAPI:
         try:
             yield from exporter.read_file(self._get_block, cid, offset, length)
         except exporter.BlockNotFound as exc:
-            raise NotFound(f"block not found locally: {exc}") from None
+            raise NotFound(self.missing_block_message(exc.cid)) from None
         except exporter.ExportError as exc:
             raise BadRequest(str(exc)) from None
 
@@ -229,7 +236,7 @@ class CoreAPI:
         try:
             return list(exporter.list_dir(self._get_block, cid))
         except exporter.BlockNotFound as exc:
-            raise NotFound(f"block not found locally: {exc}") from None
+            raise NotFound(self.missing_block_message(exc.cid)) from None
         except exporter.ExportError as exc:
             raise BadRequest(str(exc)) from None
 
@@ -246,28 +253,206 @@ class CoreAPI:
                 raise BadRequest(f"malformed CAR: {exc}") from None
             except (HashMismatch, BlockTooLarge, CidError) as exc:
                 raise BadRequest(f"rejected CAR: {exc}") from None
-            if pin_roots and result.roots:
-                self.pins.add_many(result.roots, RECURSIVE)
+            failed = self.pin_complete_roots(result.roots) if pin_roots else []
         if self.network is not None:
             self.network.notify(result.roots)
+        if failed:  # the blocks stay imported, as kubo's; the root is reported like kubo's CLI does
+            root, error = failed[0]
+            raise CoreError(f"pinning root {cid_to_str(root)!r} FAILED: {error}")
         return result
 
-    def car_export(self, path: str) -> Iterator[bytes]:
-        """Stream a CARv1 of the whole DAG under ``path`` (DFS, no duplicates)."""
+    def pin_complete_roots(self, roots: list[bytes]) -> list[tuple[bytes, str]]:
+        """Pin each root whose whole DAG is stored, as kubo's ``dag import`` does; return
+        ``(root, error)`` for the others (left unpinned, their blocks kept)."""
+        complete, failed = [], []
+        for root in roots:
+            missing = self.first_missing_block(root)
+            if missing is None:
+                complete.append(root)
+            else:
+                failed.append((root, missing))
+        if complete:
+            self.pins.add_many(complete, RECURSIVE)
+        return failed
+
+    def first_missing_block(self, root: bytes) -> str | None:
+        """Why the DAG under ``root`` is not complete in the store (kubo's words), or None.
+
+        Raw blocks have no links: only their presence is checked (nothing is
+        decoded), and they are most of a file's DAG."""
+        stack = [root]
+        with VisitedSet(self.store.db) as seen:
+            while stack:
+                cid = stack.pop()
+                if not seen.visit(cid):
+                    continue
+                if codec_of(cid) == RAW:
+                    if not self.store.has(cid):
+                        return self.missing_block_message(cid)
+                    continue
+                data = inline_data(cid)
+                if data is None:
+                    data = self.store.get(cid)
+                if data is None:
+                    return self.missing_block_message(cid)
+                try:
+                    stack.extend(iter_links(cid, data))
+                except LinksError:
+                    continue  # a codec whose links we cannot read: kept as a leaf, as GC treats it
+        return None
+
+    def car_export(self, path: str, *, local_only: bool = False) -> Iterator[bytes]:
+        """Stream a CARv1 of the whole DAG under ``path`` (DFS, no duplicates).
+
+        ``local_only`` (kubo's ``dag export --local-only``): a best-effort CAR of
+        the blocks stored here; missing blocks and what is below them are skipped
+        and nothing is fetched."""
         root = self.resolve(path)
         if not self.store.has(root):
-            raise NotFound(f"block not found locally: {root.hex()}")
+            raise NotFound(self.missing_block_message(root))
+        get = self.store.get if local_only else self._get_block
         try:
-            yield from car.write_car([root], walk_dag(root, self._get_block))
+            with VisitedSet(self.store.db) as seen:
+                yield from car.write_car([root], walk_dag(root, get, skip_missing=local_only, seen=seen))
         except exporter.BlockNotFound as exc:
-            raise NotFound(f"DAG incomplete, block not found locally: {exc}") from None
+            raise NotFound(self.missing_block_message(exc.cid)) from None
+
+    # ------------------------------------------------------------- DAG commands (kubo's dag/refs/get)
+    def missing_block_message(self, cid: bytes) -> str:
+        """kubo's words for a block that is not there (offline: not fetched either)."""
+        text = f"ipld: could not find {cid_to_str(cid)}"
+        return f"block was not found locally (offline): {text}" if self.network is None else text
+
+    def refs(
+        self, roots: list[bytes], *, max_depth: int = -1, unique: bool = False
+    ) -> Iterator[tuple[tuple[bytes, bytes, str] | None, str | None]]:
+        """``(edge, None)`` for each edge under ``roots`` in kubo's ``refs`` order, or ``(None, error)``
+        when a root's walk fails (the walk goes on with the next root, as kubo's). ``unique`` keeps
+        its seen set in a :class:`~blockstore.visited.VisitedSet` (bounded memory)."""
+        from blockstore.refs import RefWalker
+
+        walker = RefWalker(
+            self._get_block, max_depth=max_depth, unique=unique, seen=VisitedSet(self.store.db) if unique else None
+        )
+        try:
+            for root in roots:
+                try:
+                    for edge in walker.walk(root):
+                        yield edge, None
+                except BlockNotFound as exc:
+                    yield None, self.missing_block_message(exc.cid)
+                except LinksError as exc:
+                    yield None, str(exc)
+        finally:
+            walker.close()
+
+    def refs_local(self) -> Iterator[bytes]:
+        """Every stored block as a CIDv1 raw (the store keys blocks by multihash, as kubo's)."""
+        for mh in self.store.iter_multihashes():
+            yield make_cid(1, RAW, mh)
+
+    def dag_put(
+        self, data: bytes, *, input_codec: str = "dag-json", store_codec: str = "dag-cbor", hash_fn: str = "sha2-256",
+        pin: bool = False, allow_big_block: bool = False,
+    ) -> bytes:
+        """Decode ``data`` as ``input_codec``, store it encoded as ``store_codec``; return its CIDv1."""
+        from blockstore import dagcodecs
+
+        try:
+            block, codec = dagcodecs.transcode(data, input_codec, store_codec)
+        except dagcodecs.CodecError as exc:
+            raise BadRequest(str(exc)) from None
+        if hash_fn not in _MHTYPES:
+            raise BadRequest(f"unsupported hash function {hash_fn!r} (sha2-256, blake2b-256)")
+        if len(block) > 2 * 1024 * 1024 and not allow_big_block:
+            raise BadRequest(
+                "produced block is over 2MiB: big blocks can't be exchanged with other peers. consider using "
+                "UnixFS for automatic chunking of bigger files, or pass --allow-big-block to override"
+            )
+        cid = cid_for(block, codec=codec, version=1, mh_code=_MHTYPES[hash_fn])
+        with self._gc.writer():
+            try:
+                self.store.put(cid, block, verify=False)
+            except BlockTooLarge as exc:
+                raise BadRequest(str(exc)) from None
+            if pin:
+                self.pins.add(cid, RECURSIVE, name="")
+        if self.network is not None:
+            self.network.notify([cid])
+        return cid
+
+    def dag_resolve(self, path: str) -> tuple[bytes, list[str]]:
+        """(CID of the last block ``path`` reaches, segments left inside it), as ``dag resolve``."""
+        from blockstore.dagpath import NoLink, resolve_to_last
+
+        root, segments = parse_path(path)
+        try:
+            return resolve_to_last(self._get_block, root, segments)
+        except NoLink as exc:
+            raise NotFound(str(exc)) from None
+        except BlockNotFound as exc:
+            raise NotFound(self.missing_block_message(exc.cid)) from None
+        except exporter.ExportError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def dag_blocks(self, root: bytes, seen: Any) -> Iterator[tuple[bytes, int]]:
+        """(cid, size) of each block of the DAG under ``root`` once, depth first (``dag stat``)."""
+        try:
+            for cid, data in walk_dag(root, self._get_block, seen=seen):
+                yield cid, len(data)
+        except BlockNotFound as exc:
+            raise NotFound(f"error traversing DAG: {self.missing_block_message(exc.cid)}") from None
+        except LinksError as exc:
+            raise BadRequest(f"error traversing DAG: {exc}") from None
+
+    def get_tar(self, path: str, *, archive: bool = False, level: int = 0) -> tuple[int, Iterator[bytes]]:
+        """(size, byte stream) of ``ipfs get``: a tar of the node at ``path`` named after its last
+        segment (``level`` 1-9: gzip-compressed; a file without ``archive``: its bytes, gzipped)."""
+        import posixpath
+
+        from blockstore import tarexport
+
+        text = path.strip()
+        if not text.startswith("/"):
+            text = "/ipfs/" + text
+        name = posixpath.basename(posixpath.normpath(text))
+        cid = self.resolve(path)
+        try:
+            size = tarexport.node_size(self._get_block, cid)
+            st = exporter.stat(self._get_block, cid)
+        except exporter.BlockNotFound as exc:
+            raise NotFound(self.missing_block_message(exc.cid)) from None
+        except exporter.ExportError as exc:
+            raise BadRequest(str(exc)) from None
+        if st.type not in ("file", "directory", "symlink"):
+            raise BadRequest(f"{path}: a {st.type} node is not UnixFS (get works on files and directories)")
+        if level and not archive:
+            if st.type != "file":
+                raise BadRequest("file is not regular")
+            raw = exporter.read_file(self._get_block, cid)
+            return size, self._export_errors(tarexport.gzip_stream(raw, level))
+        stream = tarexport.tar_stream(self._get_block, cid, name, pax=not archive)
+        if level:
+            stream = tarexport.gzip_stream(stream, level)
+        return size, self._export_errors(stream)
+
+    def _export_errors(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks`` with block-store errors turned into CoreErrors."""
+        from blockstore.tarexport import TarExportError
+
+        try:
+            yield from chunks
+        except exporter.BlockNotFound as exc:
+            raise NotFound(self.missing_block_message(exc.cid)) from None
+        except (exporter.ExportError, TarExportError) as exc:
+            raise BadRequest(str(exc)) from None
 
     # ------------------------------------------------------------- blocks
     def block_get(self, cid: bytes) -> bytes:
         """One raw block."""
         data = self.store.get(cid)
         if data is None:
-            raise NotFound("block not found locally")
+            raise NotFound(self.missing_block_message(cid))
         return data
 
     def block_put(
@@ -296,22 +481,42 @@ class CoreAPI:
         """(cid, size) of a stored block."""
         size = self.store.size(cid)
         if size is None:
-            raise NotFound("block not found locally")
+            raise NotFound(self.missing_block_message(cid))
         return cid, size
 
-    def block_rm(self, cid: bytes) -> None:
-        """Remove a block (refused while it is pinned directly or as a root)."""
-        if self.pins.get(cid) is not None:
-            raise BadRequest("block is pinned; unpin it first")
-        if not self.store.delete(cid):
-            raise NotFound("block not found locally")
+    def block_rm(self, cid: bytes, *, force: bool = False) -> None:
+        """Remove a block, as kubo's ``block rm``: refused while pinned in any way
+        (``pinned: recursive``, ``pinned: direct``, ``pinned via <root>``);
+        a missing block is an error unless ``force``."""
+        with self._gc.writer():
+            kind = self.pins.get(cid)
+            if kind is not None:
+                raise CoreError(f"pinned: {kind}")
+            # a block that is not stored cannot be inside a (complete) pinned DAG: skip the walk
+            if self.store.has(cid):
+                via = self.find_indirect([cid]).get(cid)
+                if via is not None:
+                    raise CoreError(f"pinned via {cid_to_str(via)}")
+            if not self.store.delete(cid) and not force:
+                raise NotFound(f"ipld: could not find {cid_to_str(cid)}")
 
     # ------------------------------------------------------------- pins
-    def pin_add(self, path: str, *, recursive: bool = True, progress: Callable[[int], None] | None = None) -> bytes:
-        """Pin what ``path`` points to; a recursive pin needs the whole DAG present.
+    def pin_add(
+        self, path: str, *, recursive: bool = True, progress: Callable[[int], None] | None = None, name: str = ""
+    ) -> bytes:
+        """Pin what ``path`` points to, with kubo's rules; a recursive pin needs the whole DAG present.
 
+        ``name`` is the pin's name (``""`` clears it: re-pinning renames, as
+        kubo's ``pin add --name``). A direct pin of a CID pinned recursively
+        is refused; a recursive pin replaces a direct one.
         ``progress(blocks)``: told the number of blocks fetched so far while the DAG is fetched."""
+        try:
+            check_pin_name(name)
+        except PinError as exc:
+            raise BadRequest(str(exc)) from None
         cid = self.resolve(path)
+        if not recursive and self.pins.get(cid) == RECURSIVE:
+            raise CoreError(f"pin: {cid_to_str(cid)} already pinned recursively")
         if self.network is not None:
             try:
                 if recursive:
@@ -323,31 +528,80 @@ class CoreAPI:
                 raise NotFound(f"cannot pin, DAG could not be fetched: {exc}") from None
         if recursive:
             try:
-                for _cid, _data in walk_dag(cid, self._get_block):
-                    pass
+                with VisitedSet(self.store.db) as seen:
+                    for _cid, _data in walk_dag(cid, self._get_block, seen=seen):
+                        pass
             except exporter.BlockNotFound as exc:
                 raise NotFound(f"cannot pin, DAG incomplete: block {exc} not found locally") from None
         elif not self.store.has(cid):
             raise NotFound("cannot pin, block not found locally")
-        self.pins.add(cid, RECURSIVE if recursive else DIRECT)
+        self.pins.add(cid, RECURSIVE if recursive else DIRECT, name=name)
         return cid
 
-    def pin_rm(self, path: str) -> bytes:
-        """Unpin what ``path`` points to."""
+    def pin_rm(self, path: str, *, recursive: bool = True) -> bytes:
+        """Unpin what ``path`` points to (kubo: a recursive pin needs ``recursive``)."""
         cid = self.resolve(path)
+        kind = self.pins.get(cid)
+        if kind is None:
+            raise NotFound("not pinned or pinned indirectly")
+        if kind == RECURSIVE and not recursive:
+            raise CoreError(f"{cid_to_str(cid)} is pinned recursively")
         try:
             self.pins.remove(cid)
         except PinError:
-            raise NotFound("not pinned") from None
+            raise NotFound("not pinned or pinned indirectly") from None
         return cid
 
     def pin_ls(self, kind: str = "all") -> Iterator[tuple[bytes, str]]:
-        """(cid, type) of every local pin, or of one type."""
-        if kind not in ("all", RECURSIVE, DIRECT):
-            raise BadRequest(f"invalid pin type {kind!r} (all, recursive, direct)")
-        for cid, k in self.pins:
-            if kind == "all" or kind == k:
-                yield cid, k
+        """(cid, type) of every local pin, or of one type (``indirect``: blocks under recursive pins)."""
+        for cid, k, _name in self.pin_list(kind):
+            yield cid, k
+
+    def pin_list(self, kind: str = "all", name: str = "") -> Iterator[tuple[bytes, str, str]]:
+        """(cid, type, name) of the pins of ``kind``, as kubo lists them: recursive pins, then direct
+        ones, then (for ``all`` and ``indirect``) every block under a recursive pin that is not
+        itself pinned. ``name``: only pins whose name contains it (indirect pins have none)."""
+        if kind not in PIN_TYPES:
+            raise BadRequest(f"invalid type '{kind}', must be one of {{direct, indirect, recursive, all}}")
+        for wanted in (RECURSIVE, DIRECT):
+            if kind in ("all", wanted):
+                for cid, rec in self.pins.records():
+                    if rec.kind == wanted and (not name or name in rec.name):
+                        yield cid, wanted, rec.name
+        if kind in ("all", "indirect") and not name:
+            from blockstore.indirect import iter_indirect
+
+            for cid in iter_indirect(self.pins, self.store.get, self.store.db):
+                yield cid, "indirect", ""
+
+    def find_indirect(self, cids: Iterable[bytes]) -> dict[bytes, bytes]:
+        """``{cid: recursive root}`` for those of ``cids`` inside a recursively pinned DAG."""
+        from blockstore.indirect import find_indirect
+
+        return find_indirect(self.pins, self.store.get, cids, self.store.db)
+
+    def pin_check(self, cids: list[bytes], kind: str = "all") -> list[tuple[str, str] | None]:
+        """(type, name) of how each CID is pinned, or None; an indirect pin's type is
+        ``indirect through <root>`` (kubo's ``pin ls <cid>``)."""
+        if kind not in PIN_TYPES:
+            raise BadRequest(f"invalid type '{kind}', must be one of {{direct, indirect, recursive, all}}")
+        out: list[tuple[str, str] | None] = []
+        todo = []
+        for cid in cids:
+            rec = self.pins.record(cid)
+            if rec is not None and kind in ("all", rec.kind):
+                out.append((rec.kind, rec.name))
+                continue
+            out.append(None)
+            if kind == "all" and rec is None or kind == "indirect" and (rec is None or rec.kind == DIRECT):
+                if self.store.has(cid):  # a block not stored is in no (complete) pinned DAG
+                    todo.append(cid)
+        if todo:
+            via = self.find_indirect(todo)
+            for i, cid in enumerate(cids):
+                if out[i] is None and cid in via:
+                    out[i] = (f"indirect through {cid_to_str(via[cid])}", "")
+        return out
 
     # ------------------------------------------------------------- identity and swarm
     def id(self) -> dict[str, Any]:

@@ -583,7 +583,7 @@ def rpc_routes(service: PinsetService) -> dict[str, Any]:
     """
     from aiohttp import web
 
-    from .rpc.options import CODE_NOT_FOUND, Options, RpcError, parse_cid_arg
+    from .rpc.options import Options, RpcError, parse_cid_arg
 
     async def h_add(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
         cid = parse_cid_arg(opts.one_arg("cid"))
@@ -594,7 +594,7 @@ def rpc_routes(service: PinsetService) -> dict[str, Any]:
     async def h_rm(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
         cid = parse_cid_arg(opts.one_arg("cid"))
         if not await service.remove(cid):
-            raise RpcError(f"{cid_to_str(cid)} is not in the cluster pinset", CODE_NOT_FOUND)
+            raise RpcError(f"{cid_to_str(cid)} is not in the cluster pinset")
         return web.json_response({"cid": cid_to_str(cid)})
 
     async def h_ls(request: web.Request, _ctx: Any, _opts: Options) -> web.StreamResponse:

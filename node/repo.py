@@ -19,6 +19,7 @@ from typing import Any
 import plyvel
 
 from blockstore.db import RepoLockedError, disk_full_message, open_db
+from blockstore.visited import clear_scratch
 from blockstore.pins import Pins
 from blockstore.store import BlockStore
 
@@ -54,6 +55,7 @@ class Repo:
         ds = config["Datastore"]
         self.store = BlockStore(db, max_block_size=ds["MaxBlockSize"], compress=ds["Compression"] == "zstd")
         self.pins = Pins(db)
+        clear_scratch(db)  # visited sets of walks interrupted by a crash (blockstore/visited.py)
 
     @staticmethod
     def init(

@@ -216,12 +216,17 @@ class RpcClient:
         )
         roots: list[bytes] = []
         blocks = nbytes = 0
+        failed = None
         for obj in self._lines(resp):
             if "Root" in obj:
                 roots.append(_cid(obj["Root"]["Cid"]["/"]))
+                if obj["Root"].get("PinErrorMsg") and failed is None:
+                    failed = f"pinning root {obj['Root']['Cid']['/']!r} FAILED: {obj['Root']['PinErrorMsg']}"
             elif "Stats" in obj:
                 blocks = int(obj["Stats"]["BlockCount"])
                 nbytes = int(obj["Stats"]["BlockBytesCount"])
+        if failed is not None:
+            raise CoreError(failed)
         return CarImportResult(roots=roots, blocks=blocks, bytes=nbytes)
 
     def car_export(self, path: str) -> Iterator[bytes]:
@@ -264,15 +269,16 @@ class RpcClient:
         for obj in self._lines(self._open("block/rm", [cid_to_str(cid)])):
             err = obj.get("Error")
             if err:
-                raise (NotFound(err) if "not found" in err else BadRequest(err))
+                raise (NotFound(err) if "could not find" in err else CoreError(err))
 
     # ------------------------------------------------------------ pins
-    def pin_add(self, path: str, *, recursive: bool = True, progress: Progress = None) -> bytes:
-        """Pin what ``path`` points to; ``progress(n)`` is told of each new block fetched."""
+    def pin_add(self, path: str, *, recursive: bool = True, progress: Progress = None, name: str = "") -> bytes:
+        """Pin what ``path`` points to (named ``name``); ``progress(n)`` is told of each new block fetched."""
+        opts: dict[str, Any] = {"recursive": recursive, "name": name or None}
         if progress is None:
-            return _cid(self._json("pin/add", [path], {"recursive": recursive})["Pins"][0])
+            return _cid(self._json("pin/add", [path], opts)["Pins"][0])
         seen = 0
-        for obj in self._lines(self._open("pin/add", [path], {"recursive": recursive, "progress": True})):
+        for obj in self._lines(self._open("pin/add", [path], {**opts, "progress": True})):
             if obj.get("Type") == "error":
                 raise CoreError(obj.get("Message", "pin failed"))
             if "Progress" in obj:

@@ -32,6 +32,7 @@ class AddOptions:
 
     params: Any
     pin: bool = True
+    pin_name: str | None = None
     wrap: bool = False
     progress: bool = False
     quieter: bool = False
@@ -80,7 +81,7 @@ class AddWorker:
             try:
                 roots = self._consume_and_build(pipe, sink)
                 if self._opts.pin and roots:
-                    self._core.pins.add_many(roots)
+                    self._core.pins.add_many(roots, name=self._opts.pin_name)
             except BaseException:
                 store.rollback(journal)
                 raise

@@ -1,16 +1,20 @@
 """The kubo RPC subset (``/api/v0/...``) as an aiohttp application.
 
 POST only (other methods: 405; OPTIONS: 204), options in the query string,
-file inputs as ``multipart/form-data``, errors as kubo's error JSON. The
-node's synchronous operations (:class:`node.core.CoreAPI`) run in worker
-threads; uploads stream through :func:`node.rpc.upload.drive_upload` with
-bounded memory; downloads stream chunk by chunk.
+file inputs as ``multipart/form-data``, errors as kubo's error JSON: HTTP
+500 and code 0 for every command error, 400 and code 1 for requests that
+cannot be parsed, plain-text 404/405/403 as go-ipfs-cmds answers an unknown
+endpoint, a wrong method or a foreign origin (see options.py). The node's
+synchronous operations (:class:`node.core.CoreAPI`) run in worker threads;
+uploads stream through :func:`node.rpc.upload.drive_upload` with bounded
+memory; downloads stream chunk by chunk (respond.py). Commands are grouped
+by module: this one (node, files, blocks, CAR, repo), pins.py, dag.py
+(``dag put/resolve/stat``), refs.py and get.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import platform
 import sys
 import time
@@ -23,18 +27,20 @@ from aiohttp import ClientPayloadError, web
 
 from blockstore import car, importer
 from blockstore.carimport import CarImporter, CarImportResult
-from blockstore.cid import RAW, CidError, HashMismatch, make_cid
+from blockstore.cid import DAG_PB, RAW, CidError, HashMismatch, codec_of, make_cid
 from blockstore.db import disk_full_message
 from blockstore.store import BlockTooLarge
-from blockstore.pins import RECURSIVE
+from blockstore.pins import PinError, check_pin_name
 
-from ..core import BadRequest, CoreAPI, CoreError, NotFound
+from ..core import CoreAPI, CoreError, NotFound
 from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
 from .add import AddOptions, AddWorker
 from .multipart import PartStart
-from .options import CODE_NORMAL, CODE_NOT_FOUND, Options, RpcError, format_cid, parse_cid_arg
+from .options import CODE_NORMAL, Options, RpcError, format_cid, parse_cid_arg
 from .pipe import ItemPipe, PartReader, UploadAborted
+from . import dag, get, pins, refs
+from .respond import error_response, json_response, ndjson_response, stream_generator, stream_headers, text_error
 from .upload import drive_upload
 
 API_PREFIX = "/api/v0/"
@@ -69,35 +75,9 @@ class RpcContext:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
-# --------------------------------------------------------------------------- responses
-def json_response(obj: Any, status: int = 200) -> web.Response:
-    """One JSON object, newline-terminated as go-ipfs-cmds writes it."""
-    return web.Response(
-        body=json.dumps(obj).encode() + b"\n",
-        status=status,
-        headers={"Content-Type": "application/json", "Vary": "Origin", "Trailer": "X-Stream-Error"},
-    )
-
-
-def ndjson_response(objs: list[dict[str, Any]]) -> web.Response:
-    """Several JSON objects, one per line (``X-Chunked-Output``)."""
-    body = b"".join(json.dumps(o).encode() + b"\n" for o in objs)
-    return web.Response(
-        body=body,
-        headers={"Content-Type": "application/json", "X-Chunked-Output": "1", "Vary": "Origin", "Trailer": "X-Stream-Error"},
-    )
-
-
-def error_response(err: RpcError) -> web.Response:
-    """kubo's error JSON with the error's HTTP status."""
-    return web.Response(body=err.body(), status=err.status, headers={"Content-Type": "application/json"})
-
-
+# --------------------------------------------------------------------------- errors and streams
 def _core_error(exc: CoreError) -> RpcError:
-    if isinstance(exc, NotFound):
-        return RpcError(str(exc), CODE_NOT_FOUND)
-    if isinstance(exc, BadRequest):
-        return RpcError(str(exc))
+    """Every error of a command is kubo's code 0 / HTTP 500 (go-ipfs-cmds has no 404 for them)."""
     return RpcError(str(exc), CODE_NORMAL)
 
 
@@ -109,33 +89,8 @@ async def stream_chunks(
     content_type: str = "text/plain",
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Stream a blocking byte generator; errors before the first byte become error JSON.
-
-    An error after the response started cannot change the status any more:
-    the connection is closed before the end so the client sees a truncated body.
-    """
-    sentinel = object()
-    first = await ctx.run(next, gen, sentinel)
-    resp = web.StreamResponse(
-        headers={"Content-Type": content_type, "X-Stream-Output": "1", "Vary": "Origin", **(headers or {})}
-    )
-    resp.enable_chunked_encoding()
-    await resp.prepare(request)
-    chunk = first
-    try:
-        while chunk is not sentinel:
-            await resp.write(chunk)  # type: ignore[arg-type]
-            chunk = await ctx.run(next, gen, sentinel)
-    except (CoreError, OSError, ValueError) as exc:
-        if request.transport is not None:
-            request.transport.close()
-        raise ConnectionResetError(f"stream failed after it started: {exc}") from None
-    finally:
-        close = getattr(gen, "close", None)
-        if close is not None:
-            await ctx.run(close)
-    await resp.write_eof()
-    return resp
+    """Stream a blocking byte generator (``X-Stream-Output``); errors before the first byte become error JSON."""
+    return await stream_generator(request, ctx.executor, gen, headers=stream_headers(content_type, **(headers or {})))
 
 
 # --------------------------------------------------------------------------- simple commands
@@ -157,7 +112,7 @@ async def h_id(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamR
     ident = ctx.config["Identity"]
     args = o.args()
     if args and args[0] != ident["PeerID"]:
-        raise RpcError(f"peer {args[0]} is not known to this node (only its own identity is answered)", CODE_NOT_FOUND)
+        raise RpcError(f"peer {args[0]} is not known to this node (only its own identity is answered)")
     try:
         pub = public_key_b64(ident["PrivKey"]) if ident.get("PrivKey") else ""
     except ValueError as exc:
@@ -177,18 +132,20 @@ def _need_p2p(ctx: RpcContext) -> Any:
 
 
 async def h_swarm_peers(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``swarm/peers``: ``{"Peers":[{"Addr","Peer"}]}`` (``null`` when none, as kubo)."""
+    """``swarm/peers``: ``{"Peers":[{"Addr","Peer","Identify"}]}`` (``null`` when none, as kubo).
+
+    kubo's ``connInfo`` always carries an ``Identify`` object (zero-valued
+    unless ``identify`` is asked; Pinion answers it zero-valued)."""
     for flag in ("verbose", "streams", "latency", "direction", "identify"):
         o.boolean(flag, False)
     peers = await _need_p2p(ctx).peers("swarm")
-    return json_response({"Peers": [{"Addr": p["Addr"], "Peer": p["Peer"]} for p in peers] or None})
+    empty = {"ID": "", "PublicKey": "", "Addresses": None, "AgentVersion": "", "Protocols": None}
+    return json_response({"Peers": [{"Addr": p["Addr"], "Peer": p["Peer"], "Identify": empty} for p in peers] or None})
 
 
 async def h_swarm_connect(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
     """``swarm/connect``: dial ``/.../p2p/<id>`` addresses -> ``{"Strings":["connect <id> success"]}``."""
-    args = o.args()
-    if not args:
-        raise RpcError("argument 'address' is required")
+    args = o.some_args("address")
     p2p = _need_p2p(ctx)
     from node.p2p.hosts import P2PError
 
@@ -207,11 +164,14 @@ async def h_swarm_connect(request: web.Request, ctx: RpcContext, o: Options) -> 
 # --------------------------------------------------------------------------- files
 async def h_cat(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
     """``cat``: a file's bytes (``offset``, ``length``)."""
-    args = o.args()
-    if not args:
-        raise RpcError("argument 'ipfs-path' is required")
-    offset = o.integer("offset", 0, minimum=0) or 0
-    length = o.integer("length", None, minimum=0)
+    args = o.some_args("ipfs-path")
+    offset = o.integer("offset", 0) or 0
+    length = o.integer("length", None)
+    o.boolean("progress", False)
+    if offset < 0:
+        raise RpcError("cannot specify negative offset")
+    if length is not None and length < 0:
+        raise RpcError("cannot specify negative length")
 
     def chunks() -> Iterator[bytes]:
         for path in args:
@@ -220,36 +180,88 @@ async def h_cat(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
     return await stream_chunks(request, ctx, chunks())
 
 
-_TYPE_CODES = {"directory": 1, "hamt-shard": 1, "file": 2, "raw": 2, "symlink": 4, "metadata": 3}
+_TYPE_CODES = {"directory": 1, "hamt-shard": 1, "file": 2, "raw": 2, "symlink": 4}
+#: Go's zero time.Time as encoding/json writes it (kubo's LsLink.ModTime without UnixFS mtime)
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _go_file_mode(entry_type: str, mode: int | None) -> int:
+    """A UnixFS mode as Go's ``os.FileMode`` number (kubo's ``LsLink.Mode``); 0 without UnixFS mode."""
+    if not mode:
+        return 0
+    perm = mode & 0o777
+    if mode & 0o4000:
+        perm |= 1 << 23  # os.ModeSetuid
+    if mode & 0o2000:
+        perm |= 1 << 22  # os.ModeSetgid
+    if mode & 0o1000:
+        perm |= 1 << 20  # os.ModeSticky
+    if entry_type == "directory":
+        perm |= 1 << 31  # os.ModeDir
+    elif entry_type == "symlink":
+        perm |= 1 << 27  # os.ModeSymlink
+    return perm
+
+
+def _rfc3339(mtime: tuple[int, int | None] | None) -> str:
+    if mtime is None:
+        return _ZERO_TIME
+    import datetime
+
+    secs, nsecs = mtime
+    t = datetime.datetime.fromtimestamp(secs, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if nsecs:
+        t += ("." + f"{nsecs:09d}").rstrip("0")
+    return t + "Z"
 
 
 async def h_ls(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``ls``: directory listings ``{"Objects":[{"Hash","Links":[...]}]}``."""
-    args = o.args()
-    if not args:
-        raise RpcError("argument 'ipfs-path' is required")
+    """``ls``: directory listings ``{"Objects":[{"Hash","Links":[...]}]}``, links sorted by name.
+
+    Each link has kubo's ``LsLink`` fields, ``Mode`` and ``ModTime`` included
+    (0 and Go's zero time when the entry has no UnixFS metadata)."""
+    args = o.some_args("ipfs-path")
     base = o.string("cid-base", None)
+    for flag in ("headers", "resolve-type", "size", "stream", "long"):
+        o.boolean(flag, True)
+
+    def listing(path: str) -> list[dict[str, Any]]:
+        from blockstore import exporter
+
+        out = []
+        for e in ctx.core.ls(path):
+            mode = mtime = None
+            if codec_of(e.cid) == DAG_PB:  # UnixFS metadata lives in dag-pb nodes only
+                try:
+                    st = exporter.stat(ctx.core.store.get, e.cid)
+                    mode, mtime = st.mode, st.mtime
+                except (exporter.ExportError, LookupError):
+                    pass
+            out.append(
+                {
+                    "Name": e.name,
+                    "Hash": format_cid(e.cid, base),
+                    "Size": e.size if e.size is not None and e.type == "file" else 0,
+                    "Type": _TYPE_CODES.get(str(e.type), 0),
+                    "Target": getattr(e, "target", None) or "",
+                    "Mode": _go_file_mode(str(e.type), mode),
+                    "ModTime": _rfc3339(mtime),
+                }
+            )
+        out.sort(key=lambda link: link["Name"].encode("utf-8", "surrogateescape"))
+        return out
+
     objects = []
     for path in args:
-        entries = await ctx.run(ctx.core.ls, path)
-        links = [
-            {
-                "Name": e.name,
-                "Hash": format_cid(e.cid, base),
-                "Size": e.size if e.size is not None else 0,
-                "Type": _TYPE_CODES.get(str(e.type), 0),
-                "Target": getattr(e, "target", None) or "",
-            }
-            for e in entries
-        ]
+        links = await ctx.run(listing, path)
         objects.append({"Hash": path, "Links": links})
     return json_response({"Objects": objects})
 
 
 def _add_options(o: Options) -> AddOptions:
-    for name in ("nocopy", "fscache", "to-files", "inline"):
-        if o.boolean(name, False) if name != "to-files" else o.has(name):
-            raise RpcError(f"option {name!r} is not supported by this node")
+    for name in ("nocopy", "fscache", "to-files", "inline", "preserve-mode", "preserve-mtime", "mode", "mtime"):
+        if o.boolean(name, False) if name not in ("to-files", "mode", "mtime") else o.has(name):
+            raise RpcError(f"option {name!r} is not supported by this node (UnixFS mode/mtime are not stored)")
     hash_fn = o.string("hash", "sha2-256")
     if hash_fn != "sha2-256":
         raise RpcError(f"option 'hash': unsupported hash function {hash_fn!r} (only sha2-256)")
@@ -273,9 +285,19 @@ def _add_options(o: Options) -> AddOptions:
     base = o.string("cid-base", None)
     if base:
         format_cid(make_cid(1, RAW, b"\x12\x20" + bytes(32)), base)
+    pin = o.boolean("pin", True)
+    pin_name = o.string("pin-name", None)
+    if pin_name is not None:
+        try:
+            check_pin_name(pin_name)
+        except PinError as exc:
+            raise RpcError(str(exc)) from None
+        if not pin:
+            raise RpcError("pin-name option requires pin to be set")
     return AddOptions(
         params=params,
-        pin=o.boolean("pin", True),
+        pin=pin,
+        pin_name=pin_name,
         wrap=wrap,
         progress=o.boolean("progress", False),
         quieter=o.boolean("quieter", False),
@@ -288,6 +310,7 @@ async def h_add(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
     """``add``: multipart files/directories -> NDJSON ``{"Name","Hash","Size"}`` (+ progress)."""
     opts = _add_options(o)
     o.boolean("quiet", False)
+    o.boolean("silent", False)
     worker = AddWorker(ctx.core, opts, ctx.writer_lock)
     out = await _upload(request, ctx, worker, "add")
     if ctx.metrics is not None:
@@ -321,7 +344,7 @@ async def h_block_get(request: web.Request, ctx: RpcContext, o: Options) -> web.
         raise
     if ctx.metrics is not None:
         ctx.metrics.block_got(True)
-    return web.Response(body=data, headers={"Content-Type": "text/plain", "X-Stream-Output": "1"})
+    return web.Response(body=data, headers=stream_headers("application/vnd.ipld.raw"))
 
 
 async def h_block_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
@@ -332,24 +355,26 @@ async def h_block_stat(request: web.Request, ctx: RpcContext, o: Options) -> web
 
 
 async def h_block_rm(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``block/rm``: ``{"Hash","Error"}`` per block."""
-    args = o.args()
-    if not args:
-        raise RpcError("argument 'cid' is required")
-    cids = [(a, parse_cid_arg(a)) for a in args]
+    """``block/rm``: one ``{"Hash"}`` line per removed block, ``{"Hash","Error"}`` per refused one.
+
+    As kubo (``removedBlock``, both fields ``omitempty``): a success line has
+    no ``Error`` key at all, since clients read its mere presence as a
+    failure. A pinned block (recursively, directly or inside a recursive
+    pin's DAG) is refused; a missing one too unless ``force``."""
+    args = o.some_args("cid")
+    cids = [parse_cid_arg(a) for a in args]
     force = o.boolean("force", False)
     quiet = o.boolean("quiet", False)
+    base = o.string("cid-base", None)
     out = []
-    for text, cid in cids:
+    for cid in cids:
+        line: dict[str, Any] = {"Hash": format_cid(cid, base)}
         try:
-            await ctx.run(ctx.core.block_rm, cid)
-            err = ""
-        except NotFound as exc:
-            err = "" if force else str(exc)
+            await ctx.run(lambda c=cid: ctx.core.block_rm(c, force=force))
         except CoreError as exc:
-            err = str(exc)
-        if err or not quiet:
-            out.append({"Hash": text, "Error": err})
+            line["Error"] = str(exc)
+        if "Error" in line or not quiet:
+            out.append(line)
     return ndjson_response(out)
 
 
@@ -361,6 +386,8 @@ async def h_block_put(request: web.Request, ctx: RpcContext, o: Options) -> web.
     codec = o.string("cid-codec", None) or "raw"
     version = 1
     fmt = o.string("format", None)
+    if fmt and o.string("cid-codec", "raw") not in ("", "raw"):
+        raise RpcError('unable to use "format" (deprecated) and a custom "cid-codec" at the same time')
     if fmt:
         if fmt not in _CODEC_ALIASES and fmt not in ("raw", "dag-pb", "dag-cbor"):
             raise RpcError(f"option 'format': unsupported block format {fmt!r}")
@@ -407,11 +434,20 @@ async def h_block_put(request: web.Request, ctx: RpcContext, o: Options) -> web.
 
 # --------------------------------------------------------------------------- DAG / CAR
 async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``dag/import``: CAR uploads -> ``{"Root":{"Cid":{"/":..},"PinErrorMsg":""}}`` (+ ``Stats``)."""
-    pin_roots = o.boolean("pin-roots", True)
+    """``dag/import``: CAR uploads -> ``{"Root":{"Cid":{"/":..},"PinErrorMsg":...}}`` per pinned root (+ ``Stats``).
+
+    As kubo: roots are pinned after every CAR is read, each only if its whole DAG
+    is stored (else ``PinErrorMsg`` says what is missing); without pinning there
+    are no ``Root`` lines."""
     stats = o.boolean("stats", False)
     o.boolean("allow-big-block", False)
-    o.boolean("local-only", False)
+    local_only = o.boolean("local-only", False)  # a partial CAR: kubo then pins nothing
+    if local_only and o.has("pin-roots") and o.boolean("pin-roots", False):
+        raise RpcError(
+            "--local-only implies --pin-roots=false and cannot be combined with --pin-roots=true; please drop one of them"
+        )
+    pin_roots = o.boolean("pin-roots", True) and not local_only
+    o.boolean("silent", False)
     base = o.string("cid-base", None)
 
     def import_one(reader: PartReader) -> CarImportResult:
@@ -430,8 +466,9 @@ async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web
         reader.drain()  # anything after the CAR data (a CARv2 index) is not read
         return result
 
-    def worker(pipe: ItemPipe) -> tuple[list[bytes], int, int]:
+    def worker(pipe: ItemPipe) -> tuple[list[bytes], dict[bytes, str], int, int]:
         roots: list[bytes] = []
+        errors: dict[bytes, str] = {}
         blocks = nbytes = 0
         seen_part = False
         with ctx.writer_lock():
@@ -451,127 +488,40 @@ async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web
             if not seen_part:
                 raise RpcError("no CAR was sent (expected a multipart part named 'file')")
             if pin_roots and roots:
-                ctx.core.pins.add_many(roots, RECURSIVE)
-        return roots, blocks, nbytes
+                errors.update(ctx.core.pin_complete_roots(roots))
+        return roots, errors, blocks, nbytes
 
-    roots, blocks, nbytes = await _upload(request, ctx, worker, "dag/import")
+    roots, errors, blocks, nbytes = await _upload(request, ctx, worker, "dag/import")
     if ctx.metrics is not None:
         ctx.metrics.blocks_written(blocks)
-    out: list[dict[str, Any]] = [{"Root": {"Cid": {"/": format_cid(r, base)}, "PinErrorMsg": ""}} for r in roots]
+    # as kubo: a Root line per root only when roots are pinned, with why a root could not be
+    out: list[dict[str, Any]] = []
+    if pin_roots:
+        out = [{"Root": {"Cid": {"/": format_cid(r, base)}, "PinErrorMsg": errors.get(r, "")}} for r in roots]
     if stats:
         out.append({"Stats": {"BlockCount": blocks, "BlockBytesCount": nbytes}})
     return ndjson_response(out)
 
 
 async def h_dag_export(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``dag/export``: a CARv1 of the DAG (DFS, no duplicates)."""
+    """``dag/export``: a CARv1 of the DAG (DFS, no duplicates); ``local-only``: only the blocks stored here."""
     path = o.one_arg("root")
     o.boolean("progress", False)
-    o.boolean("local-only", False)
-    return await stream_chunks(request, ctx, ctx.core.car_export(path), content_type="application/vnd.ipld.car")
-
-
-# --------------------------------------------------------------------------- pins
-async def h_pin_add(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``pin/add``: ``{"Pins":[...]}``."""
-    args = o.args()
-    if not args:
-        raise RpcError("argument 'ipfs-path' is required")
-    recursive = o.boolean("recursive", True)
-    progress = o.boolean("progress", False)
-    base = o.string("cid-base", None)
-    if progress:
-        return await _pin_add_with_progress(request, ctx, args, recursive, base)
-    pinned = []
-    for path in args:
-        cid = await ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive))
-        pinned.append(format_cid(cid, base))
-    return json_response({"Pins": pinned})
-
-
-async def _pin_add_with_progress(
-    request: web.Request, ctx: RpcContext, args: list[str], recursive: bool, base: str | None
-) -> web.StreamResponse:
-    """``pin/add?progress=true`` as kubo streams it: ``{"Progress": blocks}`` lines while the DAG
-    is fetched, then ``{"Pins": [...]}``; an error after the stream started is an error line."""
-    loop = asyncio.get_running_loop()
-    counts: asyncio.Queue[int] = asyncio.Queue()
-    resp = web.StreamResponse(headers={"Content-Type": "application/json", "X-Chunked-Output": "1"})
-    await resp.prepare(request)
-    pinned = []
-    try:
-        for path in args:
-            job = asyncio.ensure_future(
-                ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive, progress=lambda n: loop.call_soon_threadsafe(counts.put_nowait, n)))
-            )
-            last = 0
-            while not job.done():
-                getter = asyncio.ensure_future(counts.get())
-                await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done() and getter.result() > last:
-                    last = getter.result()
-                    await resp.write(json.dumps({"Progress": last}).encode() + b"\n")
-                else:
-                    getter.cancel()
-            pinned.append(format_cid(job.result(), base))
-        await resp.write(json.dumps({"Pins": pinned}).encode() + b"\n")
-    except (CoreError, RpcError) as exc:
-        message = exc.message if isinstance(exc, RpcError) else str(exc)
-        await resp.write(json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode() + b"\n")
-    await resp.write_eof()
-    return resp
-
-
-async def h_pin_rm(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``pin/rm``: ``{"Pins":[...]}``."""
-    args = o.args()
-    if not args:
-        raise RpcError("argument 'ipfs-path' is required")
-    o.boolean("recursive", True)
-    base = o.string("cid-base", None)
-    removed = []
-    for path in args:
-        cid = await ctx.run(ctx.core.pin_rm, path)
-        removed.append(format_cid(cid, base))
-    return json_response({"Pins": removed})
-
-
-async def h_pin_ls(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``pin/ls``: ``{"Keys":{cid:{"Type","Name"}}}``, or NDJSON with ``stream``."""
-    kind = o.choice("type", ("all", "recursive", "direct", "indirect"), "all")
-    if kind == "indirect":
-        raise RpcError("listing indirect pins is not supported by this node (types: all, recursive, direct)")
-    stream = o.boolean("stream", False)
-    quiet = o.boolean("quiet", False)
-    o.boolean("names", False)
-    base = o.string("cid-base", None)
-    args = o.args()
-
-    def collect() -> list[tuple[bytes, str]]:
-        if not args:
-            return list(ctx.core.pin_ls(kind))
-        found = []
-        for path in args:
-            cid = ctx.core.resolve(path)
-            pin_kind = ctx.core.pins.get(cid)
-            if pin_kind is None or (kind != "all" and pin_kind != kind):
-                raise RpcError(f"path '{path}' is not pinned", CODE_NORMAL)
-            found.append((cid, pin_kind))
-        return found
-
-    pins = await ctx.run(collect)
-    if stream:
-        return ndjson_response([{"Cid": format_cid(c, base), "Name": "", "Type": k} for c, k in pins])
-    keys = {format_cid(c, base): ({"Type": k} if quiet else {"Type": k, "Name": ""}) for c, k in pins}
-    return json_response({"Keys": keys})
+    local_only = o.boolean("local-only", False)
+    chunks = ctx.core.car_export(path, local_only=local_only)
+    return await stream_chunks(request, ctx, chunks, content_type="application/vnd.ipld.car")
 
 
 # --------------------------------------------------------------------------- repo
 async def h_repo_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``repo/stat``: ``{"RepoSize","StorageMax","NumObjects","RepoPath","Version"}``."""
+    """``repo/stat``: ``{"RepoSize","StorageMax","NumObjects","RepoPath","Version"}`` (+ Pinion's ``DataSize``).
+
+    ``size-only`` answers kubo's whole ``Stat`` with the other fields zero-valued, as kubo does."""
     st = await ctx.run(ctx.core.repo_stat)
     if o.boolean("size-only", False):
-        return json_response({"RepoSize": st["RepoSize"], "StorageMax": st["StorageMax"]})
+        return json_response(
+            {"RepoSize": st["RepoSize"], "StorageMax": st["StorageMax"], "NumObjects": 0, "RepoPath": "", "Version": ""}
+        )
     o.boolean("human", False)
     return json_response(
         {
@@ -586,8 +536,12 @@ async def h_repo_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.
 
 
 async def h_repo_gc(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
-    """``repo/gc``: ``{"Key":{"/":cid}}`` per removed block (CIDv1 raw of its multihash)."""
-    quiet = o.boolean("quiet", False)
+    """``repo/gc``: ``{"Key":{"/":cid}}`` per removed block (CIDv1 raw of its multihash).
+
+    As kubo, ``quiet`` only shortens the CLI's text (the JSON lines stay) and
+    ``silent`` leaves the answer empty."""
+    o.boolean("quiet", False)
+    silent = o.boolean("silent", False)
     o.boolean("stream-errors", False)
     base = o.string("cid-base", None)
 
@@ -595,7 +549,7 @@ async def h_repo_gc(request: web.Request, ctx: RpcContext, o: Options) -> web.St
         return list(ctx.core.repo_gc())
 
     removed = await ctx.run(run_gc)
-    if quiet:
+    if silent:
         return ndjson_response([])
     return ndjson_response([{"Key": {"/": format_cid(make_cid(1, RAW, mh), base)}} for mh in removed])
 
@@ -634,9 +588,16 @@ ROUTES: dict[str, Handler] = {
     "block/rm": h_block_rm,
     "dag/import": h_dag_import,
     "dag/export": h_dag_export,
-    "pin/add": h_pin_add,
-    "pin/rm": h_pin_rm,
-    "pin/ls": h_pin_ls,
+    "pin/add": pins.h_pin_add,
+    "pin/rm": pins.h_pin_rm,
+    "pin/ls": pins.h_pin_ls,
+    "dag/put": dag.h_dag_put,
+    "dag/resolve": dag.h_dag_resolve,
+    "dag/stat": dag.h_dag_stat,
+    "refs": refs.h_refs,
+    "refs/local": refs.h_refs_local,
+    "repo/ls": refs.h_refs_local,
+    "get": get.h_get,
     "id": h_id,
     "version": h_version,
     "repo/stat": h_repo_stat,
@@ -669,22 +630,25 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
                 except AuthError as exc:
                     status = 401
                     return unauthorized(str(exc))
-            handler = routes.get(command)
-            if handler is None:
-                raise RpcError(f"unknown command {command!r}", CODE_NOT_FOUND)
             if request.method == "OPTIONS":
                 status = 204
-                return web.Response(status=204, headers={"Allow": "POST, OPTIONS"})
+                return web.Response(status=204, headers={"Allow": "OPTIONS, POST"})
             if request.method != "POST":
-                raise RpcError(f"405 - Method Not Allowed: use POST for /api/v0/{command}", status=405)
+                status = 405
+                return text_error(405, "405 - Method Not Allowed", {"Allow": "OPTIONS, POST"})
             if not _origin_allowed(request):
-                raise RpcError("403 - Forbidden: cross-origin request refused", status=403)
+                status = 403
+                return text_error(403, "403 - Forbidden")
+            handler = routes.get(command)
+            if handler is None:
+                status = 404
+                return text_error(404, "404 page not found")
             resp = await handler(request, ctx, Options(request.query))
             status = resp.status
             return resp
         except RpcError as exc:
             status = exc.status
-            return _error_with_allow(exc)
+            return error_response(exc)
         except CoreError as exc:
             err = _core_error(exc)
             status = err.status
@@ -698,7 +662,7 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             status = 499
             return web.Response(status=499)
         except ValueError as exc:
-            err = RpcError(str(exc))
+            err = RpcError(str(exc), CODE_NORMAL)
             status = err.status
             return error_response(err)
         except Exception as exc:  # noqa: BLE001 - answered as kubo's error JSON, not a bare 500 page
@@ -716,10 +680,3 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
     app = web.Application()
     app.router.add_route("*", API_PREFIX + "{command:.+}", dispatch)
     return app
-
-
-def _error_with_allow(err: RpcError) -> web.Response:
-    resp = error_response(err)
-    if err.status == 405:
-        resp.headers["Allow"] = "POST, OPTIONS"
-    return resp

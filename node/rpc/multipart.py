@@ -185,32 +185,61 @@ def disposition_params(value: str) -> dict[str, str]:
     return params
 
 
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _query_unescape(name: str) -> str:
+    """Go's ``url.QueryUnescape``; a name with a malformed escape is kept as it is (as boxo does)."""
+    if _BAD_ESCAPE.search(name):
+        return name
+    return unquote_plus(name, errors="surrogateescape")
+
+
+def clean_path(name: str) -> str:
+    """The relative path kubo makes of a part's file name: ``path.Clean("/" + name)`` without the ``/``.
+
+    Empty and ``.`` segments and repeated or leading/trailing slashes go
+    away, ``dir/../x`` becomes ``x``. A ``..`` that would climb above the
+    upload's root is refused (kubo's ``path.Clean`` silently drops it; here
+    the upload gets a clear error instead of landing somewhere else).
+    """
+    out: list[str] = []
+    for seg in name.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if not out:
+                raise MultipartError(f"file name {name!r} climbs above the upload's root with '..'")
+            out.pop()
+            continue
+        out.append(seg)
+    return "/".join(out)
+
+
 def part_path(headers: dict[str, str]) -> str:
-    """The relative, checked path a kubo-style part carries in its ``filename``.
+    """The relative, cleaned path a kubo-style part carries in its ``filename``.
 
     The filename is URL-query-unescaped (go's ``url.QueryEscape`` is how kubo's
-    client writes it). Absolute paths, ``.``/``..`` segments, empty segments
-    and NUL bytes are refused: an upload can never name a place outside its
-    own tree. A part without a filename gets the empty path (an unnamed file,
-    e.g. stdin).
+    Go client writes it, ``encodeURIComponent`` the JavaScript one) and cleaned
+    as boxo's ``files`` package does (``path.Clean("/" + name)``): the
+    JavaScript client's ``/dir/README.txt`` is ``dir/README.txt``. A name that
+    climbs above the root (``../x``) or holds a NUL byte is refused, so an
+    upload can never name a place outside its own tree. A part without a
+    filename gets the empty path (an unnamed file, e.g. stdin).
     """
     params = disposition_params(headers.get("content-disposition", ""))
     if "filename*" in params:
         _charset, _, encoded = params["filename*"].partition("''")
         from urllib.parse import unquote
 
-        name = unquote(encoded)
+        name = unquote(encoded, errors="surrogateescape")
     else:
-        name = unquote_plus(params.get("filename", ""))
+        name = _query_unescape(params.get("filename", ""))
     if not name:
         return ""
     if "\x00" in name:
         raise MultipartError("file name contains a NUL byte")
-    if name.startswith("/") or "\\" in name:
-        raise MultipartError(f"file name {name!r} must be a relative path")
-    segments = name.split("/")
-    if len(segments) > MAX_PATH_SEGMENTS:
+    path = clean_path(name)
+    if path.count("/") >= MAX_PATH_SEGMENTS:
         raise MultipartError(f"file name {name[:80]!r}... is deeper than {MAX_PATH_SEGMENTS} directories")
-    if any(s in ("", ".", "..") for s in segments):
-        raise MultipartError(f"file name {name!r} has an empty, '.' or '..' segment")
-    return name
+    return path

@@ -1,9 +1,13 @@
 """Errors and query options of the kubo RPC, as go-ipfs-cmds shapes them.
 
 Errors travel as ``{"Message": ..., "Code": N, "Type": "error"}`` where
-``Code`` is go-ipfs-cmds' ``ErrorType``: 0 normal (HTTP 500), 1 client
-(HTTP 400), 3 not found (HTTP 404). Options come from the query string:
-``?arg=`` repeatable, ``?name=value`` for the rest; booleans accept
+``Code`` is go-ipfs-cmds' ``ErrorType``. As in kubo (go-ipfs-cmds
+``http/responseemitter.go``), every error a command returns is code 0 with
+HTTP 500, whatever went wrong (a missing block, an unpinned CID, a bad CID
+string); only a request go-ipfs-cmds itself cannot parse (a missing
+argument, an option value that is not of the option's type) is code 1 with
+HTTP 400. 404 is kept for unknown endpoints. Options come from the query
+string: ``?arg=`` repeatable, ``?name=value`` for the rest; booleans accept
 go's ``strconv.ParseBool`` spellings.
 """
 
@@ -16,20 +20,23 @@ from multidict import MultiMapping
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str
 
-CODE_NORMAL = 0
-CODE_CLIENT = 1
-CODE_NOT_FOUND = 3
+CODE_NORMAL = 0  #: a command failed (HTTP 500)
+CODE_CLIENT = 1  #: the request could not be parsed (HTTP 400)
 
-_STATUS = {CODE_NORMAL: 500, CODE_CLIENT: 400, CODE_NOT_FOUND: 404}
+_STATUS = {CODE_NORMAL: 500, CODE_CLIENT: 400}
 
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 class RpcError(Exception):
-    """An error answered as kubo's error JSON with the matching HTTP status."""
+    """An error answered as kubo's error JSON with the matching HTTP status.
 
-    def __init__(self, message: str, code: int = CODE_CLIENT, status: int | None = None) -> None:
+    The default is a command error (code 0, HTTP 500); :func:`client_error`
+    makes the code-1 errors of requests that cannot be parsed.
+    """
+
+    def __init__(self, message: str, code: int = CODE_NORMAL, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
@@ -37,7 +44,13 @@ class RpcError(Exception):
 
     def body(self) -> bytes:
         """The error JSON."""
-        return json.dumps({"Message": self.message, "Code": self.code, "Type": "error"}).encode() + b"\n"
+        obj = {"Message": self.message, "Code": self.code, "Type": "error"}
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def client_error(message: str) -> RpcError:
+    """A request go-ipfs-cmds would refuse before running the command (code 1, HTTP 400)."""
+    return RpcError(message, CODE_CLIENT)
 
 
 class Options:
@@ -58,10 +71,17 @@ class Options:
         """The single required ``arg``."""
         args = self.args()
         if not args:
-            raise RpcError(f"argument {what!r} is required")
+            raise client_error(f'argument "{what}" is required')
         if len(args) > 1:
-            raise RpcError(f"expected one {what!r} argument, got {len(args)}")
+            raise client_error(f"expected 1 argument(s), got {len(args)}")
         return args[0]
+
+    def some_args(self, what: str) -> list[str]:
+        """One or more ``arg`` values (a required, variadic argument)."""
+        args = self.args()
+        if not args:
+            raise client_error(f'argument "{what}" is required')
+        return args
 
     def has(self, name: str) -> bool:
         """True if the option was given."""
@@ -76,7 +96,7 @@ class Options:
             return True
         if value in _FALSE:
             return False
-        raise RpcError(f"option {name!r}: could not parse {value!r} as a boolean")
+        raise client_error(f'could not convert value "{value}" to type "bool" (for option "-{name}")')
 
     def optional_bool(self, name: str) -> bool | None:
         """A boolean option, or None when absent."""
@@ -90,7 +110,7 @@ class Options:
         try:
             n = int(value, 10)
         except ValueError:
-            raise RpcError(f"option {name!r}: could not parse {value!r} as an integer") from None
+            raise client_error(f'could not convert value "{value}" to type "int" (for option "-{name}")') from None
         if minimum is not None and n < minimum:
             raise RpcError(f"option {name!r} must be >= {minimum}, got {n}")
         return n
@@ -108,7 +128,7 @@ class Options:
 
 
 def parse_cid_arg(text: str) -> bytes:
-    """A CID argument (``CID`` or ``/ipfs/CID``) as bytes, or a 400."""
+    """A CID argument (``CID`` or ``/ipfs/CID``) as bytes; a command error (500) otherwise, as kubo."""
     t = text.strip()
     if t.startswith("/ipfs/"):
         t = t[len("/ipfs/") :]

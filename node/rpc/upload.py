@@ -19,7 +19,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from .multipart import MultipartError, MultipartParser, PartData, boundary_of
-from .options import RpcError
+from .options import CODE_CLIENT, RpcError, client_error
 from .pipe import DEFAULT_LIMIT, ItemPipe, ReaderGone, UploadAborted
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ async def drive_upload(
         boundary = boundary_of(request.headers.get("Content-Type", ""))
         parser = MultipartParser(boundary)
     except MultipartError as exc:
-        raise RpcError(str(exc)) from None
+        raise client_error(str(exc)) from None
     loop = asyncio.get_running_loop()
     pipe = ItemPipe(loop, limit)
     fut = loop.run_in_executor(executor, _run, worker, pipe)
@@ -89,12 +89,12 @@ async def drive_upload(
     except UploadTooLarge as exc:
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)
-        raise RpcError(str(exc), status=413) from None
+        raise RpcError(str(exc), CODE_CLIENT, status=413) from None
     except MultipartError as exc:
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)
         status = 413 if getattr(exc, "too_large", False) else 400
-        raise RpcError(str(exc), status=status) from None
+        raise RpcError(str(exc), CODE_CLIENT, status=status) from None
     except BaseException:
         pipe.abort(UploadAborted("the client closed the connection before the upload ended"))
         await _settle(fut)

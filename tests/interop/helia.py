@@ -47,12 +47,12 @@ def node_problem() -> str | None:
     return None
 
 
-def _lock_digest() -> str:
-    return hashlib.sha256((INTEROP_DIR / "package-lock.json").read_bytes()).hexdigest()
+def _lock_digest(folder: Path) -> str:
+    return hashlib.sha256((folder / "package-lock.json").read_bytes()).hexdigest()
 
 
-def ensure_installed(timeout: float = 600) -> None:
-    """Run ``npm ci`` in the interop folder unless node_modules already matches package-lock.json.
+def ensure_installed(timeout: float = 600, folder: Path = INTEROP_DIR) -> None:
+    """Run ``npm ci`` in ``folder`` (default: Helia's, this one) unless its node_modules matches its package-lock.json.
 
     Serialised with a file lock so that concurrent test runs and benchmarks
     do not install over each other. Raises HeliaError with npm's output on failure.
@@ -60,19 +60,20 @@ def ensure_installed(timeout: float = 600) -> None:
     lock_path = Path(tempfile.gettempdir()) / "pinion-interop-npm-ci.lock"
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        digest = _lock_digest()
-        if _STAMP.exists() and _STAMP.read_text().strip() == digest:
+        digest = _lock_digest(folder)
+        stamp = folder / _STAMP.relative_to(INTEROP_DIR)
+        if stamp.exists() and stamp.read_text().strip() == digest:
             return
         proc = subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-            cwd=INTEROP_DIR,
+            cwd=folder,
             capture_output=True,
             text=True,
             timeout=timeout,
         )
         if proc.returncode != 0:
-            raise HeliaError(f"npm ci failed in {INTEROP_DIR} (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
-        _STAMP.write_text(digest + "\n")
+            raise HeliaError(f"npm ci failed in {folder} (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+        stamp.write_text(digest + "\n")
 
 
 class HeliaPeer:

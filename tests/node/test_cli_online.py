@@ -18,13 +18,16 @@ def _run_scenario(node: PinionNode, tree: Path) -> dict[str, bytes]:
     out["add_stdin"] = node.cli("add", "-q", "--cid-version", "1", input=b"from stdin").stdout
     out["cat"] = node.cli("cat", f"{root}/b/big.bin", "-o", "10", "-l", "1000").stdout
     out["ls"] = node.cli("ls", root).stdout
+    out["pin_ls_indirect"] = b"\n".join(sorted(node.cli("pin", "ls", "-t", "indirect").stdout.splitlines()))
+    direct = node.cli("pin", "add", "-r=false", root, check=False)  # kubo's rule: no direct pin over a recursive one
+    out["pin_direct_over_recursive"] = bytes([direct.returncode]) + direct.stderr
     out["car_import"] = node.cli("car", "import", "--stats", str(SIMPLE_CAR)).stdout
     out["car_export"] = node.cli("car", "export", root).stdout
     out["block_put"] = node.cli("block", "put", input=b"a block").stdout
     cid = out["block_put"].decode().strip()
     out["block_get"] = node.cli("block", "get", cid).stdout
     out["block_stat"] = node.cli("block", "stat", cid).stdout
-    out["pin_add"] = node.cli("pin", "add", cid).stdout
+    out["pin_add"] = node.cli("pin", "add", "--name", "my block", cid).stdout
     out["pin_ls"] = b"\n".join(sorted(node.cli("pin", "ls").stdout.splitlines()))
     out["pin_rm"] = node.cli("pin", "rm", cid).stdout
     out["gc"] = b"\n".join(sorted(node.cli("repo", "gc").stdout.splitlines()))
@@ -48,6 +51,8 @@ def test_cli_same_online_and_offline(make_node, tmp_path: Path) -> None:  # type
     for key in off:
         assert on[key] == off[key], key
     assert SIMPLE_ROOT.encode() in on["car_import"]
+    assert on["pin_ls_indirect"].count(b" indirect") == 6  # a.txt, b/, big.bin and its 3 chunks
+    assert on["pin_direct_over_recursive"].startswith(b"\x01Error: pin: ") and on["pin_direct_over_recursive"].count(b"\n") == 1
     assert on["cat"] == (tree / "b" / "big.bin").read_bytes()[10:1010]
 
 

@@ -53,7 +53,7 @@ def test_unfinished_import_is_rolled_back_on_start(pinion_node: PinionNode) -> N
     log = pinion_node.log.read_text()
     assert "rolled back 1 blocks" in log
     r = call(pinion_node.url(), "block/stat", cid_to_str(orphan))
-    assert r.status == 404
+    assert r.status == 500 and "could not find" in r.json()["Message"]
 
 
 def test_metrics_endpoint(daemon: PinionNode) -> None:

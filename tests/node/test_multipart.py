@@ -129,12 +129,49 @@ def test_boundary_of() -> None:
 
 
 @pytest.mark.parametrize(
-    "filename",
-    ["..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "a%2F..%2Fb", "a%2F%2Fb", ".", "a%00b", "a%5Cb", "%2F".join(["d"] * 300)],
+    "filename", ["..%2Fetc%2Fpasswd", "a%2F..%2F..%2Fb", "%2F..%2Fx", "a%00b", "%2F".join(["d"] * 300)]
 )
 def test_part_path_refuses_escapes(filename: str) -> None:
+    """Whatever climbs above the upload's root (or has a NUL, or is absurdly deep) is refused."""
     with pytest.raises(MultipartError):
         part_path({"content-disposition": f'form-data; name="file"; filename="{filename}"'})
+
+
+@pytest.mark.parametrize(
+    ("filename", "path"),
+    [
+        ("%2Fdir%2FREADME.txt", "dir/README.txt"),  # the JavaScript client's globSource names
+        ("/dir/README.txt", "dir/README.txt"),
+        ("a%2F%2Fb", "a/b"),
+        ("a%2F.%2Fb%2F", "a/b"),
+        ("a%2F..%2Fb", "b"),
+        (".", ""),
+        ("%2F", ""),
+        ("a%5Cb", "a\\b"),  # a backslash is an ordinary name character, as in kubo
+        ("50%zz+off", "50%zz+off"),  # a malformed escape: the name is taken as it is (boxo)
+    ],
+)
+def test_part_path_cleans_like_kubo(filename: str, path: str) -> None:
+    """boxo/files: ``path.Clean("/" + QueryUnescape(filename))``, then relative to the upload's root."""
+    assert part_path({"content-disposition": f'form-data; name="file"; filename="{filename}"'}) == path
+
+
+@given(st.lists(st.sampled_from(["a", "b", ".", "..", "", "c d"]), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_cleaned_paths_never_leave_the_root(segments: list[str]) -> None:
+    """A cleaned path is relative, has no empty, '.' or '..' segment; otherwise the name is refused."""
+    name = "/".join(segments)
+    try:
+        path = part_path({"content-disposition": f'form-data; name="file"; filename="{name}"'})
+    except MultipartError:
+        depth = 0
+        for seg in segments:
+            depth += -1 if seg == ".." else (0 if seg in ("", ".") else 1)
+            if depth < 0:
+                return
+        raise
+    assert not path.startswith("/")
+    assert all(seg not in ("", ".", "..") for seg in path.split("/")) or path == ""
 
 
 def test_part_path_decodes_query_escapes() -> None:

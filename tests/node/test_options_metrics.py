@@ -20,31 +20,37 @@ def test_booleans_follow_go_parsebool() -> None:
     assert o.boolean("d", False) is True
     assert o.boolean("missing", True) is True
     assert o.optional_bool("missing") is None
-    with pytest.raises(RpcError, match="boolean") as info:
+    with pytest.raises(RpcError, match='could not convert value "yes" to type "bool"') as info:
         o.boolean("e", False)
-    assert info.value.status == 400
+    assert info.value.status == 400 and info.value.code == 1  # go-ipfs-cmds refuses it before the command runs
 
 
 def test_integers_choices_and_args() -> None:
     o = Options(MultiDict([("arg", "x"), ("arg", "y"), ("n", "12"), ("neg", "-1"), ("bad", "1.5"), ("t", "direct")]))
     assert o.args() == ["x", "y"]
     assert o.integer("n", None) == 12
-    with pytest.raises(RpcError, match=">= 0"):
+    with pytest.raises(RpcError, match=">= 0") as below:
         o.integer("neg", 0, minimum=0)
-    with pytest.raises(RpcError, match="integer"):
+    assert below.value.status == 500  # a value the command refuses: a command error
+    with pytest.raises(RpcError, match='to type "int"') as bad:
         o.integer("bad", 0)
+    assert bad.value.status == 400
     assert o.choice("t", ("all", "direct"), "all") == "direct"
-    with pytest.raises(RpcError, match="expected one"):
+    with pytest.raises(RpcError, match=r"expected 1 argument\(s\), got 2"):
         o.one_arg("cid")
-    with pytest.raises(RpcError, match="required"):
+    with pytest.raises(RpcError, match='argument "cid" is required') as missing:
         Options(MultiDict()).one_arg("cid")
+    assert missing.value.status == 400
 
 
 def test_error_json_shape() -> None:
-    err = RpcError("boom", code=3)
-    assert err.status == 404
-    assert json.loads(err.body()) == {"Message": "boom", "Code": 3, "Type": "error"}
-    assert RpcError("x", status=405).status == 405
+    """go-ipfs-cmds: every command error is code 0 / HTTP 500, code 1 (client) is HTTP 400; nothing else."""
+    err = RpcError("boom")
+    assert err.status == 500
+    assert json.loads(err.body()) == {"Message": "boom", "Code": 0, "Type": "error"}
+    assert RpcError("bad", code=1).status == 400
+    assert RpcError("rate limited", code=3).status == 500
+    assert RpcError("x", status=413).status == 413
 
 
 def test_cid_args_and_bases() -> None:
