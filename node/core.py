@@ -103,8 +103,29 @@ def parse_path(path: str) -> tuple[bytes, list[str]]:
     return root, segments
 
 
+class FetchNeeded(Exception):
+    """A block (with ``dag``: the DAG under it) is not in the store and must come from the network.
+
+    Raised by the daemon's :class:`Network` from a worker thread instead of waiting there: the
+    caller fetches it on its event loop (node/fetching.py), then calls the operation again, so
+    no thread ever waits for the network.
+    """
+
+    def __init__(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> None:
+        super().__init__(cid.hex())
+        self.cid = cid
+        self.dag = dag
+        self.max_depth = max_depth
+
+
 class Network(Protocol):
-    """What CoreAPI needs of the network when the daemon runs online (see node/content.py)."""
+    """What CoreAPI needs of the network when the daemon runs online (see node/content.py).
+
+    ``get_block_blocking`` answers a block it can give at once (or None: not to be had);
+    ``fetch_dag_blocking`` returns when the DAG is known to be fetched. Either may raise
+    :class:`FetchNeeded` instead of waiting: the operation then ends with it, and the caller
+    fetches and calls again.
+    """
 
     def get_block_blocking(self, cid: bytes) -> bytes | None: ...
 

@@ -3,8 +3,10 @@
 One asyncio loop serves every HTTP surface with aiohttp: the kubo RPC subset,
 the gateway, Prometheus metrics and, when the cluster host runs, the IPFS
 Cluster REST API and the pinning service API, each at its configured address
-(port 0 picks a free port). Blocking work (LevelDB,
-hashing, imports) runs in one worker pool.
+(port 0 picks a free port). Blocking work (LevelDB, hashing, imports) runs in
+worker pools by kind (node/workers.py); waits for the network happen on the
+event loop, never in a worker (node/fetching.py). ``/health`` reports what
+keeps the node from serving (node/health.py).
 
 When every server listens, the daemon writes ``$PINION_PATH/api`` (the RPC
 multiaddr, as kubo does) and ``$PINION_PATH/endpoints.json`` (every listening
@@ -22,7 +24,6 @@ import os
 import signal
 import ssl
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,15 @@ from aiohttp import web
 from .config import tcp_host_port
 from .content import NetworkBlockSource, NetworkContent
 from .core import CoreAPI
+from .fetching import FetchingCore
 from .gateway.app import make_gateway_app
 from .gateway.source import StoreBlockSource
+from .health import HealthMonitor
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
 from .rpc.app import RpcContext, make_rpc_app
+from .workers import Pools
 
-#: worker threads for blocking calls (uploads hold one each for their duration)
-WORKERS = 32
 #: largest request line / header field aiohttp accepts (longer: 400)
 MAX_HEADER_FIELD = 8190
 #: seconds in-flight requests get to finish at shutdown
@@ -82,7 +84,9 @@ class Daemon:
         self.offline = offline
         self.core = CoreAPI(repo)
         self.metrics = NodeMetrics(repo.store)
-        self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pinion-worker")
+        self.pools = Pools()
+        self.health = HealthMonitor(self.pools, repo.db)
+        self.metrics.load_stats = self.load_stats
         self.endpoints: dict[str, Any] = {}
         self._runners: list[web.AppRunner] = []
         self.p2p: Any | None = None
@@ -91,6 +95,14 @@ class Daemon:
         self.cluster_peer: Any | None = None  #: node.clusterpeer.ClusterPeer when the cluster host runs
 
     # ------------------------------------------------------------ servers
+    def load_stats(self) -> dict[str, Any]:
+        """Worker pools, HTTP connections and event-loop lag, for ``/metrics``."""
+        return {
+            "pools": self.pools.stats(),
+            "connections": {},
+            "loop_lag": self.health.loop_lag(),
+        }
+
     async def _serve(
         self, name: str, app: web.Application, maddr: str, ssl_context: ssl.SSLContext | None = None
     ) -> str:
@@ -130,12 +142,19 @@ class Daemon:
     async def start(self) -> None:
         """Start every server and write the ``api`` and ``endpoints.json`` files."""
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(self.executor)
+        loop.set_default_executor(self.pools.state)
+        await self.health.start()
         addrs = self.repo.config["Addresses"]
         if not self.offline:
             await self._start_p2p()
         ctx = RpcContext(
-            core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor, p2p=self.p2p
+            core=self.core,
+            config=self.repo.config,
+            metrics=self.metrics,
+            executor=self.pools.reads,
+            p2p=self.p2p,
+            uploads=self.pools.imports,
+            fetching=FetchingCore(self.core, self.content, self.pools.reads),
         )
         if self.pinset is not None:
             from .pinset import rpc_routes
@@ -143,7 +162,8 @@ class Daemon:
             ctx.extra_routes.update(rpc_routes(self.pinset))
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
         await self._serve("gateway", self._gateway_app(), addrs["Gateway"])
-        await self._serve("metrics", make_metrics_app(self.metrics), addrs["Metrics"])
+        metrics_app = make_metrics_app(self.metrics, executor=self.pools.metrics, health=self.health.problems)
+        await self._serve("metrics", metrics_app, addrs["Metrics"])
         if self.cluster_peer is not None:
             await self._serve_cluster_apis()
         self.endpoints["peer_id"] = self.repo.config["Identity"]["PeerID"]
@@ -163,9 +183,17 @@ class Daemon:
         addrs = self.repo.config["Addresses"]
         tls = ssl_context(api_cfg)
         max_upload = int(self.repo.config["Datastore"]["MaxUploadSize"])
-        rest = make_rest_app(self.cluster_peer, api_cfg, core=self.core, executor=self.executor, max_upload=max_upload)
+        rest = make_rest_app(
+            self.cluster_peer,
+            api_cfg,
+            core=self.core,
+            executor=self.pools.imports,
+            max_upload=max_upload,
+            body_timeout=float(self.repo.config["HTTP"]["BodyTimeout"]),
+            health=self.health.problems,
+        )
         await self._serve("cluster_api", rest, addrs["ClusterAPI"], tls)
-        pinsvc = make_pinsvc_app(self.cluster_peer, api_cfg)
+        pinsvc = make_pinsvc_app(self.cluster_peer, api_cfg, health=self.health.problems)
         await self._serve("pinsvc_api", pinsvc, addrs["PinSvcAPI"], tls)
 
     async def _start_p2p(self) -> None:
@@ -192,7 +220,7 @@ class Daemon:
         from .pinset import PinsetService, open_replica
 
         assert self.p2p is not None and self.content is not None
-        self.cluster_peer = ClusterPeer(self.repo, self.core, self.p2p, self.content)
+        self.cluster_peer = ClusterPeer(self.repo, self.core, self.p2p, self.content, reads=self.pools.reads)
 
         cluster = self.repo.config["Cluster"]
         loop = asyncio.get_running_loop()
@@ -222,7 +250,8 @@ class Daemon:
         self.metrics.cluster_stats = self.cluster_peer.stats
 
     async def stop(self) -> None:
-        """Remove the files and close the servers (asyncio.run then joins the worker pool)."""
+        """Remove the files, close the servers and join the worker pools (asyncio.run then joins
+        the default one, ``state``)."""
         for name in (API_FILE, ENDPOINTS_FILE):
             try:
                 os.unlink(self.repo.path / name)
@@ -242,6 +271,12 @@ class Daemon:
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None
+        await self.health.stop()
+        others = [p for p in self.pools.all() if p is not self.pools.state]
+        # joined from a state thread (never from a pool's own thread), before LevelDB closes
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [p.shutdown(wait=True, cancel_futures=True) for p in others]
+        )
 
 
 def _write_atomic(path: Path, text: str) -> None:

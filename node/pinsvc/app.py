@@ -24,7 +24,7 @@ from blockstore.cid import CidError, cid_from_str, cid_to_str
 from cluster.pin import Pin, PinError, rfc3339_to_ns
 from cluster.status import pinsvc_status
 
-from ..restapi.app import error_of
+from ..restapi.app import error_of, health_response
 from ..restapi.auth import middlewares, token_handler
 
 STATUSES = ("queued", "pinning", "pinned", "failed")
@@ -151,8 +151,8 @@ def _body_pin(body: Any) -> tuple[bytes, dict[str, Any]]:
     return _cid(body["cid"]), fields
 
 
-def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application:
-    """The pinning service application (see module docstring)."""
+def make_pinsvc_app(cluster: Any, api_config: dict[str, Any], *, health: Callable[[], list[str]] | None = None) -> web.Application:
+    """The pinning service application (see module docstring); ``health`` as the REST API's."""
     app = web.Application(middlewares=[*middlewares(api_config), _errors])
 
     async def status_of(cid: bytes) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application
         return web.Response(status=202)
 
     async def h_health(_r: web.Request) -> web.StreamResponse:
-        return web.Response(status=204)
+        return health_response(health)
 
     r = app.router
     r.add_get("/pins", h_list)

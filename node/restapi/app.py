@@ -31,6 +31,8 @@ from cluster.pinoptions import PinOptionsError, pin_from_query
 from cluster.status import StatusError, parse_filter
 
 from ..rpc.options import RpcError
+from ..rpc.upload import BODY_IDLE_TIMEOUT
+from ..workers import PoolBusy
 from .add import handle_add
 from .auth import middlewares, token_handler
 from .streams import stream_ndjson
@@ -48,6 +50,8 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
 
     if isinstance(exc, NotFoundError):
         return 404, str(exc)
+    if isinstance(exc, PoolBusy):
+        return 503, str(exc)
     full = disk_full_message(exc)
     if full is not None:
         return 507, full
@@ -89,9 +93,21 @@ def _meta_filter(request: web.Request) -> dict[str, str]:
 
 
 def make_rest_app(
-    cluster: Any, api_config: dict[str, Any], *, core: Any, executor: Executor | None = None, max_upload: int = 0
+    cluster: Any,
+    api_config: dict[str, Any],
+    *,
+    core: Any,
+    executor: Executor | None = None,
+    max_upload: int = 0,
+    body_timeout: float = BODY_IDLE_TIMEOUT,
+    health: Callable[[], list[str]] | None = None,
 ) -> web.Application:
-    """The REST API application (see module docstring)."""
+    """The REST API application (see module docstring).
+
+    ``executor`` runs uploads (the daemon's imports pool), whose client may send nothing
+    for ``body_timeout`` seconds at most; ``health()`` lists what keeps the node from
+    serving (``GET /health``: 204 when empty, else 503 naming it).
+    """
     app = web.Application(middlewares=[_strict_slash, *middlewares(api_config), _errors], client_max_size=1024**4)
 
     async def respond_stream(request: web.Request, items: AsyncIterator[Any] | list[Any], stream: bool = True) -> web.StreamResponse:
@@ -212,11 +228,11 @@ def make_rest_app(
         return await respond_stream(request, cluster.recover_all(local=_bool(request, "local")))
 
     async def h_add(request: web.Request) -> web.StreamResponse:
-        return await handle_add(request, cluster, core, executor, respond_stream, max_upload)
+        return await handle_add(request, cluster, core, executor, respond_stream, max_upload, body_timeout)
 
     # ------------------------------------------------------------ health and metrics
     async def h_health(_r: web.Request) -> web.StreamResponse:
-        return web.Response(status=204)
+        return health_response(health)
 
     async def h_graph(_r: web.Request) -> web.StreamResponse:
         return web.json_response(await cluster.health_graph())
@@ -315,4 +331,15 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         mapped = error_of(exc)
         if mapped is None:
             raise
-        return _error(*mapped)
+        resp = _error(*mapped)
+        if isinstance(exc, PoolBusy):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+
+
+def health_response(health: Callable[[], list[str]] | None) -> web.Response:
+    """``GET /health``: 204 when nothing keeps the node from serving, else 503 with the reasons."""
+    problems = health() if health is not None else []
+    if not problems:
+        return web.Response(status=204)
+    return web.json_response({"code": 503, "message": "; ".join(problems)}, status=503)

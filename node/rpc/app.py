@@ -3,8 +3,10 @@
 POST only (other methods: 405; OPTIONS: 204), options in the query string,
 file inputs as ``multipart/form-data``, errors as kubo's error JSON. The
 node's synchronous operations (:class:`node.core.CoreAPI`) run in worker
-threads; uploads stream through :func:`node.rpc.upload.drive_upload` with
-bounded memory; downloads stream chunk by chunk.
+threads, driven by :class:`node.fetching.FetchingCore` so that blocks missing
+from the store are awaited on the event loop, never in a thread; uploads
+stream through :func:`node.rpc.upload.drive_upload` with bounded memory (in
+their own pool, ``uploads``); downloads stream chunk by chunk.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +32,15 @@ from blockstore.store import BlockTooLarge
 from blockstore.pins import RECURSIVE
 
 from ..core import BadRequest, CoreAPI, CoreError, NotFound
+from ..fetching import FetchingCore
 from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
 from .add import AddOptions, AddWorker
 from .multipart import PartStart
 from .options import CODE_NORMAL, CODE_NOT_FOUND, Options, RpcError, format_cid, parse_cid_arg
 from .pipe import ItemPipe, PartReader, UploadAborted
-from .upload import drive_upload
+from .upload import BODY_IDLE_TIMEOUT, drive_upload
+from ..workers import PoolBusy
 
 API_PREFIX = "/api/v0/"
 VERSION = "0.1.0"
@@ -50,6 +55,9 @@ class RpcContext:
 
     ``p2p`` is the running :class:`node.p2p.service.P2PService` (swarm
     identity, connect, peers); ``None`` when the daemon runs offline.
+    ``executor`` runs reads (the daemon's reads pool), ``uploads`` the uploads
+    (its imports pool; None: ``executor``), ``fetching`` fetches missing blocks
+    on the event loop (None: built over ``executor`` without a network).
     """
 
     core: CoreAPI
@@ -59,14 +67,24 @@ class RpcContext:
     p2p: Any | None = None
     upload_limit: int = 8 * 1024 * 1024
     extra_routes: dict[str, Handler] = field(default_factory=dict)
+    uploads: Executor | None = None
+    fetching: FetchingCore | None = None
+    #: one ``repo/gc`` at a time holds a thread; the others wait on the event loop
+    gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def writer_lock(self) -> Any:
         """The core's import/GC exclusion, held while an upload writes blocks."""
         return self.core.import_guard()
 
+    def reader(self) -> FetchingCore:
+        """CoreAPI's operations with network waits on the event loop (node/fetching.py)."""
+        if self.fetching is None:
+            self.fetching = FetchingCore(self.core, None, self.executor)
+        return self.fetching
+
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking call in the worker pool."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        """Run a blocking call in the worker pool (the blocks it lacks are fetched on the loop, then it runs again)."""
+        return await self.reader().call(fn, *args)
 
 
 # --------------------------------------------------------------------------- responses
@@ -104,36 +122,34 @@ def _core_error(exc: CoreError) -> RpcError:
 async def stream_chunks(
     request: web.Request,
     ctx: RpcContext,
-    gen: Iterator[bytes],
+    chunks: AsyncIterator[bytes],
     *,
     content_type: str = "text/plain",
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Stream a blocking byte generator; errors before the first byte become error JSON.
+    """Stream byte chunks (node/fetching.py's streams); errors before the first byte become error JSON.
 
     An error after the response started cannot change the status any more:
     the connection is closed before the end so the client sees a truncated body.
     """
-    sentinel = object()
-    first = await ctx.run(next, gen, sentinel)
-    resp = web.StreamResponse(
-        headers={"Content-Type": content_type, "X-Stream-Output": "1", "Vary": "Origin", **(headers or {})}
-    )
-    resp.enable_chunked_encoding()
-    await resp.prepare(request)
-    chunk = first
-    try:
-        while chunk is not sentinel:
-            await resp.write(chunk)  # type: ignore[arg-type]
-            chunk = await ctx.run(next, gen, sentinel)
-    except (CoreError, OSError, ValueError) as exc:
-        if request.transport is not None:
-            request.transport.close()
-        raise ConnectionResetError(f"stream failed after it started: {exc}") from None
-    finally:
-        close = getattr(gen, "close", None)
-        if close is not None:
-            await ctx.run(close)
+    sentinel: Any = object()
+    async with aclosing(chunks):
+        it = aiter(chunks)
+        first = await anext(it, sentinel)
+        resp = web.StreamResponse(
+            headers={"Content-Type": content_type, "X-Stream-Output": "1", "Vary": "Origin", **(headers or {})}
+        )
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        chunk = first
+        try:
+            while chunk is not sentinel:
+                await resp.write(chunk)
+                chunk = await anext(it, sentinel)
+        except (CoreError, OSError, ValueError) as exc:
+            if request.transport is not None:
+                request.transport.close()
+            raise ConnectionResetError(f"stream failed after it started: {exc}") from None
     await resp.write_eof()
     return resp
 
@@ -213,9 +229,11 @@ async def h_cat(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
     offset = o.integer("offset", 0, minimum=0) or 0
     length = o.integer("length", None, minimum=0)
 
-    def chunks() -> Iterator[bytes]:
+    async def chunks() -> AsyncIterator[bytes]:
         for path in args:
-            yield from ctx.core.cat(path, offset, length)
+            async with aclosing(ctx.reader().cat(path, offset, length)) as part:
+                async for chunk in part:
+                    yield chunk
 
     return await stream_chunks(request, ctx, chunks())
 
@@ -231,7 +249,7 @@ async def h_ls(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamR
     base = o.string("cid-base", None)
     objects = []
     for path in args:
-        entries = await ctx.run(ctx.core.ls, path)
+        entries = await ctx.reader().ls(path)
         links = [
             {
                 "Name": e.name,
@@ -304,8 +322,15 @@ async def _upload(request: web.Request, ctx: RpcContext, worker: Callable[[ItemP
             m.add_upload_bytes(endpoint, n)
 
     max_bytes = int(ctx.config.get("Datastore", {}).get("MaxUploadSize", 0))
+    idle = float(ctx.config.get("HTTP", {}).get("BodyTimeout", BODY_IDLE_TIMEOUT))
     return await drive_upload(
-        request, worker, executor=ctx.executor, limit=ctx.upload_limit, on_bytes=on_bytes, max_bytes=max_bytes
+        request,
+        worker,
+        executor=ctx.uploads or ctx.executor,
+        limit=ctx.upload_limit,
+        on_bytes=on_bytes,
+        max_bytes=max_bytes,
+        idle_timeout=idle,
     )
 
 
@@ -468,7 +493,7 @@ async def h_dag_export(request: web.Request, ctx: RpcContext, o: Options) -> web
     path = o.one_arg("root")
     o.boolean("progress", False)
     o.boolean("local-only", False)
-    return await stream_chunks(request, ctx, ctx.core.car_export(path), content_type="application/vnd.ipld.car")
+    return await stream_chunks(request, ctx, ctx.reader().car_export(path), content_type="application/vnd.ipld.car")
 
 
 # --------------------------------------------------------------------------- pins
@@ -484,7 +509,7 @@ async def h_pin_add(request: web.Request, ctx: RpcContext, o: Options) -> web.St
         return await _pin_add_with_progress(request, ctx, args, recursive, base)
     pinned = []
     for path in args:
-        cid = await ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive))
+        cid = await ctx.reader().pin_add(path, recursive=recursive)
         pinned.append(format_cid(cid, base))
     return json_response({"Pins": pinned})
 
@@ -502,7 +527,7 @@ async def _pin_add_with_progress(
     try:
         for path in args:
             job = asyncio.ensure_future(
-                ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive, progress=lambda n: loop.call_soon_threadsafe(counts.put_nowait, n)))
+                ctx.reader().pin_add(path, recursive=recursive, progress=lambda n: loop.call_soon_threadsafe(counts.put_nowait, n))
             )
             last = 0
             while not job.done():
@@ -594,7 +619,8 @@ async def h_repo_gc(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     def run_gc() -> list[bytes]:
         return list(ctx.core.repo_gc())
 
-    removed = await ctx.run(run_gc)
+    async with ctx.gc_lock:
+        removed = await ctx.run(run_gc)
     if quiet:
         return ndjson_response([])
     return ndjson_response([{"Key": {"/": format_cid(make_cid(1, RAW, mh), base)}} for mh in removed])
@@ -604,7 +630,7 @@ async def h_resolve(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     """``resolve``: ``{"Path":"/ipfs/<cid>"}`` of an IPFS path."""
     path = o.one_arg("name")
     o.boolean("recursive", True)
-    cid = await ctx.run(ctx.core.resolve, path)
+    cid = await ctx.reader().resolve(path)
     return json_response({"Path": "/ipfs/" + format_cid(cid, o.string("cid-base", None))})
 
 
@@ -693,6 +719,11 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             err = RpcError(f"upload aborted: {exc}")
             status = err.status
             return error_response(err)
+        except PoolBusy as exc:
+            status = 503
+            resp = error_response(RpcError(str(exc), CODE_NORMAL, status=503))
+            resp.headers["Retry-After"] = str(exc.retry_after)
+            return resp
         except (ConnectionResetError, ClientPayloadError):
             # The client went away (or a stream failed after it started): nobody to answer.
             status = 499
