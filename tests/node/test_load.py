@@ -198,3 +198,97 @@ def test_an_upload_whose_client_stalls_is_cut_off_and_rolled_back(make_node: Any
 
     assert asyncio.run(both()) == [408, 408]
     assert blocks() == before  # what the stalled uploads stored was rolled back
+
+
+#: the daemon's open-file limit in the descriptor test, and the idle connections opened against it
+FD_LIMIT = 256
+IDLE_FROM_ONE = 300
+IDLE_FROM_MANY = 1100
+#: seconds the daemon waits for a request's headers in that test (``HTTP.HeaderTimeout``)
+HEADER_TIMEOUT = 3
+#: largest daemon log allowed after the floods (it grew by 249 MB in 20 s)
+MAX_LOG = 64 * 1024
+
+
+async def _idle_connections(targets: list[tuple[str, int]], sources: list[str], n: int) -> list[asyncio.StreamWriter]:
+    """``n`` connections that send nothing, spread over ``targets`` and the local ``sources`` addresses."""
+
+    async def one(i: int) -> asyncio.StreamWriter | None:
+        host, port = targets[i % len(targets)]
+        try:
+            _r, w = await asyncio.wait_for(asyncio.open_connection(host, port, local_addr=(sources[i % len(sources)], 0)), 30)
+        except (OSError, TimeoutError):
+            return None  # the kernel's backlog was full: refused before the daemon saw it
+        return w
+
+    writers = []
+    for start in range(0, n, 100):
+        writers += [w for w in await asyncio.gather(*(one(i) for i in range(start, min(n, start + 100)))) if w is not None]
+    return writers
+
+
+def test_connection_floods_under_a_low_open_file_limit_are_capped_dropped_and_logged_once(make_node: Any) -> None:
+    node = make_node("fds")
+    node.env["PINION_HTTP_HEADERTIMEOUT"] = str(HEADER_TIMEOUT)
+    node.prefix = ["prlimit", f"--nofile={FD_LIMIT}", "--"]
+    node.start()
+    urls = {name: node.url(name) for name in ("rpc", "gateway", "metrics", "cluster_api", "pinsvc_api")}
+    targets = [tuple(u.removeprefix("http://").split(":")) for u in urls.values()]
+    targets = [(h, int(p)) for h, p in targets]
+    requests = {  # one ordinary request per server
+        "rpc": ("POST", "/api/v0/version"),
+        "gateway": ("GET", "/ipfs/bafkqaaa"),  # the empty identity CID: no block needed
+        "metrics": ("GET", "/metrics"),
+        "cluster_api": ("GET", "/id"),
+        "pinsvc_api": ("GET", "/pins"),
+    }
+
+    async def ask_all(s: aiohttp.ClientSession) -> dict[str, int]:
+        async def ask(name: str) -> int:
+            method, path = requests[name]
+            try:
+                async with s.request(method, urls[name] + path) as resp:
+                    await resp.read()
+                    return resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return -1 if not isinstance(exc, TimeoutError) else -2
+
+        statuses = await asyncio.gather(*(ask(n) for n in urls))
+        return dict(zip(urls, statuses))
+
+    async def scenario() -> None:
+        timeout = aiohttp.ClientTimeout(total=20)
+        fresh = aiohttp.TCPConnector(force_close=True, limit=0)  # every request on a new connection
+        async with aiohttp.ClientSession(connector=fresh, timeout=timeout) as s:
+            assert set((await ask_all(s)).values()) == {200}
+            # 1. one address opens 300 idle connections: capped per client, the others still served
+            flood = await _idle_connections(targets, ["127.0.0.2"], IDLE_FROM_ONE)
+            assert set((await ask_all(s)).values()) == {200}, "one client's idle connections kept others out"
+            # 2. 1,100 idle connections from 100 addresses (more than the 256 descriptors): the servers
+            # fill up and refuse the rest at once; a request now gets 200 or 503, never a hang
+            flood += await _idle_connections(targets, [f"127.0.1.{i}" for i in range(1, 101)], IDLE_FROM_MANY)
+            during = await ask_all(s)
+            assert set(during.values()) <= {200, 503}, during
+            # 3. the idle connections get no more than the header timeout: then everything is served
+            # again, though the flooding clients never closed their side
+            deadline = time.monotonic() + 60
+            while set((answers := await ask_all(s)).values()) != {200}:
+                assert time.monotonic() < deadline, f"servers not answering after the idle connections timed out: {answers}"
+                await asyncio.sleep(0.5)
+            for w in flood:
+                w.close()
+            async with s.get(urls["metrics"] + "/metrics") as resp:
+                text = await resp.text()
+            refused = {"server": 0.0, "client": 0.0}
+            for line in text.splitlines():
+                if line.startswith("pinion_http_connections_refused_total{"):
+                    reason = line.split('reason="', 1)[1].split('"', 1)[0]
+                    refused[reason] += float(line.rsplit(" ", 1)[1])
+            assert refused["client"] > 0 and refused["server"] > 0, refused  # both caps were hit
+
+    asyncio.run(scenario())
+    assert node.proc is not None and node.proc.poll() is None, "the daemon died"
+    node.stop()
+    log = node.log.read_bytes()
+    assert len(log) < MAX_LOG, f"the daemon log grew to {len(log)} bytes: {log[:2000]!r}"
+    assert b"Traceback" not in log, log[:4000]
