@@ -8,6 +8,12 @@ worker pools by kind (node/workers.py); waits for the network happen on the
 event loop, never in a worker (node/fetching.py). ``/health`` reports what
 keeps the node from serving (node/health.py).
 
+File descriptors: at start the soft open-file limit is raised to the hard one
+(node/fdlimit.py); each server caps its connections, in all and per client
+address, and closes connections that do not send their headers in time
+(node/http_limits.py, ``HTTP.*`` config); resource errors are logged once per
+interval (node/ratelog.py).
+
 When every server listens, the daemon writes ``$PINION_PATH/api`` (the RPC
 multiaddr, as kubo does) and ``$PINION_PATH/endpoints.json`` (every listening
 address by name, and the peer ID), then prints ``Daemon is ready``. On
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import signal
 import ssl
@@ -32,19 +39,25 @@ from aiohttp import web
 from .config import tcp_host_port
 from .content import NetworkBlockSource, NetworkContent
 from .core import CoreAPI
+from .fdlimit import connection_caps, open_files_limit, raise_open_files_limit
 from .fetching import FetchingCore
 from .gateway.app import make_gateway_app
 from .gateway.source import StoreBlockSource
 from .health import HealthMonitor
+from .http_limits import ConnectionLimiter, GuardedSite, listen
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
 from .rpc.app import RpcContext, make_rpc_app
 from .workers import Pools
 
+log = logging.getLogger(__name__)
+
 #: largest request line / header field aiohttp accepts (longer: 400)
 MAX_HEADER_FIELD = 8190
 #: seconds in-flight requests get to finish at shutdown
 SHUTDOWN_TIMEOUT = 5.0
+#: connections the kernel queues for each server while it is busy accepting
+BACKLOG = 128
 
 
 def multiaddr_of(host: str, port: int) -> str:
@@ -89,6 +102,7 @@ class Daemon:
         self.metrics.load_stats = self.load_stats
         self.endpoints: dict[str, Any] = {}
         self._runners: list[web.AppRunner] = []
+        self._limiters: list[ConnectionLimiter] = []
         self.p2p: Any | None = None
         self.content: NetworkContent | None = None
         self.pinset: Any | None = None  #: node.pinset.PinsetService when the cluster host runs
@@ -99,7 +113,7 @@ class Daemon:
         """Worker pools, HTTP connections and event-loop lag, for ``/metrics``."""
         return {
             "pools": self.pools.stats(),
-            "connections": {},
+            "connections": {lim.server: (lim.open, dict(lim.refused)) for lim in self._limiters},
             "loop_lag": self.health.loop_lag(),
         }
 
@@ -107,6 +121,8 @@ class Daemon:
         self, name: str, app: web.Application, maddr: str, ssl_context: ssl.SSLContext | None = None
     ) -> str:
         host, port = tcp_host_port(maddr)
+        http = self.repo.config["HTTP"]
+        header_timeout = float(http["HeaderTimeout"])
         runner = web.AppRunner(
             app,
             handle_signals=False,
@@ -114,12 +130,26 @@ class Daemon:
             access_log=None,
             max_line_size=MAX_HEADER_FIELD,
             max_field_size=MAX_HEADER_FIELD,
+            keepalive_timeout=header_timeout,  # also closes connections that send no complete headers in time
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
+        servers = 5 if self.cluster_peer is not None else 3
+        caps = connection_caps(
+            open_files_limit(),
+            servers,
+            max_per_server=int(http["MaxConnections"]),
+            max_per_client=int(http["MaxConnectionsPerClient"]),
+        )
+        limiter = ConnectionLimiter(name, caps.per_server, caps.per_client)
+        self._limiters.append(limiter)
+        socks = listen(host, port, name, BACKLOG)
+        for sock in socks:
+            site = GuardedSite(
+                runner, sock, limiter, ssl_context=ssl_context, backlog=BACKLOG, handshake_timeout=header_timeout
+            )
+            await site.start()
+        bound_host, bound_port = socks[0].getsockname()[:2]
         addr = multiaddr_of(bound_host, bound_port)
         self.endpoints[name] = addr
         return addr
@@ -166,6 +196,15 @@ class Daemon:
         await self._serve("metrics", metrics_app, addrs["Metrics"])
         if self.cluster_peer is not None:
             await self._serve_cluster_apis()
+        low = [lim for lim in self._limiters if lim.per_server < int(self.repo.config["HTTP"]["MaxConnections"])]
+        if low:
+            log.warning(
+                "the open-file limit is %d: each HTTP server accepts at most %d connections (%d per client); "
+                "raise the hard limit (ulimit -Hn) for more",
+                open_files_limit(),
+                low[0].per_server,
+                low[0].per_client,
+            )
         self.endpoints["peer_id"] = self.repo.config["Identity"]["PeerID"]
         if self.p2p is not None and self.p2p.cluster is not None:
             self.endpoints["cluster_peer_id"] = self.p2p.cluster.peer_id
@@ -313,6 +352,9 @@ def main(repo_path: str, offline: bool, bootstrap: list[str] | None = None) -> i
 
     ``bootstrap``: cluster multiaddrs to join, in addition to ``Cluster.Bootstrap``.
     """
+    before, after = raise_open_files_limit()  # before LevelDB and the servers take descriptors
+    if after > before:
+        print(f"Raised the open-file limit from {before} to {after}.", flush=True)
     try:
         repo = Repo.open(repo_path)
     except RepoError as exc:
