@@ -281,6 +281,7 @@ class Daemon:
             rebroadcast_interval=float(cluster["RebroadcastInterval"]),
             snapshot_interval=float(cluster["SnapshotInterval"]),
             snapshot_min_deltas=int(cluster["SnapshotMinDeltas"]),
+            executor=self.pools.pinset,
         )
         await self.pinset.start()
         self.core.replica = replica

@@ -29,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from typing import Any
 
 import libipld
@@ -138,12 +139,15 @@ class PinsetService:
         fetch_timeout: float = FETCH_TIMEOUT,
         snapshot_interval: float = 0.0,
         snapshot_min_deltas: int = 1000,
+        executor: Executor | None = None,
     ) -> None:
         if p2p.cluster is None:
             raise PinsetError("the pinset needs the cluster host (set Cluster.Secret)")
         self.replica = replica
         self._store = store
         self._p2p = p2p
+        #: where replica calls run (the daemon's pinset pool; None: the default executor)
+        self._executor = executor
         self.topic = topic_for(cluster_name)
         self.rebroadcast_interval = rebroadcast_interval
         self.fetch_timeout = fetch_timeout
@@ -224,7 +228,7 @@ class PinsetService:
             except Exception:
                 log.exception("leaving %s failed", self.topic)
             self._sub = None
-        await asyncio.get_running_loop().run_in_executor(None, self.replica.commit)
+        await self.in_thread(self.replica.commit)
 
     # ------------------------------------------------------------ local writes
     async def add(self, pin: Pin) -> None:
@@ -556,8 +560,8 @@ class PinsetService:
         return self._bs
 
     async def in_thread(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking call (replica, LevelDB) in the daemon's worker pool."""
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        """Run a blocking call (replica, LevelDB) in the daemon's pinset pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def topic_peers(self) -> list[str]:
         """Cluster peers known to be subscribed to the pinset topic."""

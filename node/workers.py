@@ -17,8 +17,11 @@ imports       8  uploads (``add``, ``dag/import``, ``block/put``, the REST ``/ad
                  :data:`ADMISSION_WAIT` seconds and then get 503 with ``Retry-After``.
 reads         8  block reads, path resolution, ``cat``/``ls``/``dag/export`` chunks, the
                  local walks of DAGs (pins, completeness checks)
-state         8  the default executor: pinset (CRDT) writes and reads, the pin tracker's
-                 queue, local pin records, the cluster peer's status pages, the informer
+pinset        4  the CRDT pinset's replica (pin writes and reads, syncing received heads,
+                 snapshots): its calls take one lock, so more threads would only wait on
+                 it; kept apart so that a long sync never delays the jobs below
+state         8  the default executor: the pin tracker's queue, local pin records, the
+                 cluster peer's status pages, the informer's pings and metrics
 metrics       2  rendering ``/metrics`` (the collectors read LevelDB and take the pinset's
                  lock): a scrape never waits behind requests
 health        1  the datastore probe of :mod:`node.health`
@@ -27,7 +30,7 @@ health        1  the datastore probe of :mod:`node.health`
 Why these sizes: Python threads share one interpreter lock, so CPU-bound work gains
 nothing from more threads than cores; the threads are there to overlap LevelDB I/O (which
 releases the lock) and to keep the event loop free. Eight per kind overlaps enough disk
-waits on a busy node, and the whole process has 27 threads (the single pool before had 32,
+waits on a busy node, and the whole process has 31 threads (the single pool before had 32,
 shared by everything).
 
 Each pool knows how long its oldest queued job has waited (:meth:`WorkerPool.stats`), which
@@ -173,13 +176,14 @@ class Pools:
     def __init__(self) -> None:
         self.imports = WorkerPool("imports", 8)
         self.reads = WorkerPool("reads", 8)
+        self.pinset = WorkerPool("pinset", 4)
         self.state = WorkerPool("state", 8)
         self.metrics = WorkerPool("metrics", 2)
         self.health = WorkerPool("health", 1)
 
     def all(self) -> list[WorkerPool]:
         """Every pool, in the order of the module docstring."""
-        return [self.imports, self.reads, self.state, self.metrics, self.health]
+        return [self.imports, self.reads, self.pinset, self.state, self.metrics, self.health]
 
     def stats(self) -> list[PoolStats]:
         """Every pool now."""
