@@ -85,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
         "MaxUploadSize": 0,
     },
     "Gateway": {"Offline": False, "FetchTimeout": 60, "MaxURLLength": 8192, "MaxRequestsPerClient": 256},
+    "HTTP": {"MaxConnections": 1024, "MaxConnectionsPerClient": 256, "HeaderTimeout": 20, "BodyTimeout": 60},
     "Logging": {"Level": "WARNING", "Subsystems": {}},
 }
 
@@ -149,6 +150,10 @@ DEFAULTS_DOC: dict[str, str] = {
     "Gateway.FetchTimeout": "seconds to wait for missing blocks before 504",
     "Gateway.MaxURLLength": "longest URL (path + query) in bytes; longer ones get 414",
     "Gateway.MaxRequestsPerClient": "requests one client address may have in flight; more get 429",
+    "HTTP.MaxConnections": "connections each HTTP server (RPC, gateway, metrics, REST, pinning service) keeps open at most, lowered to fit the open-file limit; more are answered 503 and closed",
+    "HTTP.MaxConnectionsPerClient": "connections one client address may keep open to one HTTP server (at most a quarter of the server's); more are answered 503 and closed",
+    "HTTP.HeaderTimeout": "seconds a connection has to send a request's complete headers, from its start or from its previous response (idle keep-alive connections close then)",
+    "HTTP.BodyTimeout": "seconds an upload (add, dag/import, block/put, the REST /add) may receive no body data before it is aborted with 408 and rolled back",
     "Logging.Level": "default log level: DEBUG, INFO, WARNING, ERROR (one line per event on stderr)",
     "Logging.Subsystems": "levels per subsystem, e.g. {\"pinset\": \"INFO\", \"pintracker\": \"DEBUG\"}",
 }
@@ -232,6 +237,10 @@ def validate(cfg: dict[str, Any]) -> None:
     _validate_placement(cfg)
     _number(cfg, "Gateway.MaxURLLength", minimum=256, integer=True)
     _number(cfg, "Gateway.MaxRequestsPerClient", minimum=1, integer=True)
+    _number(cfg, "HTTP.MaxConnections", minimum=1, integer=True)
+    _number(cfg, "HTTP.MaxConnectionsPerClient", minimum=1, integer=True)
+    _number(cfg, "HTTP.HeaderTimeout", minimum=0.1)
+    _number(cfg, "HTTP.BodyTimeout", minimum=0.1)
     log = cfg.get("Logging", {})
     levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     if log.get("Level") not in levels:
