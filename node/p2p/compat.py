@@ -33,6 +33,23 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    records out of the root logger (the ``libp2p.*`` loggers are untouched).
 9. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
    seen-messages cache and never stops it; ``close_pubsub`` does.
+10. **pubsub sequence numbers repeat after a restart**: upstream starts the
+   counter at the unix time in *seconds* and adds one per message, so a peer
+   that published more messages than seconds went by, then restarted, reuses
+   sequence numbers. Other peers key their seen-messages cache (120 s, renewed
+   on every hit) and gossipsub's equivocation check on (sender, seqno): the
+   restarted peer's messages are dropped as duplicates ("Equivocation
+   detected") for minutes. ``use_monotonic_seqnos`` starts at the nanosecond
+   clock (as go-libp2p-pubsub does) and above a persisted floor, so a seqno is
+   never reused, even when the clock steps back.
+11. **no flood publishing**: upstream sends a peer's own messages to its mesh
+   only. A peer that left the topic (a daemon stopping) is kept in back-off;
+   when it comes back its GRAFTs are refused and the back-off extended, and
+   peers in back-off get neither mesh traffic nor gossip: the two exchange
+   nothing for a minute or more. ``FloodPublishGossipSub`` also sends our own
+   messages to every peer subscribed to the topic, as go-libp2p-pubsub does by
+   default (``WithFloodPublish``, on in IPFS Cluster); forwarded messages still
+   follow the mesh.
 """
 
 from __future__ import annotations
@@ -42,6 +59,8 @@ import importlib.metadata
 import logging
 import os
 import struct
+import time
+from collections.abc import Callable, Iterable
 
 import libp2p
 import trio
@@ -52,6 +71,7 @@ from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
 from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -75,6 +95,8 @@ PUBSUB_PUBLISH_MAX_WAIT_S = 5.0  #: ...but no longer: a stuck peer must not stal
 GOSSIPSUB_PROTOCOLS = ("/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go-libp2p-pubsub (IPFS Cluster) speaks
 AGENT_VERSION = f"pinion/{_package_version()}"  #: identify's agent version
 GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
+SEQNO_RESERVE = 1 << 32  #: seqnos a run may use before it moves the persisted floor ahead again
+SEQNO_MAX = (1 << 64) - 1  #: seqnos are 8-byte big-endian unsigned integers on the wire
 
 _SIGMA = struct.unpack("<4I", b"expand 32-byte k")
 _MASK = 0xFFFFFFFF
@@ -274,6 +296,40 @@ async def publish(pubsub: Pubsub, topic: str, data: bytes) -> None:
     await pubsub.publish(topic, data)
 
 
+def use_monotonic_seqnos(
+    pubsub: Pubsub, floor: int = 0, persist: Callable[[int], None] | None = None
+) -> int:
+    """Make ``pubsub`` number its messages so that no number repeats across restarts; returns the first one.
+
+    The counter starts at ``max(time.time_ns(), floor)``: nanoseconds grow far
+    faster than any peer publishes, so a restart starts above every seqno of
+    the runs before (go-libp2p-pubsub also seeds its counter from the
+    nanosecond clock). ``persist(limit)`` (when given) stores a floor above
+    every seqno this run will use before it uses it: called once now and again
+    every ``SEQNO_RESERVE`` messages, so a clock that steps back cannot bring
+    old numbers back either.
+    """
+    start = max(time.time_ns(), int(floor))
+    if start + SEQNO_RESERVE > SEQNO_MAX:
+        raise ValueError(f"pubsub seqno floor {floor} leaves no room below 2**64")
+    limit = start + SEQNO_RESERVE
+    if persist is not None:
+        persist(limit)
+    pubsub.counter = start
+
+    def next_seqno() -> bytes:
+        nonlocal limit
+        pubsub.counter += 1
+        if pubsub.counter >= limit:
+            limit = min(pubsub.counter + SEQNO_RESERVE, SEQNO_MAX)
+            if persist is not None:
+                persist(limit)
+        return pubsub.counter.to_bytes(8, "big")
+
+    pubsub._next_seqno = next_seqno  # type: ignore[method-assign]
+    return start
+
+
 def close_pubsub(pubsub: Pubsub) -> None:
     """Stop the sweeper thread of pubsub's seen-messages cache (upstream never stops it)."""
     pubsub.seen_messages.stop()
@@ -289,9 +345,27 @@ def muxer_options() -> dict[TProtocol, type[Yamux]]:
     return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
 
 
+class FloodPublishGossipSub(GossipSub):
+    """GossipSub that sends the messages we publish to every peer subscribed to the topic
+    (flood publishing, go-libp2p-pubsub's default), not only to our mesh peers."""
+
+    def _get_peers_to_send(
+        self, topic_ids: Iterable[str], msg_forwarder: ID, origin: ID, msg_id: bytes | None = None
+    ) -> Iterable[ID]:
+        topics = list(topic_ids)
+        peers = set(super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id))
+        pubsub = self.pubsub
+        if pubsub is not None and origin == pubsub.my_id:
+            for topic in topics:
+                peers.update(p for p in pubsub.peer_topics.get(topic, ()) if p in self.peer_protocol)
+            peers.discard(origin)
+        return peers
+
+
 def gossipsub_router() -> GossipSub:
-    """A GossipSub router that does not drop traffic: 1 s heartbeat, no spam protection."""
-    return GossipSub(
+    """A GossipSub router that does not drop traffic: 1 s heartbeat, no spam protection,
+    our own messages flooded to every subscribed peer."""
+    return FloodPublishGossipSub(
         protocols=[TProtocol(p) for p in GOSSIPSUB_PROTOCOLS],
         degree=6,
         degree_low=4,

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import multiaddr
@@ -38,6 +39,7 @@ from libp2p.utils.address_validation import expand_wildcard_address
 from . import compat
 from .identity import peer_id_of
 from .peerstore import PeerBook
+from .seqno import SeqnoFloor
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ DEFAULT_CLUSTER_ADDR = "/ip4/0.0.0.0/tcp/9096"
 CONNECT_TIMEOUT_S = 10.0  #: a dial (incl. pnet, Noise, Yamux negotiation) that takes longer fails
 RECONNECT_TIMEOUT_S = 5.0  #: per known peer when redialling
 RECONNECT_INTERVAL_S = 30.0  #: how often known peers that dropped are redialled
+CLOSE_TIMEOUT_S = 5.0  #: closing the connections when the host stops takes at most this
 AGENT_VERSION = compat.AGENT_VERSION  #: what identify tells peers we run
 
 StreamHandler = Callable[[INetStream], Awaitable[None]]
@@ -112,6 +115,23 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return out
 
 
+@asynccontextmanager
+async def _closing_connections(host: IHost) -> AsyncIterator[None]:
+    """Close every connection of ``host`` on the way out: upstream's ``host.run`` stops its
+    tasks but leaves the sockets open, so peers would keep a dead connection to us (and
+    ignore a restart of ours on the same peer ID as a peer they already have)."""
+    try:
+        yield
+    finally:
+        network = host.get_network()
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            for peer in list(network.get_connections_map()):
+                try:
+                    await network.close_peer(peer)
+                except Exception as exc:  # closing is best effort: the process may be exiting
+                    log.debug("closing the connection to %s: %s", peer, exc)
+
+
 class HostHandle:
     """One libp2p host running in the bridge's trio thread.
 
@@ -129,6 +149,7 @@ class HostHandle:
         pubsub: bool = False,
         peer_book: PeerBook | None = None,
         reconnect_interval: float = RECONNECT_INTERVAL_S,
+        seqno_floor: SeqnoFloor | None = None,
     ) -> None:
         compat.install()
         if not listen_addrs:
@@ -143,6 +164,8 @@ class HostHandle:
         self._psk_hex = compat.parse_psk(psk).hex() if psk is not None else None
         self._want_pubsub = pubsub
         self.peer_book = peer_book
+        #: where pubsub keeps the floor of its sequence numbers (never reused across restarts)
+        self.seqno_floor = seqno_floor
         self.reconnect_interval = reconnect_interval
         self.host: IHost | None = None
         self.pubsub: Pubsub | None = None
@@ -181,7 +204,7 @@ class HostHandle:
         for proto, handler in self._handlers.items():
             host.set_stream_handler(TProtocol(proto), handler)
         try:
-            async with host.run(self._listen):
+            async with host.run(self._listen), _closing_connections(host):
                 listening = host.get_transport_addrs()
                 if len(listening) < len(self._listen):
                     raise P2PError(
@@ -192,6 +215,10 @@ class HostHandle:
                 if self._want_pubsub:
                     router = compat.gossipsub_router()
                     pubsub = Pubsub(host, router, strict_signing=True)
+                    floor = self.seqno_floor
+                    compat.use_monotonic_seqnos(
+                        pubsub, floor.get() if floor else 0, floor.set if floor else None
+                    )
                     try:
                         async with background_trio_service(pubsub), background_trio_service(router):
                             await pubsub.wait_until_ready()

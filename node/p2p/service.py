@@ -24,6 +24,7 @@ from .bridge import TrioThread
 from .hosts import AGENT_VERSION, CONNECT_TIMEOUT_S, DEFAULT_CLUSTER_ADDR, DEFAULT_SWARM_ADDR, HostHandle, P2PError
 from .identity import load_keypair
 from .peerstore import PeerBook
+from .seqno import SeqnoFloor
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class P2PService:
                 psk=settings.cluster_secret,
                 pubsub=True,
                 peer_book=PeerBook(db, "cluster") if db is not None else None,
+                seqno_floor=SeqnoFloor(db, "cluster") if db is not None else None,
             )
         self._subscriptions: list[Subscription] = []
         self._services: list[tuple[trio.CancelScope, trio.Event]] = []

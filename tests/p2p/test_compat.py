@@ -177,6 +177,7 @@ def test_upstream_gossipsub_defaults_still_drop_traffic() -> None:
 
 def test_our_gossipsub_router_keeps_traffic() -> None:
     router = compat.gossipsub_router()
+    assert isinstance(router, compat.FloodPublishGossipSub)
     assert router.heartbeat_interval == compat.GOSSIPSUB_HEARTBEAT_S
     assert not router.spam_protection_enabled
     assert [str(p) for p in router.protocols] == list(compat.GOSSIPSUB_PROTOCOLS)
@@ -280,3 +281,170 @@ def test_upstream_publish_still_has_no_backpressure() -> None:
     src = inspect.getsource(Pubsub.publish) + inspect.getsource(Pubsub._enqueue_or_retry_announce)
     assert "drop_rpc" in src or "_enqueue_or_retry_announce" in src
     assert "trio.sleep" not in inspect.getsource(Pubsub._enqueue_or_retry_announce)
+
+
+# -- pubsub sequence numbers ------------------------------------------------------
+
+
+def test_upstream_pubsub_seqno_still_starts_at_unix_seconds() -> None:
+    from libp2p.pubsub.pubsub import Pubsub
+
+    assert "self.counter = int(time.time())" in inspect.getsource(Pubsub.__init__)
+    assert "self.counter += 1" in inspect.getsource(Pubsub._next_seqno)
+
+
+class _SeqnoPubsub:
+    """Just what use_monotonic_seqnos touches: ``counter`` and ``_next_seqno``."""
+
+    counter = 0
+
+
+def test_seqnos_start_at_the_nanosecond_clock_and_above_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1_800_000_000_000_000_000
+    monkeypatch.setattr(compat.time, "time_ns", lambda: now)
+    stored: list[int] = []
+    ps = _SeqnoPubsub()
+    assert compat.use_monotonic_seqnos(ps, floor=0, persist=stored.append) == now  # type: ignore[arg-type]
+    assert stored == [now + compat.SEQNO_RESERVE]
+    assert ps._next_seqno() == (now + 1).to_bytes(8, "big")  # type: ignore[attr-defined]
+    # the clock stepped back below what the last run reserved: the floor wins
+    ps2 = _SeqnoPubsub()
+    start = compat.use_monotonic_seqnos(ps2, floor=stored[-1], persist=stored.append)  # type: ignore[arg-type]
+    assert start == now + compat.SEQNO_RESERVE
+    assert int.from_bytes(ps2._next_seqno(), "big") > now + 1  # type: ignore[attr-defined]
+
+
+def test_seqnos_move_the_persisted_floor_before_using_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compat, "SEQNO_RESERVE", 10)
+    monkeypatch.setattr(compat.time, "time_ns", lambda: 1000)
+    stored: list[int] = []
+    ps = _SeqnoPubsub()
+    compat.use_monotonic_seqnos(ps, persist=stored.append)  # type: ignore[arg-type]
+    used = []
+    for _ in range(25):
+        seqno = int.from_bytes(ps._next_seqno(), "big")  # type: ignore[attr-defined]
+        assert seqno < stored[-1]  # a crash now restarts above every number used so far
+        used.append(seqno)
+    assert used == list(range(1001, 1026))
+    assert stored == [1010, 1020, 1030]
+
+
+def test_a_restarted_publisher_is_heard_at_once(tmp_path) -> None:
+    """Upstream: a peer that published more messages than seconds went by, then restarted,
+    reuses seqnos and the others drop its messages as already seen (for 120 s or more)."""
+    import plyvel
+
+    from node.p2p.hosts import HostHandle
+    from node.p2p.seqno import SeqnoFloor
+
+    from .conftest import LOOPBACK, new_host, new_secret
+
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    keypair = new_host().keypair
+    db = plyvel.DB(str(tmp_path / "db"), create_if_missing=True)
+    topic = "pinion-seqno"
+
+    async def wait_topic_peer(h: HostHandle, peer: str) -> None:
+        with trio.fail_after(20):
+            while peer not in h.topic_peers(topic):
+                await trio.sleep(0.05)
+        await trio.sleep(1.5)  # a heartbeat builds the mesh
+
+    async def run_b(sub, burst: int, label: bytes) -> None:
+        b = HostHandle("cluster", keypair, [LOOPBACK], psk=secret, pubsub=True, seqno_floor=SeqnoFloor(db, "cluster"))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.serve)
+            try:
+                await b.connect(a.listen_addrs()[0])
+                await b.subscribe(topic)
+                await wait_topic_peer(b, a.peer_id)
+                for i in range(burst):
+                    await b.publish(topic, label + b"-%d" % i)
+                with trio.fail_after(30):  # without the fix: dropped as seen for 120 s and more
+                    got = set()
+                    while len(got) < burst:
+                        got.add((await sub.get()).data)
+            finally:
+                await b.stop()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            try:
+                sub = await a.subscribe(topic)
+                await run_b(sub, 50, b"first run")  # 50 messages in far less than 50 s
+                await run_b(sub, 3, b"after the restart")
+            finally:
+                await a.stop()
+
+    try:
+        trio.run(main)
+    finally:
+        db.close()
+
+
+async def _receive_all(sub, wanted: set[bytes]) -> None:
+    """Read ``sub`` until every message of ``wanted`` arrived (others may come too: our own,
+    and the recent messages upstream replays to a peer that (re)joins)."""
+    missing = set(wanted)
+    while missing:
+        missing.discard((await sub.get()).data)
+
+
+def test_upstream_gossipsub_still_has_no_flood_publish() -> None:
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    assert not [p for p in inspect.signature(GossipSub.__init__).parameters if "flood" in p]
+    assert "self.mesh[topic]" in inspect.getsource(GossipSub._get_peers_to_send)
+
+
+def test_a_peer_that_left_and_came_back_gets_our_messages_at_once() -> None:
+    """Upstream: a peer that unsubscribed (a daemon leaving the pinset topic as it stops) is kept
+    in gossipsub back-off; when it comes back, its GRAFTs are refused and the back-off
+    extended, and without flood publishing neither side sends it anything (no mesh, no gossip
+    to peers in back-off) for a minute or more."""
+    from node.p2p.hosts import HostHandle
+
+    from .conftest import LOOPBACK, new_host, new_secret
+
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    keypair = new_host().keypair
+    topic = "pinion-backoff"
+
+    async def run_b(a_sub, label: bytes, *, leave: bool) -> None:
+        b = HostHandle("cluster", keypair, [LOOPBACK], psk=secret, pubsub=True)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.serve)
+            try:
+                await b.connect(a.listen_addrs()[0])
+                b_sub = await b.subscribe(topic)
+                with trio.fail_after(20):
+                    while a.peer_id not in b.topic_peers(topic) or b.peer_id not in a.topic_peers(topic):
+                        await trio.sleep(0.05)
+                await trio.sleep(2.5)  # heartbeats: grafts (and, upstream, prunes) settle
+                for i in range(3):
+                    await b.publish(topic, label + b"-%d" % i)
+                    await a.publish(topic, label + b"-from-a-%d" % i)
+                with trio.fail_after(20):  # upstream: nothing arrives for 60 s or more
+                    await _receive_all(a_sub, {label + b"-%d" % i for i in range(3)})
+                    await _receive_all(b_sub, {label + b"-from-a-%d" % i for i in range(3)})
+                if leave:
+                    await b.unsubscribe(topic)  # as a stopping daemon's pinset does
+                    await trio.sleep(0.3)
+            finally:
+                await b.stop()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            try:
+                sub = await a.subscribe(topic)
+                await run_b(sub, b"first run", leave=True)
+                await run_b(sub, b"second run", leave=False)
+            finally:
+                await a.stop()
+
+    trio.run(main)
+

@@ -334,3 +334,20 @@ def test_wildcard_listen_address_is_advertised_as_dialable_addresses() -> None:
         assert await b.connect(addrs[0]) == a.peer_id
 
     run(body, a, b)
+
+
+def test_stop_closes_the_connections_so_peers_see_us_leave() -> None:
+    """A stopped host's peers must notice at once (a restart on the same peer ID is then a
+    new peer to them): upstream's ``host.run`` leaves the TCP connections open on exit."""
+    a, b = new_host(), new_host()
+
+    async def body() -> None:
+        await b.connect(a.listen_addrs()[0])
+        assert [p for p, _ in a.peers()] == [b.peer_id]
+        await b.stop()
+        with trio.fail_after(10):
+            while a.peers():
+                await trio.sleep(0.05)
+
+    run(body, a, b)
+

@@ -48,3 +48,17 @@ def test_bad_entries_are_refused(db, peer: str, addr: str) -> None:
 def test_bad_host_name_is_refused(db) -> None:
     with pytest.raises(ValueError, match="host name"):
         PeerBook(db, "a/b")
+
+
+def test_seqno_floor_per_host_round_trips_and_ignores_garbage(db) -> None:
+    from node.p2p.seqno import SEQNO_PREFIX, SeqnoFloor
+
+    floor = SeqnoFloor(db, "cluster")
+    assert floor.get() == 0
+    floor.set(1_800_000_000_000_000_000)
+    assert SeqnoFloor(db, "cluster").get() == 1_800_000_000_000_000_000
+    assert SeqnoFloor(db, "swarm").get() == 0
+    db.put(SEQNO_PREFIX + b"cluster", b"not a number")
+    assert floor.get() == 0
+    with pytest.raises(ValueError):
+        SeqnoFloor(db, "a/b")
