@@ -50,6 +50,11 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    messages to every peer subscribed to the topic, as go-libp2p-pubsub does by
    default (``WithFloodPublish``, on in IPFS Cluster); forwarded messages still
    follow the mesh.
+12. **no identify on reconnection**: upstream identifies a peer once and skips
+   it on later connections while its protocols are cached, so a peer that
+   restarted on a new address (or with new protocols) is never re-identified
+   and its new listen addresses never learnt. ``identify_peer`` runs the
+   identify exchange on demand (the hosts run it on every new connection).
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ from libp2p.abc import IHost, IRawConnection
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.identity.identify.identify import ID as IDENTIFY_PROTOCOL
+from libp2p.identity.identify.pb.identify_pb2 import Identify as IdentifyMsg
+from libp2p.identity.update import update_peerstore_from_identify
 from libp2p.network.config import ConnectionConfig
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.peer.id import ID
@@ -78,6 +86,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.utils.varint import read_length_prefixed_protobuf
 
 
 def _package_version() -> str:
@@ -328,6 +337,24 @@ def use_monotonic_seqnos(
 
     pubsub._next_seqno = next_seqno  # type: ignore[method-assign]
     return start
+
+
+IDENTIFY_MAX_BYTES = 64 * 1024  #: largest identify record accepted from a peer
+
+
+async def identify_peer(host: IHost, peer: ID) -> IdentifyMsg:
+    """Ask the connected ``peer`` for its identify record now (``/ipfs/id/1.0.0``),
+    store what it says in the host's peerstore (protocols, listen addresses,
+    public key checked against the peer ID) and return it."""
+    stream = await host.new_stream(peer, [IDENTIFY_PROTOCOL])
+    try:
+        data = await read_length_prefixed_protobuf(stream, use_varint_format=True, max_length=IDENTIFY_MAX_BYTES)
+    finally:
+        await stream.close()
+    msg = IdentifyMsg()
+    msg.ParseFromString(data)
+    await update_peerstore_from_identify(host.get_peerstore(), peer, msg)
+    return msg
 
 
 def close_pubsub(pubsub: Pubsub) -> None:

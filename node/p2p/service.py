@@ -107,6 +107,7 @@ class P2PService:
                 pubsub=True,
                 peer_book=PeerBook(db, "cluster") if db is not None else None,
                 seqno_floor=SeqnoFloor(db, "cluster") if db is not None else None,
+                learn_peers=True,  # only cluster members (who hold the secret) can connect
             )
         self._subscriptions: list[Subscription] = []
         self._services: list[tuple[trio.CancelScope, trio.Event]] = []

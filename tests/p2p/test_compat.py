@@ -448,3 +448,8 @@ def test_a_peer_that_left_and_came_back_gets_our_messages_at_once() -> None:
 
     trio.run(main)
 
+
+def test_upstream_still_skips_identify_for_a_peer_it_identified_before() -> None:
+    from libp2p.host.basic_host import BasicHost
+
+    assert "_has_cached_protocols(peer_id)" in inspect.getsource(BasicHost._schedule_identify)
