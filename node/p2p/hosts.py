@@ -445,11 +445,15 @@ class HostHandle:
         return connected
 
     async def disconnect(self, peer: str | ID) -> None:
-        """Close every connection to ``peer`` and forget it (it is not redialled)."""
+        """Close every connection to ``peer`` and forget it (it is not redialled).
+
+        It may come back by dialling us (then it is learnt again, as any new peer)."""
         pid = _parse_peer_id(peer)
         if self.peer_book is not None:
             self.peer_book.forget(str(pid))
         await self._host().disconnect(pid)
+        if self.peer_book is not None:  # an identify that finished meanwhile may have re-learnt it
+            self.peer_book.forget(str(pid))
 
     def peers(self) -> list[tuple[str, str]]:
         """Connected peers as (peer ID, remote multiaddr), one row per peer."""

@@ -245,6 +245,18 @@ class P2PService:
 
         return [{"Peer": p, "Addr": a} for p, a in await self.bridge.run(collect)]
 
+    async def known_peers(self, which: str = "swarm") -> list[str]:
+        """Peers a host knows: those of its peer book (redialled when they drop) and those connected now."""
+        handle = self._handle(which)
+
+        async def collect() -> list[str]:
+            return [p for p, _a in handle.peers()]
+
+        known = set(await self.bridge.run(collect))
+        if handle.peer_book is not None:
+            known.update(await asyncio.get_running_loop().run_in_executor(None, handle.peer_book.known))
+        return sorted(known)
+
     async def disconnect(self, peer: str, which: str = "swarm") -> None:
         """Close our connections to ``peer``."""
         await self.bridge.run(self._handle(which).disconnect, peer)
