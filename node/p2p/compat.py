@@ -55,6 +55,14 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    restarted on a new address (or with new protocols) is never re-identified
    and its new listen addresses never learnt. ``identify_peer`` runs the
    identify exchange on demand (the hosts run it on every new connection).
+13. **no keepalive**: upstream's yamux pings every 30 s to measure the RTT but
+   never closes a connection whose ping goes unanswered, so a connection to a
+   peer cut off by a partition stays "open" until TCP gives up (~15 min); when
+   the partition heals it resumes only when TCP's retransmission backoff
+   allows (54 s after a 60 s partition, measured; up to 2 min). ``install()``
+   replaces the loop with one that also closes the connection when a ping is
+   not answered within ``KEEPALIVE_TIMEOUT_S`` (go-yamux's keepalive does the
+   same), so both ends drop it and redial a fresh connection.
 """
 
 from __future__ import annotations
@@ -85,6 +93,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux import yamux as yamux_mod
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.utils.varint import read_length_prefixed_protobuf
 
@@ -104,6 +113,8 @@ PUBSUB_PUBLISH_MAX_WAIT_S = 5.0  #: ...but no longer: a stuck peer must not stal
 GOSSIPSUB_PROTOCOLS = ("/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go-libp2p-pubsub (IPFS Cluster) speaks
 AGENT_VERSION = f"pinion/{_package_version()}"  #: identify's agent version
 GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
+KEEPALIVE_INTERVAL_S = 10.0  #: a yamux ping on every connection this often...
+KEEPALIVE_TIMEOUT_S = 15.0  #: ...and a connection whose ping is not answered within this is closed
 SEQNO_RESERVE = 1 << 32  #: seqnos a run may use before it moves the persisted floor ahead again
 SEQNO_MAX = (1 << 64) - 1  #: seqnos are 8-byte big-endian unsigned integers on the wire
 
@@ -257,6 +268,7 @@ def install() -> None:
     - pubsub's per-peer outbound queue and per-subscription channel hold
       ``PUBSUB_QUEUE_SIZE`` entries instead of 32;
     - identify announces ``AGENT_VERSION``;
+    - yamux closes a connection whose keepalive ping goes unanswered;
     - records py-libp2p logs directly on the root logger are dropped.
     """
     import libp2p.network.swarm as swarm_mod
@@ -270,9 +282,47 @@ def install() -> None:
     root = logging.getLogger()
     if not any(isinstance(f, RootLogFromLibp2p) for f in root.filters):
         root.addFilter(RootLogFromLibp2p())
+    Yamux._measure_rtt_loop = _rtt_and_keepalive_loop  # type: ignore[method-assign]
     pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = PUBSUB_QUEUE_SIZE
     if not isinstance(pubsub_mod.RpcQueue, functools.partial):
         pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=PUBSUB_QUEUE_SIZE)
+
+
+async def _rtt_and_keepalive_loop(self: Yamux) -> None:
+    """Replaces ``Yamux._measure_rtt_loop``: a ping every ``KEEPALIVE_INTERVAL_S`` measures the
+    RTT as upstream does (the pong handler updates it) and, unlike upstream, a ping not
+    answered (or not even written) within ``KEEPALIVE_TIMEOUT_S`` closes the connection."""
+    await trio.sleep(0.5)
+    while not self.event_shutting_down.is_set():
+        answered = False
+        with trio.move_on_after(KEEPALIVE_TIMEOUT_S):
+            try:
+                self._ping_id += 1
+                self._ping_event = trio.Event()
+                header = struct.pack(yamux_mod.YAMUX_HEADER_FORMAT, 0, yamux_mod.TYPE_PING, yamux_mod.FLAG_SYN, 0, self._ping_id)
+                await self._write_frame(header)
+                self._ping_sent_time = trio.current_time()
+                await self._ping_event.wait()
+                answered = True
+            except Exception:  # the connection is closing: nothing left to watch
+                return
+        if not answered:
+            if self.event_shutting_down.is_set():
+                return
+            logging.getLogger("libp2p.keepalive").info(
+                "closing the connection to %s: no answer to a ping in %s s", self.peer_id, KEEPALIVE_TIMEOUT_S
+            )
+            # the socket first: a writer stuck on a full send buffer (the peer is gone) would
+            # hold the write lock that close() needs to send GO_AWAY
+            with trio.move_on_after(KEEPALIVE_TIMEOUT_S):
+                try:
+                    await self.secured_conn.close()
+                except Exception:
+                    pass
+                await self.close()
+            return
+        with trio.move_on_after(KEEPALIVE_INTERVAL_S):
+            await self.event_shutting_down.wait()
 
 
 def connection_config() -> ConnectionConfig:

@@ -453,3 +453,84 @@ def test_upstream_still_skips_identify_for_a_peer_it_identified_before() -> None
     from libp2p.host.basic_host import BasicHost
 
     assert "_has_cached_protocols(peer_id)" in inspect.getsource(BasicHost._schedule_identify)
+
+
+# -- connection keepalive -----------------------------------------------------------
+
+
+def test_upstream_yamux_pings_but_never_closes_a_dead_connection() -> None:
+    from libp2p.stream_muxer.yamux import yamux
+
+    src = inspect.getsource(yamux.Yamux._measure_rtt_loop) if yamux.Yamux._measure_rtt_loop.__module__ == yamux.__name__ else ""
+    if not src:  # install() replaced it: look at upstream's own source
+        src = inspect.getsource(yamux)
+        src = src[src.index("async def _measure_rtt_loop") : src.index("def is_established")]
+    assert "TYPE_PING" in src and "close(" not in src
+
+
+class _Blackhole:
+    """A TCP relay to ``target`` that can go silent: it then holds every byte and never
+    closes, as a network partition looks to both ends."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.silent = trio.Event()
+        self.port = 0
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._relay, listeners)
+
+    async def _relay(self, client) -> None:  # type: ignore[no-untyped-def]
+        server = await trio.open_tcp_stream(*self.target)
+
+        async def pump(src, dst) -> None:  # type: ignore[no-untyped-def]
+            while True:
+                data = await src.receive_some(65536)
+                if not data:
+                    return
+                if self.silent.is_set():
+                    await trio.sleep_forever()
+                await dst.send_all(data)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, client, server)
+            nursery.start_soon(pump, server, client)
+
+
+def test_a_connection_that_goes_silent_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upstream keeps a connection whose peer went silent (a partition) until TCP gives up
+    (~15 min); after the partition heals it resumes only when TCP's retransmission backoff
+    allows (54 s after a 60 s partition, measured). The keepalive closes it, so the hosts
+    redial a fresh connection."""
+    from node.p2p.hosts import parse_peer_multiaddr
+
+    from .conftest import new_host
+
+    monkeypatch.setattr(compat, "KEEPALIVE_INTERVAL_S", 0.3)
+    monkeypatch.setattr(compat, "KEEPALIVE_TIMEOUT_S", 1.0)
+    a, b = new_host(), new_host()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            await nursery.start(b.serve)
+            _pid, target = parse_peer_multiaddr(b.listen_addrs()[0])
+            hole = _Blackhole(("127.0.0.1", int(target.value_for_protocol("tcp"))))
+            await nursery.start(hole.serve)
+            try:
+                await a.connect(f"/ip4/127.0.0.1/tcp/{hole.port}/p2p/{b.peer_id}")
+                await trio.sleep(1.0)
+                assert [p for p, _ in a.peers()] == [b.peer_id]  # pings answered: kept
+                hole.silent.set()
+                with trio.fail_after(15):
+                    while a.peers():
+                        await trio.sleep(0.1)
+            finally:
+                await a.stop()
+                await b.stop()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
