@@ -63,6 +63,14 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    replaces the loop with one that also closes the connection when a ping is
    not answered within ``KEEPALIVE_TIMEOUT_S`` (go-yamux's keepalive does the
    same), so both ends drop it and redial a fresh connection.
+14. **pubsub stuck on a dead connection**: when a peer reconnects while the
+   old connection is not yet known dead, upstream keeps the peer's pubsub
+   stream on the old connection (the new one is skipped: "already has a pubsub
+   stream"); when the old one closes, the peer is not removed (it still has a
+   connection) and its sending loop has quit on the write error: nothing is
+   sent to that peer again. ``repair_pubsub_peers`` (run every second by the
+   hosts) hands such peers back to pubsub, which re-registers them on their
+   live connection (a fresh stream and hello).
 """
 
 from __future__ import annotations
@@ -89,6 +97,7 @@ from libp2p.network.config import ConnectionConfig
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
@@ -115,6 +124,7 @@ AGENT_VERSION = f"pinion/{_package_version()}"  #: identify's agent version
 GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
 KEEPALIVE_INTERVAL_S = 10.0  #: a yamux ping on every connection this often...
 KEEPALIVE_TIMEOUT_S = 15.0  #: ...and a connection whose ping is not answered within this is closed
+CLOSE_TIMEOUT_S = 30.0  #: closing a dead connection (session, then the swarm's cleanup) takes at most this
 SEQNO_RESERVE = 1 << 32  #: seqnos a run may use before it moves the persisted floor ahead again
 SEQNO_MAX = (1 << 64) - 1  #: seqnos are 8-byte big-endian unsigned integers on the wire
 
@@ -312,14 +322,18 @@ async def _rtt_and_keepalive_loop(self: Yamux) -> None:
             logging.getLogger("libp2p.keepalive").info(
                 "closing the connection to %s: no answer to a ping in %s s", self.peer_id, KEEPALIVE_TIMEOUT_S
             )
-            # the socket first: a writer stuck on a full send buffer (the peer is gone) would
-            # hold the write lock that close() needs to send GO_AWAY
-            with trio.move_on_after(KEEPALIVE_TIMEOUT_S):
-                try:
-                    await self.secured_conn.close()
-                except Exception:
-                    pass
-                await self.close()
+            # shielded: the close ends in the swarm's cleanup (remove the connection, tell
+            # pubsub), which must not be cut short when the session's own tasks are cancelled
+            with trio.CancelScope(shield=True):
+                # the socket first: a writer stuck on a full send buffer (the peer is gone)
+                # holds the write lock that close() needs to send GO_AWAY
+                with trio.move_on_after(KEEPALIVE_TIMEOUT_S):
+                    try:
+                        await self.secured_conn.close()
+                    except Exception:
+                        pass
+                with trio.move_on_after(CLOSE_TIMEOUT_S):
+                    await self.close()
             return
         with trio.move_on_after(KEEPALIVE_INTERVAL_S):
             await self.event_shutting_down.wait()
@@ -405,6 +419,29 @@ async def identify_peer(host: IHost, peer: ID) -> IdentifyMsg:
     msg.ParseFromString(data)
     await update_peerstore_from_identify(host.get_peerstore(), peer, msg)
     return msg
+
+
+def repair_pubsub_peers(pubsub: Pubsub) -> list[ID]:
+    """Re-register the pubsub peers whose stream lives on a closed connection; returns them.
+
+    ``_handle_dead_peer`` forgets the dead stream and, when the peer is still connected,
+    opens a new one on a live connection (with our subscriptions), as upstream does when
+    a stream dies on a connection that stays up.
+    """
+    stale = [
+        peer
+        for peer, stream in list(pubsub.peers.items())
+        if getattr(getattr(stream, "muxed_conn", None), "is_closed", False)
+    ]
+    for peer in stale:
+        topics = [topic for topic, peers in pubsub.peer_topics.items() if peer in peers]
+        pubsub._handle_dead_peer(peer)  # forgets its subscriptions too
+        if pubsub._peer_is_connected(peer):
+            # still subscribed: it announced its topics on the stream it opened on the live
+            # connection, and will not announce them again
+            for topic in topics:
+                pubsub.handle_subscription(peer, rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
+    return stale
 
 
 def close_pubsub(pubsub: Pubsub) -> None:

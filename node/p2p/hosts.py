@@ -50,6 +50,7 @@ RECONNECT_TIMEOUT_S = 5.0  #: per known peer when redialling
 RECONNECT_INTERVAL_S = 30.0  #: how often known peers that dropped are redialled
 CLOSE_TIMEOUT_S = 5.0  #: closing the connections when the host stops takes at most this
 IDENTIFY_TIMEOUT_S = 10.0  #: identifying a new connection's peer (to learn its addresses) takes at most this
+PUBSUB_REPAIR_INTERVAL_S = 1.0  #: how often pubsub peers on closed connections are re-registered
 CONNECTION_EVENTS = 256  #: new connections waiting to be identified (more are not identified)
 AGENT_VERSION = compat.AGENT_VERSION  #: what identify tells peers we run
 
@@ -325,6 +326,8 @@ class HostHandle:
                 nursery.start_soon(self._keep_known_peers)
             if self._new_connections is not None:
                 nursery.start_soon(self._learn_addresses, self._new_connections)
+            if self.pubsub is not None:
+                nursery.start_soon(self._repair_pubsub, self.pubsub)
             task_status.started(self)
             await self._stop.wait()
             self._nursery = None
@@ -409,6 +412,13 @@ class HostHandle:
             log.debug("%s host: identifying %s failed: %s", self.name, peer, exc)
         finally:
             self._identifying.discard(peer)
+
+    async def _repair_pubsub(self, pubsub: Pubsub) -> None:
+        """Every second: move pubsub peers off closed connections (see ``compat.repair_pubsub_peers``)."""
+        while True:
+            await trio.sleep(PUBSUB_REPAIR_INTERVAL_S)
+            for peer in compat.repair_pubsub_peers(pubsub):
+                log.info("%s host: pubsub stream to %s was on a closed connection: re-registered", self.name, peer)
 
     async def _keep_known_peers(self) -> None:
         while True:

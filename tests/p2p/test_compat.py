@@ -534,3 +534,57 @@ def test_a_connection_that_goes_silent_is_closed(monkeypatch: pytest.MonkeyPatch
                 nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+def test_pubsub_moves_to_the_new_connection_of_a_peer_that_reconnected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """b reconnects while a still holds their old, dead connection (a partition b noticed
+    first). Upstream keeps a's pubsub stream on the dead connection for ever: it skips the new
+    connection ("already has a pubsub stream"), and when the old one closes it does not move
+    (the peer still has a connection) while its sending loop has quit. a's messages never
+    reach b again. The hosts repair that: pubsub re-registers the peer on its live connection."""
+    from node.p2p.hosts import parse_peer_multiaddr
+
+    from .conftest import new_host, new_secret
+
+    monkeypatch.setattr(compat, "KEEPALIVE_INTERVAL_S", 0.3)
+    monkeypatch.setattr(compat, "KEEPALIVE_TIMEOUT_S", 1.0)
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    b = new_host("cluster", psk=secret, pubsub=True)
+    topic = "pinion-reconnect"
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            await nursery.start(b.serve)
+            try:
+                a_sub, b_sub = await a.subscribe(topic), await b.subscribe(topic)
+                _pid, target = parse_peer_multiaddr(a.listen_addrs()[0])
+                for cycle in range(3):
+                    hole = _Blackhole(("127.0.0.1", int(target.value_for_protocol("tcp"))))
+                    await nursery.start(hole.serve)
+                    await b.connect(f"/ip4/127.0.0.1/tcp/{hole.port}/p2p/{a.peer_id}")
+                    with trio.fail_after(20):
+                        while a.peer_id not in b.topic_peers(topic) or b.peer_id not in a.topic_peers(topic):
+                            await trio.sleep(0.05)
+                        await a.publish(topic, b"a %d" % cycle)
+                        await b.publish(topic, b"b %d" % cycle)
+                        await _receive_all(b_sub, {b"a %d" % cycle})
+                        await _receive_all(a_sub, {b"b %d" % cycle})
+                    hole.silent.set()  # the partition; b notices first and drops its side
+                    await b.host.get_network().close_peer(parse_peer_multiaddr(a.listen_addrs()[0])[0])
+            finally:
+                await a.stop()
+                await b.stop()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_upstream_pubsub_still_keeps_a_peer_on_a_dead_stream() -> None:
+    from libp2p.pubsub.pubsub import Pubsub
+
+    assert "already has pubsub stream, skipping" in inspect.getsource(Pubsub._handle_new_peer)
+    assert "not removing" in inspect.getsource(Pubsub.handle_dead_peer_queue)
+    sending = inspect.getsource(Pubsub.handle_sending_messages)
+    assert "if not ok:\n                    return" in sending
