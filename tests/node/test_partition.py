@@ -69,12 +69,12 @@ def link() -> Iterator[Link]:
     made.remove()
 
 
-def _node(make_node: Any, name: str, secret: str, ip: str, *, all_apis: bool) -> Any:
+def _node(make_node: Any, name: str, secret: str, ip: str, *, all_apis: bool, **cluster: Any) -> Any:
     """A repo whose cluster host listens on ``ip`` (and, with ``all_apis``, every server too)."""
     addrs: dict[str, Any] = {"Cluster": [f"/ip4/{ip}/tcp/0"], "Swarm": [f"/ip4/{ip}/tcp/0"]}
     if all_apis:
         addrs.update({key: f"/ip4/{ip}/tcp/0" for key in ("API", "Gateway", "ClusterAPI", "PinSvcAPI", "Metrics")})
-    return _init(make_node, name, secret, Addresses=addrs)
+    return _init(make_node, name, secret, Addresses=addrs, Cluster=cluster)
 
 
 def _inline(data: bytes) -> str:
@@ -163,10 +163,14 @@ def test_both_sides_of_a_partition_pin_and_unpin_then_converge(make_node: Any, l
     name) on the other. After healing every peer holds the same pinset (the re-pin wins: the
     CRDT set is add-wins) and pins exactly it."""
     secret = secrets.token_hex(32)
-    a = _node(make_node, "a", secret, link.here_ip, all_apis=False)
-    b = _node(make_node, "b", secret, link.here_ip, all_apis=False)
-    c = _node(make_node, "c", secret, link.there_ip, all_apis=True)
-    d = _node(make_node, "d", secret, link.there_ip, all_apis=True)
+    # pings every 2 s, valid 4 s (the test profile's 1 s / 2 s): four daemons on a loaded
+    # 2-core machine deliver a ping later than 2 s at times, and the test waits for all four
+    # to see each other at once
+    metrics = {"MonitorPingInterval": 2, "MetricTTL": 8}
+    a = _node(make_node, "a", secret, link.here_ip, all_apis=False, **metrics)
+    b = _node(make_node, "b", secret, link.here_ip, all_apis=False, **metrics)
+    c = _node(make_node, "c", secret, link.there_ip, all_apis=True, **metrics)
+    d = _node(make_node, "d", secret, link.there_ip, all_apis=True, **metrics)
     for n in (c, d):
         n.prefix = ["ip", "netns", "exec", link.ns]
     nodes = [a, b, c, d]
