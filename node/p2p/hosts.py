@@ -7,6 +7,10 @@
   inside a libp2p private network keyed by the cluster's 32-byte secret, plus
   gossipsub for CRDT heads and peer metrics.
 
+Both keep a peer book (``PeerBook``): peers we dialled, and what every connected peer
+announces over identify (a peer back on a new address replaces its stale one; the cluster
+host also adds members that only ever dialled us). Known peers that drop are redialled.
+
 ``HostHandle`` lives in the bridge's trio thread: every ``async`` method is a
 trio coroutine, and stream handlers are trio coroutines taking the stream.
 Code on asyncio goes through ``node.p2p.service.P2PService``.
@@ -401,6 +405,8 @@ class HostHandle:
         try:
             if host is None or book is None:
                 return
+            if not self.learn_peers and not book.addrs(str(peer)):
+                return  # a peer we do not keep (an IPFS peer that dialled the swarm host)
             with trio.move_on_after(IDENTIFY_TIMEOUT_S):
                 msg = await compat.identify_peer(host, peer)
                 if not host.get_network().get_connections(peer):
