@@ -392,6 +392,45 @@ async def _receive_all(sub, wanted: set[bytes]) -> None:
         missing.discard((await sub.get()).data)
 
 
+def test_a_message_dropped_as_already_seen_arrives_when_published_again() -> None:
+    """The pinset rebroadcasts its heads: the same bytes published again must get through even
+    when the first announcement was dropped as a duplicate (here: its id planted in b's
+    seen-messages cache). Each publish takes a fresh sequence number, so it is a new message."""
+    from .conftest import new_host, new_secret
+
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    b = new_host("cluster", psk=secret, pubsub=True)
+    topic = "pinion-rebroadcast"
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            await nursery.start(b.serve)
+            try:
+                await a.subscribe(topic)
+                b_sub = await b.subscribe(topic)
+                await b.connect(a.listen_addrs()[0])
+                with trio.fail_after(20):
+                    while b.peer_id not in a.topic_peers(topic):
+                        await trio.sleep(0.05)
+                assert a.pubsub is not None and b.pubsub is not None
+                next_id = a.pubsub.host.get_id().to_bytes() + (a.pubsub.counter + 1).to_bytes(8, "big")
+                b.pubsub.seen_messages.add(next_id)  # b "has seen" a's next message already
+                await a.publish(topic, b"heads")
+                with trio.move_on_after(1.5):
+                    got = await b_sub.get()
+                    raise AssertionError(f"the message b had seen was delivered: {got.data!r}")
+                await a.publish(topic, b"heads")  # the rebroadcast: same bytes
+                with trio.fail_after(10):
+                    assert (await b_sub.get()).data == b"heads"
+            finally:
+                await a.stop()
+                await b.stop()
+
+    trio.run(main)
+
+
 def test_upstream_gossipsub_still_has_no_flood_publish() -> None:
     from libp2p.pubsub.gossipsub import GossipSub
 
