@@ -1,4 +1,4 @@
-"""UnixFS HAMT directory shards: hashing, bitfields, building and lookup.
+"""UnixFS HAMT directory shards: hashing, bitfields, building, and the lookup and listing walks.
 
 Facts (boxo ``hamt``): keys are hashed with murmur3-x64-128 (seed 0) keeping
 the first 64-bit lane ``h1`` as a big-endian integer; each level consumes
@@ -11,6 +11,11 @@ sub-shard is named by the slot in upper-case hex (padded to the width of
 ``fanout - 1``), a link to an entry by that prefix followed by the entry name.
 A slot holding two or more keys becomes a sub-shard, so the tree does not
 depend on insertion order.
+
+Lookup and listing are sans-I/O walk cores (:mod:`blockstore.walk_protocol`):
+:func:`shard_find` and :func:`shard_entries` ask for each sub-shard with a
+``Need``; :func:`hamt_find` / :func:`hamt_iter` run them over a synchronous
+``get_block``, the gateway runs them over the network.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import mmh3
 from .cid import DAG_PB, SHA2_256, make_cid, make_multihash
 from .dagpb import PBLink, PBNode, decode_pbnode, encode_pbnode
 from .unixfs import HAMT_SHARD, UnixFSData, decode_unixfs, encode_unixfs
+from .walk_protocol import Need, Visited, Walk, run_sync, stream_sync
 
 __all__ = [
     "MURMUR3_X64_64",
@@ -36,6 +42,8 @@ __all__ = [
     "slot_prefix",
     "build_hamt",
     "hamt_order",
+    "shard_find",
+    "shard_entries",
     "hamt_find",
     "hamt_iter",
 ]
@@ -187,10 +195,10 @@ def _shard_params(node: PBNode) -> tuple[int, int]:
     return fanout, len(slot_prefix(0, fanout))
 
 
-def hamt_find(get_block: GetBlock, root_node: PBNode, name: bytes) -> PBLink | None:
-    """Look ``name`` up in the HAMT rooted at ``root_node``; return its link (with the full prefixed name) or None.
+def shard_find(root_node: PBNode, name: bytes) -> Walk[Visited, PBLink | None]:
+    """Walk core: look ``name`` up in the HAMT rooted at ``root_node``; return its link (full prefixed name) or None.
 
-    Only the shards on the path to ``name`` are fetched with ``get_block``.
+    Needs only the sub-shards on the path to ``name`` (each output as :class:`Visited`).
     """
     h = hamt_hash(name)
     node = root_node
@@ -212,18 +220,50 @@ def hamt_find(get_block: GetBlock, root_node: PBNode, name: bytes) -> PBLink | N
                 return link
         if child is None:
             return None
-        node = decode_pbnode(get_block(child.hash))
+        block = yield Need(child.hash, "HAMT shard")
+        assert block is not None
+        yield Visited(child.hash, block)
+        node = decode_pbnode(block)
         depth += 1
 
 
-def hamt_iter(get_block: GetBlock, root_node: PBNode) -> Iterator[tuple[bytes, PBLink]]:
-    """Yield (entry name, link) for every entry of the HAMT, in shard (slot) order, depth first."""
+def shard_entries(root_node: PBNode) -> Walk[tuple[bytes, PBLink] | Visited, None]:
+    """Walk core: output (entry name, link) for every entry of the HAMT, in shard (slot) order, depth first.
+
+    Each sub-shard is output as :class:`Visited` when read, before its entries
+    (pre-order). Holds one node per level (at most 64 / log2(fanout) levels).
+    """
     fanout, width = _shard_params(root_node)
-    for link in root_node.links:
+    stack: list[tuple[Iterator[PBLink], int]] = [(iter(root_node.links), width)]
+    bits = bits_per_level(fanout)
+    while stack:
+        links, width = stack[-1]
+        link = next(links, None)
+        if link is None:
+            stack.pop()
+            continue
         lname = link.name or b""
         if len(lname) < width:
             raise HamtError(f"HAMT link name {lname!r} is shorter than the slot prefix")
-        if len(lname) == width:
-            yield from hamt_iter(get_block, decode_pbnode(get_block(link.hash)))
-        else:
+        if len(lname) > width:
             yield lname[width:], link
+            continue
+        if (len(stack) + 1) * bits > 64:
+            raise HamtError(f"HAMT ran out of hash bits at depth {len(stack)}")
+        block = yield Need(link.hash, "HAMT shard")
+        assert block is not None
+        yield Visited(link.hash, block)
+        node = decode_pbnode(block)
+        stack.append((iter(node.links), _shard_params(node)[1]))
+
+
+def hamt_find(get_block: GetBlock, root_node: PBNode, name: bytes) -> PBLink | None:
+    """:func:`shard_find` over a synchronous ``get_block``."""
+    return run_sync(shard_find(root_node, name), get_block)
+
+
+def hamt_iter(get_block: GetBlock, root_node: PBNode) -> Iterator[tuple[bytes, PBLink]]:
+    """:func:`shard_entries` over a synchronous ``get_block``: (entry name, link) of every entry."""
+    for event in stream_sync(shard_entries(root_node), get_block):
+        if type(event) is tuple:
+            yield event
