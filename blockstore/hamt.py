@@ -98,13 +98,19 @@ def bitfield_encode(slots: Sequence[int]) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
 
-def bitfield_decode(data: bytes, fanout: int = DEFAULT_FANOUT) -> list[int]:
-    """The used slots, in increasing order, of a HAMT bitfield."""
+def _bitfield_value(data: bytes, fanout: int) -> int:
+    """The bitfield as an integer (bit ``i`` = slot ``i`` used); HamtError if it does not fit ``fanout``."""
     if len(data) > (fanout + 7) // 8:
         raise HamtError(f"HAMT bitfield of {len(data)} bytes is too long for fanout {fanout}")
     value = int.from_bytes(data, "big")
     if value >> fanout:
         raise HamtError(f"HAMT bitfield marks a slot beyond fanout {fanout}")
+    return value
+
+
+def bitfield_decode(data: bytes, fanout: int = DEFAULT_FANOUT) -> list[int]:
+    """The used slots, in increasing order, of a HAMT bitfield."""
+    value = _bitfield_value(data, fanout)
     return [i for i in range(value.bit_length()) if value >> i & 1]
 
 
@@ -178,8 +184,8 @@ def _order_level(entries: list[tuple[int, bytes]], depth: int, bits: int) -> lis
     return out
 
 
-def _shard_params(node: PBNode) -> tuple[int, int]:
-    """Validate a shard node; return (fanout, prefix width)."""
+def _shard_params(node: PBNode) -> tuple[int, int, int]:
+    """Validate a shard node; return (fanout, prefix width, bitfield as an integer)."""
     if node.data is None:
         raise HamtError("HAMT shard node without UnixFS Data")
     fs = decode_unixfs(node.data)
@@ -189,10 +195,10 @@ def _shard_params(node: PBNode) -> tuple[int, int]:
         raise HamtError(f"unsupported HAMT hash function {fs.hash_type!r} (only murmur3-x64-64)")
     fanout = fs.fanout if fs.fanout is not None else DEFAULT_FANOUT
     bits_per_level(fanout)
-    slots = bitfield_decode(fs.data or b"", fanout)
-    if len(slots) != len(node.links):
-        raise HamtError(f"HAMT shard bitfield marks {len(slots)} slots but the node has {len(node.links)} links")
-    return fanout, len(slot_prefix(0, fanout))
+    used = _bitfield_value(fs.data or b"", fanout)
+    if used.bit_count() != len(node.links):
+        raise HamtError(f"HAMT shard bitfield marks {used.bit_count()} slots but the node has {len(node.links)} links")
+    return fanout, len(slot_prefix(0, fanout)), used
 
 
 def shard_find(root_node: PBNode, name: bytes) -> Walk[Visited, PBLink | None]:
@@ -204,25 +210,20 @@ def shard_find(root_node: PBNode, name: bytes) -> Walk[Visited, PBLink | None]:
     node = root_node
     depth = 0
     while True:
-        fanout, width = _shard_params(node)
-        want = slot_prefix(_slot_of(h, depth, bits_per_level(fanout)), fanout)
-        child: PBLink | None = None
-        for link in node.links:
-            lname = link.name or b""
-            if len(lname) < width:
-                raise HamtError(f"HAMT link name {lname!r} is shorter than the slot prefix")
-            if lname[:width] != want:
-                continue
-            if len(lname) == width:
-                child = link
-                break
-            if lname[width:] == name:
-                return link
-        if child is None:
+        fanout, width, used = _shard_params(node)
+        slot = _slot_of(h, depth, bits_per_level(fanout))
+        if not used >> slot & 1:
             return None
-        block = yield Need(child.hash, "HAMT shard")
+        # links follow slot order, one per used slot: the slot's link is at its rank among the used ones
+        link = node.links[(used & ((1 << slot) - 1)).bit_count()]
+        lname = link.name or b""
+        if lname[:width] != slot_prefix(slot, fanout):
+            raise HamtError(f"HAMT link name {lname[:80]!r} does not start with the prefix of its slot {slot:X}")
+        if len(lname) > width:
+            return link if lname[width:] == name else None
+        block = yield Need(link.hash, "HAMT shard")
         assert block is not None
-        yield Visited(child.hash, block)
+        yield Visited(link.hash, block)
         node = decode_pbnode(block)
         depth += 1
 
@@ -233,7 +234,7 @@ def shard_entries(root_node: PBNode) -> Walk[tuple[bytes, PBLink] | Visited, Non
     Each sub-shard is output as :class:`Visited` when read, before its entries
     (pre-order). Holds one node per level (at most 64 / log2(fanout) levels).
     """
-    fanout, width = _shard_params(root_node)
+    fanout, width, _used = _shard_params(root_node)
     stack: list[tuple[Iterator[PBLink], int]] = [(iter(root_node.links), width)]
     bits = bits_per_level(fanout)
     while stack:

@@ -293,3 +293,13 @@ def test_dag_cbor_paths_tell_links_from_bytes() -> None:
     blocks[cid_for(bad, codec=DAG_CBOR)] = bad
     with pytest.raises(CorruptNode, match="not valid DAG-CBOR"):
         Run(resolve(cid_for(bad, codec=DAG_CBOR), ["a"]), blocks)
+
+
+def test_a_hamt_link_outside_the_slot_its_bitfield_marks_is_corrupt() -> None:
+    slot = hamt.hamt_slot(b"abc", 0)
+    wrong = hamt.slot_prefix((slot + 1) % 256) + b"abc"
+    data = encode_unixfs(UnixFSData(5, data=hamt.bitfield_encode([slot]), hash_type=hamt.MURMUR3_X64_64, fanout=256))
+    cid, block = _dir([PBLink(cid_for(b"v"), wrong, 1)], data)
+    with pytest.raises(CorruptNode, match="does not start with the prefix of its slot"):
+        Run(dir_find(cid, block, b"abc"), {})
+    assert Run(dir_find(cid, block, b"abd"), {}).result is None or hamt.hamt_slot(b"abd", 0) == slot
