@@ -38,7 +38,7 @@ from .unixfs_walk import (
     file_range,
     resolve,
 )
-from .walk_protocol import Visited, run_sync, stream_sync
+from .walk_protocol import run_sync, stream_sync
 
 __all__ = [
     "BlockNotFound",
@@ -113,9 +113,7 @@ def read_file(get_block: GetBlock, cid: bytes, offset: int = 0, length: int | No
     data = _get(get_block, cid)
     size = file_node_size(cid, data)[0]
     end = size if length is None else min(size, offset + length)
-    for piece in stream_sync(file_range(cid, data, offset, end), get_block):
-        if type(piece) is not Visited:
-            yield piece  # type: ignore[misc]
+    yield from stream_sync(file_range(cid, data, offset, end), get_block)  # type: ignore[misc]
 
 
 def read_symlink(get_block: GetBlock, cid: bytes) -> str:

@@ -17,7 +17,8 @@ cores over a source that may fetch from the network (``node/gateway/walk.py``).
   dag-pb link names and DAG-CBOR fields/links.
 
 Every block a core reads beyond the one it was given is also output as a
-:class:`~blockstore.walk_protocol.Visited` (CAR responses forward them).
+:class:`~blockstore.walk_protocol.Visited` (CAR responses forward them;
+:func:`file_range` only when asked, as its readers want bytes alone).
 A dag-pb node without UnixFS Data is walked as a plain directory of named
 links (as boxo does). Malformed nodes raise :class:`CorruptNode`; using a
 node as something it is not raises :class:`NotADirectory` /
@@ -34,7 +35,7 @@ import libipld
 
 from . import hamt
 from .cborvalue import CborError, Link, decode_cbor
-from .cid import DAG_CBOR, DAG_PB, RAW, CidError, cid_to_str, parse_cid
+from .cid import DAG_CBOR, DAG_PB, RAW, CidError, cid_to_str, codec_of
 from .dagpb import DagPBError, PBLink, PBNode, decode_pbnode
 from .unixfs import DIRECTORY, FILE, HAMT_SHARD, TYPE_NAMES, UnixFSData, UnixFSError, decode_unixfs
 from .unixfs import RAW as UNIXFS_RAW
@@ -90,7 +91,7 @@ def block_name(cid: bytes) -> str:
 def codec(cid: bytes) -> int:
     """The CID's codec; :class:`CorruptNode` for an invalid CID."""
     try:
-        return parse_cid(cid).codec
+        return codec_of(cid)
     except CidError as exc:
         raise CorruptNode(f"invalid CID: {exc}") from None
 
@@ -133,19 +134,21 @@ def file_node_size(cid: bytes, data: bytes) -> tuple[int, PBNode | None, UnixFSD
 
 
 # ---------------------------------------------------------------------- files
-def file_range(cid: bytes, block: bytes, start: int, end: int) -> Walk[bytes | Visited, None]:
+def file_range(cid: bytes, block: bytes, start: int, end: int, *, visits: bool = False) -> Walk[bytes | Visited, None]:
     """Walk core: output the bytes ``[start, end)`` of the file ``cid`` whose root block is ``block``.
 
-    ``end`` is clipped to the file's size; an empty range outputs nothing but
-    the root's :class:`Visited`. Outputs, in file order: a ``Visited`` for
-    every block read (the root first, then pre-order), and the file's bytes
-    as ``bytes`` pieces (whole blocks are not copied). Only blocks that
-    overlap the range are needed; before reading a node's children it yields
-    an ``Ahead`` with those it will need. Holds the pending siblings of each
-    level, never more than one block per level.
+    ``end`` is clipped to the file's size. Outputs the file's bytes in order
+    as ``bytes`` pieces (whole blocks are not copied); with ``visits`` also a
+    :class:`Visited` for every block it reads (the root first, then
+    pre-order; an empty range outputs the root's only), which is what a CAR
+    of the range carries. Only blocks that overlap the range are needed;
+    before reading a node's children it yields an ``Ahead`` with those it
+    will need. Holds the pending siblings of each level, never more than one
+    block per level.
     """
     size, _node, _fs = file_node_size(cid, block)
-    yield Visited(cid, block)
+    if visits:
+        yield Visited(cid, block)
     end = min(end, size)
     if start >= end:
         return
@@ -156,7 +159,8 @@ def file_range(cid: bytes, block: bytes, start: int, end: int) -> Walk[bytes | V
         if data is None:
             data = yield Need(c, "file chunk")
             assert data is not None
-            yield Visited(c, data)
+            if visits:
+                yield Visited(c, data)
         kind = codec(c)
         if kind == RAW:
             if len(data) != expect:

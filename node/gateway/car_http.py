@@ -121,7 +121,7 @@ class CarWalk:
                     yield cid, block
                 return
             # the file's blocks that hold bytes span[0]..span[1]; children outside are never fetched
-            yield from self._visited(file_range(cid, block, span[0], span[1] + 1))
+            yield from self._visited(file_range(cid, block, span[0], span[1] + 1, visits=True))
             return
         if self._admit(cid):
             yield cid, block

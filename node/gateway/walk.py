@@ -123,31 +123,26 @@ class _Lookahead:
         self.queue.clear()
 
 
-class _Answers:
-    """Answers a core's requests from ``source`` (with a lookahead when the source has concurrency)."""
+def _lookahead(source: BlockSource) -> _Lookahead | None:
+    """A lookahead when the source is worth several requests in flight, else None (fetch one at a time)."""
+    window = max(int(getattr(source, "concurrency", 1)), 1)
+    return _Lookahead(source, window) if window > 1 else None
 
-    def __init__(self, source: BlockSource) -> None:
-        self.source = source
-        window = max(int(getattr(source, "concurrency", 1)), 1)
-        self.ahead = _Lookahead(source, window) if window > 1 else None
 
-    async def answer(self, event: Need | Ahead) -> bytes | None:
-        if type(event) is Need:
-            if self.ahead is not None:
-                return await self.ahead.get(event)
-            return await fetch(self.source, event.cid, event.what)
-        if self.ahead is not None:
-            self.ahead.hint(event)  # type: ignore[arg-type]
-        return None
-
-    def close(self) -> None:
-        if self.ahead is not None:
-            self.ahead.close()
+async def _answer(source: BlockSource, ahead: _Lookahead | None, event: Need | Ahead) -> bytes | None:
+    """The block a ``Need`` asks for (None for an ``Ahead``, which only feeds the lookahead)."""
+    if type(event) is Need:
+        if ahead is None:
+            return await fetch(source, event.cid, event.what)
+        return await ahead.get(event)
+    if ahead is not None:
+        ahead.hint(event)  # type: ignore[arg-type]
+    return None
 
 
 async def stream(walk: Walk[T, object], source: BlockSource) -> AsyncIterator[T]:
     """Drive ``walk`` over ``source`` and yield its outputs; raise :class:`GatewayError` on any failure."""
-    answers = _Answers(source)
+    ahead = _lookahead(source)
     send: bytes | None = None
     try:
         while True:
@@ -157,19 +152,22 @@ async def stream(walk: Walk[T, object], source: BlockSource) -> AsyncIterator[T]
                 return
             except ExportError as exc:
                 raise _gateway_error(exc) from None
-            if type(event) is Need or type(event) is Ahead:
-                send = await answers.answer(event)  # type: ignore[arg-type]
+            if type(event) is Need and ahead is None:
+                send = await fetch(source, event.cid, event.what)  # type: ignore[union-attr]
+            elif type(event) is Need or type(event) is Ahead:
+                send = await _answer(source, ahead, event)  # type: ignore[arg-type]
             else:
                 send = None
                 yield event  # type: ignore[misc]
     finally:
-        answers.close()
+        if ahead is not None:
+            ahead.close()
         walk.close()
 
 
 async def run(walk: Walk[object, R], source: BlockSource) -> R:
     """Drive ``walk`` over ``source`` to its end and return its result (outputs are dropped)."""
-    answers = _Answers(source)
+    ahead = _lookahead(source)
     send: bytes | None = None
     try:
         while True:
@@ -179,12 +177,15 @@ async def run(walk: Walk[object, R], source: BlockSource) -> R:
                 return stop.value  # type: ignore[no-any-return]
             except ExportError as exc:
                 raise _gateway_error(exc) from None
-            if type(event) is Need or type(event) is Ahead:
-                send = await answers.answer(event)  # type: ignore[arg-type]
+            if type(event) is Need and ahead is None:
+                send = await fetch(source, event.cid, event.what)  # type: ignore[union-attr]
+            elif type(event) is Need or type(event) is Ahead:
+                send = await _answer(source, ahead, event)  # type: ignore[arg-type]
             else:
                 send = None
     finally:
-        answers.close()
+        if ahead is not None:
+            ahead.close()
         walk.close()
 
 

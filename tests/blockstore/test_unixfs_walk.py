@@ -105,8 +105,10 @@ def test_any_range_of_a_random_file_equals_the_slice(params: ImportParams, size:
         start = data.draw(st.integers(0, size + 3))
         end = data.draw(st.integers(0, size + 3))
         run = Run(file_range(root, s.blocks[root], start, end), s.blocks)
-        assert run.data() == content[start:end]
-        assert run.visited() == [root, *run.needs]  # every block read is output once, the root first
+        assert run.data() == content[start:end] and run.visited() == []
+        with_visits = Run(file_range(root, s.blocks[root], start, end, visits=True), s.blocks)
+        assert with_visits.data() == run.data() and with_visits.needs == run.needs
+        assert with_visits.visited() == [root, *run.needs]  # every block read is output once, the root first
         if start < min(end, size):
             leaves = [c for c in [root, *run.needs] if codec_of(c) == RAW or not decode_pbnode(s.blocks[c]).links]
             first, last = start // params.chunk_size, (min(end, size) - 1) // params.chunk_size
