@@ -33,7 +33,7 @@ from cluster.pinoptions import PinOptionsError, check_origin
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import JsonLimitError, is_json_type
 from ..jsonlimits import loads as json_loads
-from ..restapi.app import error_of
+from ..restapi.app import RETRY_AFTER, error_of
 from ..restapi.auth import middlewares, response_headers, token_handler
 
 STATUSES = ("queued", "pinning", "pinned", "failed")
@@ -310,4 +310,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         mapped = error_of(exc)
         if mapped is None:
             raise
-        return failure(*mapped)
+        resp = failure(*mapped)
+        if mapped[0] == 429:  # a full pin queue (PinTracker.MaxPinQueueSize)
+            resp.headers["Retry-After"] = str(RETRY_AFTER)
+        return resp
