@@ -431,7 +431,10 @@ class ClusterPeer:
         full = self._full_queues(view, existing, upload)
         rmin, rmax = pin.replication_factor_min, pin.replication_factor_max
         if rmin == -1 and rmax == -1:
-            if full:  # every peer pins it: each one's queue must take it
+            # every peer pins it: each trusted peer's queue must take it (an untrusted peer's
+            # queue metric could otherwise refuse every such pin)
+            full = {p: r for p, r in full.items() if self.is_trusted(p)}
+            if full:
                 raise QueueFull(_queue_message(pin.cid, full, view.queues, self.config["PinTracker"]["MaxPinQueueSize"]))
             return []
         current = [p for p in (existing.allocations if existing else ()) if p in view.peers and p not in blacklist]
