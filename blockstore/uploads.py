@@ -45,9 +45,18 @@ class Uploads:
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
         """Every (root CID, upload time in unix ns), streamed from disk."""
+        return self.scan()
+
+    def scan(self, after: bytes | None = None) -> Iterator[tuple[bytes, int]]:
+        """(root CID, upload time in unix ns) in CID order, from the first CID above ``after``."""
         n = len(NS_UPLOADS)
-        for key, value in self._db.iterator(prefix=NS_UPLOADS):
-            yield key[n:], _U64.unpack(value)[0]
+        if after is None:
+            it = self._db.iterator(prefix=NS_UPLOADS)
+        else:
+            it = self._db.iterator(start=NS_UPLOADS + after, include_start=False, stop=NS_UPLOADS[:-1] + b"0")
+        with it:
+            for key, value in it:
+                yield key[n:], _U64.unpack(value)[0]
 
     def release(self, cids: Iterable[bytes]) -> None:
         """Forget the markers of ``cids`` (their blocks become garbage unless something else keeps them)."""

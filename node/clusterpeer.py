@@ -163,6 +163,7 @@ class ClusterPeer:
         self._tasks: list[asyncio.Task[None]] = []
         self._reservations: list[tuple[str, int, int]] = []  # (peer, bytes, ns)
         self._admitting = 0  # pins admitted to this peer's queue, not yet written to the pinset
+        self._uploads_cursor: bytes | None = None  # the last upload marker release_uploads looked at
         self._removed: dict[str, int] = {}  # peer -> ns it was removed (until it pings again)
         self._gone_since: dict[str, int] = {}  # peer -> ns of its ping alert
         self._identities: dict[str, tuple[float, tuple[str, str, tuple[str, ...]]]] = {}
@@ -410,7 +411,7 @@ class ClusterPeer:
         max_queue = int(self.config["PinTracker"]["MaxPinQueueSize"])
         full = {}
         for peer, queued in view.queues.items():
-            if existing is not None and peer in existing.allocations:
+            if existing is not None and is_allocated(existing, peer):
                 continue
             if queued >= admission_limit(max_queue, upload=upload and peer == self.peer_id):
                 full[peer] = "with a full pin queue"
@@ -1035,10 +1036,12 @@ class ClusterPeer:
 
     async def release_uploads(self, limit: int = UPLOADS_PER_ROUND) -> int:
         """Drop the upload markers (``blockstore/uploads.py``) of uploads whose cluster pin is
-        settled (``cluster/uploads.py``); returns how many. Looks at ``limit`` markers at most."""
+        settled (``cluster/uploads.py``); returns how many. Looks at ``limit`` markers at most,
+        each round after the last one looked at (then from the start again)."""
         loop = asyncio.get_running_loop()
         uploads = Uploads(self.repo.db)
-        markers = await loop.run_in_executor(None, lambda: list(itertools.islice(uploads, limit)))
+        markers = await loop.run_in_executor(None, lambda: list(itertools.islice(uploads.scan(self._uploads_cursor), limit)))
+        self._uploads_cursor = markers[-1][0] if len(markers) == limit else None
         done: list[bytes] = []
         now = now_ns()
         for cid, at in markers:

@@ -209,3 +209,16 @@ def test_the_sweep_rechecks_marks_under_the_barrier_lock(tmp_path: Path) -> None
         s.gc_end()
     assert s.get(picked[0]) == picked[1] and s.get(other[0]) is None
     assert s.stats()["blocks"] == 1
+
+
+def test_upload_markers_scan_in_cid_order_from_a_cursor(tmp_path: Path) -> None:
+    s = BlockStore(open_db(tmp_path))
+    uploads = Uploads(s.db)
+    cids = sorted(_leaf()[0] for _ in range(5))
+    s.commit(s.new_journal(), uploads=cids)
+    s.db.put(b"v/after-the-namespace", b"")  # a neighbouring namespace is never read
+    assert [c for c, _ts in uploads] == cids
+    assert [c for c, _ts in uploads.scan(cids[1])] == cids[2:]
+    assert list(uploads.scan(cids[-1])) == []
+    uploads.release(cids[:2])
+    assert [c for c, _ts in uploads.scan()] == cids[2:]

@@ -82,6 +82,7 @@ def test_untrusted_metrics_and_full_queues_are_left_out(peer: ClusterPeer) -> No
     everywhere = Pin(cid_for(b"everywhere"))
     with pytest.raises(QueueFull):
         peer._allocate(everywhere, None, None)
+    assert peer._allocate(everywhere, everywhere, None) == []  # a re-pin (new name, metadata): no new entry
     _announce(peer, TRUSTED, 10**12, 0)
     _announce(peer, UNTRUSTED, 10**16, 10**6)
     assert peer._allocate(everywhere, None, None) == []
