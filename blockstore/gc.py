@@ -27,8 +27,9 @@ run during a collection; the collection never stalls them:
    root that moves during the marking is seen at one end or the other.
 3. Code that records a pin of blocks it did *not* write (a fetch that found
    blocks already present, ``pin add`` of stored content) uses
-   :func:`record_pin`: it reads the DAG through :meth:`BlockStore.get_kept`
-   (marks while a collection runs) and, if a collection began meanwhile,
+   :func:`record_pin`: it checks the DAG through :meth:`BlockStore.get_kept`
+   (marks while a collection runs) unless no collection ran since the caller's
+   own check (the *epoch* is unchanged), and if a collection began meanwhile it
    checks the DAG again after the pin is written; a block the sweep removed in
    that window is reported, and the caller fetches it again.
 4. The sweep deletes a batch at a time with :meth:`BlockStore.delete_unmarked`,
@@ -44,13 +45,13 @@ from collections.abc import Callable, Iterable, Iterator
 
 import plyvel
 
-from .cid import multihash_of
-from .dagwalk import BlockNotFound, walk_dag
+from .cid import RAW, codec_of, multihash_of
+from .dagwalk import BlockNotFound
 from .db import NS_GC_MARK
 from .links import iter_links
 from .store import BlockStore
 
-__all__ = ["BlockNotFound", "LinksFn", "RootSource", "collect", "record_pin"]
+__all__ = ["BlockNotFound", "LinksFn", "RootSource", "check_dag", "collect", "record_pin"]
 
 #: ``links(cid, data)``: the child CIDs of a block
 LinksFn = Callable[[bytes, bytes], list[bytes]]
@@ -133,20 +134,52 @@ def record_pin(
     *,
     max_depth: int | None = None,
     links: Callable[[bytes, bytes], Iterable[bytes]] = iter_links,
+    checked_since: int | None = None,
 ) -> None:
     """Record a pin of the DAG under ``root`` (``add_pin()``) once the DAG is complete, safe
     against a collection running meanwhile (point 3 of the module docstring).
+
+    ``checked_since``: the :attr:`BlockStore.gc_epoch` read before the caller made sure the
+    DAG is complete (a fetch that walked it): when no collection ran or began since, that
+    check stands and the DAG is not walked again before the pin is written.
 
     Raises :class:`BlockNotFound` naming a missing block: before ``add_pin`` when the DAG
     is incomplete; after it when a collection removed a block between the check and the
     pin (the pin stays recorded: the caller fetches the block again or records a failure).
     """
     epoch = store.gc_epoch
-    for _cid, _data in walk_dag(root, store.get_kept, links=links, max_depth=max_depth):
-        pass
+    if checked_since is None or checked_since != epoch or epoch % 2:
+        check_dag(store, root, max_depth=max_depth, links=links)
     add_pin()
     if store.gc_epoch != epoch:
-        # a collection began or ended since the walk: it may have read the roots before
-        # this pin existed, and swept a block the walk had already passed
-        for _cid, _data in walk_dag(root, store.get_kept, links=links, max_depth=max_depth):
-            pass
+        # a collection began or ended since the check: it may have read the roots before
+        # this pin existed, and swept a block the check had already passed
+        check_dag(store, root, max_depth=max_depth, links=links)
+
+
+def check_dag(
+    store: BlockStore,
+    root: bytes,
+    *,
+    max_depth: int | None = None,
+    links: Callable[[bytes, bytes], Iterable[bytes]] = iter_links,
+) -> None:
+    """Raise :class:`BlockNotFound` unless every block of the DAG under ``root`` is stored;
+    while a collection runs, mark each one live (:meth:`BlockStore.keep`, :meth:`BlockStore.get_kept`).
+    Raw blocks and blocks at ``max_depth`` are only looked up, never decoded."""
+    stack: list[tuple[bytes, int]] = [(root, 0)]
+    seen: set[bytes] = set()
+    while stack:
+        cid, depth = stack.pop()
+        if cid in seen:
+            continue
+        seen.add(cid)
+        leaf = codec_of(cid) == RAW or (max_depth is not None and depth >= max_depth)
+        if leaf:
+            if not store.keep(cid):
+                raise BlockNotFound(cid)
+            continue
+        data = store.get_kept(cid)
+        if data is None:
+            raise BlockNotFound(cid)
+        stack.extend((child, depth + 1) for child in links(cid, data))

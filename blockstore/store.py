@@ -318,6 +318,19 @@ class BlockStore:
                 self._db.put(NS_GC_MARK + parts.multihash, b"")
         return None if value is None else self._decode(value)
 
+    def keep(self, cid: bytes) -> bool:
+        """:meth:`has`, and while a collection runs, mark the block live (as :meth:`get_kept`,
+        without decoding it)."""
+        parts = parse_cid(cid)
+        if parts.mh_code == IDENTITY:
+            return True
+        key = NS_BLOCKS + parts.multihash
+        with self._lock:
+            present = self._db.get(key) is not None
+            if present and self._gc_active:
+                self._db.put(NS_GC_MARK + parts.multihash, b"")
+        return present
+
     def delete_unmarked(self, multihashes: Iterable[bytes]) -> list[bytes]:
         """Delete the blocks of ``multihashes`` that no collection mark keeps; return those deleted.
 

@@ -192,6 +192,7 @@ class PinTracker:
         kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
         error: str | None = None
         for _round in range(RECORD_ROUNDS):
+            since = self._blocks.gc_epoch if self._blocks is not None else None
             try:
                 error = await self._fetch_once(cid, pin)
             except asyncio.CancelledError:
@@ -202,7 +203,7 @@ class PinTracker:
                 break
             try:
                 # no fsync: the tracker's "pinned" record written next depends on it (LevelDB keeps order)
-                await loop.run_in_executor(None, self._record, cid, pin, kind)
+                await loop.run_in_executor(None, self._record, cid, pin, kind, since)
                 break
             except BlockNotFound as exc:
                 # a garbage collection removed a block between the fetch and the pin: fetch again
@@ -233,8 +234,9 @@ class PinTracker:
         self.counters["pinned"] += 1
         await loop.run_in_executor(None, self.store.finish, cid, PIN, None)
 
-    def _record(self, cid: bytes, pin: Pin, kind: str) -> None:
-        """Write the local pin once the DAG is complete (blocking; BlockNotFound when it is not)."""
+    def _record(self, cid: bytes, pin: Pin, kind: str, since: int | None = None) -> None:
+        """Write the local pin once the DAG is complete (blocking; BlockNotFound when it is not).
+        ``since``: the block store's GC epoch before the fetch that walked the DAG."""
         add = functools.partial(self._pins.add, cid, kind, sync=False)
         if self._blocks is None:
             add()
@@ -242,7 +244,7 @@ class PinTracker:
         depth = None if pin.max_depth < 0 else pin.max_depth
         before = self._pins.get(cid)
         try:
-            record_pin(self._blocks, cid, add, max_depth=depth)
+            record_pin(self._blocks, cid, add, max_depth=depth, checked_since=since)
         except BlockNotFound:
             if before is None and self._pins.get(cid) is not None:
                 self._pins.remove(cid)  # not complete: not pinned

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from blockstore.cid import cid_for
+from blockstore.cid import DAG_PB, cid_for
 from blockstore.db import NS_GC_MARK, open_db
 from blockstore.gc import BlockNotFound, collect, record_pin
 from blockstore.pins import RECURSIVE, Pins, collect_garbage
@@ -33,7 +33,7 @@ def _leaf() -> tuple[bytes, bytes]:
 
 def _node(children: list[bytes]) -> tuple[bytes, bytes]:
     data = b"T" + b"".join(children)
-    return cid_for(data), data
+    return cid_for(data, codec=DAG_PB), data  # read through _tree_links, never decoded as dag-pb
 
 
 def _links_then(action: Callable[[], None]) -> Callable[[bytes, bytes], list[bytes]]:
@@ -222,3 +222,24 @@ def test_upload_markers_scan_in_cid_order_from_a_cursor(tmp_path: Path) -> None:
     assert list(uploads.scan(cids[-1])) == []
     uploads.release(cids[:2])
     assert [c for c, _ts in uploads.scan()] == cids[2:]
+
+
+def test_record_pin_trusts_a_check_no_collection_interrupted(tmp_path: Path) -> None:
+    """A fetch just walked the DAG: with no collection since, the pin is written without a second
+    walk; once a collection ran in between, the DAG is checked again (and the hole reported)."""
+    s = BlockStore(open_db(tmp_path))
+    pins = Pins(s.db)
+    leaf = _leaf()
+    root = _node([leaf[0]])
+    s.put_many([root])  # the leaf is missing: only a walk can tell
+    since = s.gc_epoch
+    record_pin(s, root[0], lambda: pins.add(root[0]), links=_tree_links, checked_since=since)
+    assert pins.get(root[0]) == RECURSIVE  # trusted the caller's check
+    pins.remove(root[0])
+    list(collect_garbage(s, pins, _tree_links, extra_roots=[root[0]]))  # a collection: epoch moves
+    with pytest.raises(BlockNotFound):
+        record_pin(s, root[0], lambda: pins.add(root[0]), links=_tree_links, checked_since=since)
+    assert pins.get(root[0]) is None
+    s.put_many([leaf])
+    record_pin(s, root[0], lambda: pins.add(root[0]), links=_tree_links, checked_since=since)
+    assert pins.get(root[0]) == RECURSIVE
