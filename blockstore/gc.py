@@ -50,6 +50,7 @@ from .dagwalk import BlockNotFound
 from .db import NS_GC_MARK
 from .links import iter_links
 from .store import BlockStore
+from .visited import VisitedSet
 
 __all__ = ["BlockNotFound", "LinksFn", "RootSource", "check_dag", "collect", "record_pin"]
 
@@ -168,18 +169,17 @@ def check_dag(
     while a collection runs, mark each one live (:meth:`BlockStore.keep`, :meth:`BlockStore.get_kept`).
     Raw blocks and blocks at ``max_depth`` are only looked up, never decoded."""
     stack: list[tuple[bytes, int]] = [(root, 0)]
-    seen: set[bytes] = set()
-    while stack:
-        cid, depth = stack.pop()
-        if cid in seen:
-            continue
-        seen.add(cid)
-        leaf = codec_of(cid) == RAW or (max_depth is not None and depth >= max_depth)
-        if leaf:
-            if not store.keep(cid):
+    with VisitedSet(store.db) as seen:  # bounded memory, however large the DAG
+        while stack:
+            cid, depth = stack.pop()
+            if not seen.visit(cid):
+                continue
+            leaf = codec_of(cid) == RAW or (max_depth is not None and depth >= max_depth)
+            if leaf:
+                if not store.keep(cid):
+                    raise BlockNotFound(cid)
+                continue
+            data = store.get_kept(cid)
+            if data is None:
                 raise BlockNotFound(cid)
-            continue
-        data = store.get_kept(cid)
-        if data is None:
-            raise BlockNotFound(cid)
-        stack.extend((child, depth + 1) for child in links(cid, data))
+            stack.extend((child, depth + 1) for child in links(cid, data))

@@ -216,7 +216,7 @@ def test_upload_markers_scan_in_cid_order_from_a_cursor(tmp_path: Path) -> None:
     uploads = Uploads(s.db)
     cids = sorted(_leaf()[0] for _ in range(5))
     s.commit(s.new_journal(), uploads=cids)
-    s.db.put(b"v/after-the-namespace", b"")  # a neighbouring namespace is never read
+    s.db.put(b"u0-just-after-the-namespace", b"")  # the first key past u/ is never read
     assert [c for c, _ts in uploads] == cids
     assert [c for c, _ts in uploads.scan(cids[1])] == cids[2:]
     assert list(uploads.scan(cids[-1])) == []
