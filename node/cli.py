@@ -59,19 +59,71 @@ def _api_credentials(path: Path) -> tuple[str, str] | None:
     return user, creds[user]
 
 
+def _repo_or_daemon(path: Path) -> tuple[str | None, Repo | None]:
+    """The RPC address of the daemon running on the repo at ``path``, or, when none runs,
+    the repo opened here: ``(address, None)`` or ``(None, repo)``.
+
+    As the kubo CLI: a running daemon writes its address to ``$PINION_PATH/api``, and a
+    daemon killed with SIGKILL leaves the file behind. When the address does not answer
+    and we can open the repo (LevelDB's lock: no other process holds it), the file is
+    stale: it is removed (with ``endpoints.json``), one line on stderr says so and the
+    command runs offline. A repo held by a process whose API does not answer is an error:
+    it is never opened while a live daemon holds it.
+    """
+    api_file = path / API_FILE
+    try:
+        addr = api_file.read_text().strip()
+    except FileNotFoundError:
+        return None, Repo.open(path)
+    except OSError as exc:
+        raise CliError(f"cannot read {api_file}: {exc.strerror}") from None
+    from .rpc_client import api_answers
+
+    if api_answers(addr):
+        return addr, None
+    try:
+        repo = Repo.open(path)
+    except RepoError:
+        from .repo import locked_by_other_process
+
+        if locked_by_other_process(path):
+            raise CliError(
+                f"a daemon holds the repo {path} but its API at {addr!r} does not answer "
+                "(still starting, or stuck?)"
+            ) from None
+        raise
+    # we hold the repo's lock now: no daemon can be running, the files are its leftovers
+    from .repo import ENDPOINTS_FILE
+
+    for name in (API_FILE, ENDPOINTS_FILE):
+        try:
+            os.unlink(path / name)
+        except FileNotFoundError:
+            pass
+    print(
+        f"pinion: the daemon is not running (removed the stale {api_file} left by a daemon "
+        "that did not stop cleanly); running offline",
+        file=sys.stderr,
+    )
+    return None, repo
+
+
 @contextmanager
 def _api(args: argparse.Namespace, *, offline_only: bool = False) -> Iterator[Any]:
     """The node to talk to: the running daemon's RPC, or the repo opened directly."""
     path = Path(args.repo) if args.repo else repo_path()
-    api_file = path / API_FILE
-    if api_file.exists() and not offline_only:
+    if offline_only:
+        addr, repo = None, Repo.open(path)
+    else:
+        addr, repo = _repo_or_daemon(path)
+    if addr is not None:
         from .rpc_client import RpcClient
 
-        yield RpcClient(api_file.read_text().strip(), auth=_api_credentials(path))
+        yield RpcClient(addr, auth=_api_credentials(path))
         return
     from .core import CoreAPI
 
-    repo = Repo.open(path)
+    assert repo is not None
     try:
         yield CoreAPI(repo)
     finally:
@@ -378,14 +430,20 @@ def _offline_replica(args: argparse.Namespace) -> Iterator[Any]:
     """The CRDT replica of a repo whose daemon is not running."""
     from .pinset import open_replica
 
-    path = Path(args.repo) if args.repo else repo_path()
-    if (path / API_FILE).exists():
-        raise CliError("the daemon is running on this repo; stop it before using 'pinion state'")
-    repo = Repo.open(path)
+    repo = _stopped_repo(args)
     try:
         yield repo, open_replica(repo)
     finally:
         repo.close()
+
+
+def _stopped_repo(args: argparse.Namespace) -> Repo:
+    """The repo opened here for a command that needs the daemon stopped (CliError while it runs)."""
+    path = Path(args.repo) if args.repo else repo_path()
+    _addr, repo = _repo_or_daemon(path)
+    if repo is None:
+        raise CliError("the daemon is running on this repo; stop it before using 'pinion state'")
+    return repo
 
 
 def _open_text(name: str, mode: str, zst: bool) -> Any:
@@ -459,10 +517,7 @@ def cmd_state_cleanup(args: argparse.Namespace) -> int:
 
     if not args.force:
         raise CliError("this deletes the whole cluster pinset of this peer; run again with --force to confirm")
-    path = Path(args.repo) if args.repo else repo_path()
-    if (path / API_FILE).exists():
-        raise CliError("the daemon is running on this repo; stop it before using 'pinion state'")
-    with Repo.open(path) as repo:
+    with _stopped_repo(args) as repo:
         n = clear_state(repo.db)
     print(f"removed {n} CRDT keys; run 'pinion repo gc' to free the delta blocks")
     return 0

@@ -346,16 +346,32 @@ class ClusterPeer:
         return list(await asyncio.gather(*(ask(p) for p in self.peerset())))
 
     async def peer_rm(self, peer: str) -> None:
-        """Drop ``peer`` from this peer's peer list until it pings again, and close our connections to it."""
+        """Remove ``peer`` from this peer's view of the cluster (``DELETE /peers/{peer}``,
+        ``pinion ctl peers rm``): its metrics and place in the peer set, its entry in the
+        cluster peer book (it is no longer redialled) and our connections to it.
+
+        Any peer this peer knows can be removed, also one already gone from the peer
+        set (which was still redialled). A removed peer that still runs comes back only
+        by connecting to us again and pinging (then it is a member like any other; a
+        peer that is not in ``Cluster.TrustedPeers`` never changes the pinset).
+        Raises ValueError for a malformed peer ID, NotFoundError for an unknown one.
+        """
+        if not _is_peer_id(peer):
+            raise ValueError(f"invalid peer ID {peer!r}")
         if peer == self.peer_id:
             raise ClusterError("a peer cannot remove itself; stop it instead")
-        if peer not in self.peerset():
-            raise NotFoundError(f"peer {peer} is not in the peer set")
+        known = peer in self.peerset() or self.monitor.last_seen(peer) is not None
+        if not known:
+            known = peer in await self._p2p.known_peers("cluster")
+        if not known:
+            raise NotFoundError(f"peer {peer} is not a known cluster peer")
         self._removed[peer] = now_ns()
+        self.monitor.forget(peer)
         try:
             await self._p2p.disconnect(peer, "cluster")
         except Exception as exc:  # already gone: nothing to close
             log.debug("disconnecting %s: %s", peer, exc)
+        log.info("peer %s removed from the peer set and the peer book", peer)
 
     # ------------------------------------------------------------ pins
     def _pinset(self) -> PinsetService:
@@ -1123,6 +1139,18 @@ class ClusterPeer:
             return int(metric.value) if metric is not None else None
         except ValueError:
             return None
+
+
+def _is_peer_id(text: str) -> bool:
+    """Whether ``text`` is a base58 libp2p peer ID (a multihash of a public key)."""
+    from libp2p.peer.id import ID
+    from multiformats import multihash
+
+    try:
+        multihash.unwrap(ID.from_base58(text).to_bytes())
+    except Exception:
+        return False
+    return True
 
 
 def _cid_arg(args: Any) -> bytes:

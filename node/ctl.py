@@ -140,8 +140,7 @@ def cmd_peers_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_peers_rm(args: argparse.Namespace) -> int:
-    _client(args).peer_rm(args.peer)
-    print(f"removed {args.peer}")
+    _client(args).peer_rm(args.peer)  # silent on success, as ipfs-cluster-ctl
     return 0
 
 
@@ -360,7 +359,7 @@ def add_parser(sub: Any) -> None:
     peers = cs.add_parser("peers", help="cluster peers").add_subparsers(dest="peers_cmd", required=True, metavar="SUB")
     s = peers.add_parser("ls", help="list the peer set")
     s.set_defaults(func=cmd_peers_ls)
-    s = peers.add_parser("rm", help="drop a peer from the peer set")
+    s = peers.add_parser("rm", help="remove a peer: from the peer set, the peer book (no more redials), its connections")
     s.add_argument("peer")
     s.set_defaults(func=cmd_peers_rm)
 

@@ -120,6 +120,33 @@ class Repo:
         self.close()
 
 
+def locked_by_other_process(path: str | os.PathLike[str]) -> bool:
+    """Whether another process holds the LevelDB lock of the repo at ``path`` (a daemon runs on it).
+
+    LevelDB locks ``datastore/LOCK`` with a POSIX record lock (fcntl) for as long as the
+    database is open, and the kernel drops it when the process dies, even by SIGKILL
+    (kubo's ``fsrepo.LockedByOtherProcess`` asks the same of its repo lock). Call it only
+    while this process has no database of that repo open: closing our probe releases
+    this process's own locks on the file too.
+    """
+    import fcntl
+
+    lock = Path(path).expanduser() / DATASTORE_DIR / "LOCK"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # EACCES or EAGAIN: another process holds it
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _open_db(p: Path) -> plyvel.DB:
     try:
         return open_db(p / DATASTORE_DIR)

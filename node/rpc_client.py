@@ -1,6 +1,6 @@
 """A synchronous client of a running daemon's kubo RPC, shaped like :class:`node.core.CoreAPI`.
 
-The CLI uses it when ``$PINION_PATH/api`` exists: same method names, same
+The CLI uses it when ``$PINION_PATH/api`` names a daemon that answers: same method names, same
 return types, same exceptions (:class:`~node.core.NotFound`,
 :class:`~node.core.BadRequest`, :class:`~node.core.CoreError`), so every
 command works the same online and offline. Uploads are sent as kubo's client
@@ -42,6 +42,28 @@ def _cid(text: str) -> bytes:
 
 def _bool(v: bool) -> str:
     return "true" if v else "false"
+
+
+#: seconds the CLI waits for a TCP connection to the address of the ``api`` file
+PROBE_TIMEOUT = 2.0
+
+
+def api_answers(api_multiaddr: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether something accepts TCP connections at the daemon API address ``api_multiaddr``
+    (False for a malformed address)."""
+    import socket
+
+    try:
+        host, port = tcp_host_port(api_multiaddr)
+    except ConfigError:
+        return False
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class RpcClient:

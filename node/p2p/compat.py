@@ -33,6 +33,44 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    records out of the root logger (the ``libp2p.*`` loggers are untouched).
 9. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
    seen-messages cache and never stops it; ``close_pubsub`` does.
+10. **pubsub sequence numbers repeat after a restart**: upstream starts the
+   counter at the unix time in *seconds* and adds one per message, so a peer
+   that published more messages than seconds went by, then restarted, reuses
+   sequence numbers. Other peers key their seen-messages cache (120 s, renewed
+   on every hit) and gossipsub's equivocation check on (sender, seqno): the
+   restarted peer's messages are dropped as duplicates ("Equivocation
+   detected") for minutes. ``use_monotonic_seqnos`` starts at the nanosecond
+   clock (as go-libp2p-pubsub does) and above a persisted floor, so a seqno is
+   never reused, even when the clock steps back.
+11. **no flood publishing**: upstream sends a peer's own messages to its mesh
+   only. A peer that left the topic (a daemon stopping) is kept in back-off;
+   when it comes back its GRAFTs are refused and the back-off extended, and
+   peers in back-off get neither mesh traffic nor gossip: the two exchange
+   nothing for a minute or more. ``FloodPublishGossipSub`` also sends our own
+   messages to every peer subscribed to the topic, as go-libp2p-pubsub does by
+   default (``WithFloodPublish``, on in IPFS Cluster); forwarded messages still
+   follow the mesh.
+12. **no identify on reconnection**: upstream identifies a peer once and skips
+   it on later connections while its protocols are cached, so a peer that
+   restarted on a new address (or with new protocols) is never re-identified
+   and its new listen addresses never learnt. ``identify_peer`` runs the
+   identify exchange on demand (the hosts run it on every new connection).
+13. **no keepalive**: upstream's yamux pings every 30 s to measure the RTT but
+   never closes a connection whose ping goes unanswered, so a connection to a
+   peer cut off by a partition stays "open" until TCP gives up (~15 min); when
+   the partition heals it resumes only when TCP's retransmission backoff
+   allows (54 s after a 60 s partition, measured; up to 2 min). ``install()``
+   replaces the loop with one that also closes the connection when a ping is
+   not answered within ``KEEPALIVE_TIMEOUT_S`` (go-yamux's keepalive does the
+   same), so both ends drop it and redial a fresh connection.
+14. **pubsub stuck on a dead connection**: when a peer reconnects while the
+   old connection is not yet known dead, upstream keeps the peer's pubsub
+   stream on the old connection (the new one is skipped: "already has a pubsub
+   stream"); when the old one closes, the peer is not removed (it still has a
+   connection) and its sending loop has quit on the write error: nothing is
+   sent to that peer again. ``repair_pubsub_peers`` (run every second by the
+   hosts) hands such peers back to pubsub, which re-registers them on their
+   live connection (a fresh stream and hello).
 """
 
 from __future__ import annotations
@@ -42,6 +80,8 @@ import importlib.metadata
 import logging
 import os
 import struct
+import time
+from collections.abc import Callable, Iterable
 
 import libp2p
 import trio
@@ -50,14 +90,21 @@ from libp2p.abc import IHost, IRawConnection
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.identity.identify.identify import ID as IDENTIFY_PROTOCOL
+from libp2p.identity.identify.pb.identify_pb2 import Identify as IdentifyMsg
+from libp2p.identity.update import update_peerstore_from_identify
 from libp2p.network.config import ConnectionConfig
 from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux import yamux as yamux_mod
 from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.utils.varint import read_length_prefixed_protobuf
 
 
 def _package_version() -> str:
@@ -75,6 +122,11 @@ PUBSUB_PUBLISH_MAX_WAIT_S = 5.0  #: ...but no longer: a stuck peer must not stal
 GOSSIPSUB_PROTOCOLS = ("/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0")  #: what go-libp2p-pubsub (IPFS Cluster) speaks
 AGENT_VERSION = f"pinion/{_package_version()}"  #: identify's agent version
 GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
+KEEPALIVE_INTERVAL_S = 10.0  #: a yamux ping on every connection this often...
+KEEPALIVE_TIMEOUT_S = 15.0  #: ...and a connection whose ping is not answered within this is closed
+CLOSE_TIMEOUT_S = 30.0  #: closing a dead connection (session, then the swarm's cleanup) takes at most this
+SEQNO_RESERVE = 1 << 32  #: seqnos a run may use before it moves the persisted floor ahead again
+SEQNO_MAX = (1 << 64) - 1  #: seqnos are 8-byte big-endian unsigned integers on the wire
 
 _SIGMA = struct.unpack("<4I", b"expand 32-byte k")
 _MASK = 0xFFFFFFFF
@@ -226,6 +278,7 @@ def install() -> None:
     - pubsub's per-peer outbound queue and per-subscription channel hold
       ``PUBSUB_QUEUE_SIZE`` entries instead of 32;
     - identify announces ``AGENT_VERSION``;
+    - yamux closes a connection whose keepalive ping goes unanswered;
     - records py-libp2p logs directly on the root logger are dropped.
     """
     import libp2p.network.swarm as swarm_mod
@@ -239,9 +292,51 @@ def install() -> None:
     root = logging.getLogger()
     if not any(isinstance(f, RootLogFromLibp2p) for f in root.filters):
         root.addFilter(RootLogFromLibp2p())
+    Yamux._measure_rtt_loop = _rtt_and_keepalive_loop  # type: ignore[method-assign]
     pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = PUBSUB_QUEUE_SIZE
     if not isinstance(pubsub_mod.RpcQueue, functools.partial):
         pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=PUBSUB_QUEUE_SIZE)
+
+
+async def _rtt_and_keepalive_loop(self: Yamux) -> None:
+    """Replaces ``Yamux._measure_rtt_loop``: a ping every ``KEEPALIVE_INTERVAL_S`` measures the
+    RTT as upstream does (the pong handler updates it) and, unlike upstream, a ping not
+    answered (or not even written) within ``KEEPALIVE_TIMEOUT_S`` closes the connection."""
+    await trio.sleep(0.5)
+    while not self.event_shutting_down.is_set():
+        answered = False
+        with trio.move_on_after(KEEPALIVE_TIMEOUT_S):
+            try:
+                self._ping_id += 1
+                self._ping_event = trio.Event()
+                header = struct.pack(yamux_mod.YAMUX_HEADER_FORMAT, 0, yamux_mod.TYPE_PING, yamux_mod.FLAG_SYN, 0, self._ping_id)
+                await self._write_frame(header)
+                self._ping_sent_time = trio.current_time()
+                await self._ping_event.wait()
+                answered = True
+            except Exception:  # the connection is closing: nothing left to watch
+                return
+        if not answered:
+            if self.event_shutting_down.is_set():
+                return
+            logging.getLogger("libp2p.keepalive").info(
+                "closing the connection to %s: no answer to a ping in %s s", self.peer_id, KEEPALIVE_TIMEOUT_S
+            )
+            # shielded: the close ends in the swarm's cleanup (remove the connection, tell
+            # pubsub), which must not be cut short when the session's own tasks are cancelled
+            with trio.CancelScope(shield=True):
+                # the socket first: a writer stuck on a full send buffer (the peer is gone)
+                # holds the write lock that close() needs to send GO_AWAY
+                with trio.move_on_after(KEEPALIVE_TIMEOUT_S):
+                    try:
+                        await self.secured_conn.close()
+                    except Exception:
+                        pass
+                with trio.move_on_after(CLOSE_TIMEOUT_S):
+                    await self.close()
+            return
+        with trio.move_on_after(KEEPALIVE_INTERVAL_S):
+            await self.event_shutting_down.wait()
 
 
 def connection_config() -> ConnectionConfig:
@@ -274,6 +369,81 @@ async def publish(pubsub: Pubsub, topic: str, data: bytes) -> None:
     await pubsub.publish(topic, data)
 
 
+def use_monotonic_seqnos(
+    pubsub: Pubsub, floor: int = 0, persist: Callable[[int], None] | None = None
+) -> int:
+    """Make ``pubsub`` number its messages so that no number repeats across restarts; returns the first one.
+
+    The counter starts at ``max(time.time_ns(), floor)``: nanoseconds grow far
+    faster than any peer publishes, so a restart starts above every seqno of
+    the runs before (go-libp2p-pubsub also seeds its counter from the
+    nanosecond clock). ``persist(limit)`` (when given) stores a floor above
+    every seqno this run will use before it uses it: called once now and again
+    every ``SEQNO_RESERVE`` messages, so a clock that steps back cannot bring
+    old numbers back either.
+    """
+    start = max(time.time_ns(), int(floor))
+    if start + SEQNO_RESERVE > SEQNO_MAX:
+        raise ValueError(f"pubsub seqno floor {floor} leaves no room below 2**64")
+    limit = start + SEQNO_RESERVE
+    if persist is not None:
+        persist(limit)
+    pubsub.counter = start
+
+    def next_seqno() -> bytes:
+        nonlocal limit
+        pubsub.counter += 1
+        if pubsub.counter >= limit:
+            limit = min(pubsub.counter + SEQNO_RESERVE, SEQNO_MAX)
+            if persist is not None:
+                persist(limit)
+        return pubsub.counter.to_bytes(8, "big")
+
+    pubsub._next_seqno = next_seqno  # type: ignore[method-assign]
+    return start
+
+
+IDENTIFY_MAX_BYTES = 64 * 1024  #: largest identify record accepted from a peer
+
+
+async def identify_peer(host: IHost, peer: ID) -> IdentifyMsg:
+    """Ask the connected ``peer`` for its identify record now (``/ipfs/id/1.0.0``),
+    store what it says in the host's peerstore (protocols, listen addresses,
+    public key checked against the peer ID) and return it."""
+    stream = await host.new_stream(peer, [IDENTIFY_PROTOCOL])
+    try:
+        data = await read_length_prefixed_protobuf(stream, use_varint_format=True, max_length=IDENTIFY_MAX_BYTES)
+    finally:
+        await stream.close()
+    msg = IdentifyMsg()
+    msg.ParseFromString(data)
+    await update_peerstore_from_identify(host.get_peerstore(), peer, msg)
+    return msg
+
+
+def repair_pubsub_peers(pubsub: Pubsub) -> list[ID]:
+    """Re-register the pubsub peers whose stream lives on a closed connection; returns them.
+
+    ``_handle_dead_peer`` forgets the dead stream and, when the peer is still connected,
+    opens a new one on a live connection (with our subscriptions), as upstream does when
+    a stream dies on a connection that stays up.
+    """
+    stale = [
+        peer
+        for peer, stream in list(pubsub.peers.items())
+        if getattr(getattr(stream, "muxed_conn", None), "is_closed", False)
+    ]
+    for peer in stale:
+        topics = [topic for topic, peers in pubsub.peer_topics.items() if peer in peers]
+        pubsub._handle_dead_peer(peer)  # forgets its subscriptions too
+        if pubsub._peer_is_connected(peer):
+            # still subscribed: it announced its topics on the stream it opened on the live
+            # connection, and will not announce them again
+            for topic in topics:
+                pubsub.handle_subscription(peer, rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
+    return stale
+
+
 def close_pubsub(pubsub: Pubsub) -> None:
     """Stop the sweeper thread of pubsub's seen-messages cache (upstream never stops it)."""
     pubsub.seen_messages.stop()
@@ -289,9 +459,27 @@ def muxer_options() -> dict[TProtocol, type[Yamux]]:
     return {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
 
 
+class FloodPublishGossipSub(GossipSub):
+    """GossipSub that sends the messages we publish to every peer subscribed to the topic
+    (flood publishing, go-libp2p-pubsub's default), not only to our mesh peers."""
+
+    def _get_peers_to_send(
+        self, topic_ids: Iterable[str], msg_forwarder: ID, origin: ID, msg_id: bytes | None = None
+    ) -> Iterable[ID]:
+        topics = list(topic_ids)
+        peers = set(super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id))
+        pubsub = self.pubsub
+        if pubsub is not None and origin == pubsub.my_id:
+            for topic in topics:
+                peers.update(p for p in pubsub.peer_topics.get(topic, ()) if p in self.peer_protocol)
+            peers.discard(origin)
+        return peers
+
+
 def gossipsub_router() -> GossipSub:
-    """A GossipSub router that does not drop traffic: 1 s heartbeat, no spam protection."""
-    return GossipSub(
+    """A GossipSub router that does not drop traffic: 1 s heartbeat, no spam protection,
+    our own messages flooded to every subscribed peer."""
+    return FloodPublishGossipSub(
         protocols=[TProtocol(p) for p in GOSSIPSUB_PROTOCOLS],
         degree=6,
         degree_low=4,

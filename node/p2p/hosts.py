@@ -7,6 +7,10 @@
   inside a libp2p private network keyed by the cluster's 32-byte secret, plus
   gossipsub for CRDT heads and peer metrics.
 
+Both keep a peer book (``PeerBook``): peers we dialled, and what every connected peer
+announces over identify (a peer back on a new address replaces its stale one; the cluster
+host also adds members that only ever dialled us). Known peers that drop are redialled.
+
 ``HostHandle`` lives in the bridge's trio thread: every ``async`` method is a
 trio coroutine, and stream handlers are trio coroutines taking the stream.
 Code on asyncio goes through ``node.p2p.service.P2PService``.
@@ -17,14 +21,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import multiaddr
 import trio
 from libp2p import new_host
 from multiformats import multihash
-from libp2p.abc import IHost, INetStream, ISubscriptionAPI
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee, ISubscriptionAPI
 from libp2p.crypto.keys import KeyPair
 from libp2p.custom_types import TProtocol
 from libp2p.host.ping import ID as PING_PROTOCOL
@@ -38,6 +43,7 @@ from libp2p.utils.address_validation import expand_wildcard_address
 from . import compat
 from .identity import peer_id_of
 from .peerstore import PeerBook
+from .seqno import SeqnoFloor
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,10 @@ DEFAULT_CLUSTER_ADDR = "/ip4/0.0.0.0/tcp/9096"
 CONNECT_TIMEOUT_S = 10.0  #: a dial (incl. pnet, Noise, Yamux negotiation) that takes longer fails
 RECONNECT_TIMEOUT_S = 5.0  #: per known peer when redialling
 RECONNECT_INTERVAL_S = 30.0  #: how often known peers that dropped are redialled
+CLOSE_TIMEOUT_S = 5.0  #: closing the connections when the host stops takes at most this
+IDENTIFY_TIMEOUT_S = 10.0  #: identifying a new connection's peer (to learn its addresses) takes at most this
+PUBSUB_REPAIR_INTERVAL_S = 1.0  #: how often pubsub peers on closed connections are re-registered
+CONNECTION_EVENTS = 256  #: new connections waiting to be identified (more are not identified)
 AGENT_VERSION = compat.AGENT_VERSION  #: what identify tells peers we run
 
 StreamHandler = Callable[[INetStream], Awaitable[None]]
@@ -112,6 +122,91 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return out
 
 
+class _NewConnections(INotifee):
+    """Hands every new connection's (peer, remote address, dialled by us) to the host handle."""
+
+    def __init__(self, send: trio.MemorySendChannel[tuple[ID, str, bool]]) -> None:
+        self._send = send
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        """Queue the connection for identify; never blocks the swarm (a full queue drops it)."""
+        muxed = conn.muxed_conn
+        addrs = conn.get_transport_addresses()
+        event = (muxed.peer_id, str(addrs[0]) if addrs else "", bool(getattr(muxed, "is_initiator_value", False)))
+        try:
+            self._send.send_nowait(event)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        """Nothing to do."""
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        """Nothing to do."""
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        """Nothing to do."""
+
+    async def listen(self, network: INetwork, addr: multiaddr.Multiaddr) -> None:
+        """Nothing to do."""
+
+    async def listen_close(self, network: INetwork, addr: multiaddr.Multiaddr) -> None:
+        """Nothing to do."""
+
+
+def announced_dial_addrs(listen_addrs: Sequence[bytes], remote: str, dialled: bool) -> list[str]:
+    """The addresses worth remembering for a peer: what it announced over identify
+    (TCP only, without ``/p2p/``; the ones on the IP it connected from first, loopback
+    last), preceded by the address we reached it at when we dialled it.
+
+    A peer's announcement is all we have to find it again after it moved; a lying
+    peer only makes us dial addresses it chose (the book keeps a few per peer)."""
+    remote_ip = ""
+    try:
+        remote_ma = multiaddr.Multiaddr(remote) if remote else None
+        names = [p.name for p in remote_ma.protocols()] if remote_ma is not None else []
+        if remote_ma is not None and names and names[0] in ("ip4", "ip6"):
+            remote_ip = remote_ma.value_for_protocol(names[0])
+    except Exception:
+        remote_ma = None
+    found: list[tuple[int, str]] = []
+    for raw in listen_addrs:
+        try:
+            ma = multiaddr.Multiaddr(raw)
+            names = [p.name for p in ma.protocols()]
+            if len(names) < 2 or names[0] not in ("ip4", "ip6", "dns", "dns4", "dns6") or names[1] != "tcp":
+                continue
+            host, port = ma.value_for_protocol(names[0]), ma.value_for_protocol("tcp")
+        except Exception:  # malformed: a peer's announcement is not trusted to parse
+            continue
+        if port in ("0", None) or host in ("0.0.0.0", "::") or any(n != "p2p" for n in names[2:]):
+            continue  # a wildcard, or a transport on top of TCP (ws, tls...) we do not dial
+        text = f"/{names[0]}/{host}/tcp/{port}"
+        loopback = host in ("::1", "localhost") or str(host).startswith("127.")
+        found.append((0 if host == remote_ip else 2 if loopback else 1, text))
+    out = [text for _rank, text in sorted(found, key=lambda item: item[0])]
+    if dialled and remote and remote_ma is not None and "/tcp/" in remote:
+        out.insert(0, remote.split("/p2p/")[0])
+    return list(dict.fromkeys(out))
+
+
+@asynccontextmanager
+async def _closing_connections(host: IHost) -> AsyncIterator[None]:
+    """Close every connection of ``host`` on the way out: upstream's ``host.run`` stops its
+    tasks but leaves the sockets open, so peers would keep a dead connection to us (and
+    ignore a restart of ours on the same peer ID as a peer they already have)."""
+    try:
+        yield
+    finally:
+        network = host.get_network()
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            for peer in list(network.get_connections_map()):
+                try:
+                    await network.close_peer(peer)
+                except Exception as exc:  # closing is best effort: the process may be exiting
+                    log.debug("closing the connection to %s: %s", peer, exc)
+
+
 class HostHandle:
     """One libp2p host running in the bridge's trio thread.
 
@@ -129,6 +224,8 @@ class HostHandle:
         pubsub: bool = False,
         peer_book: PeerBook | None = None,
         reconnect_interval: float = RECONNECT_INTERVAL_S,
+        seqno_floor: SeqnoFloor | None = None,
+        learn_peers: bool = False,
     ) -> None:
         compat.install()
         if not listen_addrs:
@@ -143,6 +240,11 @@ class HostHandle:
         self._psk_hex = compat.parse_psk(psk).hex() if psk is not None else None
         self._want_pubsub = pubsub
         self.peer_book = peer_book
+        #: where pubsub keeps the floor of its sequence numbers (never reused across restarts)
+        self.seqno_floor = seqno_floor
+        #: add every peer that connects to the peer book (the cluster host: only members
+        #: of the private network can connect); otherwise only known peers are updated
+        self.learn_peers = learn_peers
         self.reconnect_interval = reconnect_interval
         self.host: IHost | None = None
         self.pubsub: Pubsub | None = None
@@ -152,6 +254,8 @@ class HostHandle:
         self._nursery: trio.Nursery | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._handlers: dict[str, StreamHandler] = {}
+        self._new_connections: trio.MemoryReceiveChannel[tuple[ID, str, bool]] | None = None
+        self._identifying: set[ID] = set()
 
     @property
     def private(self) -> bool:
@@ -177,11 +281,14 @@ class HostHandle:
             enable_upnp=False,
         )
         compat.disable_auto_connector(host)
+        if self.peer_book is not None:
+            send, self._new_connections = trio.open_memory_channel[tuple[ID, str, bool]](CONNECTION_EVENTS)
+            host.get_network().register_notifee(_NewConnections(send))
         self.host = host
         for proto, handler in self._handlers.items():
             host.set_stream_handler(TProtocol(proto), handler)
         try:
-            async with host.run(self._listen):
+            async with host.run(self._listen), _closing_connections(host):
                 listening = host.get_transport_addrs()
                 if len(listening) < len(self._listen):
                     raise P2PError(
@@ -192,6 +299,10 @@ class HostHandle:
                 if self._want_pubsub:
                     router = compat.gossipsub_router()
                     pubsub = Pubsub(host, router, strict_signing=True)
+                    floor = self.seqno_floor
+                    compat.use_monotonic_seqnos(
+                        pubsub, floor.get() if floor else 0, floor.set if floor else None
+                    )
                     try:
                         async with background_trio_service(pubsub), background_trio_service(router):
                             await pubsub.wait_until_ready()
@@ -217,6 +328,10 @@ class HostHandle:
             self._token = trio.lowlevel.current_trio_token()
             if self.peer_book is not None:
                 nursery.start_soon(self._keep_known_peers)
+            if self._new_connections is not None:
+                nursery.start_soon(self._learn_addresses, self._new_connections)
+            if self.pubsub is not None:
+                nursery.start_soon(self._repair_pubsub, self.pubsub)
             task_status.started(self)
             await self._stop.wait()
             self._nursery = None
@@ -256,6 +371,10 @@ class HostHandle:
         if str(peer_id) == self.peer_id:
             raise P2PError("cannot connect to ourselves")
         info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        if not host.get_network().get_connections(peer_id):
+            # dial the address we are given: upstream dials every address it ever saw
+            # for the peer, stale ones first, and one that hangs uses up the timeout
+            host.get_peerstore().clear_addrs(peer_id)
         try:
             with trio.fail_after(timeout):
                 await host.connect(info)
@@ -270,6 +389,42 @@ class HostHandle:
         if self.peer_book is not None and remember:
             self.peer_book.remember(str(peer_id), str(transport_addr))
         return str(peer_id)
+
+    async def _learn_addresses(self, events: trio.MemoryReceiveChannel[tuple[ID, str, bool]]) -> None:
+        """Identify the peer of every new connection and keep the addresses it announces
+        in the peer book (a peer back on a new address replaces its stale one)."""
+        async with trio.open_nursery() as nursery:
+            async for peer, remote, dialled in events:
+                if peer in self._identifying:
+                    continue
+                self._identifying.add(peer)
+                nursery.start_soon(self._learn_from, peer, remote, dialled)
+
+    async def _learn_from(self, peer: ID, remote: str, dialled: bool) -> None:
+        host, book = self.host, self.peer_book
+        try:
+            if host is None or book is None:
+                return
+            if not self.learn_peers and not book.addrs(str(peer)):
+                return  # a peer we do not keep (an IPFS peer that dialled the swarm host)
+            with trio.move_on_after(IDENTIFY_TIMEOUT_S):
+                msg = await compat.identify_peer(host, peer)
+                if not host.get_network().get_connections(peer):
+                    return  # gone (or disconnected on purpose) meanwhile: learn nothing
+                addrs = announced_dial_addrs(list(msg.listen_addrs), remote, dialled)
+                if book.learn(str(peer), addrs, add=self.learn_peers):
+                    log.info("%s host: peer %s is at %s", self.name, peer, ", ".join(addrs))
+        except Exception as exc:  # a peer that does not answer identify keeps what the book had
+            log.debug("%s host: identifying %s failed: %s", self.name, peer, exc)
+        finally:
+            self._identifying.discard(peer)
+
+    async def _repair_pubsub(self, pubsub: Pubsub) -> None:
+        """Every second: move pubsub peers off closed connections (see ``compat.repair_pubsub_peers``)."""
+        while True:
+            await trio.sleep(PUBSUB_REPAIR_INTERVAL_S)
+            for peer in compat.repair_pubsub_peers(pubsub):
+                log.info("%s host: pubsub stream to %s was on a closed connection: re-registered", self.name, peer)
 
     async def _keep_known_peers(self) -> None:
         while True:
@@ -306,11 +461,15 @@ class HostHandle:
         return connected
 
     async def disconnect(self, peer: str | ID) -> None:
-        """Close every connection to ``peer`` and forget it (it is not redialled)."""
+        """Close every connection to ``peer`` and forget it (it is not redialled).
+
+        It may come back by dialling us (then it is learnt again, as any new peer)."""
         pid = _parse_peer_id(peer)
         if self.peer_book is not None:
             self.peer_book.forget(str(pid))
         await self._host().disconnect(pid)
+        if self.peer_book is not None:  # an identify that finished meanwhile may have re-learnt it
+            self.peer_book.forget(str(pid))
 
     def peers(self) -> list[tuple[str, str]]:
         """Connected peers as (peer ID, remote multiaddr), one row per peer."""

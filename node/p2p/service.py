@@ -24,6 +24,7 @@ from .bridge import TrioThread
 from .hosts import AGENT_VERSION, CONNECT_TIMEOUT_S, DEFAULT_CLUSTER_ADDR, DEFAULT_SWARM_ADDR, HostHandle, P2PError
 from .identity import load_keypair
 from .peerstore import PeerBook
+from .seqno import SeqnoFloor
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ class P2PService:
                 psk=settings.cluster_secret,
                 pubsub=True,
                 peer_book=PeerBook(db, "cluster") if db is not None else None,
+                seqno_floor=SeqnoFloor(db, "cluster") if db is not None else None,
+                learn_peers=True,  # only cluster members (who hold the secret) can connect
             )
         self._subscriptions: list[Subscription] = []
         self._services: list[tuple[trio.CancelScope, trio.Event]] = []
@@ -241,6 +244,18 @@ class P2PService:
             return handle.peers()
 
         return [{"Peer": p, "Addr": a} for p, a in await self.bridge.run(collect)]
+
+    async def known_peers(self, which: str = "swarm") -> list[str]:
+        """Peers a host knows: those of its peer book (redialled when they drop) and those connected now."""
+        handle = self._handle(which)
+
+        async def collect() -> list[str]:
+            return [p for p, _a in handle.peers()]
+
+        known = set(await self.bridge.run(collect))
+        if handle.peer_book is not None:
+            known.update(await asyncio.get_running_loop().run_in_executor(None, handle.peer_book.known))
+        return sorted(known)
 
     async def disconnect(self, peer: str, which: str = "swarm") -> None:
         """Close our connections to ``peer``."""

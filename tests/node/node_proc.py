@@ -46,6 +46,9 @@ class PinionNode:
         """Start ``pinion daemon`` and wait until it wrote ``endpoints.json``."""
         assert self.proc is None, "daemon already running"
         ep_file = self.path / "endpoints.json"
+        api_file = self.path / "api"
+        # a daemon killed with SIGKILL leaves both files: wait for the new daemon's (written anew)
+        stale = {f: _identity(f) for f in (ep_file, api_file)}
         logfh = open(self.log, "wb")
         self.proc = subprocess.Popen(
             [*self.prefix, sys.executable, "-m", "node.cli", "daemon", *extra],
@@ -59,7 +62,7 @@ class PinionNode:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log.read_text()}")
-            if ep_file.exists() and (self.path / "api").exists():
+            if all(_identity(f) not in (None, stale[f]) for f in (ep_file, api_file)):
                 self.endpoints = json.loads(ep_file.read_text())
                 return self.endpoints
             time.sleep(0.05)
@@ -95,3 +98,12 @@ class PinionNode:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of a file, None when absent: the daemon writes its files by renaming."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from node_proc import PinionNode
@@ -64,8 +65,52 @@ def test_cli_errors_from_the_daemon_are_one_line(daemon: PinionNode) -> None:
     assert r.returncode == 1 and b"Error:" in r.stderr
 
 
-def test_cli_reports_a_stale_api_file(pinion_node: PinionNode) -> None:
-    (pinion_node.path / "api").write_text("/ip4/127.0.0.1/tcp/1")
-    r = pinion_node.cli("repo", "stat", check=False)
-    assert r.returncode == 1
-    assert b"cannot reach the daemon" in r.stderr
+def test_after_kill_9_the_cli_runs_offline_with_one_line_saying_so(pinion_node: PinionNode) -> None:
+    """Issue 14 item 15: the api file a SIGKILLed daemon leaves behind made every command fail."""
+    node = pinion_node
+    node.start("--offline")
+    cid = node.cli("add", "-Q", "--cid-version", "1", input=b"added online").stdout.decode().strip()
+    assert node.proc is not None
+    node.proc.send_signal(signal.SIGKILL)
+    node.proc.wait()
+    node.proc = None
+    assert (node.path / "api").exists() and (node.path / "endpoints.json").exists()
+
+    r = node.cli("cat", cid, check=False)
+    assert (r.returncode, r.stdout) == (0, b"added online"), r.stderr
+    note = r.stderr.decode()
+    assert note.count("\n") == 1 and "not running" in note and "offline" in note, note
+    assert not (node.path / "api").exists() and not (node.path / "endpoints.json").exists()
+    r = node.cli("pin", "ls")
+    assert cid.encode() in r.stdout and r.stderr == b""  # the stale file is gone: no note again
+    assert node.cli("state", "export").returncode == 0
+
+    node.start("--offline")  # and the daemon starts again over it
+    r = node.cli("cat", cid)
+    assert r.stdout == b"added online" and r.stderr == b""
+
+
+def test_a_stale_api_file_without_a_daemon_is_removed_even_when_garbage(pinion_node: PinionNode) -> None:
+    for content in ("/ip4/127.0.0.1/tcp/1", "not a multiaddr"):
+        (pinion_node.path / "api").write_text(content)
+        r = pinion_node.cli("repo", "stat", check=False)
+        assert r.returncode == 0 and b"NumObjects" in r.stdout, r.stderr
+        assert r.stderr.count(b"\n") == 1 and b"offline" in r.stderr
+        assert not (pinion_node.path / "api").exists()
+
+
+def test_a_live_daemon_whose_api_does_not_answer_is_an_error_not_offline(daemon: PinionNode) -> None:
+    """LevelDB's lock says a process holds the repo: the CLI must not open it, nor go offline."""
+    api = daemon.path / "api"
+    real = api.read_text()
+    api.write_text("/ip4/127.0.0.1/tcp/1")
+    try:
+        for args in (("repo", "stat"), ("state", "export")):
+            r = daemon.cli(*args, check=False)
+            assert r.returncode == 1, r
+            assert r.stderr.startswith(b"Error: ") and r.stderr.count(b"\n") == 1, r.stderr
+            assert b"does not answer" in r.stderr, r.stderr
+        assert api.exists()  # not ours to remove: the daemon is alive
+    finally:
+        api.write_text(real)
+    assert daemon.cli("repo", "stat").stderr == b""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from blockstore.car import CarReader
-from test_cluster_peers import _add_local, _cluster_addr, _init, _json, _multipart, _req, _statuses, _wait
+from test_cluster_peers import _add_local, _cluster_addr, _init, _json, _multipart, _req, _statuses, _stream, _wait
 
 
 def _blocks(node: Any, cid: str) -> dict[bytes, bytes]:
@@ -269,3 +269,70 @@ def test_gc_during_a_half_fetched_pin_keeps_what_was_fetched(make_node: Any, tmp
     b.cli("repo", "gc")
     assert _blocks(b, cid) == full
     assert json.loads(b.cli("repo", "stat", "--enc", "json").stdout)["NumObjects"] >= len(full)
+
+
+def _pin_burst(node: Any, cids: list[str]) -> None:
+    """POST /pins/{cid} for every CID, on one keep-alive connection to ``node``'s REST API."""
+    import http.client
+
+    host, port = node.url("cluster_api").removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        for cid in cids:
+            conn.request("POST", f"/pins/{cid}?name=burst")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == 200, f"{cid}: {resp.status} {body[:200]!r}"
+    finally:
+        conn.close()
+
+
+def test_a_pin_burst_on_two_peers_with_trusted_peers_configured(make_node: Any) -> None:
+    """Both peers trust exactly each other (not "*") and both pin 400 CIDs at once over the REST
+    API: every pin lands in both pinsets and is pinned on both peers."""
+    import json
+    import threading
+
+    from blockstore.cid import IDENTITY, RAW, make_cid, make_multihash
+    from blockstore.cid import cid_to_str as to_str
+    from node import config as cfgmod
+
+    secret = secrets.token_hex(32)
+    a, b = (_init(make_node, n, secret) for n in ("a", "b"))
+    ids = [json.loads((n.path / cfgmod.CONFIG_FILE).read_text())["Cluster"]["PeerID"] for n in (a, b)]
+    for n in (a, b):
+        path = n.path / cfgmod.CONFIG_FILE
+        cfg = json.loads(path.read_text())
+        cfg["Cluster"]["TrustedPeers"] = ids
+        path.write_text(json.dumps(cfg))
+    a.start()
+    b.start("--bootstrap", _cluster_addr(a))
+    _wait("2 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 2, [a, b])
+    cids = {
+        n.path.name: [to_str(make_cid(1, RAW, make_multihash(IDENTITY, b"%s burst %d" % (n.path.name.encode(), i)))) for i in range(400)]
+        for n in (a, b)
+    }
+    errors: list[BaseException] = []
+
+    def burst(n: Any) -> None:
+        try:
+            _pin_burst(n, cids[n.path.name])
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=burst, args=(n,)) for n in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    everything = set(cids["a"]) | set(cids["b"])
+
+    def pinned_here(n: Any) -> set[str]:
+        status, data, _h = _req(n, "GET", "/pins?local=true&filter=pinned")
+        assert status in (200, 204), data[:300]
+        return {json.loads(line)["cid"] for line in data.decode().splitlines() if line.strip()}
+
+    for n in (a, b):
+        _wait(f"all 800 pins in {n.path.name}'s pinset", lambda n=n: {p["cid"] for p in _stream(n, "/allocations")} == everything, [a, b], timeout=180)
+        _wait(f"all 800 pinned on {n.path.name}", lambda n=n: pinned_here(n) == everything, [a, b], timeout=180)

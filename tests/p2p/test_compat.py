@@ -177,6 +177,7 @@ def test_upstream_gossipsub_defaults_still_drop_traffic() -> None:
 
 def test_our_gossipsub_router_keeps_traffic() -> None:
     router = compat.gossipsub_router()
+    assert isinstance(router, compat.FloodPublishGossipSub)
     assert router.heartbeat_interval == compat.GOSSIPSUB_HEARTBEAT_S
     assert not router.spam_protection_enabled
     assert [str(p) for p in router.protocols] == list(compat.GOSSIPSUB_PROTOCOLS)
@@ -280,3 +281,349 @@ def test_upstream_publish_still_has_no_backpressure() -> None:
     src = inspect.getsource(Pubsub.publish) + inspect.getsource(Pubsub._enqueue_or_retry_announce)
     assert "drop_rpc" in src or "_enqueue_or_retry_announce" in src
     assert "trio.sleep" not in inspect.getsource(Pubsub._enqueue_or_retry_announce)
+
+
+# -- pubsub sequence numbers ------------------------------------------------------
+
+
+def test_upstream_pubsub_seqno_still_starts_at_unix_seconds() -> None:
+    from libp2p.pubsub.pubsub import Pubsub
+
+    assert "self.counter = int(time.time())" in inspect.getsource(Pubsub.__init__)
+    assert "self.counter += 1" in inspect.getsource(Pubsub._next_seqno)
+
+
+class _SeqnoPubsub:
+    """Just what use_monotonic_seqnos touches: ``counter`` and ``_next_seqno``."""
+
+    counter = 0
+
+
+def test_seqnos_start_at_the_nanosecond_clock_and_above_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1_800_000_000_000_000_000
+    monkeypatch.setattr(compat.time, "time_ns", lambda: now)
+    stored: list[int] = []
+    ps = _SeqnoPubsub()
+    assert compat.use_monotonic_seqnos(ps, floor=0, persist=stored.append) == now  # type: ignore[arg-type]
+    assert stored == [now + compat.SEQNO_RESERVE]
+    assert ps._next_seqno() == (now + 1).to_bytes(8, "big")  # type: ignore[attr-defined]
+    # the clock stepped back below what the last run reserved: the floor wins
+    ps2 = _SeqnoPubsub()
+    start = compat.use_monotonic_seqnos(ps2, floor=stored[-1], persist=stored.append)  # type: ignore[arg-type]
+    assert start == now + compat.SEQNO_RESERVE
+    assert int.from_bytes(ps2._next_seqno(), "big") > now + 1  # type: ignore[attr-defined]
+
+
+def test_seqnos_move_the_persisted_floor_before_using_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compat, "SEQNO_RESERVE", 10)
+    monkeypatch.setattr(compat.time, "time_ns", lambda: 1000)
+    stored: list[int] = []
+    ps = _SeqnoPubsub()
+    compat.use_monotonic_seqnos(ps, persist=stored.append)  # type: ignore[arg-type]
+    used = []
+    for _ in range(25):
+        seqno = int.from_bytes(ps._next_seqno(), "big")  # type: ignore[attr-defined]
+        assert seqno < stored[-1]  # a crash now restarts above every number used so far
+        used.append(seqno)
+    assert used == list(range(1001, 1026))
+    assert stored == [1010, 1020, 1030]
+
+
+def test_a_restarted_publisher_is_heard_at_once(tmp_path) -> None:
+    """Upstream: a peer that published more messages than seconds went by, then restarted,
+    reuses seqnos and the others drop its messages as already seen (for 120 s or more)."""
+    import plyvel
+
+    from node.p2p.hosts import HostHandle
+    from node.p2p.seqno import SeqnoFloor
+
+    from .conftest import LOOPBACK, new_host, new_secret
+
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    keypair = new_host().keypair
+    db = plyvel.DB(str(tmp_path / "db"), create_if_missing=True)
+    topic = "pinion-seqno"
+
+    async def wait_topic_peer(h: HostHandle, peer: str) -> None:
+        with trio.fail_after(20):
+            while peer not in h.topic_peers(topic):
+                await trio.sleep(0.05)
+        await trio.sleep(1.5)  # a heartbeat builds the mesh
+
+    async def run_b(sub, burst: int, label: bytes) -> None:
+        b = HostHandle("cluster", keypair, [LOOPBACK], psk=secret, pubsub=True, seqno_floor=SeqnoFloor(db, "cluster"))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.serve)
+            try:
+                await b.connect(a.listen_addrs()[0])
+                await b.subscribe(topic)
+                await wait_topic_peer(b, a.peer_id)
+                for i in range(burst):
+                    await b.publish(topic, label + b"-%d" % i)
+                with trio.fail_after(30):  # without the fix: dropped as seen for 120 s and more
+                    got = set()
+                    while len(got) < burst:
+                        got.add((await sub.get()).data)
+            finally:
+                await b.stop()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            try:
+                sub = await a.subscribe(topic)
+                await run_b(sub, 50, b"first run")  # 50 messages in far less than 50 s
+                await run_b(sub, 3, b"after the restart")
+            finally:
+                await a.stop()
+
+    try:
+        trio.run(main)
+    finally:
+        db.close()
+
+
+async def _receive_all(sub, wanted: set[bytes]) -> None:
+    """Read ``sub`` until every message of ``wanted`` arrived (others may come too: our own,
+    and the recent messages upstream replays to a peer that (re)joins)."""
+    missing = set(wanted)
+    while missing:
+        missing.discard((await sub.get()).data)
+
+
+def test_a_message_dropped_as_already_seen_arrives_when_published_again() -> None:
+    """The pinset rebroadcasts its heads: the same bytes published again must get through even
+    when the first announcement was dropped as a duplicate (here: its id planted in b's
+    seen-messages cache). Each publish takes a fresh sequence number, so it is a new message."""
+    from .conftest import new_host, new_secret
+
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    b = new_host("cluster", psk=secret, pubsub=True)
+    topic = "pinion-rebroadcast"
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            await nursery.start(b.serve)
+            try:
+                await a.subscribe(topic)
+                b_sub = await b.subscribe(topic)
+                await b.connect(a.listen_addrs()[0])
+                with trio.fail_after(20):
+                    while b.peer_id not in a.topic_peers(topic):
+                        await trio.sleep(0.05)
+                assert a.pubsub is not None and b.pubsub is not None
+                next_id = a.pubsub.host.get_id().to_bytes() + (a.pubsub.counter + 1).to_bytes(8, "big")
+                b.pubsub.seen_messages.add(next_id)  # b "has seen" a's next message already
+                await a.publish(topic, b"heads")
+                with trio.move_on_after(1.5):
+                    got = await b_sub.get()
+                    raise AssertionError(f"the message b had seen was delivered: {got.data!r}")
+                await a.publish(topic, b"heads")  # the rebroadcast: same bytes
+                with trio.fail_after(10):
+                    assert (await b_sub.get()).data == b"heads"
+            finally:
+                await a.stop()
+                await b.stop()
+
+    trio.run(main)
+
+
+def test_upstream_gossipsub_still_has_no_flood_publish() -> None:
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    assert not [p for p in inspect.signature(GossipSub.__init__).parameters if "flood" in p]
+    assert "self.mesh[topic]" in inspect.getsource(GossipSub._get_peers_to_send)
+
+
+def test_a_peer_that_left_and_came_back_gets_our_messages_at_once() -> None:
+    """Upstream: a peer that unsubscribed (a daemon leaving the pinset topic as it stops) is kept
+    in gossipsub back-off; when it comes back, its GRAFTs are refused and the back-off
+    extended, and without flood publishing neither side sends it anything (no mesh, no gossip
+    to peers in back-off) for a minute or more."""
+    from node.p2p.hosts import HostHandle
+
+    from .conftest import LOOPBACK, new_host, new_secret
+
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    keypair = new_host().keypair
+    topic = "pinion-backoff"
+
+    async def run_b(a_sub, label: bytes, *, leave: bool) -> None:
+        b = HostHandle("cluster", keypair, [LOOPBACK], psk=secret, pubsub=True)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.serve)
+            try:
+                await b.connect(a.listen_addrs()[0])
+                b_sub = await b.subscribe(topic)
+                with trio.fail_after(20):
+                    while a.peer_id not in b.topic_peers(topic) or b.peer_id not in a.topic_peers(topic):
+                        await trio.sleep(0.05)
+                await trio.sleep(2.5)  # heartbeats: grafts (and, upstream, prunes) settle
+                for i in range(3):
+                    await b.publish(topic, label + b"-%d" % i)
+                    await a.publish(topic, label + b"-from-a-%d" % i)
+                with trio.fail_after(20):  # upstream: nothing arrives for 60 s or more
+                    await _receive_all(a_sub, {label + b"-%d" % i for i in range(3)})
+                    await _receive_all(b_sub, {label + b"-from-a-%d" % i for i in range(3)})
+                if leave:
+                    await b.unsubscribe(topic)  # as a stopping daemon's pinset does
+                    await trio.sleep(0.3)
+            finally:
+                await b.stop()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            try:
+                sub = await a.subscribe(topic)
+                await run_b(sub, b"first run", leave=True)
+                await run_b(sub, b"second run", leave=False)
+            finally:
+                await a.stop()
+
+    trio.run(main)
+
+
+def test_upstream_still_skips_identify_for_a_peer_it_identified_before() -> None:
+    from libp2p.host.basic_host import BasicHost
+
+    assert "_has_cached_protocols(peer_id)" in inspect.getsource(BasicHost._schedule_identify)
+
+
+# -- connection keepalive -----------------------------------------------------------
+
+
+def test_upstream_yamux_pings_but_never_closes_a_dead_connection() -> None:
+    from libp2p.stream_muxer.yamux import yamux
+
+    src = inspect.getsource(yamux.Yamux._measure_rtt_loop) if yamux.Yamux._measure_rtt_loop.__module__ == yamux.__name__ else ""
+    if not src:  # install() replaced it: look at upstream's own source
+        src = inspect.getsource(yamux)
+        src = src[src.index("async def _measure_rtt_loop") : src.index("def is_established")]
+    assert "TYPE_PING" in src and "close(" not in src
+
+
+class _Blackhole:
+    """A TCP relay to ``target`` that can go silent: it then holds every byte and never
+    closes, as a network partition looks to both ends."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.silent = trio.Event()
+        self.port = 0
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._relay, listeners)
+
+    async def _relay(self, client) -> None:  # type: ignore[no-untyped-def]
+        server = await trio.open_tcp_stream(*self.target)
+
+        async def pump(src, dst) -> None:  # type: ignore[no-untyped-def]
+            while True:
+                data = await src.receive_some(65536)
+                if not data:
+                    return
+                if self.silent.is_set():
+                    await trio.sleep_forever()
+                await dst.send_all(data)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump, client, server)
+            nursery.start_soon(pump, server, client)
+
+
+def test_a_connection_that_goes_silent_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upstream keeps a connection whose peer went silent (a partition) until TCP gives up
+    (~15 min); after the partition heals it resumes only when TCP's retransmission backoff
+    allows (54 s after a 60 s partition, measured). The keepalive closes it, so the hosts
+    redial a fresh connection."""
+    from node.p2p.hosts import parse_peer_multiaddr
+
+    from .conftest import new_host
+
+    monkeypatch.setattr(compat, "KEEPALIVE_INTERVAL_S", 0.3)
+    monkeypatch.setattr(compat, "KEEPALIVE_TIMEOUT_S", 1.0)
+    a, b = new_host(), new_host()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            await nursery.start(b.serve)
+            _pid, target = parse_peer_multiaddr(b.listen_addrs()[0])
+            hole = _Blackhole(("127.0.0.1", int(target.value_for_protocol("tcp"))))
+            await nursery.start(hole.serve)
+            try:
+                await a.connect(f"/ip4/127.0.0.1/tcp/{hole.port}/p2p/{b.peer_id}")
+                await trio.sleep(1.0)
+                assert [p for p, _ in a.peers()] == [b.peer_id]  # pings answered: kept
+                hole.silent.set()
+                with trio.fail_after(15):
+                    while a.peers():
+                        await trio.sleep(0.1)
+            finally:
+                await a.stop()
+                await b.stop()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_pubsub_moves_to_the_new_connection_of_a_peer_that_reconnected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """b reconnects while a still holds their old, dead connection (a partition b noticed
+    first). Upstream keeps a's pubsub stream on the dead connection for ever: it skips the new
+    connection ("already has a pubsub stream"), and when the old one closes it does not move
+    (the peer still has a connection) while its sending loop has quit. a's messages never
+    reach b again. The hosts repair that: pubsub re-registers the peer on its live connection."""
+    from node.p2p.hosts import parse_peer_multiaddr
+
+    from .conftest import new_host, new_secret
+
+    monkeypatch.setattr(compat, "KEEPALIVE_INTERVAL_S", 0.3)
+    monkeypatch.setattr(compat, "KEEPALIVE_TIMEOUT_S", 1.0)
+    secret = new_secret()
+    a = new_host("cluster", psk=secret, pubsub=True)
+    b = new_host("cluster", psk=secret, pubsub=True)
+    topic = "pinion-reconnect"
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.serve)
+            await nursery.start(b.serve)
+            try:
+                a_sub, b_sub = await a.subscribe(topic), await b.subscribe(topic)
+                _pid, target = parse_peer_multiaddr(a.listen_addrs()[0])
+                for cycle in range(3):
+                    hole = _Blackhole(("127.0.0.1", int(target.value_for_protocol("tcp"))))
+                    await nursery.start(hole.serve)
+                    await b.connect(f"/ip4/127.0.0.1/tcp/{hole.port}/p2p/{a.peer_id}")
+                    with trio.fail_after(20):
+                        while a.peer_id not in b.topic_peers(topic) or b.peer_id not in a.topic_peers(topic):
+                            await trio.sleep(0.05)
+                        await a.publish(topic, b"a %d" % cycle)
+                        await b.publish(topic, b"b %d" % cycle)
+                        await _receive_all(b_sub, {b"a %d" % cycle})
+                        await _receive_all(a_sub, {b"b %d" % cycle})
+                    hole.silent.set()  # the partition; b notices first and drops its side
+                    await b.host.get_network().close_peer(parse_peer_multiaddr(a.listen_addrs()[0])[0])
+            finally:
+                await a.stop()
+                await b.stop()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_upstream_pubsub_still_keeps_a_peer_on_a_dead_stream() -> None:
+    from libp2p.pubsub.pubsub import Pubsub
+
+    assert "already has pubsub stream, skipping" in inspect.getsource(Pubsub._handle_new_peer)
+    assert "not removing" in inspect.getsource(Pubsub.handle_dead_peer_queue)
+    sending = inspect.getsource(Pubsub.handle_sending_messages)
+    assert "if not ok:\n                    return" in sending

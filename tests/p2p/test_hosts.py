@@ -334,3 +334,116 @@ def test_wildcard_listen_address_is_advertised_as_dialable_addresses() -> None:
         assert await b.connect(addrs[0]) == a.peer_id
 
     run(body, a, b)
+
+
+def test_stop_closes_the_connections_so_peers_see_us_leave() -> None:
+    """A stopped host's peers must notice at once (a restart on the same peer ID is then a
+    new peer to them): upstream's ``host.run`` leaves the TCP connections open on exit."""
+    a, b = new_host(), new_host()
+
+    async def body() -> None:
+        await b.connect(a.listen_addrs()[0])
+        assert [p for p, _ in a.peers()] == [b.peer_id]
+        await b.stop()
+        with trio.fail_after(10):
+            while a.peers():
+                await trio.sleep(0.05)
+
+    run(body, a, b)
+
+
+def test_a_peer_back_on_a_new_address_replaces_its_stale_one(tmp_path) -> None:
+    """b never dials anyone: a dialled it. b restarts on a new port: it learnt a's address from
+    identify, so it redials a, and a learns b's new address (the stale one is dropped)."""
+    import plyvel
+
+    db = plyvel.DB(str(tmp_path / "db"), create_if_missing=True)
+    secret = new_secret()
+    keypair_b = new_host().keypair
+
+    def cluster_host(name: str, keypair) -> HostHandle:  # type: ignore[no-untyped-def]
+        return HostHandle("cluster", keypair, ["/ip4/127.0.0.1/tcp/0"], psk=secret, peer_book=PeerBook(db, name), learn_peers=True)
+
+    a = cluster_host("a", new_host().keypair)
+    try:
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(a.serve)
+                b = cluster_host("b", keypair_b)
+                await nursery.start(b.serve)
+                old = b.listen_addrs()[0]
+                await a.connect(old)
+                with trio.fail_after(10):  # b learns a from identify on a's (inbound) connection
+                    while PeerBook(db, "b").addrs(a.peer_id) != [a.listen_addrs()[0].split("/p2p/")[0]]:
+                        await trio.sleep(0.05)
+                await b.stop()
+                b2 = cluster_host("b", keypair_b)  # a new port (tcp/0)
+                await nursery.start(b2.serve)
+                new = b2.listen_addrs()[0]
+                assert new != old
+                with trio.fail_after(15):  # b2 redials a from its book; a learns the new address
+                    while PeerBook(db, "a").addrs(b2.peer_id) != [new.split("/p2p/")[0]]:
+                        await trio.sleep(0.05)
+                assert [p for p, _ in a.peers()] == [b2.peer_id]
+                await b2.stop()
+                await a.stop()
+
+        trio.run(main)
+    finally:
+        db.close()
+
+
+def test_connecting_to_a_new_address_is_not_held_up_by_a_stale_one() -> None:
+    """``--bootstrap <new address>``: the host dials the address it is given, not first the stale
+    ones it remembers (one that accepts and never answers used up the whole timeout)."""
+    import socket
+
+    a, b = new_host(), new_host()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts, never answers: a black hole for the libp2p handshake
+    stale = f"/ip4/127.0.0.1/tcp/{silent.getsockname()[1]}/p2p/{b.peer_id}"
+
+    async def body() -> None:
+        with pytest.raises(P2PError):
+            await a.connect(stale, timeout=1)
+        assert await a.connect(b.listen_addrs()[0], timeout=5) == b.peer_id
+
+    try:
+        run(body, a, b)
+    finally:
+        silent.close()
+
+
+def test_announced_addresses_kept_for_a_peer() -> None:
+    import multiaddr
+
+    from node.p2p.hosts import announced_dial_addrs
+
+    def raw(*addrs: str) -> list[bytes]:
+        return [multiaddr.Multiaddr(a).to_bytes() for a in addrs]
+
+    announced = raw(
+        "/ip4/127.0.0.1/tcp/4001",
+        "/ip4/192.168.1.5/tcp/4001",
+        "/ip4/10.0.0.7/tcp/4001/p2p/12D3KooWGkBnatNhBF8KSjD6tsmoGA8aX1eeSKqK2EvxwNBeodWc",
+        "/ip4/10.0.0.7/udp/4001/quic-v1",
+        "/ip4/10.0.0.7/tcp/4002/ws",
+        "/ip4/0.0.0.0/tcp/4001",
+        "/ip4/10.0.0.8/tcp/0",
+        "/dns4/node.example/tcp/4001",
+    )
+    # inbound from 10.0.0.7 (an ephemeral port): its announced address on that IP first, loopback last
+    assert announced_dial_addrs(announced, "/ip4/10.0.0.7/tcp/53211", dialled=False) == [
+        "/ip4/10.0.0.7/tcp/4001",
+        "/ip4/192.168.1.5/tcp/4001",
+        "/dns4/node.example/tcp/4001",
+        "/ip4/127.0.0.1/tcp/4001",
+    ]
+    # dialled by us: the address that worked comes first
+    assert announced_dial_addrs(announced[:2], "/ip4/203.0.113.9/tcp/4001", dialled=True) == [
+        "/ip4/203.0.113.9/tcp/4001",
+        "/ip4/192.168.1.5/tcp/4001",
+        "/ip4/127.0.0.1/tcp/4001",
+    ]
+    assert announced_dial_addrs([b"\xff garbage"], "", dialled=False) == []

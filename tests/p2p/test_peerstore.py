@@ -48,3 +48,40 @@ def test_bad_entries_are_refused(db, peer: str, addr: str) -> None:
 def test_bad_host_name_is_refused(db) -> None:
     with pytest.raises(ValueError, match="host name"):
         PeerBook(db, "a/b")
+
+
+def test_seqno_floor_per_host_round_trips_and_ignores_garbage(db) -> None:
+    from node.p2p.seqno import SEQNO_PREFIX, SeqnoFloor
+
+    floor = SeqnoFloor(db, "cluster")
+    assert floor.get() == 0
+    floor.set(1_800_000_000_000_000_000)
+    assert SeqnoFloor(db, "cluster").get() == 1_800_000_000_000_000_000
+    assert SeqnoFloor(db, "swarm").get() == 0
+    db.put(SEQNO_PREFIX + b"cluster", b"not a number")
+    assert floor.get() == 0
+    with pytest.raises(ValueError):
+        SeqnoFloor(db, "a/b")
+
+
+def test_learn_replaces_known_peers_and_adds_new_ones_only_when_asked(db, monkeypatch) -> None:
+    import node.p2p.peerstore as ps
+
+    book = PeerBook(db, "cluster")
+    book.remember("12D3KooWknown", "/ip4/10.0.0.1/tcp/9096")
+    # what a known peer announces replaces what we had (it moved)
+    assert book.learn("12D3KooWknown", ["/ip4/10.0.0.9/tcp/9096", "/ip4/10.0.0.9/tcp/9096", "/ip4/127.0.0.1/tcp/9096"])
+    assert book.addrs("12D3KooWknown") == ["/ip4/10.0.0.9/tcp/9096", "/ip4/127.0.0.1/tcp/9096"]
+    assert not book.learn("12D3KooWknown", [])  # an empty announcement keeps the old addresses
+    assert book.addrs("12D3KooWknown") == ["/ip4/10.0.0.9/tcp/9096", "/ip4/127.0.0.1/tcp/9096"]
+    # an unknown peer is added only with add=True, and only up to MAX_LEARNT_PEERS
+    assert not book.learn("12D3KooWnew", ["/ip4/10.0.0.2/tcp/9096"])
+    assert book.addrs("12D3KooWnew") == []
+    assert book.learn("12D3KooWnew", ["/ip4/10.0.0.2/tcp/9096"], add=True)
+    monkeypatch.setattr(ps, "MAX_LEARNT_PEERS", 2)
+    assert not book.learn("12D3KooWthird", ["/ip4/10.0.0.3/tcp/9096"], add=True)
+    assert book.count() == 2
+    assert book.learn("12D3KooWknown", [f"/ip4/10.0.1.{i}/tcp/1" for i in range(20)])
+    assert len(book.addrs("12D3KooWknown")) == MAX_ADDRS_PER_PEER
+    with pytest.raises(ValueError):
+        book.learn("12D3KooWknown", ["not/a\nmultiaddr"])
