@@ -22,6 +22,12 @@ def _set(node: Any, section: str, **values: Any) -> None:
     path.write_text(json.dumps(cfg))
 
 
+def _both_allocation_metrics(node: Any) -> bool:
+    """Whether ``node`` holds both peers' metrics of every ``AllocateBy`` name (tag:group, freespace):
+    a peer lacking one of them is no candidate, whatever its trust."""
+    return all(len(_json(node, "GET", f"/monitor/metrics/{name}")) == 2 for name in ("tag:group", "freespace"))
+
+
 @pytest.mark.timeout(300)
 def test_an_untrusted_member_with_huge_storage_gets_no_allocations(make_node: Any) -> None:
     secret = secrets.token_hex(32)
@@ -33,7 +39,7 @@ def test_an_untrusted_member_with_huge_storage_gets_no_allocations(make_node: An
     b.start("--bootstrap", _cluster_addr(a))
     nodes = [a, b]
     b_id = b.endpoints["cluster_peer_id"]
-    _wait("both free-space metrics on a", lambda: len(_json(a, "GET", "/monitor/metrics/freespace")) == 2, nodes)
+    _wait("both peers' allocation metrics on a", lambda: _both_allocation_metrics(a), nodes)
 
     cid = cid_to_str(cid_for(b"replication one"))
     pin = _json(a, "POST", f"/pins/{cid}?replication=1")
@@ -52,6 +58,6 @@ def test_an_untrusted_member_with_huge_storage_gets_no_allocations(make_node: An
     a.stop()
     _set(a, "Cluster", AllocateToUntrustedPeers=True)
     a.start("--bootstrap", _cluster_addr(b))  # a listens on a new port: it joins b
-    _wait("both free-space metrics on a", lambda: len(_json(a, "GET", "/monitor/metrics/freespace")) == 2, nodes)
+    _wait("both peers' allocation metrics on a", lambda: _both_allocation_metrics(a), nodes)
     other = cid_to_str(cid_for(b"replication one, opted in"))
     assert _json(a, "POST", f"/pins/{other}?replication=1")["allocations"] == [b_id]
