@@ -193,8 +193,9 @@ def _not_enough(
     why: list[str] = []
     for reason in sorted(set(excluded.values())):
         why.append(f"{sum(1 for r in excluded.values() if r == reason)} of them {reason}")
-    if blacklist:
-        why.append(f"{len(set(blacklist) & seen) or len(set(blacklist))} of them excluded")
+    blacklisted = len(set(blacklist) & seen)  # a peer already gone from the peer set is not one of them
+    if blacklisted:
+        why.append(f"{blacklisted} of them excluded")
     no_room = sum(1 for p in free if not _fits(p, size, by_peer, reserved))
     if size and no_room:
         why.append(f"{no_room} without room for {size} bytes")

@@ -93,6 +93,9 @@ def test_too_few_peers_is_a_clear_error() -> None:
         _alloc(5, 5, excluded={"b2": "untrusted", "a1": "with a full pin queue", "a2": "with a full pin queue"})
     with pytest.raises(AllocationError, match=r"1 of them excluded, 3 without room for"):
         _alloc(2, 2, size=6 * GiB, blacklist=["a2"])
+    # a peer re-allocated away from that already left the peer set is not one "of them"
+    with pytest.raises(AllocationError, match=r"6 peers needed .*, 5 can take it; the cluster has 5 peers$"):
+        _alloc(6, 6, blacklist=["gone"])
 
 
 def test_excluded_peers_are_never_chosen_nor_kept() -> None:
