@@ -511,7 +511,7 @@ class CoreAPI:
         The pin is recorded with :func:`blockstore.gc.record_pin`, so a garbage collection
         running meanwhile cannot remove a block of it (one it removed is fetched again)."""
         cid = self.resolve(path)
-        self.check_pin_add(cid, recursive=recursive, name=name)
+        before = self.check_pin_add(cid, recursive=recursive, name=name)
         depth = None if recursive else 0
         kind = RECURSIVE if recursive else DIRECT
         for attempt in range(3):
@@ -539,9 +539,10 @@ class CoreAPI:
                     raise NotFound("cannot pin, block not found locally") from None
         raise AssertionError("unreachable")
 
-    def check_pin_add(self, cid: bytes, *, recursive: bool, name: str) -> None:
+    def check_pin_add(self, cid: bytes, *, recursive: bool, name: str) -> str | None:
         """Refuse a pin before anything is fetched for it: a bad name (BadRequest), a direct pin of
-        a CID pinned recursively (CoreError, as kubo), a new pin the full pin queue cannot take (Busy)."""
+        a CID pinned recursively (CoreError, as kubo), a new pin the full pin queue cannot take (Busy).
+        Returns the CID's pin type now (None: not pinned)."""
         try:
             check_pin_name(name)
         except PinError as exc:
@@ -551,6 +552,7 @@ class CoreAPI:
             raise CoreError(f"pin: {cid_to_str(cid)} already pinned recursively")
         if before is None:
             self.admit_new_pin()
+        return before
 
     def admit_new_pin(self) -> None:
         """Raise Busy when the daemon's pin queue cannot take a new pin (``PinTracker.MaxPinQueueSize``)."""
