@@ -1,7 +1,7 @@
 """``POST /add`` of the cluster REST API: upload files, directories or a CAR, then cluster-pin the root.
 
 The upload is kubo's ``/api/v0/add`` body (multipart files and directories,
-parsed and imported by :mod:`node.rpc.upload` / :mod:`node.rpc.add`), or with
+parsed and imported by :mod:`node.kuborpc.upload` / :mod:`node.kuborpc.add`), or with
 ``format=car`` one CAR with exactly one root. The blocks land in this peer's
 block store; the root is then pinned through the cluster with this peer's
 swarm addresses as ``origins`` (the allocated peers fetch from here) and the
@@ -24,11 +24,11 @@ from blockstore.store import BlockTooLarge, HashMismatch
 from cluster.pin import Pin
 from cluster.pinoptions import pin_from_query
 
-from ..rpc.add import AddOptions, AddWorker
-from ..rpc.multipart import PartStart
-from ..rpc.options import Options, RpcError
-from ..rpc.pipe import ItemPipe, PartReader, UploadAborted
-from ..rpc.upload import BODY_IDLE_TIMEOUT, drive_upload
+from ..kuborpc.add import AddOptions, AddWorker
+from ..kuborpc.multipart import PartStart
+from ..kuborpc.options import Options, RpcError
+from ..kuborpc.pipe import ItemPipe, PartReader, UploadAborted
+from ..kuborpc.upload import BODY_IDLE_TIMEOUT, drive_upload
 
 #: add parameters refused (not supported by this node)
 UNSUPPORTED = ("shard", "nocopy")

@@ -8,7 +8,7 @@ endpoint, a wrong method or a foreign origin (see options.py). The node's
 synchronous operations (:class:`node.core.CoreAPI`) run in worker threads,
 driven by :class:`node.fetching.FetchingCore` (``ctx.reader()``, ``ctx.run``)
 so that blocks missing from the store are awaited on the event loop, never in
-a thread; uploads stream through :func:`node.rpc.upload.drive_upload` with
+a thread; uploads stream through :func:`node.kuborpc.upload.drive_upload` with
 bounded memory (in their own pool, ``uploads``); downloads stream in batches
 (respond.py). Commands are grouped by module: this one (node, files, blocks,
 CAR, repo), pins.py, dag.py (``dag put/resolve/stat``), refs.py and get.py.

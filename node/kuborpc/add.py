@@ -1,7 +1,7 @@
 """The worker side of ``/api/v0/add``: multipart files and directories into UnixFS.
 
 Runs in a worker thread and reads the parsed multipart events from an
-:class:`~node.rpc.pipe.ItemPipe`. Each file part streams through the
+:class:`~node.kuborpc.pipe.ItemPipe`. Each file part streams through the
 importer as it arrives; directory parts (``application/x-directory``) and
 the parent directories of file paths are collected into a tree whose
 directory nodes are built when the body ends (children first, names sorted,

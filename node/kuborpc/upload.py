@@ -1,9 +1,9 @@
 """Streaming a multipart request body into a worker thread with bounded memory.
 
 :func:`drive_upload` reads the body from aiohttp in pieces, parses it with
-the sans-I/O :class:`~node.rpc.multipart.MultipartParser` and hands the
+the sans-I/O :class:`~node.kuborpc.multipart.MultipartParser` and hands the
 events to ``worker(pipe)`` running in a thread, through a bounded
-:class:`~node.rpc.pipe.ItemPipe`. When the body is malformed, truncated or
+:class:`~node.kuborpc.pipe.ItemPipe`. When the body is malformed, truncated or
 the client goes away, the pipe is aborted: the worker's next read raises,
 its import rolls back (the store's import journals), and the caller gets the
 error. The worker's result is returned once the whole body was consumed.
