@@ -25,7 +25,7 @@ from cluster.crdt.delta import DeltaError, decode_delta
 from cluster.pin import PinError, Pin
 from node.gateway.params import choose_response, parse_accept, parse_content_path, parse_entity_bytes, parse_range
 from node.gateway.resolve import GatewayError
-from node.kuborpc.multipart import MultipartError, MultipartParser
+from node.uploads.multipart import MultipartError, MultipartParser
 from node.kuborpc.options import Options, RpcError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
