@@ -33,7 +33,7 @@ from blockstore.cid import DAG_PB, RAW, codec_of, make_cid
 from blockstore.db import disk_full_message
 from blockstore.pins import PinError, check_pin_name
 
-from ..core import CarImportReport, CoreAPI, CoreError, NotFound
+from ..core import Busy, CarImportReport, CoreAPI, CoreError, NotFound
 from ..fetching import FetchingCore
 from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
@@ -95,7 +95,10 @@ class RpcContext:
 
 # --------------------------------------------------------------------------- errors and streams
 def _core_error(exc: CoreError) -> RpcError:
-    """Every error of a command is kubo's code 0 / HTTP 500 (go-ipfs-cmds has no 404 for them)."""
+    """Every error of a command is kubo's code 0 / HTTP 500 (go-ipfs-cmds has no 404 for them);
+    ours: 429 when the node's pin queue is full (``Busy``)."""
+    if isinstance(exc, Busy):
+        return RpcError(str(exc), CODE_NORMAL, status=429)
     return RpcError(str(exc), CODE_NORMAL)
 
 

@@ -42,6 +42,8 @@ class AddOptions:
     only_hash: bool = False
     #: the name of an unnamed file part: its CID as a string (kubo: in the request's ``cid-base``)
     name_of_cid: Callable[[bytes], str] = cid_to_str
+    #: keep the roots as uploads until their cluster pin is settled (the REST API's /add)
+    keep_roots: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class AddWorker:
             except BaseException:
                 store.rollback(journal)
                 raise
-            store.commit(journal)
+            store.commit(journal, uploads=roots if self._opts.keep_roots else ())
         return AddResult(self.out, sink.new_blocks)
 
     def _consume(self, pipe: ItemPipe, sink: _Sink) -> AddResult:
