@@ -145,6 +145,18 @@ class CoreAPI:
         garbage collection that begins meanwhile waits for it (see ``blockstore/gc.py``)."""
         return self.store.writer()
 
+    def announce(self, cids: Iterable[bytes]) -> None:
+        """New blocks were stored here: tell the network, so peers that want them are served at
+        once (bitswap); nothing when offline. Every write path of the node calls it: UnixFS adds
+        (through :meth:`import_sink`), CAR imports (each batch), ``block put`` and ``dag put``."""
+        if self.network is not None:
+            self.network.notify(cids)
+
+    def import_sink(self, journal: bytes) -> JournalSink:
+        """The importer sink of a UnixFS add written under ``journal``: each batch it writes is
+        announced (:meth:`announce`)."""
+        return JournalSink(self.store, journal, self.announce)
+
     # ------------------------------------------------------------- helpers
     def _get_block(self, cid: bytes) -> bytes | None:
         data = self.store.get(cid)
@@ -186,7 +198,7 @@ class CoreAPI:
             raise BadRequest(f"{path} is a directory, use -r to add directories")
         with self.store.writer():
             journal = self.store.new_journal()
-            sink = _JournalSink(self.store, journal, self.network)
+            sink = self.import_sink(journal)
             last: importer.AddedEntry | None = None
             try:
                 for entry in importer.import_path(path, sink, params, progress=progress):
@@ -211,7 +223,7 @@ class CoreAPI:
         """Import one file read from ``stream``; return its entry (pinned when ``pin``)."""
         with self.store.writer():
             journal = self.store.new_journal()
-            sink = _JournalSink(self.store, journal, self.network)
+            sink = self.import_sink(journal)
             try:
                 res = importer.import_file(stream, sink, params, progress=progress)
                 if pin:
@@ -280,10 +292,9 @@ class CoreAPI:
         """
         roots: list[bytes] = []
         blocks = nbytes = 0
-        on_stored = self.network.notify if self.network is not None else None
         with self.store.writer():
             for chunks in cars:
-                imp = carimport.CarImporter(self.store, progress=progress, on_stored=on_stored)
+                imp = carimport.CarImporter(self.store, progress=progress, on_stored=self.announce)
                 try:
                     for chunk in chunks:
                         imp.feed(chunk)
@@ -421,8 +432,7 @@ class CoreAPI:
                 raise BadRequest(str(exc)) from None
             if pin:
                 self.pins.add(cid, RECURSIVE, name="")
-        if self.network is not None:
-            self.network.notify([cid])
+        self.announce([cid])
         return cid
 
     def dag_resolve(self, path: str) -> tuple[bytes, list[str]]:
@@ -515,8 +525,7 @@ class CoreAPI:
                 iter_links(cid, data)  # refuse blocks that do not decode as their codec
             with self.store.writer():
                 self.store.put(cid, data, verify=False)
-                if self.network is not None:
-                    self.network.notify([cid])
+                self.announce([cid])
                 if pin:
                     self.pins.add(cid, RECURSIVE)
         except (CidError, ValueError) as exc:
@@ -769,18 +778,25 @@ def _links_or_none(cid: bytes, data: bytes) -> list[bytes]:
         return []
 
 
-class _JournalSink:
-    """An importer sink that records new blocks in an import journal (and tells the network)."""
+class JournalSink:
+    """An importer sink (:class:`blockstore.importer.BlockSink`) writing under an import journal.
 
-    def __init__(self, store: Any, journal: bytes, network: Network | None = None) -> None:
+    Counts the blocks that were not stored before (``new_blocks``) and hands the CIDs of each
+    written batch to ``on_stored`` (:meth:`CoreAPI.announce`: peers waiting for them are served).
+    Made by :meth:`CoreAPI.import_sink`.
+    """
+
+    def __init__(self, store: Any, journal: bytes, on_stored: Callable[[list[bytes]], None] | None = None) -> None:
         self._store = store
         self._journal = journal
-        self._network = network
+        self._on_stored = on_stored
+        #: blocks written that were not in the store before
+        self.new_blocks = 0
 
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
+        """Write one batch under the journal; return how many of its blocks are new."""
         new = self._store.put_many(blocks, verify=verify, journal=self._journal)
-        if self._network is not None:
-            self._network.notify(cid for cid, _ in blocks)
+        self.new_blocks += new
+        if self._on_stored is not None:
+            self._on_stored([cid for cid, _ in blocks])
         return new
-
-

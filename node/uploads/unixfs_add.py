@@ -8,7 +8,10 @@ the parent directories of file paths are collected into a tree whose
 directory nodes are built when the body ends (children first, names sorted,
 as kubo outputs them). Everything is written under one import journal: an
 error or an aborted body rolls back every block the request added, and the
-roots are pinned only once all of it is stored. The worker returns an
+roots are pinned only once all of it is stored. Each written batch of blocks is
+announced to bitswap as it is stored (the core's journal sink,
+:meth:`node.core.CoreAPI.announce`, as every CAR import does): a peer that
+already wants one of them is served at once. The worker returns an
 :class:`AddResult` (CIDs as bytes); each server formats its own output lines.
 """
 
@@ -20,6 +23,8 @@ from typing import Any
 
 from blockstore import importer
 from blockstore.cid import cid_to_str
+
+from ..core import JournalSink
 
 from .errors import UploadError
 from .multipart import DIRECTORY_TYPE, SYMLINK_TYPE, MultipartError, PartStart, part_path
@@ -85,20 +90,17 @@ class _Dir:
     children: dict[str, "_Dir | tuple[bytes, int]"] = field(default_factory=dict)
 
 
-class _Sink:
-    """An importer sink writing under an import journal and counting new blocks."""
+class _HashOnlySink:
+    """The sink of ``only-hash``: CIDs are computed, nothing is stored."""
 
-    def __init__(self, store: Any, journal: bytes | None) -> None:
-        self._store = store
-        self._journal = journal
-        self.new_blocks = 0
+    new_blocks = 0
 
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
-        if self._journal is None:  # only-hash: compute CIDs, store nothing
-            return 0
-        n = self._store.put_many(blocks, verify=verify, journal=self._journal)
-        self.new_blocks += n
-        return n
+        return 0
+
+
+#: where the importer writes: the core's journal sink (each batch announced to bitswap), or nothing
+_Sink = JournalSink | _HashOnlySink
 
 
 class AddWorker:
@@ -113,10 +115,10 @@ class AddWorker:
     def __call__(self, pipe: ItemPipe) -> AddResult:
         store = self._core.store
         if self._opts.only_hash:
-            return self._consume(pipe, _Sink(store, None))
+            return self._consume(pipe, _HashOnlySink())
         with self._writer_lock():
             journal = store.new_journal()
-            sink = _Sink(store, journal)
+            sink = self._core.import_sink(journal)  # announces each written batch (CoreAPI.announce)
             try:
                 roots = self._consume_and_build(pipe, sink)
                 if self._opts.pin and roots:
