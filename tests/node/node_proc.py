@@ -42,6 +42,31 @@ class PinionNode:
             raise AssertionError(f"pinion {' '.join(args)} failed ({res.returncode}): {res.stderr.decode()}")
         return res
 
+    def cli_on_tty(self, *args: str) -> tuple[int, str]:
+        """Run ``pinion ARGS`` with stderr on a pseudo-terminal (as an operator sees it); (status, terminal text)."""
+        import pty
+
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "node.cli", *args],
+            env={**self.env, "COLUMNS": "120", "TERM": "xterm"},
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            cwd=ROOT,
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(leader)
+        return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
     def start(self, *extra: str) -> dict[str, Any]:
         """Start ``pinion daemon`` and wait until it wrote ``endpoints.json``."""
         assert self.proc is None, "daemon already running"

@@ -12,7 +12,6 @@ from kubo_http import call
 
 from blockstore.cid import RAW, cid_for, cid_to_str
 from node_proc import PinionNode
-from test_state_cli import _under_tty
 
 
 def _get(url: str, timeout: float = 60) -> tuple[int, bytes]:
@@ -70,7 +69,7 @@ def test_content_moves_between_daemons_over_bitswap(make_node, tmp_path: Path) -
     third = tmp_path / "third.bin"
     third.write_bytes(os.urandom(1_100_000))
     third_cid = a.cli("add", "-Q", str(third)).stdout.decode().strip()
-    status, screen = _under_tty(b, "pin", "add", third_cid)
+    status, screen = b.cli_on_tty("pin", "add", third_cid)
     assert status == 0 and "fetching" in screen, screen
     assert third_cid in b.cli("pin", "ls").stdout.decode()
     a.stop()

@@ -21,7 +21,7 @@ from blockstore.importer import ImportParams, import_bytes
 from blockstore.store import BlockStore
 from node.gateway import StoreBlockSource, make_gateway_app
 
-from tests.gateway.helpers import LiveGateway
+from gateway.helpers import LiveGateway
 from .http_helpers import ed25519_peer, serve
 
 LOCAL = UrlPolicy(allow_http=True, allow_private=True)

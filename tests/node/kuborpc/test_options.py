@@ -1,4 +1,4 @@
-"""kubo option parsing and error JSON; the metrics registry."""
+"""node/kuborpc/options.py: kubo option parsing and error JSON."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from multidict import MultiDict
 
 from blockstore.cid import cid_for, cid_to_str
-from node.metrics import NodeMetrics
 from node.kuborpc.options import RpcError, Options, format_cid, parse_cid_arg
 
 
@@ -66,33 +65,3 @@ def test_cid_args_and_bases() -> None:
     assert format_cid(cid, "base58btc").startswith("z")
     with pytest.raises(RpcError, match="cid-base"):
         format_cid(cid, "base-nonsense")
-
-
-def test_metrics_render() -> None:
-    class Store:
-        def stats(self) -> dict[str, int]:
-            return {"blocks": 7, "bytes": 70, "stored_bytes": 50}
-
-    m = NodeMetrics(Store())
-    m.observe_request(200, 1234, 0.01)
-    m.observe_request(404, 0, 0.002)
-    m.observe_rpc("add", 200, 0.5)
-    m.add_upload_bytes("add", 99)
-    m.blocks_written(3)
-    m.block_got(True)
-    m.block_got(False)
-    text = m.render().decode()
-    for line in (
-        "pinion_blockstore_blocks 7.0",
-        "pinion_blockstore_stored_bytes 50.0",
-        'pinion_gateway_requests_total{status="200"} 1.0',
-        'pinion_gateway_requests_total{status="404"} 1.0',
-        "pinion_gateway_bytes_out_total 1234.0",
-        'pinion_rpc_requests_total{endpoint="add",status="200"} 1.0',
-        'pinion_upload_bytes_total{endpoint="add"} 99.0',
-        "pinion_blocks_put_total 3.0",
-        "pinion_blocks_get_total 1.0",
-        'pinion_block_errors_total{op="get"} 1.0',
-        "process_cpu_seconds_total",
-    ):
-        assert line in text, line

@@ -15,7 +15,7 @@ from blockstore.db import open_db
 from blockstore.store import BlockStore
 from blockstore.cborvalue import decode_cbor
 
-FIXTURES = Path(__file__).resolve().parents[1].joinpath("fixtures", "gateway-conformance")
+FIXTURES = Path(__file__).resolve().parents[2].joinpath("fixtures", "gateway-conformance")
 
 
 def read_car(data: bytes) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]]:

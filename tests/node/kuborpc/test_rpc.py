@@ -12,7 +12,7 @@ import aiohttp
 from kubo_http import BOUNDARY, call, multipart, part
 from node_proc import PinionNode
 
-FIXTURES = Path(__file__).resolve().parents[1].joinpath("fixtures")
+FIXTURES = Path(__file__).resolve().parents[2].joinpath("fixtures")
 SIMPLE_CAR = FIXTURES / "go-car-testdata/cmd/car/testdata/inputs/simple-unixfs.car"
 SIMPLE_ROOT = "QmPLPpnptHc1DMhJAWNYMTqBTqqRQNy5WsY7F9pZgsBfMT"
 CORRUPT_CAR = FIXTURES / "go-car-testdata/v2/testdata/sample-v1-tailing-corrupt-section.car"

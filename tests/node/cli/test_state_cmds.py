@@ -148,43 +148,12 @@ def test_cleanup_needs_force_then_clears_and_gc_frees_deltas(make_node: Any, tmp
     assert removed.startswith("removed ") and removed != "removed 0 blocks"
 
 
-def _under_tty(node: Any, *args: str) -> tuple[int, str]:
-    """Run ``pinion ARGS`` with stderr on a pseudo-terminal (as an operator sees it); (status, terminal text)."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    from node_proc import ROOT
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", *args],
-        env={**node.env, "COLUMNS": "120", "TERM": "xterm"},
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-        cwd=ROOT,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 4096)
-        except OSError:  # the child closed its end
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
-
-
 def test_state_import_and_export_show_progress_on_a_terminal(pinion_node: Any, tmp_path: Path) -> None:
     src = tmp_path / "pins.ndjson"
     src.write_text(_ndjson(_pins(2500)))
-    status, screen = _under_tty(pinion_node, "state", "import", str(src))
+    status, screen = pinion_node.cli_on_tty("state", "import", str(src))
     assert status == 0 and "importing" in screen, screen
-    status, screen = _under_tty(pinion_node, "state", "export", "-o", str(tmp_path / "out.ndjson"))
+    status, screen = pinion_node.cli_on_tty("state", "export", "-o", str(tmp_path / "out.ndjson"))
     assert status == 0 and "exporting" in screen, screen
     assert len(_exported((tmp_path / "out.ndjson").read_text())) == 2500
     # not a terminal: no progress output at all

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from node_proc import PinionNode
 
-SIMPLE_CAR = Path(__file__).resolve().parents[1].joinpath("fixtures", "go-car-testdata/cmd/car/testdata/inputs/simple-unixfs.car")
+SIMPLE_CAR = Path(__file__).resolve().parents[2].joinpath("fixtures", "go-car-testdata/cmd/car/testdata/inputs/simple-unixfs.car")
 SIMPLE_ROOT = "QmPLPpnptHc1DMhJAWNYMTqBTqqRQNy5WsY7F9pZgsBfMT"
 
 
