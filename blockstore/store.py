@@ -27,6 +27,7 @@ import zstandard
 
 from .cid import IDENTITY, HashMismatch, multihash_of, parse_cid, verify
 from .db import NS_BLOCKS, NS_JOURNAL, NS_META
+from .memory import DEFAULT_PLAN
 
 _TOTALS_KEY = NS_META + b"totals"
 _RAW = b"\x00"
@@ -51,9 +52,18 @@ class BlockStore:
     Thread-safe: plyvel is, and the running totals are guarded by a lock.
     """
 
-    def __init__(self, db: plyvel.DB, *, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE, compress: bool = True) -> None:
+    def __init__(
+        self,
+        db: plyvel.DB,
+        *,
+        max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+        compress: bool = True,
+        write_batch_bytes: int = DEFAULT_PLAN.write_batch_bytes,
+    ) -> None:
         self._db = db
         self.max_block_size = max_block_size
+        #: bytes of block data importers hand to :meth:`put_many` at once (``Datastore.MemoryBudget``)
+        self.write_batch_bytes = write_batch_bytes
         self._compress = compress
         self._lock = threading.Lock()
         self._zc = threading.local()

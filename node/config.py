@@ -17,6 +17,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from blockstore.memory import MAX_BUDGET, MIN_BUDGET
+
 CONFIG_FILE = "config.json"
 
 DEFAULTS: dict[str, Any] = {
@@ -83,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
         "MaxBlockSize": 2 * 1024 * 1024,
         "Compression": "zstd",
         "MaxUploadSize": 0,
+        "MemoryBudget": 0,
     },
     "Gateway": {"Offline": False, "FetchTimeout": 60, "MaxURLLength": 8192, "MaxRequestsPerClient": 256},
     "Logging": {"Level": "WARNING", "Subsystems": {}},
@@ -145,6 +148,7 @@ DEFAULTS_DOC: dict[str, str] = {
     "Datastore.MaxUploadSize": "largest upload body accepted by add, dag/import and the cluster API's /add, bytes (0: no limit); larger ones get 413 and are rolled back",
     "Datastore.MaxBlockSize": "largest block accepted, in bytes",
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
+    "Datastore.MemoryBudget": "bytes for the memory that grows while content is written (0: an eighth of the container's memory limit, at most 128 MiB, or 128 MiB without a limit; else 8 MiB to 4 GiB). Split (blockstore/memory.py): 1/2 LevelDB memtables (write buffer 1/4, two alive at once), 1/16 LevelDB block cache, 3/16 import write batches (batches of 1/16, one written while the next fills), 1/16 upload body buffer. The default gives 32 MiB write buffer, 8 MiB cache and batches",
     "Gateway.Offline": "never fetch missing blocks from the network",
     "Gateway.FetchTimeout": "seconds to wait for missing blocks before 504",
     "Gateway.MaxURLLength": "longest URL (path + query) in bytes; longer ones get 414",
@@ -227,6 +231,11 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError("Datastore.StorageMax must be a positive integer")
     if not isinstance(ds.get("MaxUploadSize"), int) or isinstance(ds.get("MaxUploadSize"), bool) or ds["MaxUploadSize"] < 0:
         raise ConfigError("Datastore.MaxUploadSize must be an integer >= 0 (0: no limit)")
+    budget = ds.get("MemoryBudget")
+    if isinstance(budget, bool) or not isinstance(budget, int) or not (budget == 0 or MIN_BUDGET <= budget <= MAX_BUDGET):
+        raise ConfigError(
+            f"Datastore.MemoryBudget must be 0 (from the container's memory limit) or {MIN_BUDGET} to {MAX_BUDGET} bytes"
+        )
     if ds.get("Compression") not in ("zstd", "none"):
         raise ConfigError("Datastore.Compression must be 'zstd' or 'none'")
     _validate_placement(cfg)

@@ -136,7 +136,8 @@ class Daemon:
         if not self.offline:
             await self._start_p2p()
         ctx = RpcContext(
-            core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor, p2p=self.p2p
+            core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor, p2p=self.p2p,
+            upload_limit=self.repo.memory.upload_buffer_bytes,
         )
         if self.pinset is not None:
             from .pinset import rpc_routes
