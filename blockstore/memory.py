@@ -12,16 +12,17 @@ part                      share        why
 LevelDB write buffer      1/4          LevelDB keeps two memtables at once (one being
                                        written, one being flushed): 1/2 of the budget
 LevelDB block cache       1/16         blocks read back (existence checks, the gateway)
-import write batch        1/16         an import fills one batch while the previous one
+import write batch        1/32         an import fills one batch while the previous one
                                        is written; LevelDB's WriteBatch copies the one
-                                       being written: 3/16 of the budget
+                                       being written (and grows by doubling): 4/32
 upload buffer             1/16         multipart body queued for the importer
-(slack)                   1/16         table index blocks, bloom filters, allocator
+(slack)                   1/8          table index blocks, bloom filters, allocator
 ========================  ===========  ==================================================
 
 The default budget (128 MiB) gives the sizes Pinion used before the budget
-existed: a 32 MiB write buffer, an 8 MiB block cache, 8 MiB batches and an
-8 MiB upload buffer. LevelDB's options are documented in
+existed: a 32 MiB write buffer, an 8 MiB block cache, 4 MiB batches (the CAR
+importer's; the UnixFS importer's were 16 MiB, three of them alive, which made
+a 1 GiB ``add`` peak 100 MiB above a CAR import) and an 8 MiB upload buffer. LevelDB's options are documented in
 https://github.com/google/leveldb/blob/main/include/leveldb/options.h
 """
 
@@ -64,7 +65,7 @@ class MemoryPlan:
             budget=budget,
             write_buffer_size=budget // 4,
             block_cache_size=sixteenth,
-            write_batch_bytes=max(MIN_BATCH_BYTES, sixteenth),
+            write_batch_bytes=max(MIN_BATCH_BYTES, budget // 32),
             upload_buffer_bytes=max(MIN_BATCH_BYTES, sixteenth),
         )
 

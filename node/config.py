@@ -148,7 +148,7 @@ DEFAULTS_DOC: dict[str, str] = {
     "Datastore.MaxUploadSize": "largest upload body accepted by add, dag/import and the cluster API's /add, bytes (0: no limit); larger ones get 413 and are rolled back",
     "Datastore.MaxBlockSize": "largest block accepted, in bytes",
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
-    "Datastore.MemoryBudget": "bytes for the memory that grows while content is written (0: an eighth of the container's memory limit, at most 128 MiB, or 128 MiB without a limit; else 8 MiB to 4 GiB). Split (blockstore/memory.py): 1/2 LevelDB memtables (write buffer 1/4, two alive at once), 1/16 LevelDB block cache, 3/16 import write batches (batches of 1/16, one written while the next fills), 1/16 upload body buffer. The default gives 32 MiB write buffer, 8 MiB cache and batches",
+    "Datastore.MemoryBudget": "bytes for the memory that grows while content is written (0: an eighth of the container's memory limit, at most 128 MiB, or 128 MiB without a limit; else 8 MiB to 4 GiB). Split (blockstore/memory.py): 1/2 LevelDB memtables (write buffer 1/4, two alive at once), 1/16 LevelDB block cache, 1/8 import write batches (batches of 1/32, one written while the next fills), 1/16 upload body buffer. The default gives a 32 MiB write buffer, an 8 MiB cache, 4 MiB batches",
     "Gateway.Offline": "never fetch missing blocks from the network",
     "Gateway.FetchTimeout": "seconds to wait for missing blocks before 504",
     "Gateway.MaxURLLength": "longest URL (path + query) in bytes; longer ones get 414",

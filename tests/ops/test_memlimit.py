@@ -126,10 +126,10 @@ def test_budget_through_config_set_env_and_repo(tmp_path: Path, monkeypatch: pyt
     assert _pinion(repo, "config", "set", "Datastore.MemoryBudget", str(32 * MiB)).returncode == 0
     assert json.loads((repo / "config.json").read_text())["Datastore"]["MemoryBudget"] == 32 * MiB
     with Repo.open(repo) as r:
-        assert r.memory.write_buffer_size == 8 * MiB and r.store.write_batch_bytes == 2 * MiB
+        assert r.memory.write_buffer_size == 8 * MiB and r.store.write_batch_bytes == 1 * MiB
     monkeypatch.setenv("PINION_DATASTORE_MEMORYBUDGET", str(16 * MiB))
     with Repo.open(repo) as r:
-        assert r.memory.budget == 16 * MiB and r.store.write_batch_bytes == 1 * MiB
+        assert r.memory.budget == 16 * MiB and r.store.write_batch_bytes == 512 * 1024
     monkeypatch.setenv("PINION_DATASTORE_MEMORYBUDGET", "7")
     with pytest.raises(Exception, match="Datastore.MemoryBudget"):
         Repo.open(repo)
