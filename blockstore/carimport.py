@@ -121,8 +121,11 @@ class CarImporter:
             self._batch_size = 0
             self._writer.submit(batch)
 
-    def finish(self) -> CarImportResult:
-        """End of input: check the CAR is complete, store the last batch, commit; return the result."""
+    def finish(self, *, keep_roots: bool = False) -> CarImportResult:
+        """End of input: check the CAR is complete, store the last batch, commit; return the result.
+
+        ``keep_roots``: the roots become upload markers in the commit's batch (kept from
+        garbage collection until their cluster pin is settled: :mod:`blockstore.uploads`)."""
         if self._journal is None:
             raise RuntimeError("CAR import already finished or aborted")
         try:
@@ -133,7 +136,7 @@ class CarImporter:
             self.abort()
             raise
         journal, self._journal = self._journal, None
-        self._store.commit(journal)
+        self._store.commit(journal, uploads=self.roots if keep_roots else ())
         return CarImportResult(self.roots, self.blocks, self.bytes)
 
     def abort(self) -> None:

@@ -5,7 +5,10 @@ parsed and imported by :mod:`node.rpc.upload` / :mod:`node.rpc.add`), or with
 ``format=car`` one CAR with exactly one root. The blocks land in this peer's
 block store; the root is then pinned through the cluster with this peer's
 swarm addresses as ``origins`` (the allocated peers fetch from here) and the
-DAG's size, so the allocator picks peers with room for it. Output lines are
+DAG's size, so the allocator picks peers with room for it. Until that pin is
+settled, the upload is kept from garbage collection by an upload marker written
+with the import's commit (``blockstore/uploads.py``; none with ``no-pin``, as
+kubo's ``add --pin=false``). Output lines are
 IPFS Cluster's ``AddedOutput`` ``{"name","cid","bytes"?,"size"?,"allocations"?}``.
 """
 
@@ -21,6 +24,7 @@ from blockstore import car, importer
 from blockstore.carimport import CarImporter
 from blockstore.cid import CidError, cid_for, cid_from_str, cid_to_str
 from blockstore.store import BlockTooLarge, HashMismatch
+from blockstore.uploads import Uploads
 from cluster.pin import Pin
 from cluster.pinoptions import pin_from_query
 
@@ -28,7 +32,7 @@ from ..rpc.add import AddOptions, AddWorker
 from ..rpc.multipart import PartStart
 from ..rpc.options import Options, RpcError
 from ..rpc.pipe import ItemPipe, PartReader, UploadAborted
-from ..rpc.upload import drive_upload
+from ..rpc.upload import BODY_IDLE_TIMEOUT, drive_upload
 
 #: add parameters refused (not supported by this node)
 UNSUPPORTED = ("shard", "nocopy")
@@ -57,29 +61,33 @@ def _params(o: Options) -> Any:
 
 
 async def _import_unixfs(
-    request: web.Request, core: Any, o: Options, executor: Executor | None, max_upload: int
-) -> tuple[list[dict[str, Any]], bytes, int]:
+    request: web.Request, core: Any, o: Options, executor: Executor | None, max_upload: int, body_timeout: float, keep: bool
+) -> tuple[list[dict[str, Any]], bytes, int, list[bytes]]:
     params = _params(o)
-    opts = AddOptions(params=params, pin=False, wrap=params.wrap_with_directory, progress=o.boolean("progress", False))
+    opts = AddOptions(
+        params=params, pin=False, wrap=params.wrap_with_directory, progress=o.boolean("progress", False), keep_roots=keep
+    )
     worker = AddWorker(core, opts, core.import_guard)
-    out = await drive_upload(request, worker, executor=executor, max_bytes=max_upload)
+    out = await drive_upload(request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout)
     added = []
     root: tuple[bytes, int] | None = None
+    roots: list[bytes] = []
     for obj in out:
         if "Hash" in obj:
             size = int(obj.get("Size", 0) or 0)
             added.append({"name": obj.get("Name", ""), "cid": obj["Hash"], "size": size})
             root = (cid_from_str(obj["Hash"]), size)
+            roots.append(root[0])
         elif "Bytes" in obj:
             added.append({"name": obj.get("Name", ""), "bytes": int(obj["Bytes"])})
     if root is None:
         raise RpcError("nothing was added")
-    return added, root[0], root[1]
+    return added, root[0], root[1], roots
 
 
 async def _import_car(
-    request: web.Request, core: Any, executor: Executor | None, max_upload: int
-) -> tuple[list[dict[str, Any]], bytes, int]:
+    request: web.Request, core: Any, executor: Executor | None, max_upload: int, body_timeout: float, keep: bool
+) -> tuple[list[dict[str, Any]], bytes, int, list[bytes]]:
     def worker(pipe: ItemPipe) -> tuple[str, list[bytes], int]:
         with core.import_guard():
             ev = pipe.get()
@@ -91,7 +99,7 @@ async def _import_car(
             try:
                 while not imp.done and (data := reader.next_data()) is not None:
                     imp.feed(data)
-                result = imp.finish()
+                result = imp.finish(keep_roots=keep)
             except car.CarError as exc:
                 raise RpcError(f"malformed CAR: {exc}") from None
             except (HashMismatch, BlockTooLarge, CidError) as exc:
@@ -103,15 +111,24 @@ async def _import_car(
                 raise UploadAborted("send one CAR per request")
         return name, list(result.roots), result.bytes
 
-    disposition, roots, nbytes = await drive_upload(request, worker, executor=executor, max_bytes=max_upload)
+    disposition, roots, nbytes = await drive_upload(
+        request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout
+    )
     if len(roots) != 1:
+        _release(core, roots)
         raise RpcError(f"a CAR upload must have exactly one root, this one has {len(roots)}")
     filename = ""
     for part in disposition.split(";"):
         key, _, value = part.strip().partition("=")
         if key == "filename":
             filename = value.strip('"')
-    return [{"name": filename, "cid": cid_to_str(roots[0]), "bytes": nbytes}], roots[0], nbytes
+    return [{"name": filename, "cid": cid_to_str(roots[0]), "bytes": nbytes}], roots[0], nbytes, roots
+
+
+def _release(core: Any, roots: list[bytes]) -> None:
+    """Drop the upload markers of ``roots`` (no cluster pin will name them)."""
+    if roots:
+        Uploads(core.store.db).release(roots)
 
 
 async def handle_add(
@@ -121,9 +138,10 @@ async def handle_add(
     executor: Executor | None,
     respond: Callable[[web.Request, AsyncIterator[dict[str, Any]] | list[dict[str, Any]], bool], Any],
     max_upload: int = 0,
+    body_timeout: float = BODY_IDLE_TIMEOUT,
 ) -> web.StreamResponse:
     """The ``/add`` route (see module docstring); ``respond(request, items, stream)`` writes the answer.
-    Bodies over ``max_upload`` bytes (0: no limit) get 413."""
+    Bodies over ``max_upload`` bytes (0: no limit) get 413, a body that stalls ``body_timeout`` seconds 408."""
     o = Options(request.query)
     for name in UNSUPPORTED:
         if o.boolean(name, False):
@@ -137,16 +155,23 @@ async def handle_add(
     no_pin = o.boolean("no-pin", False)
     local = o.boolean("local", False)
     pin_from_query(cid_for(b""), request.query)  # bad pin options fail before the upload is read
+    keep = not no_pin  # the upload is kept from garbage collection until its cluster pin is settled
     if fmt == "car":
-        added, root, size = await _import_car(request, core, executor, max_upload)
+        added, root, size, roots = await _import_car(request, core, executor, max_upload, body_timeout, keep)
     else:
-        added, root, size = await _import_unixfs(request, core, o, executor, max_upload)
+        added, root, size, roots = await _import_unixfs(request, core, o, executor, max_upload, body_timeout, keep)
     if not no_pin:
+        # only the last root is cluster-pinned: the others (several files without wrap) are not kept
+        _release(core, [r for r in roots if r != root])
         pin, defaults = pin_from_query(root, request.query)
         if local and cluster.peer_id not in pin.user_allocations:
             pin = pin.with_(user_allocations=(cluster.peer_id, *pin.user_allocations))
         pin = pin.with_(origins=tuple(pin.origins) or tuple(cluster.swarm_addresses()))
-        committed: Pin = await cluster.pin(pin, size=size or None, defaults=defaults)
+        try:
+            committed: Pin = await cluster.pin(pin, size=size or None, defaults=defaults, upload=True)
+        except Exception:
+            _release(core, [root])  # refused: nothing will fetch it from here
+            raise
         for item in added:
             if "cid" in item:
                 item["allocations"] = list(committed.allocations)

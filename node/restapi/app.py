@@ -8,7 +8,8 @@ server (from the pinset's index), ``GET /health/pins`` counts pins by status
 on every peer, and tokens expire.
 
 Errors are ``{"code","message"}``: 404 for what is not there, 400 for bad
-input, 500 otherwise. Streams are NDJSON with the ``X-Stream-Error`` trailer
+input, 429 (with ``Retry-After``) when the pin queues a new pin needs are full
+(``PinTracker.MaxPinQueueSize``), 500 otherwise. Streams are NDJSON with the ``X-Stream-Error`` trailer
 and 204 when empty. A path ending in ``/`` is redirected (307) without it,
 after auth, and always to a path on this host. Cross-origin requests follow
 ``cors.py``; JSON bodies need a JSON content type and are decoded within bounds
@@ -31,11 +32,14 @@ from cluster.allocator import AllocationError
 from cluster.pin import PIN_TYPES, Pin, PinError
 from cluster.pinoptions import PinOptionsError, pin_from_query
 from cluster.status import StatusError, parse_filter
+from cluster.tracker import QueueFull
 
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import is_json_type
 from ..jsonlimits import loads as json_loads
 from ..rpc.options import RpcError
+from ..rpc.upload import BODY_IDLE_TIMEOUT
+from ..workers import PoolBusy
 from .add import handle_add
 from .auth import middlewares, response_headers, rest_error, token_handler
 from .streams import stream_ndjson
@@ -53,11 +57,15 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
 
     if isinstance(exc, NotFoundError):
         return 404, str(exc)
+    if isinstance(exc, PoolBusy):
+        return 503, str(exc)
     full = disk_full_message(exc)
     if full is not None:
         return 507, full
     if isinstance(exc, RpcError):
         return exc.status or 400, str(exc.message if hasattr(exc, "message") else exc)
+    if isinstance(exc, QueueFull):
+        return 429, str(exc)
     if isinstance(exc, (PinOptionsError, PinError, AllocationError, StatusError, ValueError)):
         return 400, str(exc)
     if isinstance(exc, ClusterError):
@@ -69,7 +77,15 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
-_error = rest_error
+#: seconds a client is told to wait after a 429 (a full pin queue drains as pins complete)
+RETRY_AFTER = 30
+
+
+def _error(status: int, message: str) -> web.Response:
+    resp = rest_error(status, message)
+    if status == 429:
+        resp.headers["Retry-After"] = str(RETRY_AFTER)
+    return resp
 
 
 def _cid(text: str) -> bytes:
@@ -93,9 +109,22 @@ def _meta_filter(request: web.Request) -> dict[str, str]:
 
 
 def make_rest_app(
-    cluster: Any, api_config: dict[str, Any], *, core: Any, executor: Executor | None = None, max_upload: int = 0
+    cluster: Any,
+    api_config: dict[str, Any],
+    *,
+    core: Any,
+    executor: Executor | None = None,
+    max_upload: int = 0,
+    body_timeout: float = BODY_IDLE_TIMEOUT,
+    health: Callable[[], list[str]] | None = None,
 ) -> web.Application:
-    """The REST API application (see module docstring)."""
+    """The REST API application (see module docstring).
+
+    ``executor`` runs uploads (the daemon's imports pool), whose client may send nothing
+    for ``body_timeout`` seconds at most; ``health()`` lists what keeps the node from
+    serving (``GET /health``: 204 when empty, else 503 naming it).
+    """
+    # auth before routing: _strict_slash's redirects come after the auth middlewares
     app = web.Application(middlewares=[*middlewares(api_config), _strict_slash, _errors], client_max_size=1024**4)
     app.on_response_prepare.append(response_headers(api_config))
     app[ERROR_RESPONSE] = _error
@@ -196,6 +225,8 @@ def make_rest_app(
                 if len(batch) >= BULK_BATCH:
                     await flush()
             await flush()
+        except QueueFull as exc:
+            raise QueueFull(f"{exc} ({done} pins before it were pinned)") from None
         except (ValueError, PinError, AllocationError) as exc:
             raise ValueError(f"{exc} ({done} pins before it were pinned)") from None
         return web.json_response({"count": done})
@@ -220,11 +251,11 @@ def make_rest_app(
         return await respond_stream(request, cluster.recover_all(local=_bool(request, "local")))
 
     async def h_add(request: web.Request) -> web.StreamResponse:
-        return await handle_add(request, cluster, core, executor, respond_stream, max_upload)
+        return await handle_add(request, cluster, core, executor, respond_stream, max_upload, body_timeout)
 
     # ------------------------------------------------------------ health and metrics
     async def h_health(_r: web.Request) -> web.StreamResponse:
-        return web.Response(status=204)
+        return health_response(health)
 
     async def h_graph(_r: web.Request) -> web.StreamResponse:
         return web.json_response(await cluster.health_graph())
@@ -327,4 +358,18 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         mapped = error_of(exc)
         if mapped is None:
             raise
-        return _error(*mapped)
+        resp = _error(*mapped)
+        if isinstance(exc, PoolBusy):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+
+
+def health_response(
+    health: Callable[[], list[str]] | None, error: Callable[[int, str], web.Response] = rest_error
+) -> web.Response:
+    """``GET /health``: 204 when nothing keeps the node from serving, else 503 with the reasons
+    (in the API's error body, ``error(status, message)``)."""
+    problems = health() if health is not None else []
+    if not problems:
+        return web.Response(status=204)
+    return error(503, "; ".join(problems))

@@ -38,6 +38,8 @@ class AddOptions:
     quieter: bool = False
     only_hash: bool = False
     cid_base: str | None = None
+    #: keep the roots as uploads until their cluster pin is settled (the REST API's /add)
+    keep_roots: bool = False
 
 
 @dataclass
@@ -86,7 +88,7 @@ class AddWorker:
             except BaseException:
                 store.rollback(journal)
                 raise
-            store.commit(journal)
+            store.commit(journal, uploads=roots if self._opts.keep_roots else ())
         self.new_blocks = sink.new_blocks
         return self.out
 

@@ -53,10 +53,11 @@ async def h_pin_add(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     for flag in ("fast-provide-root", "fast-provide-dag", "fast-provide-wait"):
         o.boolean(flag, False)
     if progress:
+        await ctx.run(ctx.core.admit_new_pin)  # 429 before the stream starts when the pin queue is full
         return await _pin_add_with_progress(request, ctx, args, recursive, name, base)
     pinned = []
     for path in args:
-        cid = await ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive, name=name))
+        cid = await ctx.reader().pin_add(path, recursive=recursive, name=name)  # the DAG is fetched on the loop
         pinned.append(format_cid(cid, base))
     return json_response({"Pins": pinned})
 
@@ -77,9 +78,7 @@ async def _pin_add_with_progress(
 
     try:
         for path in args:
-            job = asyncio.ensure_future(
-                ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive, progress=report, name=name))
-            )
+            job = asyncio.ensure_future(ctx.reader().pin_add(path, recursive=recursive, progress=report, name=name))
             last = 0
             while not job.done():
                 getter = asyncio.ensure_future(counts.get())
