@@ -50,13 +50,13 @@ def is_initialized(path: str | os.PathLike[str]) -> bool:
 class Repo:
     """An open repo: config, database, block store and local pins."""
 
-    def __init__(self, path: Path, config: dict[str, Any], db: plyvel.DB) -> None:
+    def __init__(self, path: Path, config: dict[str, Any], db: plyvel.DB, memory: MemoryPlan | None = None) -> None:
         self.path = path
         self.config = config
         self.db = db
         ds = config["Datastore"]
         #: how Datastore.MemoryBudget is split (LevelDB buffers, import batches, upload buffer)
-        self.memory = memory_plan(ds.get("MemoryBudget", 0))
+        self.memory = memory or memory_plan(ds.get("MemoryBudget", 0))
         self.store = BlockStore(
             db,
             max_block_size=ds["MaxBlockSize"],
@@ -111,7 +111,8 @@ class Repo:
             cfg = cfgmod.load(p)
         except cfgmod.ConfigError as exc:
             raise RepoError(str(exc)) from None
-        return cls(p, cfg, _open_db(p, memory_plan(cfg["Datastore"].get("MemoryBudget", 0))))
+        memory = memory_plan(cfg["Datastore"].get("MemoryBudget", 0))
+        return cls(p, cfg, _open_db(p, memory), memory)
 
     def save_config(self) -> None:
         """Write the in-memory config back to disk."""
