@@ -34,6 +34,8 @@ BATCH_BYTES = 4 * 1024 * 1024
 READ_SIZE = 1 << 20
 
 Progress = Callable[[int], None] | None
+#: called with the CIDs of each batch once it is written (from the writer thread)
+Stored = Callable[[list[bytes]], None] | None
 
 
 class CarImportResult(NamedTuple):
@@ -49,7 +51,8 @@ class CarImporter:
 
     Any error raised by :meth:`feed` or :meth:`finish` has already rolled the
     import back. A caller that gives up for its own reasons (a client that
-    disconnects) calls :meth:`abort`.
+    disconnects) calls :meth:`abort`. ``on_stored(cids)``, when given, hears the
+    CIDs of each batch once it is written (the node tells bitswap's waiting peers).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class CarImporter:
         progress: Progress = None,
         batch_blocks: int = BATCH_BLOCKS,
         batch_bytes: int | None = None,
+        on_stored: Stored = None,
         **parser_options: Any,
     ) -> None:
         parser_options.setdefault("max_block_size", store.max_block_size)
@@ -71,10 +75,14 @@ class CarImporter:
         self._batch_size = 0
         self._journal: bytes | None = store.new_journal()
         journal = self._journal
-        # the parser has verified every block against its CID
-        self._writer = BatchWriter(
-            lambda batch: store.put_many(batch, verify=False, journal=journal), name="car-import-writer"
-        )
+
+        def write(batch: list[tuple[bytes, bytes]]) -> None:
+            # the parser has verified every block against its CID
+            store.put_many(batch, verify=False, journal=journal)
+            if on_stored is not None:
+                on_stored([cid for cid, _ in batch])
+
+        self._writer = BatchWriter(write, name="car-import-writer")
         self.roots: list[bytes] = []
         self.blocks = 0
         self.bytes = 0
