@@ -661,6 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_parser(sub)
     top.add_parser(sub)
     config_cli.add_parser(sub)
+    from .routing import cli as routing_cli
+
+    routing_cli.add_parser(sub)
     return p
 
 
@@ -670,12 +673,13 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .config_cli import ConfigCliError
     from .core import CoreError
+    from .routing.cli import RoutingCliError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CliError, RepoError, CoreError, ClusterClientError, ConfigError, ConfigCliError) as exc:
+    except (CliError, RepoError, CoreError, ClusterClientError, ConfigError, ConfigCliError, RoutingCliError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -14,7 +14,8 @@ event loops: through :class:`node.p2p.service.P2PService`'s bridge only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+import contextlib
+from typing import Any, Protocol
 
 import trio
 
@@ -30,11 +31,15 @@ from .p2p.service import P2PService
 class NetworkContent:
     """The node's bitswap on the swarm host, usable from asyncio and worker threads."""
 
-    def __init__(self, p2p: P2PService, store: BlockStore, *, fetch_timeout: float = 60.0) -> None:
+    def __init__(
+        self, p2p: P2PService, store: BlockStore, *, fetch_timeout: float = 60.0, assist: Assist | None = None
+    ) -> None:
         self._p2p = p2p
         self._store = store
         self.fetch_timeout = fetch_timeout
         self._bs: Bitswap | None = None
+        #: content routing's provider search for fetches connected peers do not serve (node/routing)
+        self._assist = assist
 
     async def start(self) -> None:
         """Start bitswap in the libp2p thread (it stops with the p2p service)."""
@@ -59,10 +64,13 @@ class NetworkContent:
         if data is not None:
             return data
         bs = self._bitswap()
-        try:
-            return await self._p2p.run_in_libp2p(bs.get_block, cid, timeout or self.fetch_timeout)
-        except BitswapNotFound:
-            raise BlockTimeout(cid) from None
+        async with self._searching(cid) as search:
+            try:
+                return await self._p2p.run_in_libp2p(bs.get_block, cid, timeout or self.fetch_timeout)
+            except BitswapNotFound:
+                timeout_error = BlockTimeout(cid)
+                timeout_error.args = (search.explain(timeout_error.args[0]),)
+                raise timeout_error from None
 
     async def fetch_dag(
         self, root: bytes, *, max_depth: int | None = None, progress: Callable[[int, int], None] | None = None
@@ -76,10 +84,17 @@ class NetworkContent:
         async def run() -> None:
             await fetch_dag(bs, root, max_depth=max_depth, block_timeout=self.fetch_timeout, progress=progress)
 
-        try:
-            await self._p2p.run_in_libp2p(run)
-        except FetchError as exc:
-            raise LookupError(str(exc)) from None
+        async with self._searching(root, dag=True, max_depth=max_depth) as search:
+            try:
+                await self._p2p.run_in_libp2p(run)
+            except FetchError as exc:
+                raise LookupError(search.explain(str(exc))) from None
+
+    def _searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> Any:
+        """The routing provider search beside a fetch (a no-op search without routing)."""
+        if self._assist is None:
+            return contextlib.nullcontext(_NO_SEARCH)
+        return self._assist.searching(cid, dag=dag, max_depth=max_depth)
 
     # -- worker-thread callers (CoreAPI) ----------------------------------------
     def get_block_blocking(self, cid: bytes) -> bytes | None:
@@ -121,6 +136,22 @@ class NetworkContent:
     def stats(self) -> dict[str, int]:
         """Bitswap counters (blocks/bytes sent and received, wantlist size, peers)."""
         return self._bs.stats() if self._bs is not None else {}
+
+
+class _NoSearch:
+    """The search of a node without content routing: explains nothing."""
+
+    def explain(self, error: str) -> str:
+        return error
+
+
+_NO_SEARCH = _NoSearch()
+
+
+class Assist(Protocol):
+    """What NetworkContent needs of content routing (``node.routing.fetch_assist.FetchAssist``)."""
+
+    def searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> Any: ...
 
 
 class NetworkBlockSource:

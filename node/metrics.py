@@ -196,6 +196,11 @@ class NodeMetrics:
         #: set by the daemon when the cluster peer runs: a callable returning ``ClusterPeer.stats()``
         self.cluster_stats: Callable[[], dict[str, Any]] | None = None
         reg.register(_ClusterCollector(self))
+        #: set by the daemon when online: its node.routing.service.RoutingService
+        self.routing: Any | None = None
+        from .routing.metrics import RoutingCollector
+
+        reg.register(RoutingCollector(self))
         self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
         self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)
         self.block_errors = Counter(
