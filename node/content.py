@@ -14,6 +14,7 @@ event loops: through :class:`node.p2p.service.P2PService`'s bridge only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import asyncio
 import contextlib
 from typing import Any, Protocol
 
@@ -40,9 +41,11 @@ class NetworkContent:
         self._bs: Bitswap | None = None
         #: content routing's provider search for fetches connected peers do not serve (node/routing)
         self._assist = assist
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Start bitswap in the libp2p thread (it stops with the p2p service)."""
+        self._loop = asyncio.get_running_loop()
         await self._p2p.start_libp2p_service(self._serve)
 
     async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -100,6 +103,11 @@ class NetworkContent:
     def get_block_blocking(self, cid: bytes) -> bytes | None:
         """Fetch one block over bitswap from a non-event-loop thread; None when it does not arrive."""
         bs = self._bitswap()
+        if self._assist is not None and self._loop is not None:  # with content routing: the async path
+            try:
+                return asyncio.run_coroutine_threadsafe(self.get_block(cid), self._loop).result()
+            except BlockTimeout:
+                return None
         try:
             return self._p2p.bridge.run_blocking(bs.get_block, cid, self.fetch_timeout)
         except BitswapNotFound:
@@ -110,6 +118,10 @@ class NetworkContent:
     ) -> None:
         """Fetch every missing block of the DAG under ``root``; raise LookupError naming a block that never came."""
         bs = self._bitswap()
+        if self._assist is not None and self._loop is not None:  # with content routing: the async path
+            coro = self.fetch_dag(root, max_depth=max_depth, progress=progress)
+            asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+            return
 
         async def run() -> None:
             await fetch_dag(bs, root, max_depth=max_depth, block_timeout=self.fetch_timeout, progress=progress)
