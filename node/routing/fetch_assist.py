@@ -105,9 +105,9 @@ class FetchAssist:
         await asyncio.sleep(self.delay)
         search.started = True
         self.routing.counters["provider_searches"] += 1
-        dials: list[asyncio.Task[bool]] = []
+        tasks: list[asyncio.Task[object]] = []
         http: HttpFetcher | None = None
-        protected: list[str] = []
+        dials = 0
         try:
             with contextlib.ExitStack() as stack:
                 try:
@@ -116,13 +116,16 @@ class FetchAssist:
                             search.providers += 1
                             self.routing.counters["providers_found"] += 1
                             if gateway_urls(rec, self.http_policy):
+                                first = http is None
                                 if http is None:
                                     http = HttpFetcher(self.store, policy=self.http_policy)
                                 search.http_providers += http.add_record(rec)
-                            if _speaks_bitswap(rec) and len(dials) < self.max_dials:
+                                if first and http.providers:  # the first HTTP provider starts the HTTP fetch
+                                    tasks.append(asyncio.ensure_future(self._fetch_http(http, search.cid, dag, max_depth)))
+                            if _speaks_bitswap(rec) and dials < self.max_dials:
+                                dials += 1
                                 stack.enter_context(self.routing.protecting([rec.id_str]))
-                                protected.append(rec.id_str)
-                                dials.append(asyncio.ensure_future(self._dial(search, rec)))
+                                tasks.append(asyncio.ensure_future(self._dial(search, rec)))
                 except RoutingUnavailable:
                     return
                 except Exception as exc:  # a failed lookup leaves the fetch to bitswap's own peers
@@ -130,14 +133,13 @@ class FetchAssist:
                 search.finished = True
                 if search.providers == 0:
                     self.routing.counters["searches_without_provider"] += 1
-                if http is not None and http.providers:
-                    await self._fetch_http(http, search.cid, dag, max_depth)
-                await asyncio.gather(*dials, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
                 # the providers stay protected until the fetch ends (this task is cancelled then)
                 await asyncio.Event().wait()
         finally:
-            for t in dials:
+            for t in tasks:
                 t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if http is not None:
                 await http.close()
 
