@@ -132,10 +132,12 @@ class NetworkContent:
             raise LookupError(str(exc)) from None
 
     def notify(self, cids: Iterable[bytes]) -> None:
-        """New blocks were stored locally: serve the peers that wanted them."""
+        """New blocks were stored locally: serve the peers that wanted them (and tell content routing)."""
+        cids = list(cids)
+        if self._assist is not None:
+            self._assist.new_blocks(cids)
         if self._bs is None:
             return
-        cids = list(cids)
         if not cids:
             return
         bs = self._bs
@@ -164,6 +166,8 @@ class Assist(Protocol):
     """What NetworkContent needs of content routing (``node.routing.fetch_assist.FetchAssist``)."""
 
     def searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> Any: ...
+
+    def new_blocks(self, cids: list[bytes]) -> None: ...
 
 
 class NetworkBlockSource:

@@ -86,6 +86,10 @@ class FetchAssist:
         self.max_dials = max_dials
         self.http_policy = http_policy
 
+    def new_blocks(self, cids: list[bytes]) -> None:
+        """New blocks were stored (any thread): announced at once with ``Reprovider.Strategy all``."""
+        self.routing.new_blocks(cids)
+
     @contextlib.asynccontextmanager
     async def searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> AsyncIterator[Search]:
         """Run a provider search beside the fetch inside the block; it stops when the block ends."""
