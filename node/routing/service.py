@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_CHECK_INTERVAL = 30.0
 #: fewer connections than this (or an empty DHT table) and the bootstrap list is dialled again
 MIN_PEERS = 4
+#: a key queued this recently is not queued again; at most this many are remembered
+RECENT_TTL = 600.0
+RECENT_MAX = 200_000
 _DONE = object()
 
 
@@ -95,6 +99,7 @@ class RoutingService:
             cfg = provide_config or ProvideConfig(strategy=settings.strategy, interval=settings.interval)
             self.reprovider = Reprovider(self.queue, self._announce, strategy_source(cfg.strategy, store), cfg)
         self._protected: dict[str, int] = {}
+        self._recent: dict[bytes, float] = {}  #: multihash -> when it was last queued
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = {"provider_searches": 0, "providers_found": 0, "searches_without_provider": 0, "provider_dials": 0, "provider_dial_failures": 0}
@@ -321,10 +326,28 @@ class RoutingService:
         return await self._p2p.run_in_libp2p(self.dht.provide_many, list(keys))
 
     def enqueue(self, cids: Iterable[bytes]) -> int:
-        """Queue CIDs for announcement (on the event loop); 0 when nothing provides."""
+        """Queue CIDs for announcement (on the event loop); 0 when nothing provides.
+
+        A key queued in the last :data:`RECENT_TTL` seconds is not queued again (a new pin's
+        blocks arrive both as new blocks and as the pin's DAG)."""
+        return self._enqueue_keys(multihash_of(c) for c in cids)
+
+    def _enqueue_keys(self, multihashes: Iterable[bytes]) -> int:
         if self.reprovider is None:
             return 0
-        return self.reprovider.enqueue(multihash_of(c) for c in cids)
+        now = time.monotonic()
+        recent = self._recent
+        fresh = []
+        for mh in multihashes:
+            at = recent.get(mh)
+            if at is not None and now - at < RECENT_TTL:
+                continue
+            recent[mh] = now
+            fresh.append(mh)
+        if len(recent) > RECENT_MAX:  # drop the oldest half (insertion order)
+            for mh in list(itertools.islice(recent, len(recent) // 2)):
+                del recent[mh]
+        return self.reprovider.enqueue(fresh) if fresh else 0
 
     def new_blocks(self, cids: Iterable[bytes]) -> None:
         """New blocks were stored (adds, imports, block put): with strategy ``all`` they are announced at once."""
@@ -351,8 +374,7 @@ class RoutingService:
     async def _enqueue_dags(self, roots: list[bytes]) -> None:
         loop = asyncio.get_running_loop()
         keys = await loop.run_in_executor(None, self._dag_blocks, roots)
-        if self.reprovider is not None:
-            self.reprovider.enqueue(keys)
+        self._enqueue_keys(keys)
 
     def _dag_blocks(self, roots: list[bytes]) -> list[bytes]:
         """Multihashes of every stored block of the DAGs under ``roots`` (blocking)."""
