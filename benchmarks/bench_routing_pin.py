@@ -1,6 +1,6 @@
 """Pin add to pinned through content routing vs with the holder given as origin (issue 16).
 
-A local 10-node DHT of real ``pinion daemon`` processes on loopback: ``--servers`` (8) DHT
+A local 10-node DHT of real ``pinion daemon`` processes on loopback: ``--servers`` (7) DHT
 servers joined as a star around the first, the holder and two pinners as DHT clients (a
 client is in no routing table, so no DHT lookup ever connects a pinner to the holder). The
 holder adds a ``--mib`` MiB file (64) and announces it (provide queue, strategy ``all``).
@@ -14,7 +14,7 @@ holder adds a ``--mib`` MiB file (64) and announces it (provide queue, strategy 
 Each pinner pins ``--rounds`` distinct files (one per round, so every pin fetches everything);
 the table shows the times and what routing adds (routing - origin, median). Target: < 1 s.
 
-Usage: ``python -m benchmarks.bench_routing_pin [--mib 64] [--servers 8] [--rounds 3]``.
+Usage: ``python -m benchmarks.bench_routing_pin [--mib 64] [--servers 7] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _provided(node: PinionNode) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mib", type=int, default=64)
-    ap.add_argument("--servers", type=int, default=8)
+    ap.add_argument("--servers", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="4 MiB, 1 round")
     args = ap.parse_args(argv)
