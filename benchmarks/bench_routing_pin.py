@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 src = root / f"file{rnd}.bin"
                 src.write_bytes(os.urandom(args.mib << 20))
                 before = _provided(holder)
-                cid = holder.cli("add", "-Q", "--raw-leaves", str(src), timeout=600).stdout.decode().strip()
+                cid = holder.cli("add", "-Q", "--raw-leaves=true", str(src), timeout=600).stdout.decode().strip()
                 # every block of the file announced (strategy all): a 64 MiB file is ~257 blocks
                 blocks = (args.mib << 20) // (256 << 10) + 1
                 _wait(lambda: _provided(holder) - before >= blocks, "the holder's announcements", 600)
