@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 NO_PROVIDER = "no provider was found by content routing"
 #: providers asked of the routers per search
 PROVIDER_LIMIT = 20
+#: provider searches running at once (all fetches of the node)
+MAX_SEARCHES = 32
 
 
 @dataclass
@@ -77,6 +79,7 @@ class FetchAssist:
         on_stored: Callable[[list[bytes]], None],
         delay: float = 1.0,
         max_dials: int = 5,
+        max_searches: int = MAX_SEARCHES,
         http_policy: UrlPolicy = UrlPolicy(),
     ) -> None:
         self.routing = routing
@@ -85,6 +88,9 @@ class FetchAssist:
         self.delay = delay
         self.max_dials = max_dials
         self.http_policy = http_policy
+        #: lookups at once, all fetches together: a flood of gateway requests for unknown CIDs
+        #: waits here instead of starting a DHT walk each
+        self._searches = asyncio.Semaphore(max_searches)
 
     def new_blocks(self, cids: list[bytes]) -> None:
         """New blocks were stored (any thread): announced at once with ``Reprovider.Strategy all``."""
@@ -107,39 +113,44 @@ class FetchAssist:
 
     async def _run(self, search: Search, dag: bool, max_depth: int | None) -> None:
         await asyncio.sleep(self.delay)
+        with contextlib.ExitStack() as protected:
+            async with self._searches:
+                await self._search(search, dag, max_depth, protected)
+            # the search slot is free again; the providers stay protected from the connection
+            # manager until the fetch ends (this task is cancelled then)
+            await asyncio.Event().wait()
+
+    async def _search(self, search: Search, dag: bool, max_depth: int | None, protected: contextlib.ExitStack) -> None:
         search.started = True
         self.routing.counters["provider_searches"] += 1
         tasks: list[asyncio.Task[object]] = []
         http: HttpFetcher | None = None
         dials = 0
         try:
-            with contextlib.ExitStack() as stack:
-                try:
-                    async with contextlib.aclosing(self.routing.find_providers(search.cid, PROVIDER_LIMIT)) as found:
-                        async for rec in found:
-                            search.providers += 1
-                            self.routing.counters["providers_found"] += 1
-                            if gateway_urls(rec, self.http_policy):
-                                first = http is None
-                                if http is None:
-                                    http = HttpFetcher(self.store, policy=self.http_policy)
-                                search.http_providers += http.add_record(rec)
-                                if first and http.providers:  # the first HTTP provider starts the HTTP fetch
-                                    tasks.append(asyncio.ensure_future(self._fetch_http(http, search.cid, dag, max_depth)))
-                            if _speaks_bitswap(rec) and dials < self.max_dials:
-                                dials += 1
-                                stack.enter_context(self.routing.protecting([rec.id_str]))
-                                tasks.append(asyncio.ensure_future(self._dial(search, rec)))
-                except RoutingUnavailable:
-                    return
-                except Exception as exc:  # a failed lookup leaves the fetch to bitswap's own peers
-                    log.info("routing: provider search for %s failed: %s", cid_to_str(search.cid), exc)
-                search.finished = True
-                if search.providers == 0:
-                    self.routing.counters["searches_without_provider"] += 1
-                await asyncio.gather(*tasks, return_exceptions=True)
-                # the providers stay protected until the fetch ends (this task is cancelled then)
-                await asyncio.Event().wait()
+            try:
+                async with contextlib.aclosing(self.routing.find_providers(search.cid, PROVIDER_LIMIT)) as found:
+                    async for rec in found:
+                        search.providers += 1
+                        self.routing.counters["providers_found"] += 1
+                        if gateway_urls(rec, self.http_policy):
+                            first = http is None
+                            if http is None:
+                                http = HttpFetcher(self.store, policy=self.http_policy)
+                            search.http_providers += http.add_record(rec)
+                            if first and http.providers:  # the first HTTP provider starts the HTTP fetch
+                                tasks.append(asyncio.ensure_future(self._fetch_http(http, search.cid, dag, max_depth)))
+                        if _speaks_bitswap(rec) and dials < self.max_dials:
+                            dials += 1
+                            protected.enter_context(self.routing.protecting([rec.id_str]))
+                            tasks.append(asyncio.ensure_future(self._dial(search, rec)))
+            except RoutingUnavailable:
+                return
+            except Exception as exc:  # a failed lookup leaves the fetch to bitswap's own peers
+                log.info("routing: provider search for %s failed: %s", cid_to_str(search.cid), exc)
+            search.finished = True
+            if search.providers == 0:
+                self.routing.counters["searches_without_provider"] += 1
+            await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             for t in tasks:
                 t.cancel()

@@ -192,7 +192,7 @@ class RoutingService:
         self.counters["provider_dials"] += 1
         for addr in rec.addrs:
             full = addr if "/p2p/" in addr else f"{addr}/p2p/{peer}"
-            if not dialable(full):
+            if not dialable(full) or not self._may_dial(full):
                 continue
             try:
                 await self._p2p.run_in_libp2p(functools.partial(self._p2p.swarm.connect, full, timeout, remember=False))
@@ -201,6 +201,14 @@ class RoutingService:
                 log.debug("routing: dialling provider %s at %s: %s", peer, addr, exc)
         self.counters["provider_dial_failures"] += 1
         return False
+
+    def _may_dial(self, addr: str) -> bool:
+        """Routing answers are untrusted: without ``Routing.AllowPrivateAddrs`` only public IPs (and DNS names)
+        are dialled, so a router cannot make the node probe its own network."""
+        if self.settings.allow_private_addrs:
+            return True
+        parts = addr.strip("/").split("/")
+        return parts[0] not in ("ip4", "ip6") or is_public_ip(parts[1])
 
     async def _keep_bootstrapped(self) -> None:
         """Dial the bootstrap list at start, and again whenever connections run low."""
