@@ -161,5 +161,12 @@ def test_delegated_routing_and_http_retrieval(make_node: Any, servers: _Servers,
     assert fetcher.cli("swarm", "peers").stdout.strip() == b""  # HTTP only: no libp2p connection
     # the hanging router costs only its own timeout (15 s), not the fetch
     assert took < 60, took
-    found = fetcher.cli("routing", "findprovs", cid, timeout=60).stdout.decode().split()
+    found = fetcher.cli("routing", "findprovs", "-n", "2", cid, timeout=60).stdout.decode().split()
     assert sorted(found) == sorted(r.id_str for r in records)
+    # kubo RPC routing/findprovs: NDJSON query events of type 4 (provider)
+    req = urllib.request.Request(f"{fetcher.url('rpc')}/api/v0/routing/findprovs?arg={cid}&num-providers=1", method="POST")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        events = [json.loads(x) for x in resp.read().splitlines() if x.strip()]
+    assert len(events) == 1
+    assert set(events[0]) == {"Extra", "ID", "Responses", "Type"} and events[0]["Type"] == 4
+    assert events[0]["Responses"][0]["ID"] in found and events[0]["Responses"][0]["Addrs"]
