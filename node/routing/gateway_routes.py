@@ -2,7 +2,7 @@
 
 The routes themselves are :func:`bitswap.routing.routing_v1_server.routing_v1_routes`; this
 module supplies the lookups: providers = this node when the block is in its store (its
-announced swarm addresses, bitswap), then the node's routers; peers = this node, a connected
+announced swarm addresses, bitswap; never for the cluster's CRDT blocks), then the node's routers; peers = this node, a connected
 peer's known addresses, or the routers' ``find_peer``.
 """
 
@@ -16,6 +16,9 @@ from aiohttp import web
 
 from bitswap.routing.records import TRANSPORT_BITSWAP, PeerRecord, parse_peer_id
 from bitswap.routing.routing_v1_server import providers_with_self, routing_v1_routes
+
+from blockstore.cid import multihash_of
+from cluster.crdt.provide_exclusion import crdt_exclusion
 
 from .service import RoutingService, RoutingUnavailable
 
@@ -40,8 +43,14 @@ def routing_v1_for_node(routing: RoutingService | None, store: Any, p2p: Any) ->
         async for rec in found:
             yield rec
 
+    internal = crdt_exclusion(store.db)
+
+    def held(cid: bytes) -> bool:
+        # the cluster's CRDT blocks are never advertised, here as in the provide queue
+        return store.has(cid) and not internal(multihash_of(cid))
+
     async def has_block(cid: bytes) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(None, store.has, cid)
+        return await asyncio.get_running_loop().run_in_executor(None, held, cid)
 
     find_providers = providers_with_self(has_block, self_record, others)
 
