@@ -93,6 +93,18 @@ def test_pin_found_through_the_dht_without_connecting_to_the_holder(make_node: A
     assert "no provider was found" in res.stderr.decode(), res.stderr.decode()
     assert _metric(c, "pinion_routing_searches_without_provider_total") >= 1
 
+    # the cluster pin tracker: its fetch falls back to routing, and the pin's error says why
+    other = cid_to_str(make_cid(1, RAW, sha256_multihash(os.urandom(1000))))
+    api = c.url("cluster_api")
+    urllib.request.urlopen(urllib.request.Request(f"{api}/pins/{other}", method="POST"), timeout=30).close()
+
+    def tracker_error() -> str:
+        with urllib.request.urlopen(f"{api}/pins/{other}?local=true", timeout=30) as resp:
+            info = json.loads(resp.read())
+        return next((p["error"] for p in info["peer_map"].values() if p.get("error")), "")
+
+    assert "no provider was found" in _wait(tracker_error, "the pin tracker's error")
+
 
 def test_routing_none_makes_no_routing(make_node: Any) -> None:
     node = make_node("none")
