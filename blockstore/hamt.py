@@ -1,4 +1,4 @@
-"""UnixFS HAMT directory shards: hashing, bitfields, building and lookup.
+"""UnixFS HAMT directory shards: hashing, bitfields, building, and the lookup and listing walks.
 
 Facts (boxo ``hamt``): keys are hashed with murmur3-x64-128 (seed 0) keeping
 the first 64-bit lane ``h1`` as a big-endian integer; each level consumes
@@ -11,6 +11,11 @@ sub-shard is named by the slot in upper-case hex (padded to the width of
 ``fanout - 1``), a link to an entry by that prefix followed by the entry name.
 A slot holding two or more keys becomes a sub-shard, so the tree does not
 depend on insertion order.
+
+Lookup and listing are sans-I/O walk cores (:mod:`blockstore.walk_protocol`):
+:func:`shard_find` and :func:`shard_entries` ask for each sub-shard with a
+``Need``; :func:`hamt_find` / :func:`hamt_iter` run them over a synchronous
+``get_block``, the gateway runs them over the network.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import mmh3
 from .cid import DAG_PB, SHA2_256, make_cid, make_multihash
 from .dagpb import PBLink, PBNode, decode_pbnode, encode_pbnode
 from .unixfs import HAMT_SHARD, UnixFSData, decode_unixfs, encode_unixfs
+from .walk_protocol import Need, Visited, Walk, run_sync, stream_sync
 
 __all__ = [
     "MURMUR3_X64_64",
@@ -36,6 +42,8 @@ __all__ = [
     "slot_prefix",
     "build_hamt",
     "hamt_order",
+    "shard_find",
+    "shard_entries",
     "hamt_find",
     "hamt_iter",
 ]
@@ -90,13 +98,19 @@ def bitfield_encode(slots: Sequence[int]) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
 
-def bitfield_decode(data: bytes, fanout: int = DEFAULT_FANOUT) -> list[int]:
-    """The used slots, in increasing order, of a HAMT bitfield."""
+def _bitfield_value(data: bytes, fanout: int) -> int:
+    """The bitfield as an integer (bit ``i`` = slot ``i`` used); HamtError if it does not fit ``fanout``."""
     if len(data) > (fanout + 7) // 8:
         raise HamtError(f"HAMT bitfield of {len(data)} bytes is too long for fanout {fanout}")
     value = int.from_bytes(data, "big")
     if value >> fanout:
         raise HamtError(f"HAMT bitfield marks a slot beyond fanout {fanout}")
+    return value
+
+
+def bitfield_decode(data: bytes, fanout: int = DEFAULT_FANOUT) -> list[int]:
+    """The used slots, in increasing order, of a HAMT bitfield."""
+    value = _bitfield_value(data, fanout)
     return [i for i in range(value.bit_length()) if value >> i & 1]
 
 
@@ -170,8 +184,8 @@ def _order_level(entries: list[tuple[int, bytes]], depth: int, bits: int) -> lis
     return out
 
 
-def _shard_params(node: PBNode) -> tuple[int, int]:
-    """Validate a shard node; return (fanout, prefix width)."""
+def _shard_params(node: PBNode) -> tuple[int, int, int]:
+    """Validate a shard node; return (fanout, prefix width, bitfield as an integer)."""
     if node.data is None:
         raise HamtError("HAMT shard node without UnixFS Data")
     fs = decode_unixfs(node.data)
@@ -181,49 +195,76 @@ def _shard_params(node: PBNode) -> tuple[int, int]:
         raise HamtError(f"unsupported HAMT hash function {fs.hash_type!r} (only murmur3-x64-64)")
     fanout = fs.fanout if fs.fanout is not None else DEFAULT_FANOUT
     bits_per_level(fanout)
-    slots = bitfield_decode(fs.data or b"", fanout)
-    if len(slots) != len(node.links):
-        raise HamtError(f"HAMT shard bitfield marks {len(slots)} slots but the node has {len(node.links)} links")
-    return fanout, len(slot_prefix(0, fanout))
+    used = _bitfield_value(fs.data or b"", fanout)
+    if used.bit_count() != len(node.links):
+        raise HamtError(f"HAMT shard bitfield marks {used.bit_count()} slots but the node has {len(node.links)} links")
+    return fanout, len(slot_prefix(0, fanout)), used
 
 
-def hamt_find(get_block: GetBlock, root_node: PBNode, name: bytes) -> PBLink | None:
-    """Look ``name`` up in the HAMT rooted at ``root_node``; return its link (with the full prefixed name) or None.
+def shard_find(root_node: PBNode, name: bytes) -> Walk[Visited, PBLink | None]:
+    """Walk core: look ``name`` up in the HAMT rooted at ``root_node``; return its link (full prefixed name) or None.
 
-    Only the shards on the path to ``name`` are fetched with ``get_block``.
+    Needs only the sub-shards on the path to ``name`` (each output as :class:`Visited`).
     """
     h = hamt_hash(name)
     node = root_node
     depth = 0
     while True:
-        fanout, width = _shard_params(node)
-        want = slot_prefix(_slot_of(h, depth, bits_per_level(fanout)), fanout)
-        child: PBLink | None = None
-        for link in node.links:
-            lname = link.name or b""
-            if len(lname) < width:
-                raise HamtError(f"HAMT link name {lname!r} is shorter than the slot prefix")
-            if lname[:width] != want:
-                continue
-            if len(lname) == width:
-                child = link
-                break
-            if lname[width:] == name:
-                return link
-        if child is None:
+        fanout, width, used = _shard_params(node)
+        slot = _slot_of(h, depth, bits_per_level(fanout))
+        if not used >> slot & 1:
             return None
-        node = decode_pbnode(get_block(child.hash))
+        # links follow slot order, one per used slot: the slot's link is at its rank among the used ones
+        link = node.links[(used & ((1 << slot) - 1)).bit_count()]
+        lname = link.name or b""
+        if lname[:width] != slot_prefix(slot, fanout):
+            raise HamtError(f"HAMT link name {lname[:80]!r} does not start with the prefix of its slot {slot:X}")
+        if len(lname) > width:
+            return link if lname[width:] == name else None
+        block = yield Need(link.hash, "HAMT shard")
+        assert block is not None
+        yield Visited(link.hash, block)
+        node = decode_pbnode(block)
         depth += 1
 
 
-def hamt_iter(get_block: GetBlock, root_node: PBNode) -> Iterator[tuple[bytes, PBLink]]:
-    """Yield (entry name, link) for every entry of the HAMT, in shard (slot) order, depth first."""
-    fanout, width = _shard_params(root_node)
-    for link in root_node.links:
+def shard_entries(root_node: PBNode) -> Walk[tuple[bytes, PBLink] | Visited, None]:
+    """Walk core: output (entry name, link) for every entry of the HAMT, in shard (slot) order, depth first.
+
+    Each sub-shard is output as :class:`Visited` when read, before its entries
+    (pre-order). Holds one node per level (at most 64 / log2(fanout) levels).
+    """
+    fanout, width, _used = _shard_params(root_node)
+    stack: list[tuple[Iterator[PBLink], int]] = [(iter(root_node.links), width)]
+    bits = bits_per_level(fanout)
+    while stack:
+        links, width = stack[-1]
+        link = next(links, None)
+        if link is None:
+            stack.pop()
+            continue
         lname = link.name or b""
         if len(lname) < width:
             raise HamtError(f"HAMT link name {lname!r} is shorter than the slot prefix")
-        if len(lname) == width:
-            yield from hamt_iter(get_block, decode_pbnode(get_block(link.hash)))
-        else:
+        if len(lname) > width:
             yield lname[width:], link
+            continue
+        if (len(stack) + 1) * bits > 64:
+            raise HamtError(f"HAMT ran out of hash bits at depth {len(stack)}")
+        block = yield Need(link.hash, "HAMT shard")
+        assert block is not None
+        yield Visited(link.hash, block)
+        node = decode_pbnode(block)
+        stack.append((iter(node.links), _shard_params(node)[1]))
+
+
+def hamt_find(get_block: GetBlock, root_node: PBNode, name: bytes) -> PBLink | None:
+    """:func:`shard_find` over a synchronous ``get_block``."""
+    return run_sync(shard_find(root_node, name), get_block)
+
+
+def hamt_iter(get_block: GetBlock, root_node: PBNode) -> Iterator[tuple[bytes, PBLink]]:
+    """:func:`shard_entries` over a synchronous ``get_block``: (entry name, link) of every entry."""
+    for event in stream_sync(shard_entries(root_node), get_block):
+        if type(event) is tuple:
+            yield event

@@ -32,6 +32,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str
@@ -46,6 +47,7 @@ from cluster.status import PinInfo, global_pin_info
 from .content import NetworkContent
 from .core import CoreAPI, CoreError
 from .core import NotFound as CoreNotFound
+from .fetching import FetchingCore
 from .informer import Informer
 from .jsonlimits import loads as json_loads
 from .p2p.rpc import PeerRPC, RpcError, one, paged
@@ -104,9 +106,14 @@ class ClusterPeer:
         core: CoreAPI,
         p2p: P2PService,
         content: NetworkContent,
+        *,
+        reads: Executor | None = None,
     ) -> None:
         self.repo = repo
         self.core = core
+        #: the daemon's reads pool: path resolution and local DAG walks (None: the default executor)
+        self._reads = reads
+        self._fetching = FetchingCore(core, content, reads)
         self.config = repo.config
         self._p2p = p2p
         self._content = content
@@ -483,7 +490,7 @@ class ClusterPeer:
         if path.startswith("/ipld/"):
             path = "/ipfs/" + path[len("/ipld/") :]
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, self.core.resolve, path)
+            return await self._fetching.resolve(path)  # missing blocks are awaited on the loop, in no thread
         except CoreNotFound as exc:
             raise NotFoundError(str(exc)) from None
         except CoreError as exc:
@@ -824,7 +831,7 @@ class ClusterPeer:
         checked in a worker thread and never touches the network."""
         max_depth = None if pin.max_depth < 0 else pin.max_depth
         loop = asyncio.get_running_loop()
-        if await loop.run_in_executor(None, self._complete_here, pin.cid, max_depth):
+        if await loop.run_in_executor(self._reads, self._complete_here, pin.cid, max_depth):
             progress(1)
             return
         if await loop.run_in_executor(None, self._freespace) <= 0:

@@ -110,6 +110,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "Reprovider": {"Strategy": "all", "Interval": "22h"},
     "Swarm": {"ConnMgrLowWater": 32, "ConnMgrHighWater": 96, "ConnMgrGracePeriod": 20},
+    "Gateway": {"Offline": False, "FetchTimeout": 60, "MaxURLLength": 8192, "MaxRequestsPerClient": 256},
+    "HTTP": {"MaxConnections": 1024, "MaxConnectionsPerClient": 256, "HeaderTimeout": 20, "BodyTimeout": 60},
     "Logging": {"Level": "WARNING", "Subsystems": {}},
 }
 
@@ -184,6 +186,10 @@ DEFAULTS_DOC: dict[str, str] = {
     "Swarm.ConnMgrLowWater": "swarm connections the connection manager trims down to",
     "Swarm.ConnMgrHighWater": "swarm connections above which the connection manager trims",
     "Swarm.ConnMgrGracePeriod": "seconds a new swarm connection is never trimmed",
+    "HTTP.MaxConnections": "connections each HTTP server (RPC, gateway, metrics, REST, pinning service) keeps open at most, lowered to fit the open-file limit; more are answered 503 and closed",
+    "HTTP.MaxConnectionsPerClient": "connections one client address may keep open to one HTTP server (at most a quarter of the server's); more are answered 503 and closed",
+    "HTTP.HeaderTimeout": "seconds a connection has to send a request's complete headers, from its start or from its previous response (idle keep-alive connections close then)",
+    "HTTP.BodyTimeout": "seconds an upload (add, dag/import, block/put, the REST /add) may receive no body data before it is aborted with 408 and rolled back",
     "Logging.Level": "default log level: DEBUG, INFO, WARNING, ERROR (one line per event on stderr)",
     "Logging.Subsystems": "levels per subsystem, e.g. {\"pinset\": \"INFO\", \"pintracker\": \"DEBUG\"}",
 }
@@ -270,6 +276,10 @@ def validate(cfg: dict[str, Any]) -> None:
     _number(cfg, "Gateway.MaxURLLength", minimum=256, integer=True)
     _number(cfg, "Gateway.MaxRequestsPerClient", minimum=1, integer=True)
     _validate_routing(cfg)
+    _number(cfg, "HTTP.MaxConnections", minimum=1, integer=True)
+    _number(cfg, "HTTP.MaxConnectionsPerClient", minimum=1, integer=True)
+    _number(cfg, "HTTP.HeaderTimeout", minimum=0.1)
+    _number(cfg, "HTTP.BodyTimeout", minimum=0.1)
     log = cfg.get("Logging", {})
     levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     if log.get("Level") not in levels:

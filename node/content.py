@@ -4,18 +4,21 @@ The bitswap service runs in the libp2p (trio) thread on the swarm host. This
 module is how the rest of the node uses it without knowing there are two
 event loops: through :class:`node.p2p.service.P2PService`'s bridge only.
 
-- :class:`NetworkContent` starts bitswap and offers ``get_block`` (async, for
-  the gateway), ``get_block_blocking`` / ``fetch_dag_blocking`` (for
-  ``CoreAPI`` running in a worker thread), ``notify`` and ``stats``.
+- :class:`NetworkContent` starts bitswap and offers ``get_block`` and
+  ``fetch_dag`` (async: the wait is on the event loop, in no thread), the
+  ``CoreAPI`` network hooks ``get_block_blocking`` / ``fetch_dag_blocking``
+  (called in worker threads: they never wait, they raise
+  :class:`node.core.FetchNeeded` for :mod:`node.fetching` to fetch on the loop
+  and call again), ``notify`` and ``stats``.
 - :class:`NetworkBlockSource` is the gateway's block source when online:
   the local store first, then bitswap with a timeout (504 when it runs out).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-import asyncio
 import contextlib
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import trio
@@ -25,8 +28,13 @@ from bitswap import BlockNotFound as BitswapNotFound
 from bitswap import FetchError
 from blockstore.store import BlockStore
 
+from .core import FetchNeeded
 from .gateway.source import BlockNotFound, BlockTimeout
 from .p2p.service import P2PService
+
+#: seconds a completed ``fetch_dag`` lets ``fetch_dag_blocking`` return at once, and how many are kept
+FETCHED_TTL = 60.0
+FETCHED_MAX = 1024
 
 
 class NetworkContent:
@@ -41,11 +49,11 @@ class NetworkContent:
         self._bs: Bitswap | None = None
         #: content routing's provider search for fetches connected peers do not serve (node/routing)
         self._assist = assist
-        self._loop: asyncio.AbstractEventLoop | None = None
+        #: (root, max_depth) -> when fetch_dag last completed it (see fetch_dag_blocking)
+        self._fetched: dict[tuple[bytes, int | None], float] = {}
 
     async def start(self) -> None:
         """Start bitswap in the libp2p thread (it stops with the p2p service)."""
-        self._loop = asyncio.get_running_loop()
         await self._p2p.start_libp2p_service(self._serve)
 
     async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -92,6 +100,12 @@ class NetworkContent:
                 await self._p2p.run_in_libp2p(run)
             except FetchError as exc:
                 raise LookupError(search.explain(str(exc))) from None
+        now = time.monotonic()
+        self._fetched[(root, max_depth)] = now
+        if len(self._fetched) > FETCHED_MAX:
+            self._fetched = {k: t for k, t in self._fetched.items() if now - t < FETCHED_TTL}
+            while len(self._fetched) > FETCHED_MAX:
+                del self._fetched[next(iter(self._fetched))]
 
     def _searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> Any:
         """The routing provider search beside a fetch (a no-op search without routing)."""
@@ -101,35 +115,24 @@ class NetworkContent:
 
     # -- worker-thread callers (CoreAPI) ----------------------------------------
     def get_block_blocking(self, cid: bytes) -> bytes | None:
-        """Fetch one block over bitswap from a non-event-loop thread; None when it does not arrive."""
-        bs = self._bitswap()
-        if self._assist is not None and self._loop is not None:  # with content routing: the async path
-            try:
-                return asyncio.run_coroutine_threadsafe(self.get_block(cid), self._loop).result()
-            except BlockTimeout:
-                return None
-        try:
-            return self._p2p.bridge.run_blocking(bs.get_block, cid, self.fetch_timeout)
-        except BitswapNotFound:
-            return None
+        """From a worker thread: never waits. The block is not local (CoreAPI asked the store
+        first), so raise FetchNeeded: the caller fetches it on the event loop and calls again."""
+        self._bitswap()
+        raise FetchNeeded(cid)
 
     def fetch_dag_blocking(
         self, root: bytes, *, max_depth: int | None = None, progress: Callable[[int, int], None] | None = None
     ) -> None:
-        """Fetch every missing block of the DAG under ``root``; raise LookupError naming a block that never came."""
-        bs = self._bitswap()
-        if self._assist is not None and self._loop is not None:  # with content routing: the async path
-            coro = self.fetch_dag(root, max_depth=max_depth, progress=progress)
-            asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        """From a worker thread: return when ``fetch_dag`` fetched this DAG in the last
+        :data:`FETCHED_TTL` seconds; otherwise raise FetchNeeded(dag=True) without waiting.
+
+        Only a shortcut: the caller still walks the DAG in the store and fails on a missing block.
+        """
+        self._bitswap()
+        at = self._fetched.get((root, max_depth))
+        if at is not None and time.monotonic() - at < FETCHED_TTL:
             return
-
-        async def run() -> None:
-            await fetch_dag(bs, root, max_depth=max_depth, block_timeout=self.fetch_timeout, progress=progress)
-
-        try:
-            self._p2p.bridge.run_blocking(run)
-        except FetchError as exc:
-            raise LookupError(str(exc)) from None
+        raise FetchNeeded(root, dag=True, max_depth=max_depth)
 
     def notify(self, cids: Iterable[bytes]) -> None:
         """New blocks were stored locally: serve the peers that wanted them (and tell content routing)."""

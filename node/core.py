@@ -110,8 +110,29 @@ def parse_path(path: str) -> tuple[bytes, list[str]]:
     return root, segments
 
 
+class FetchNeeded(Exception):
+    """A block (with ``dag``: the DAG under it) is not in the store and must come from the network.
+
+    Raised by the daemon's :class:`Network` from a worker thread instead of waiting there: the
+    caller fetches it on its event loop (node/fetching.py), then calls the operation again, so
+    no thread ever waits for the network.
+    """
+
+    def __init__(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> None:
+        super().__init__(cid.hex())
+        self.cid = cid
+        self.dag = dag
+        self.max_depth = max_depth
+
+
 class Network(Protocol):
-    """What CoreAPI needs of the network when the daemon runs online (see node/content.py)."""
+    """What CoreAPI needs of the network when the daemon runs online (see node/content.py).
+
+    ``get_block_blocking`` answers a block it can give at once (or None: not to be had);
+    ``fetch_dag_blocking`` returns when the DAG is known to be fetched. Either may raise
+    :class:`FetchNeeded` instead of waiting: the operation then ends with it, and the caller
+    fetches and calls again.
+    """
 
     def get_block_blocking(self, cid: bytes) -> bytes | None: ...
 
@@ -324,16 +345,16 @@ class CoreAPI:
         return f"block was not found locally (offline): {text}" if self.network is None else text
 
     def refs(
-        self, roots: list[bytes], *, max_depth: int = -1, unique: bool = False
+        self, roots: list[bytes], *, max_depth: int = -1, unique: bool = False, local: bool = False
     ) -> Iterator[tuple[tuple[bytes, bytes, str] | None, str | None]]:
         """``(edge, None)`` for each edge under ``roots`` in kubo's ``refs`` order, or ``(None, error)``
         when a root's walk fails (the walk goes on with the next root, as kubo's). ``unique`` keeps
-        its seen set in a :class:`~blockstore.visited.VisitedSet` (bounded memory)."""
+        its seen set in a :class:`~blockstore.visited.VisitedSet` (bounded memory). ``local``:
+        the store only, a block not stored is missing (nothing asked of the network)."""
         from blockstore.refs import RefWalker
 
-        walker = RefWalker(
-            self._get_block, max_depth=max_depth, unique=unique, seen=VisitedSet(self.store.db) if unique else None
-        )
+        get = self.store.get if local else self._get_block
+        walker = RefWalker(get, max_depth=max_depth, unique=unique, seen=VisitedSet(self.store.db) if unique else None)
         try:
             for root in roots:
                 try:
@@ -395,10 +416,12 @@ class CoreAPI:
         except exporter.ExportError as exc:
             raise BadRequest(str(exc)) from None
 
-    def dag_blocks(self, root: bytes, seen: Any) -> Iterator[tuple[bytes, int]]:
-        """(cid, size) of each block of the DAG under ``root`` once, depth first (``dag stat``)."""
+    def dag_blocks(self, root: bytes, seen: Any, *, local: bool = False) -> Iterator[tuple[bytes, int]]:
+        """(cid, size) of each block of the DAG under ``root`` once, depth first (``dag stat``);
+        ``local``: the store only, as :meth:`refs`."""
+        get = self.store.get if local else self._get_block
         try:
-            for cid, data in walk_dag(root, self._get_block, seen=seen):
+            for cid, data in walk_dag(root, get, seen=seen):
                 yield cid, len(data)
         except BlockNotFound as exc:
             raise NotFound(f"error traversing DAG: {self.missing_block_message(exc.cid)}") from None

@@ -3,8 +3,16 @@
 One asyncio loop serves every HTTP surface with aiohttp: the kubo RPC subset,
 the gateway, Prometheus metrics and, when the cluster host runs, the IPFS
 Cluster REST API and the pinning service API, each at its configured address
-(port 0 picks a free port). Blocking work (LevelDB,
-hashing, imports) runs in one worker pool.
+(port 0 picks a free port). Blocking work (LevelDB, hashing, imports) runs in
+worker pools by kind (node/workers.py); waits for the network happen on the
+event loop, never in a worker (node/fetching.py). ``/health`` reports what
+keeps the node from serving (node/health.py).
+
+File descriptors: at start the soft open-file limit is raised to the hard one
+(node/fdlimit.py); each server caps its connections, in all and per client
+address, and closes connections that do not send their headers in time
+(node/http_limits.py, ``HTTP.*`` config); resource errors are logged once per
+interval (node/ratelog.py).
 
 When every server listens, the daemon writes ``$PINION_PATH/api`` (the RPC
 multiaddr, as kubo does) and ``$PINION_PATH/endpoints.json`` (every listening
@@ -18,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import signal
 import ssl
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +39,24 @@ from aiohttp import web
 from .config import tcp_host_port
 from .content import NetworkBlockSource, NetworkContent
 from .core import CoreAPI
+from .fdlimit import connection_caps, open_files_limit, raise_open_files_limit
+from .fetching import FetchingCore
 from .gateway.app import make_gateway_app
 from .gateway.source import StoreBlockSource
+from .health import HealthMonitor
+from .http_limits import ConnectionLimiter, GuardedSite, listen
 from .httpserver import ServerRunner, line_limits
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
 from .rpc.app import RpcContext, make_rpc_app
+from .workers import Pools
 
-#: worker threads for blocking calls (uploads hold one each for their duration)
-WORKERS = 32
+log = logging.getLogger(__name__)
+
 #: seconds in-flight requests get to finish at shutdown
 SHUTDOWN_TIMEOUT = 5.0
+#: connections the kernel queues for each server while it is busy accepting
+BACKLOG = 128
 
 
 def multiaddr_of(host: str, port: int) -> str:
@@ -81,9 +96,12 @@ class Daemon:
         self.offline = offline
         self.core = CoreAPI(repo)
         self.metrics = NodeMetrics(repo.store)
-        self.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="pinion-worker")
+        self.pools = Pools()
+        self.health = HealthMonitor(self.pools, repo.db)
+        self.metrics.load_stats = self.load_stats
         self.endpoints: dict[str, Any] = {}
         self._runners: list[web.AppRunner] = []
+        self._limiters: list[ConnectionLimiter] = []
         self.p2p: Any | None = None
         self.content: NetworkContent | None = None
         self.pinset: Any | None = None  #: node.pinset.PinsetService when the cluster host runs
@@ -96,10 +114,20 @@ class Daemon:
             self.content.notify(cids)
 
     # ------------------------------------------------------------ servers
+    def load_stats(self) -> dict[str, Any]:
+        """Worker pools, HTTP connections and event-loop lag, for ``/metrics``."""
+        return {
+            "pools": self.pools.stats(),
+            "connections": {lim.server: (lim.open, dict(lim.refused)) for lim in self._limiters},
+            "loop_lag": self.health.loop_lag(),
+        }
+
     async def _serve(
         self, name: str, app: web.Application, maddr: str, ssl_context: ssl.SSLContext | None = None
     ) -> str:
         host, port = tcp_host_port(maddr)
+        http = self.repo.config["HTTP"]
+        header_timeout = float(http["HeaderTimeout"])
         # request line / header field limits: longer ones get 414 / 431 (node/httpserver.py)
         max_line, max_field = line_limits(int(self.repo.config["Gateway"]["MaxURLLength"]))
         runner = ServerRunner(
@@ -109,12 +137,26 @@ class Daemon:
             access_log=None,
             max_line_size=max_line,
             max_field_size=max_field,
+            keepalive_timeout=header_timeout,  # also closes connections that send no complete headers in time
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
-        await site.start()
-        bound_host, bound_port = runner.addresses[0][:2]
+        servers = 5 if self.cluster_peer is not None else 3
+        caps = connection_caps(
+            open_files_limit(),
+            servers,
+            max_per_server=int(http["MaxConnections"]),
+            max_per_client=int(http["MaxConnectionsPerClient"]),
+        )
+        limiter = ConnectionLimiter(name, caps.per_server, caps.per_client)
+        self._limiters.append(limiter)
+        socks = listen(host, port, name, BACKLOG)
+        for sock in socks:
+            site = GuardedSite(
+                runner, sock, limiter, ssl_context=ssl_context, backlog=BACKLOG, handshake_timeout=header_timeout
+            )
+            await site.start()
+        bound_host, bound_port = socks[0].getsockname()[:2]
         addr = multiaddr_of(bound_host, bound_port)
         self.endpoints[name] = addr
         return addr
@@ -142,12 +184,19 @@ class Daemon:
     async def start(self) -> None:
         """Start every server and write the ``api`` and ``endpoints.json`` files."""
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(self.executor)
+        loop.set_default_executor(self.pools.state)
+        await self.health.start()
         addrs = self.repo.config["Addresses"]
         if not self.offline:
             await self._start_p2p()
         ctx = RpcContext(
-            core=self.core, config=self.repo.config, metrics=self.metrics, executor=self.executor, p2p=self.p2p
+            core=self.core,
+            config=self.repo.config,
+            metrics=self.metrics,
+            executor=self.pools.reads,
+            p2p=self.p2p,
+            uploads=self.pools.imports,
+            fetching=FetchingCore(self.core, self.content, self.pools.reads),
         )
         from .routing.rpc import routing_rpc_routes
 
@@ -158,9 +207,19 @@ class Daemon:
             ctx.extra_routes.update(rpc_routes(self.pinset))
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
         await self._serve("gateway", self._gateway_app(), addrs["Gateway"])
-        await self._serve("metrics", make_metrics_app(self.metrics), addrs["Metrics"])
+        metrics_app = make_metrics_app(self.metrics, executor=self.pools.metrics, health=self.health.problems)
+        await self._serve("metrics", metrics_app, addrs["Metrics"])
         if self.cluster_peer is not None:
             await self._serve_cluster_apis()
+        low = [lim for lim in self._limiters if lim.per_server < int(self.repo.config["HTTP"]["MaxConnections"])]
+        if low:
+            log.warning(
+                "the open-file limit is %d: each HTTP server accepts at most %d connections (%d per client); "
+                "raise the hard limit (ulimit -Hn) for more",
+                open_files_limit(),
+                low[0].per_server,
+                low[0].per_client,
+            )
         self.endpoints["peer_id"] = self.repo.config["Identity"]["PeerID"]
         if self.p2p is not None and self.p2p.cluster is not None:
             self.endpoints["cluster_peer_id"] = self.p2p.cluster.peer_id
@@ -178,9 +237,17 @@ class Daemon:
         addrs = self.repo.config["Addresses"]
         tls = ssl_context(api_cfg)
         max_upload = int(self.repo.config["Datastore"]["MaxUploadSize"])
-        rest = make_rest_app(self.cluster_peer, api_cfg, core=self.core, executor=self.executor, max_upload=max_upload)
+        rest = make_rest_app(
+            self.cluster_peer,
+            api_cfg,
+            core=self.core,
+            executor=self.pools.imports,
+            max_upload=max_upload,
+            body_timeout=float(self.repo.config["HTTP"]["BodyTimeout"]),
+            health=self.health.problems,
+        )
         await self._serve("cluster_api", rest, addrs["ClusterAPI"], tls)
-        pinsvc = make_pinsvc_app(self.cluster_peer, api_cfg)
+        pinsvc = make_pinsvc_app(self.cluster_peer, api_cfg, health=self.health.problems)
         await self._serve("pinsvc_api", pinsvc, addrs["PinSvcAPI"], tls)
 
     async def _start_p2p(self) -> None:
@@ -212,7 +279,7 @@ class Daemon:
         from .pinset import PinsetService, open_replica
 
         assert self.p2p is not None and self.content is not None
-        self.cluster_peer = ClusterPeer(self.repo, self.core, self.p2p, self.content)
+        self.cluster_peer = ClusterPeer(self.repo, self.core, self.p2p, self.content, reads=self.pools.reads)
 
         cluster = self.repo.config["Cluster"]
         loop = asyncio.get_running_loop()
@@ -234,6 +301,7 @@ class Daemon:
             rebroadcast_interval=float(cluster["RebroadcastInterval"]),
             snapshot_interval=float(cluster["SnapshotInterval"]),
             snapshot_min_deltas=int(cluster["SnapshotMinDeltas"]),
+            executor=self.pools.pinset,
         )
         await self.pinset.start()
         self.core.replica = replica
@@ -242,7 +310,8 @@ class Daemon:
         self.metrics.cluster_stats = self.cluster_peer.stats
 
     async def stop(self) -> None:
-        """Remove the files and close the servers (asyncio.run then joins the worker pool)."""
+        """Remove the files, close the servers and join the worker pools (asyncio.run then joins
+        the default one, ``state``)."""
         for name in (API_FILE, ENDPOINTS_FILE):
             try:
                 os.unlink(self.repo.path / name)
@@ -265,6 +334,12 @@ class Daemon:
         if self.p2p is not None:
             await self.p2p.stop()
             self.p2p = None
+        await self.health.stop()
+        others = [p for p in self.pools.all() if p is not self.pools.state]
+        # joined from a state thread (never from a pool's own thread), before LevelDB closes
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [p.shutdown(wait=True, cancel_futures=True) for p in others]
+        )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -301,6 +376,9 @@ def main(repo_path: str, offline: bool, bootstrap: list[str] | None = None) -> i
 
     ``bootstrap``: cluster multiaddrs to join, in addition to ``Cluster.Bootstrap``.
     """
+    before, after = raise_open_files_limit()  # before LevelDB and the servers take descriptors
+    if after > before:
+        print(f"Raised the open-file limit from {before} to {after}.", flush=True)
     try:
         repo = Repo.open(repo_path)
     except RepoError as exc:

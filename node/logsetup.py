@@ -5,7 +5,9 @@ the logger name without the ``node.``/``cluster.``/``bitswap.`` package
 prefix). ``Logging.Level`` sets the default level, ``Logging.Subsystems`` maps
 subsystems (logger name prefixes such as ``pinset``, ``pintracker``,
 ``libp2p``) to their own level. A traceback is printed only for unexpected
-errors (``log.exception``); expected failures log one line.
+errors (``log.exception``); expected failures log one line. Resource errors
+(out of file descriptors...) are logged once per interval with a count of the
+ones left out (:mod:`node.ratelog`), however many connections hit them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import sys
 import time
 from typing import Any, TextIO
+
+from .ratelog import ResourceErrorFilter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PREFIXES = ("node.p2p.", "node.", "cluster.crdt.", "cluster.", "bitswap.", "blockstore.")
@@ -47,6 +51,7 @@ def setup(config: dict[str, Any], stream: TextIO | None = None) -> None:
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(LineFormatter())
+    handler.addFilter(ResourceErrorFilter())
     handler._pinion = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(section.get("Level", "WARNING"))

@@ -16,6 +16,9 @@ several). Names (all prefixed ``pinion_``):
   (counters) of the CRDT pinset, read at scrape time
 - ``pinion_upload_bytes_total{endpoint}`` (request bodies received by uploads)
 - ``pinion_http_request_duration_seconds{server,route}`` (histogram)
+- ``pinion_workers_{busy,queued,oldest_wait_seconds}{pool}``, ``pinion_http_connections{server}``,
+  ``pinion_http_connections_refused_total{server,reason}``, ``pinion_event_loop_lag_seconds``:
+  the daemon's load (worker pools, connection caps, event loop)
 - ``ipfscluster_*``: the cluster peer's pins by status, queue, peers and
   pin request counters (names as IPFS Cluster's; see :class:`_ClusterCollector`)
 - ``process_*`` and ``python_*`` (the standard process and platform collectors)
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from typing import Any
 
 from aiohttp import web
@@ -177,6 +181,44 @@ class _ClusterCollector(Collector):
             yield GaugeMetricFamily("ipfscluster_informer_disk", "Free space this peer offers, bytes", value=st["freespace"])
 
 
+class _LoadCollector(Collector):
+    """Worker pools, HTTP connections and event-loop lag (node/workers.py, node/http_limits.py, node/health.py)."""
+
+    def __init__(self, metrics: "NodeMetrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        source = self._metrics.load_stats
+        if source is None:
+            return
+        st = source()
+        busy = GaugeMetricFamily("pinion_workers_busy", "Worker threads running a job, by pool", labels=["pool"])
+        queued = GaugeMetricFamily("pinion_workers_queued", "Jobs waiting for a worker thread, by pool", labels=["pool"])
+        wait = GaugeMetricFamily(
+            "pinion_workers_oldest_wait_seconds", "Seconds the oldest queued job of a pool has waited", labels=["pool"]
+        )
+        for pool in st["pools"]:
+            busy.add_metric([pool.name], pool.busy)
+            queued.add_metric([pool.name], pool.queued)
+            wait.add_metric([pool.name], pool.oldest_wait)
+        yield busy
+        yield queued
+        yield wait
+        conns = GaugeMetricFamily("pinion_http_connections", "Open connections, by HTTP server", labels=["server"])
+        refused = CounterMetricFamily(
+            "pinion_http_connections_refused",
+            "Connections answered 503 and closed at once (server: its cap; client: the per-client cap)",
+            labels=["server", "reason"],
+        )
+        for server, (open_now, by_reason) in st["connections"].items():
+            conns.add_metric([server], open_now)
+            for reason, n in by_reason.items():
+                refused.add_metric([server, reason], n)
+        yield conns
+        yield refused
+        yield GaugeMetricFamily("pinion_event_loop_lag_seconds", "Largest recent lateness of the event loop", value=st["loop_lag"])
+
+
 class NodeMetrics:
     """Every metric of one node, in its own registry."""
 
@@ -201,6 +243,9 @@ class NodeMetrics:
         from .routing.metrics import RoutingCollector
 
         reg.register(RoutingCollector(self))
+        #: set by the daemon: a callable returning ``Daemon.load_stats()`` (pools, connections, loop lag)
+        self.load_stats: Callable[[], dict[str, Any]] | None = None
+        reg.register(_LoadCollector(self))
         self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
         self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)
         self.block_errors = Counter(
@@ -254,14 +299,24 @@ class NodeMetrics:
         return generate_latest(self.registry)
 
 
-def make_metrics_app(metrics: NodeMetrics) -> web.Application:
-    """An aiohttp app serving ``GET /metrics``."""
+def make_metrics_app(
+    metrics: NodeMetrics, *, executor: Executor | None = None, health: Callable[[], list[str]] | None = None
+) -> web.Application:
+    """An aiohttp app serving ``GET /metrics`` (rendered in ``executor``: the daemon's metrics
+    pool) and ``GET /health`` (204, or 503 with what keeps the node from serving)."""
 
     async def handle(_request: web.Request) -> web.Response:
         # collectors read LevelDB and the pinset (which may hold its lock during a sync): not on the loop
-        body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
+        body = await asyncio.get_running_loop().run_in_executor(executor, metrics.render)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def handle_health(_request: web.Request) -> web.Response:
+        problems = health() if health is not None else []
+        if not problems:
+            return web.Response(status=204)
+        return web.Response(status=503, text="; ".join(problems) + "\n")
 
     app = web.Application()
     app.router.add_get("/metrics", handle)
+    app.router.add_get("/health", handle_health)
     return app

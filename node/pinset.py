@@ -9,7 +9,9 @@
   heads are synced: the missing deltas are fetched concurrently by a bitswap
   instance on the *cluster* host, then applied by ``Replica.receive`` in a
   worker thread. Every replica call does LevelDB I/O under the replica's
-  lock, so none runs on the event loop.
+  lock, so none runs on the event loop; and none waits for the network (that
+  would hold the lock, and with it every pin write): blocks are fetched on the
+  event loop first, and the replica only reads the store.
 - Compaction: every ``Cluster.SnapshotInterval`` seconds, when at least
   ``Cluster.SnapshotMinDeltas`` deltas were written since the last snapshot,
   the service makes a snapshot and compacts to the *previous* one, so deltas
@@ -27,18 +29,18 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from typing import Any
 
 import libipld
 import trio
 
 from bitswap import Bitswap, BitswapConfig
-from bitswap import BlockNotFound as BitswapNotFound
 from blockstore.cid import CidError, cid_to_str, parse_cid
 from blockstore.store import BlockStore, HashMismatch
 from cluster.crdt.delta import DeltaError
 from cluster.crdt.replica import PUT, MissingBlock, Replica
-from cluster.crdt.snapshot import SnapshotError
+from cluster.crdt.snapshot import SnapshotError, decode_root
 from cluster.pin import Pin, pin_index_terms
 
 from .p2p.service import P2PService, Subscription
@@ -137,12 +139,15 @@ class PinsetService:
         fetch_timeout: float = FETCH_TIMEOUT,
         snapshot_interval: float = 0.0,
         snapshot_min_deltas: int = 1000,
+        executor: Executor | None = None,
     ) -> None:
         if p2p.cluster is None:
             raise PinsetError("the pinset needs the cluster host (set Cluster.Secret)")
         self.replica = replica
         self._store = store
         self._p2p = p2p
+        #: where replica calls run (the daemon's pinset pool; None: the default executor)
+        self._executor = executor
         self.topic = topic_for(cluster_name)
         self.rebroadcast_interval = rebroadcast_interval
         self.fetch_timeout = fetch_timeout
@@ -223,7 +228,7 @@ class PinsetService:
             except Exception:
                 log.exception("leaving %s failed", self.topic)
             self._sub = None
-        await asyncio.get_running_loop().run_in_executor(None, self.replica.commit)
+        await self.in_thread(self.replica.commit)
 
     # ------------------------------------------------------------ local writes
     async def add(self, pin: Pin) -> None:
@@ -358,7 +363,8 @@ class PinsetService:
                 if outcome != "complete":
                     self.counters["sync_failures"] += 1
                     return
-                await self.in_thread(self.replica.receive, head, sender, self._get_block_blocking)
+                # every delta of the branch is stored now: the replica reads the store only
+                await self.in_thread(self.replica.receive, head, sender, None)
         except MissingBlock as exc:
             self.counters["sync_failures"] += 1
             log.info("pinset head %s: %s", cid_to_str(head), exc)
@@ -479,7 +485,8 @@ class PinsetService:
             if root in self._loaded_snapshots:
                 return
             try:
-                await self.in_thread(self.replica.load_snapshot, root, self._get_block_blocking)
+                await self._fetch_snapshot(root)  # on the event loop, so the replica's lock is never held for the network
+                await self.in_thread(self.replica.load_snapshot, root, None)
                 self.counters["snapshots_loaded"] += 1
                 self._loaded_snapshots.add(root)
             except (MissingBlock, SnapshotError, DeltaError, HashMismatch, ValueError) as exc:
@@ -532,13 +539,20 @@ class PinsetService:
             log.info("pinset fetch of %d blocks did not return in time", len(cids))
             return {}
 
-    def _get_block_blocking(self, cid: bytes) -> bytes | None:
-        """One block over the cluster bitswap, from a worker thread; None if it does not come."""
-        bs = self._bitswap()
+    async def _fetch_snapshot(self, root: bytes) -> None:
+        """Fetch a snapshot's root and chunk blocks that are not stored yet (what is missing
+        afterwards makes ``load_snapshot`` raise MissingBlock)."""
+        root_block = (await self._fetch_many([root])).get(root)
+        if root_block is None:
+            return
         try:
-            return self._p2p.bridge.run_blocking(bs.get_block, cid, self.fetch_timeout)
-        except BitswapNotFound:
-            return None
+            parsed = decode_root(root_block)
+        except SnapshotError:
+            return  # load_snapshot reports it
+        chunks = [*parsed.covered, *parsed.elements]
+        wanted = await self.in_thread(self._not_stored, chunks)
+        for start in range(0, len(wanted), BRANCH_FETCH_CHUNK):
+            await self._fetch_many(wanted[start : start + BRANCH_FETCH_CHUNK])
 
     def _bitswap(self) -> Bitswap:
         if self._bs is None:
@@ -546,8 +560,8 @@ class PinsetService:
         return self._bs
 
     async def in_thread(self, fn: Any, *args: Any) -> Any:
-        """Run a blocking call (replica, LevelDB) in the daemon's worker pool."""
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        """Run a blocking call (replica, LevelDB) in the daemon's pinset pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def topic_peers(self) -> list[str]:
         """Cluster peers known to be subscribed to the pinset topic."""

@@ -1,7 +1,13 @@
-"""The HTTP gateway: path gateway (deserialized UnixFS) and trustless gateway (raw blocks, CAR)."""
+"""The HTTP gateway: path gateway (deserialized UnixFS) and trustless gateway (raw blocks, CAR).
+
+``app.py`` routes and answers; ``walk.py`` drives the shared UnixFS walk cores of
+``blockstore/unixfs_walk.py`` over a :class:`BlockSource` (``source.py``) that may fetch over the
+network; ``unixfs_http.py`` and ``car_http.py`` turn the walks into bodies; ``params.py`` parses
+requests; ``errors.py`` holds :class:`GatewayError` (an HTTP status and a message).
+"""
 
 from .app import make_gateway_app
-from .resolve import GatewayError
+from .errors import GatewayError
 from .source import BlockNotFound, BlockSource, StoreBlockSource
 
 __all__ = ["make_gateway_app", "BlockSource", "BlockNotFound", "StoreBlockSource", "GatewayError"]

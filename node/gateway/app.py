@@ -11,13 +11,15 @@ from aiohttp import web
 
 from blockstore.cid import DAG_CBOR, DAG_PB, RAW, CidError, cid_from_str, cid_to_str, codec_of
 from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW as UNIXFS_RAW, SYMLINK, UnixFSData
+from blockstore.unixfs_walk import dir_find
 
 from . import car_http, mime, params
+from .errors import GatewayError
 from .limits import limits_middleware
 from .params import DIR_LISTING_CACHE, IMMUTABLE, RAW_TYPE, ContentPath, Wanted
-from .resolve import GatewayError, Resolved, dir_find, fetch, resolve_path, unixfs_of
 from .source import BlockSource
 from .unixfs_http import file_size, listing_etag, path_escape, read_file, render_listing
+from .walk import Resolved, fetch, resolve_path, run, unixfs_of
 
 __all__ = ["make_gateway_app", "CORS_HEADERS"]
 
@@ -230,10 +232,10 @@ def _dir_url(cpath: ContentPath, query_string: str) -> str:
     return f"{url}?{query_string}" if query_string else url
 
 
-async def _serve_dir(req: _Request, resolved: Resolved, node: Any, fs: UnixFSData | None) -> web.StreamResponse:
+async def _serve_dir(req: _Request, resolved: Resolved) -> web.StreamResponse:
     if not req.cpath.trailing_slash and req.query.get("go-get") != "1":
         return web.Response(status=301, headers={"Location": _dir_url(req.cpath, req.query_string)})
-    index = await dir_find(req.source, resolved.cid, node, fs, "index.html", [])
+    index = await run(dir_find(resolved.cid, resolved.block, b"index.html"), req.source)
     if index is not None:
         block = await fetch(req.source, index.hash, "index.html")
         ifs = unixfs_of(index.hash, block)[1] if codec_of(index.hash) == DAG_PB else None
@@ -248,7 +250,7 @@ async def _serve_dir(req: _Request, resolved: Resolved, node: Any, fs: UnixFSDat
     if req.head:
         return resp
     try:
-        async for piece in render_listing(req.source, req.cpath.cid_text, req.cpath.segments, resolved.cid, node, fs):
+        async for piece in render_listing(req.source, req.cpath.cid_text, req.cpath.segments, resolved.cid, resolved.block):
             await resp.write(piece.encode("utf-8"))
     except GatewayError:
         return await _abort(req, resp)
@@ -263,9 +265,9 @@ async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse
     if codec == RAW:
         return await _serve_file(req, resolved, cid, block, None, f'"{cid_text}"', name)
     if codec == DAG_PB:
-        node, fs = unixfs_of(cid, block)
+        _node, fs = unixfs_of(cid, block)
         if fs is None or fs.type in (DIRECTORY, HAMT_SHARD):
-            return await _serve_dir(req, resolved, node, fs)
+            return await _serve_dir(req, resolved)
         if fs.type in (FILE, UNIXFS_RAW):
             return await _serve_file(req, resolved, cid, block, fs, f'"{cid_text}"', name)
         if fs.type == SYMLINK:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import AsyncIterator, Iterator
 
 from blockstore.cid import DAG_CBOR, DAG_PB, cid_to_str, codec_of, encode_varint, is_identity
+from blockstore.dagpb import DagPBError, decode_pbnode
+from blockstore.links import LinksError, cbor_links
 from blockstore.unixfs import FILE, HAMT_SHARD, RAW as UNIXFS_RAW
+from blockstore.unixfs_walk import dir_entries, file_range
+from blockstore.walk_protocol import Ahead, Need, Visited, Walk
 
-from . import cbor
+from .errors import GatewayError
 from .params import CarParams, entity_span
-from .resolve import GatewayError, Resolved, fetch_in_order, hamt_shards, unixfs_of
 from .source import BlockSource
+from .walk import Resolved, stream, unixfs_of
 
 __all__ = ["car_header", "car_section", "CarWalk", "car_content_type"]
 
@@ -40,8 +44,16 @@ def car_content_type(params: CarParams) -> str:
     return f"application/vnd.ipld.car; version=1; order={params.order}; dups={'y' if params.dups else 'n'}"
 
 
+Blocks = Walk[tuple[bytes, bytes], None]
+
+
 class CarWalk:
-    """The blocks of one CAR response, in DFS order, honouring scope, entity-bytes and dups."""
+    """The blocks of one CAR response, in DFS order, honouring scope, entity-bytes and dups.
+
+    :meth:`walk` is a sans-I/O walk core (:mod:`blockstore.walk_protocol`) whose outputs are the
+    (cid, block) pairs to write; the file and HAMT parts are the shared UnixFS walks, whose
+    :class:`Visited` blocks are the ones a CAR carries. :meth:`blocks` drives it over the source.
+    """
 
     def __init__(self, source: BlockSource, resolved: Resolved, params: CarParams) -> None:
         self.source = source
@@ -58,8 +70,12 @@ class CarWalk:
         self._seen.add(cid)
         return True
 
-    async def blocks(self) -> AsyncIterator[tuple[bytes, bytes]]:
-        """Every (cid, block) to write: the path blocks root to terminus, then the terminal's scope."""
+    def blocks(self) -> AsyncIterator[tuple[bytes, bytes]]:
+        """Every (cid, block) to write, fetched from the source; :class:`GatewayError` on failure."""
+        return stream(self.walk(), self.source)
+
+    def walk(self) -> Blocks:
+        """The walk core: the path blocks root to terminus, then the terminal's scope."""
         *path, (cid, block) = self.resolved.trail
         for pcid, pblock in path:
             if self._admit(pcid):
@@ -69,18 +85,31 @@ class CarWalk:
             if self._admit(cid):
                 yield cid, block
         elif scope == "entity":
-            async for item in self._entity(cid, block):
-                yield item
+            yield from self._entity(cid, block)
         else:
-            async for item in self._all(cid, block):
-                yield item
+            yield from self._all(cid, block)
 
-    async def _entity(self, cid: bytes, block: bytes) -> AsyncIterator[tuple[bytes, bytes]]:
+    def _visited(self, walk: Walk[object, None]) -> Blocks:
+        """Run a UnixFS walk, passing its requests up and outputting the admitted blocks it read."""
+        send: bytes | None = None
+        while True:
+            try:
+                event = walk.send(send)
+            except StopIteration:
+                return
+            if type(event) is Need or type(event) is Ahead:
+                send = yield event  # type: ignore[misc]
+                continue
+            send = None
+            if type(event) is Visited and self._admit(event.cid):  # type: ignore[union-attr]
+                yield event.cid, event.block  # type: ignore[union-attr]
+
+    def _entity(self, cid: bytes, block: bytes) -> Blocks:
         if codec_of(cid) != DAG_PB:
             if self._admit(cid):
                 yield cid, block
             return
-        node, fs = unixfs_of(cid, block)
+        _node, fs = unixfs_of(cid, block)
         if fs is not None and fs.type in (FILE, UNIXFS_RAW):
             size = fs.filesize if fs.filesize is not None else len(fs.data or b"") + sum(fs.blocksizes)
             if self.params.entity_bytes is None:
@@ -91,70 +120,50 @@ class CarWalk:
                 if self._admit(cid):
                     yield cid, block
                 return
-            async for item in self._file(cid, block, span[0], span[1], 0):
-                yield item
+            # the file's blocks that hold bytes span[0]..span[1]; children outside are never fetched
+            yield from self._visited(file_range(cid, block, span[0], span[1] + 1, visits=True))
             return
         if self._admit(cid):
             yield cid, block
         if fs is not None and fs.type == HAMT_SHARD:
-            async for scid, sblock in hamt_shards(self.source, cid, node, fs):
-                if self._admit(scid):
-                    yield scid, sblock
+            yield from self._visited(dir_entries(cid, block))  # every sub-shard, pre-order
 
-    async def _file(self, cid: bytes, block: bytes, first: int, last: int, base: int) -> AsyncIterator[tuple[bytes, bytes]]:
-        """The blocks of a file node needed for bytes ``first..last``; children outside are never fetched."""
-        if self._admit(cid):
-            yield cid, block
-        if codec_of(cid) != DAG_PB:
-            return
-        node, fs = unixfs_of(cid, block)
-        if fs is None or fs.type not in (FILE, UNIXFS_RAW):
-            raise GatewayError(500, f"{cid_to_str(cid)} inside a file is not a UnixFS file node")
-        if len(fs.blocksizes) != len(node.links):
-            raise GatewayError(500, f"file node {cid_to_str(cid)} has {len(node.links)} links but {len(fs.blocksizes)} blocksizes")
-        wanted: list[bytes] = []
-        offsets: list[int] = []
-        offset = base + len(fs.data or b"")
-        for link, size in zip(node.links, fs.blocksizes):
-            if offset > last:
-                break
-            if offset + size > first:
-                wanted.append(link.hash)
-                offsets.append(offset)
-            offset += size
-        children = fetch_in_order(self.source, wanted, "file chunk")
-        try:
-            i = 0
-            async for child_cid, child in children:
-                async for item in self._file(child_cid, child, first, last, offsets[i]):
-                    yield item
-                i += 1
-        finally:
-            await children.aclose()
-
-    async def _all(self, cid: bytes, block: bytes) -> AsyncIterator[tuple[bytes, bytes]]:
-        """Depth-first pre-order over the whole DAG (dag-pb link order, DAG-CBOR encoding order)."""
-        first_time = cid not in self._seen
-        if self._admit(cid):
-            yield cid, block
-        if not first_time and not is_identity(cid):
-            if not self.params.dups:
-                return
+    def _children(self, cid: bytes, block: bytes) -> list[bytes]:
+        """The links of a dag-pb (link order) or DAG-CBOR (encoding order) block; none for other codecs."""
         codec = codec_of(cid)
-        if codec == DAG_PB:
-            node, _ = unixfs_of(cid, block)
-            children = [link.hash for link in node.links]
-        elif codec == DAG_CBOR:
-            try:
-                children = list(cbor.iter_links(cbor.decode(block)))
-            except cbor.CborError as exc:
-                raise GatewayError(500, f"block {cid_to_str(cid)}: {exc}") from None
-        else:
-            return
-        fetched = fetch_in_order(self.source, children, "DAG child")
         try:
-            async for child, data in fetched:
-                async for item in self._all(child, data):
-                    yield item
-        finally:
-            await fetched.aclose()
+            if codec == DAG_PB:
+                return [link.hash for link in decode_pbnode(block).links]
+            if codec == DAG_CBOR:
+                return cbor_links(block)
+        except (DagPBError, LinksError) as exc:
+            raise GatewayError(500, f"block {cid_to_str(cid)}: {exc}") from None
+        return []
+
+    def _all(self, cid: bytes, block: bytes) -> Blocks:
+        """Depth-first pre-order over the whole DAG; a repeated block is descended again only with dups=y."""
+        pending: list[Iterator[bytes]] = []
+        current: tuple[bytes, bytes] | None = (cid, block)
+        while True:
+            if current is not None:
+                c, b = current
+                first_time = c not in self._seen
+                if self._admit(c):
+                    yield c, b
+                if first_time or is_identity(c) or self.params.dups:
+                    children = self._children(c, b)
+                    if children:
+                        yield Ahead(tuple(children), "DAG child")  # type: ignore[misc]
+                        pending.append(iter(children))
+                current = None
+            while pending:
+                child = next(pending[-1], None)
+                if child is None:
+                    pending.pop()
+                    continue
+                data = yield Need(child, "DAG child")  # type: ignore[misc]
+                assert data is not None
+                current = (child, data)
+                break
+            else:
+                return

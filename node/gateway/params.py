@@ -1,7 +1,7 @@
 """Sans-I/O request parsing and header decisions for the gateway.
 
 Nothing here touches the network or the block store: request text in, plain values (or a
-:class:`~node.gateway.resolve.GatewayError` naming the problem) out.
+:class:`~node.gateway.errors.GatewayError` naming the problem) out.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import hashlib
 from typing import NamedTuple
 from urllib.parse import quote, unquote
 
-from .resolve import GatewayError
+from .errors import GatewayError
 
 __all__ = [
     "RAW_TYPE",

@@ -7,12 +7,14 @@ import html
 from typing import AsyncIterator
 from urllib.parse import quote, quote_plus
 
+from blockstore import unixfs_walk
 from blockstore.cid import DAG_PB, cid_to_str, codec_of
-from blockstore.dagpb import PBLink, PBNode
-from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW as UNIXFS_RAW, UnixFSData
+from blockstore.dagpb import PBLink
+from blockstore.unixfs import FILE, RAW as UNIXFS_RAW, UnixFSData
 
-from .resolve import GatewayError, fetch_in_order, hamt_entries, unixfs_of
+from .errors import GatewayError
 from .source import BlockSource
+from .walk import stream
 
 __all__ = ["file_size", "read_file", "path_escape", "listing_etag", "dir_entries", "render_listing", "ASSETS_HASH"]
 
@@ -46,47 +48,13 @@ def file_size(cid: bytes, block: bytes, fs: UnixFSData | None) -> int:
     return len(fs.data or b"") + sum(fs.blocksizes)
 
 
-async def read_file(
-    source: BlockSource, cid: bytes, block: bytes, first: int, last: int, base: int = 0
-) -> AsyncIterator[bytes | memoryview]:
-    """Yield the bytes ``first..last`` (inclusive, absolute offsets) of the file node at offset ``base``.
+def read_file(source: BlockSource, cid: bytes, block: bytes, first: int, last: int) -> AsyncIterator[bytes]:
+    """The bytes ``first..last`` (inclusive) of the file ``cid`` whose root block is ``block``, as they arrive.
 
-    Only the blocks that overlap the range are fetched; one block per tree level is held at a time.
+    The exporter's :func:`~blockstore.unixfs_walk.file_range` walk: only the blocks that overlap the
+    range are fetched (ahead, when the source has concurrency); one block per tree level is held.
     """
-    codec = codec_of(cid)
-    if codec != DAG_PB:
-        lo, hi = max(first - base, 0), min(last + 1 - base, len(block))
-        if lo < hi:
-            yield memoryview(block)[lo:hi]
-        return
-    node, fs = unixfs_of(cid, block)
-    if fs is None or fs.type not in _FILE_TYPES:
-        raise GatewayError(500, f"{cid_to_str(cid)} inside a file is not a UnixFS file node")
-    data = fs.data or b""
-    lo, hi = max(first - base, 0), min(last + 1 - base, len(data))
-    if lo < hi:
-        yield memoryview(data)[lo:hi]
-    if len(fs.blocksizes) != len(node.links):
-        raise GatewayError(500, f"file node {cid_to_str(cid)} has {len(node.links)} links but {len(fs.blocksizes)} blocksizes")
-    wanted: list[bytes] = []
-    offsets: list[int] = []
-    offset = base + len(data)
-    for link, size in zip(node.links, fs.blocksizes):
-        if offset > last:
-            break
-        if offset + size > first and size > 0:
-            wanted.append(link.hash)
-            offsets.append(offset)
-        offset += size
-    children = fetch_in_order(source, wanted, "file chunk")
-    try:
-        i = 0
-        async for child_cid, child in children:
-            async for piece in read_file(source, child_cid, child, first, last, offsets[i]):
-                yield piece
-            i += 1
-    finally:
-        await children.aclose()
+    return stream(unixfs_walk.file_range(cid, block, first, last + 1), source)  # type: ignore[arg-type]
 
 
 def listing_etag(dir_cid: bytes) -> str:
@@ -94,16 +62,12 @@ def listing_etag(dir_cid: bytes) -> str:
     return f'"DirIndex-{ASSETS_HASH}_CID-{cid_to_str(dir_cid)}"'
 
 
-async def dir_entries(source: BlockSource, cid: bytes, node: PBNode, fs: UnixFSData | None) -> AsyncIterator[tuple[str, PBLink]]:
+async def dir_entries(source: BlockSource, cid: bytes, block: bytes) -> AsyncIterator[tuple[str, PBLink]]:
     """(name, link) of each entry of a plain or HAMT directory, in stored order."""
-    if fs is not None and fs.type == HAMT_SHARD:
-        async for name, link in hamt_entries(source, cid, node, fs):
+    async for event in stream(unixfs_walk.dir_entries(cid, block), source):
+        if type(event) is tuple:
+            name, link = event
             yield name.decode("utf-8", "replace"), link
-        return
-    if fs is not None and fs.type != DIRECTORY:
-        raise GatewayError(500, f"{cid_to_str(cid)} is not a directory")
-    for link in node.links:
-        yield (link.name or b"").decode("utf-8", "replace"), link
 
 
 def _human(n: int | None) -> str:
@@ -118,7 +82,7 @@ def _human(n: int | None) -> str:
 
 
 async def render_listing(
-    source: BlockSource, root_text: str, segments: list[str], cid: bytes, node: PBNode, fs: UnixFSData | None
+    source: BlockSource, root_text: str, segments: list[str], cid: bytes, block: bytes
 ) -> AsyncIterator[str]:
     """The HTML index page of a directory, in pieces (breadcrumbs, ``..``, names, hash links, sizes)."""
     base = f"/ipfs/{root_text}"
@@ -138,7 +102,7 @@ async def render_listing(
     if segments:
         yield f'<tr><td><a href="{href}/..">..</a></td><td></td><td></td></tr>\n'
     rows: list[str] = []
-    async for name, link in dir_entries(source, cid, node, fs):
+    async for name, link in dir_entries(source, cid, block):
         target = cid_to_str(link.hash)
         escaped = path_escape(name)
         rows.append(

@@ -33,8 +33,9 @@ from cluster.pinoptions import PinOptionsError, check_origin
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import JsonLimitError, is_json_type
 from ..jsonlimits import loads as json_loads
-from ..restapi.app import error_of
+from ..restapi.app import error_of, health_response
 from ..restapi.auth import middlewares, response_headers, token_handler
+from ..workers import PoolBusy
 
 STATUSES = ("queued", "pinning", "pinned", "failed")
 MATCHES = ("exact", "iexact", "partial", "ipartial")
@@ -59,6 +60,7 @@ REASONS = {
     429: "TOO_MANY_REQUESTS",
     431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
     500: "INTERNAL_SERVER_ERROR",
+    503: "SERVICE_UNAVAILABLE",
     507: "INSUFFICIENT_STORAGE",
 }
 
@@ -204,8 +206,11 @@ def _body_pin(body: Any) -> tuple[bytes, dict[str, Any]]:
     return _cid(body["cid"]), fields
 
 
-def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application:
-    """The pinning service application (see module docstring)."""
+def make_pinsvc_app(
+    cluster: Any, api_config: dict[str, Any], *, health: Callable[[], list[str]] | None = None
+) -> web.Application:
+    """The pinning service application (see module docstring); ``health`` as the REST API's
+    (its 503 in the spec's ``Failure`` shape)."""
     app = web.Application(middlewares=[*middlewares(api_config, failure), _errors], client_max_size=MAX_BODY)
     app.on_response_prepare.append(response_headers(api_config))
     app[ERROR_RESPONSE] = failure
@@ -265,7 +270,7 @@ def make_pinsvc_app(cluster: Any, api_config: dict[str, Any]) -> web.Application
         return web.Response(status=202)
 
     async def h_health(_r: web.Request) -> web.StreamResponse:
-        return web.Response(status=204)
+        return health_response(health, failure)
 
     r = app.router
     r.add_get("/pins", h_list)
@@ -310,4 +315,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         mapped = error_of(exc)
         if mapped is None:
             raise
-        return failure(*mapped)
+        resp = failure(*mapped)
+        if isinstance(exc, PoolBusy):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp

@@ -28,7 +28,7 @@ from ..rpc.add import AddOptions, AddWorker
 from ..rpc.multipart import PartStart
 from ..rpc.options import Options, RpcError
 from ..rpc.pipe import ItemPipe, PartReader, UploadAborted
-from ..rpc.upload import drive_upload
+from ..rpc.upload import BODY_IDLE_TIMEOUT, drive_upload
 
 #: add parameters refused (not supported by this node)
 UNSUPPORTED = ("shard", "nocopy")
@@ -57,12 +57,12 @@ def _params(o: Options) -> Any:
 
 
 async def _import_unixfs(
-    request: web.Request, core: Any, o: Options, executor: Executor | None, max_upload: int
+    request: web.Request, core: Any, o: Options, executor: Executor | None, max_upload: int, body_timeout: float
 ) -> tuple[list[dict[str, Any]], bytes, int]:
     params = _params(o)
     opts = AddOptions(params=params, pin=False, wrap=params.wrap_with_directory, progress=o.boolean("progress", False))
     worker = AddWorker(core, opts, core.import_guard)
-    out = await drive_upload(request, worker, executor=executor, max_bytes=max_upload)
+    out = await drive_upload(request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout)
     added = []
     root: tuple[bytes, int] | None = None
     for obj in out:
@@ -78,7 +78,7 @@ async def _import_unixfs(
 
 
 async def _import_car(
-    request: web.Request, core: Any, executor: Executor | None, max_upload: int
+    request: web.Request, core: Any, executor: Executor | None, max_upload: int, body_timeout: float
 ) -> tuple[list[dict[str, Any]], bytes, int]:
     def worker(pipe: ItemPipe) -> tuple[str, list[bytes], int]:
         with core.import_guard():
@@ -103,7 +103,9 @@ async def _import_car(
                 raise UploadAborted("send one CAR per request")
         return name, list(result.roots), result.bytes
 
-    disposition, roots, nbytes = await drive_upload(request, worker, executor=executor, max_bytes=max_upload)
+    disposition, roots, nbytes = await drive_upload(
+        request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout
+    )
     if len(roots) != 1:
         raise RpcError(f"a CAR upload must have exactly one root, this one has {len(roots)}")
     filename = ""
@@ -121,9 +123,10 @@ async def handle_add(
     executor: Executor | None,
     respond: Callable[[web.Request, AsyncIterator[dict[str, Any]] | list[dict[str, Any]], bool], Any],
     max_upload: int = 0,
+    body_timeout: float = BODY_IDLE_TIMEOUT,
 ) -> web.StreamResponse:
     """The ``/add`` route (see module docstring); ``respond(request, items, stream)`` writes the answer.
-    Bodies over ``max_upload`` bytes (0: no limit) get 413."""
+    Bodies over ``max_upload`` bytes (0: no limit) get 413, a body that stalls ``body_timeout`` seconds 408."""
     o = Options(request.query)
     for name in UNSUPPORTED:
         if o.boolean(name, False):
@@ -138,9 +141,9 @@ async def handle_add(
     local = o.boolean("local", False)
     pin_from_query(cid_for(b""), request.query)  # bad pin options fail before the upload is read
     if fmt == "car":
-        added, root, size = await _import_car(request, core, executor, max_upload)
+        added, root, size = await _import_car(request, core, executor, max_upload, body_timeout)
     else:
-        added, root, size = await _import_unixfs(request, core, o, executor, max_upload)
+        added, root, size = await _import_unixfs(request, core, o, executor, max_upload, body_timeout)
     if not no_pin:
         pin, defaults = pin_from_query(root, request.query)
         if local and cluster.peer_id not in pin.user_allocations:

@@ -36,6 +36,8 @@ from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import is_json_type
 from ..jsonlimits import loads as json_loads
 from ..rpc.options import RpcError
+from ..rpc.upload import BODY_IDLE_TIMEOUT
+from ..workers import PoolBusy
 from .add import handle_add
 from .auth import middlewares, response_headers, rest_error, token_handler
 from .streams import stream_ndjson
@@ -53,6 +55,8 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
 
     if isinstance(exc, NotFoundError):
         return 404, str(exc)
+    if isinstance(exc, PoolBusy):
+        return 503, str(exc)
     full = disk_full_message(exc)
     if full is not None:
         return 507, full
@@ -93,9 +97,22 @@ def _meta_filter(request: web.Request) -> dict[str, str]:
 
 
 def make_rest_app(
-    cluster: Any, api_config: dict[str, Any], *, core: Any, executor: Executor | None = None, max_upload: int = 0
+    cluster: Any,
+    api_config: dict[str, Any],
+    *,
+    core: Any,
+    executor: Executor | None = None,
+    max_upload: int = 0,
+    body_timeout: float = BODY_IDLE_TIMEOUT,
+    health: Callable[[], list[str]] | None = None,
 ) -> web.Application:
-    """The REST API application (see module docstring)."""
+    """The REST API application (see module docstring).
+
+    ``executor`` runs uploads (the daemon's imports pool), whose client may send nothing
+    for ``body_timeout`` seconds at most; ``health()`` lists what keeps the node from
+    serving (``GET /health``: 204 when empty, else 503 naming it).
+    """
+    # auth before routing: _strict_slash's redirects come after the auth middlewares
     app = web.Application(middlewares=[*middlewares(api_config), _strict_slash, _errors], client_max_size=1024**4)
     app.on_response_prepare.append(response_headers(api_config))
     app[ERROR_RESPONSE] = _error
@@ -220,11 +237,11 @@ def make_rest_app(
         return await respond_stream(request, cluster.recover_all(local=_bool(request, "local")))
 
     async def h_add(request: web.Request) -> web.StreamResponse:
-        return await handle_add(request, cluster, core, executor, respond_stream, max_upload)
+        return await handle_add(request, cluster, core, executor, respond_stream, max_upload, body_timeout)
 
     # ------------------------------------------------------------ health and metrics
     async def h_health(_r: web.Request) -> web.StreamResponse:
-        return web.Response(status=204)
+        return health_response(health)
 
     async def h_graph(_r: web.Request) -> web.StreamResponse:
         return web.json_response(await cluster.health_graph())
@@ -327,4 +344,18 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         mapped = error_of(exc)
         if mapped is None:
             raise
-        return _error(*mapped)
+        resp = _error(*mapped)
+        if isinstance(exc, PoolBusy):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+
+
+def health_response(
+    health: Callable[[], list[str]] | None, error: Callable[[int, str], web.Response] = rest_error
+) -> web.Response:
+    """``GET /health``: 204 when nothing keeps the node from serving, else 503 with the reasons
+    (in the API's error body, ``error(status, message)``)."""
+    problems = health() if health is not None else []
+    if not problems:
+        return web.Response(status=204)
+    return error(503, "; ".join(problems))

@@ -5,11 +5,13 @@ file inputs as ``multipart/form-data``, errors as kubo's error JSON: HTTP
 500 and code 0 for every command error, 400 and code 1 for requests that
 cannot be parsed, plain-text 404/405/403 as go-ipfs-cmds answers an unknown
 endpoint, a wrong method or a foreign origin (see options.py). The node's
-synchronous operations (:class:`node.core.CoreAPI`) run in worker threads;
-uploads stream through :func:`node.rpc.upload.drive_upload` with bounded
-memory; downloads stream chunk by chunk (respond.py). Commands are grouped
-by module: this one (node, files, blocks, CAR, repo), pins.py, dag.py
-(``dag put/resolve/stat``), refs.py and get.py.
+synchronous operations (:class:`node.core.CoreAPI`) run in worker threads,
+driven by :class:`node.fetching.FetchingCore` (``ctx.reader()``, ``ctx.run``)
+so that blocks missing from the store are awaited on the event loop, never in
+a thread; uploads stream through :func:`node.rpc.upload.drive_upload` with
+bounded memory (in their own pool, ``uploads``); downloads stream in batches
+(respond.py). Commands are grouped by module: this one (node, files, blocks,
+CAR, repo), pins.py, dag.py (``dag put/resolve/stat``), refs.py and get.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import asyncio
 import platform
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,15 +36,17 @@ from blockstore.store import BlockTooLarge
 from blockstore.pins import PinError, check_pin_name
 
 from ..core import CoreAPI, CoreError, NotFound
+from ..fetching import FetchingCore
 from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
+from ..workers import PoolBusy
 from .add import AddOptions, AddWorker
 from .multipart import PartStart
 from .options import CODE_NORMAL, Options, RpcError, format_cid, parse_cid_arg
 from .pipe import ItemPipe, PartReader, UploadAborted
 from . import dag, get, pins, refs
 from .respond import error_response, json_response, ndjson_response, stream_generator, stream_headers, text_error
-from .upload import drive_upload
+from .upload import BODY_IDLE_TIMEOUT, drive_upload
 
 API_PREFIX = "/api/v0/"
 VERSION = "0.1.0"
@@ -56,6 +61,9 @@ class RpcContext:
 
     ``p2p`` is the running :class:`node.p2p.service.P2PService` (swarm
     identity, connect, peers); ``None`` when the daemon runs offline.
+    ``executor`` runs reads (the daemon's reads pool), ``uploads`` the uploads
+    (its imports pool; None: ``executor``), ``fetching`` fetches missing blocks
+    on the event loop (None: built over ``executor`` without a network).
     """
 
     core: CoreAPI
@@ -65,14 +73,24 @@ class RpcContext:
     p2p: Any | None = None
     upload_limit: int = 8 * 1024 * 1024
     extra_routes: dict[str, Handler] = field(default_factory=dict)
+    uploads: Executor | None = None
+    fetching: FetchingCore | None = None
+    #: one ``repo/gc`` at a time holds a thread; the others wait on the event loop
+    gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def writer_lock(self) -> Any:
         """The core's import/GC exclusion, held while an upload writes blocks."""
         return self.core.import_guard()
 
+    def reader(self) -> FetchingCore:
+        """CoreAPI's operations with network waits on the event loop (node/fetching.py)."""
+        if self.fetching is None:
+            self.fetching = FetchingCore(self.core, None, self.executor)
+        return self.fetching
+
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking call in the worker pool."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        """Run a blocking call in the worker pool (the blocks it lacks are fetched on the loop, then it runs again)."""
+        return await self.reader().call(fn, *args)
 
 
 # --------------------------------------------------------------------------- errors and streams
@@ -84,13 +102,14 @@ def _core_error(exc: CoreError) -> RpcError:
 async def stream_chunks(
     request: web.Request,
     ctx: RpcContext,
-    gen: Iterator[bytes],
+    chunks: AsyncIterator[bytes],
     *,
     content_type: str = "text/plain",
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    """Stream a blocking byte generator (``X-Stream-Output``); errors before the first byte become error JSON."""
-    return await stream_generator(request, ctx.executor, gen, headers=stream_headers(content_type, **(headers or {})))
+    """Stream byte chunks (``X-Stream-Output``), node/fetching.py's streams; errors before the
+    first byte become error JSON, after it a cut body (respond.py)."""
+    return await stream_generator(request, ctx.executor, chunks, headers=stream_headers(content_type, **(headers or {})))
 
 
 # --------------------------------------------------------------------------- simple commands
@@ -173,9 +192,11 @@ async def h_cat(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
     if length is not None and length < 0:
         raise RpcError("cannot specify negative length")
 
-    def chunks() -> Iterator[bytes]:
+    async def chunks() -> AsyncIterator[bytes]:
         for path in args:
-            yield from ctx.core.cat(path, offset, length)
+            async with aclosing(ctx.reader().cat(path, offset, length)) as part:
+                async for chunk in part:
+                    yield chunk
 
     return await stream_chunks(request, ctx, chunks())
 
@@ -225,11 +246,13 @@ async def h_ls(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamR
     for flag in ("headers", "resolve-type", "size", "stream", "long"):
         o.boolean(flag, True)
 
-    def listing(path: str) -> list[dict[str, Any]]:
+    def links(entries: list[Any]) -> list[dict[str, Any]]:
+        """kubo's links of listed entries; their UnixFS metadata is read from the store only
+        (``ctx.reader().ls`` fetched the entries' first blocks with the directory)."""
         from blockstore import exporter
 
         out = []
-        for e in ctx.core.ls(path):
+        for e in entries:
             mode = mtime = None
             if codec_of(e.cid) == DAG_PB:  # UnixFS metadata lives in dag-pb nodes only
                 try:
@@ -253,8 +276,8 @@ async def h_ls(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamR
 
     objects = []
     for path in args:
-        links = await ctx.run(listing, path)
-        objects.append({"Hash": path, "Links": links})
+        entries = await ctx.reader().ls(path)  # a remote directory is fetched on the loop
+        objects.append({"Hash": path, "Links": await ctx.run(links, entries)})
     return json_response({"Objects": objects})
 
 
@@ -327,8 +350,15 @@ async def _upload(request: web.Request, ctx: RpcContext, worker: Callable[[ItemP
             m.add_upload_bytes(endpoint, n)
 
     max_bytes = int(ctx.config.get("Datastore", {}).get("MaxUploadSize", 0))
+    idle = float(ctx.config.get("HTTP", {}).get("BodyTimeout", BODY_IDLE_TIMEOUT))
     return await drive_upload(
-        request, worker, executor=ctx.executor, limit=ctx.upload_limit, on_bytes=on_bytes, max_bytes=max_bytes
+        request,
+        worker,
+        executor=ctx.uploads or ctx.executor,
+        limit=ctx.upload_limit,
+        on_bytes=on_bytes,
+        max_bytes=max_bytes,
+        idle_timeout=idle,
     )
 
 
@@ -508,7 +538,7 @@ async def h_dag_export(request: web.Request, ctx: RpcContext, o: Options) -> web
     path = o.one_arg("root")
     o.boolean("progress", False)
     local_only = o.boolean("local-only", False)
-    chunks = ctx.core.car_export(path, local_only=local_only)
+    chunks = ctx.reader().car_export(path, local_only=local_only)
     return await stream_chunks(request, ctx, chunks, content_type="application/vnd.ipld.car")
 
 
@@ -548,7 +578,8 @@ async def h_repo_gc(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     def run_gc() -> list[bytes]:
         return list(ctx.core.repo_gc())
 
-    removed = await ctx.run(run_gc)
+    async with ctx.gc_lock:  # one GC holds a thread, the others wait on the loop
+        removed = await ctx.run(run_gc)
     if silent:
         return ndjson_response([])
     return ndjson_response([{"Key": {"/": format_cid(make_cid(1, RAW, mh), base)}} for mh in removed])
@@ -558,7 +589,7 @@ async def h_resolve(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     """``resolve``: ``{"Path":"/ipfs/<cid>"}`` of an IPFS path."""
     path = o.one_arg("name")
     o.boolean("recursive", True)
-    cid = await ctx.run(ctx.core.resolve, path)
+    cid = await ctx.reader().resolve(path)
     return json_response({"Path": "/ipfs/" + format_cid(cid, o.string("cid-base", None))})
 
 
@@ -657,6 +688,11 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             err = RpcError(f"upload aborted: {exc}")
             status = err.status
             return error_response(err)
+        except PoolBusy as exc:
+            status = 503
+            resp = error_response(RpcError(str(exc), CODE_NORMAL, status=503))
+            resp.headers["Retry-After"] = str(exc.retry_after)
+            return resp
         except (ConnectionResetError, ClientPayloadError):
             # The client went away (or a stream failed after it started): nobody to answer.
             status = 499

@@ -139,7 +139,7 @@ async def h_dag_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.S
 
     root_cids = await ctx.run(roots)
 
-    def lines() -> Iterator[bytes]:
+    def lines(local: bool) -> Iterator[bytes]:
         summary = _Summary(base)
         across = VisitedSet(ctx.core.store.db) if len(root_cids) > 1 else None
         try:
@@ -147,7 +147,7 @@ async def h_dag_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.S
                 entry = {"Cid": format_cid(root, base), "Size": 0, "NumBlocks": 0}
                 summary.stats.append(entry)
                 with VisitedSet(ctx.core.store.db) as seen:
-                    for cid, size in ctx.core.dag_blocks(root, seen):
+                    for cid, size in ctx.core.dag_blocks(root, seen, local=local):
                         entry["Size"] += size
                         entry["NumBlocks"] += 1
                         if across is None or across.visit(cid):
@@ -161,4 +161,5 @@ async def h_dag_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.S
             if across is not None:
                 across.close()
 
-    return await stream_generator(request, ctx.executor, lines(), headers=chunked_headers())
+    # blocks not stored here are fetched on the loop, then the walk is made again (node/fetching.py)
+    return await stream_generator(request, ctx.executor, ctx.reader().walk(lines), headers=chunked_headers())

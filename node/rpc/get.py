@@ -1,8 +1,9 @@
 """``get``: a UnixFS file or directory as a tar stream (gzip-compressed with ``compress``), as kubo sends it.
 
-The archive is written by :mod:`blockstore.tarexport` while the blocks are
-read, in a worker thread, and streamed with backpressure (respond.py): a
-directory tree of any size passes with flat memory. ``X-Content-Length`` is
+The DAG is fetched first when it is not all stored here (node/fetching.py);
+the archive is written by :mod:`blockstore.tarexport` while the blocks are
+read, in the worker pool a batch at a time, and streamed with backpressure
+(respond.py): a directory tree of any size passes with flat memory. ``X-Content-Length`` is
 what kubo announces (the file size, or a directory's cumulative DAG size).
 """
 
@@ -39,7 +40,7 @@ async def h_get(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
     level = compression_level(o)
     o.string("output", None)  # where kubo's CLI writes; nothing to do on the server
     o.boolean("progress", False)
-    size, chunks = await ctx.run(lambda: ctx.core.get_tar(path, archive=archive, level=level))
+    size, chunks = await ctx.reader().get_tar(path, archive=archive, level=level)  # the DAG is fetched first
     content_type = "application/gzip" if level else "application/x-tar"
     headers = stream_headers(content_type, **{"X-Content-Length": str(size)})
     return await stream_generator(request, ctx.executor, chunks, headers=headers)

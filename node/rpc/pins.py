@@ -56,7 +56,7 @@ async def h_pin_add(request: web.Request, ctx: RpcContext, o: Options) -> web.St
         return await _pin_add_with_progress(request, ctx, args, recursive, name, base)
     pinned = []
     for path in args:
-        cid = await ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive, name=name))
+        cid = await ctx.reader().pin_add(path, recursive=recursive, name=name)  # the DAG is fetched on the loop
         pinned.append(format_cid(cid, base))
     return json_response({"Pins": pinned})
 
@@ -77,9 +77,7 @@ async def _pin_add_with_progress(
 
     try:
         for path in args:
-            job = asyncio.ensure_future(
-                ctx.run(lambda p=path: ctx.core.pin_add(p, recursive=recursive, progress=report, name=name))
-            )
+            job = asyncio.ensure_future(ctx.reader().pin_add(path, recursive=recursive, progress=report, name=name))
             last = 0
             while not job.done():
                 getter = asyncio.ensure_future(counts.get())

@@ -6,7 +6,9 @@ all levels, ``--max-depth``, ``--unique`` with a disk-spilling seen set,
 ``--edges`` / ``--format`` with ``<src>``, ``<dst>``, ``<linkname>``); a root
 whose walk fails gets a ``{"Ref":"","Err":msg}`` line and the next root is
 walked, as kubo does. IPFS Cluster follows a pin's progress with ``refs -r``,
-so lines are written as soon as the walk produces them.
+so lines are written as soon as the walk produces them. Blocks not stored
+here are fetched over bitswap (:meth:`node.fetching.FetchingCore.walk`); a
+root that cannot be fetched gets its error line.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ async def h_refs(request: web.Request, ctx: RpcContext, o: Options) -> web.Strea
 
     roots = await ctx.run(lambda: [ctx.core.resolve(p) for p in args])
 
-    def lines() -> Iterator[bytes]:
-        for edge, err in ctx.core.refs(roots, max_depth=max_depth, unique=unique):
+    def lines(local: bool) -> Iterator[bytes]:
+        for edge, err in ctx.core.refs(roots, max_depth=max_depth, unique=unique, local=local):
             if edge is None:
                 yield encode_json({"Ref": "", "Err": err})
                 continue
@@ -53,7 +55,9 @@ async def h_refs(request: web.Request, ctx: RpcContext, o: Options) -> web.Strea
             ref = fmt.replace("<src>", format_cid(src, base)).replace("<dst>", format_cid(dst, base))
             yield encode_json({"Ref": ref.replace("<linkname>", name), "Err": ""})
 
-    return await stream_generator(request, ctx.executor, lines(), headers=chunked_headers())
+    # blocks b lacks are fetched on the loop with max_depth levels below them (node/fetching.py)
+    chunks = ctx.reader().walk(lines, depth=None if max_depth < 0 else max_depth)
+    return await stream_generator(request, ctx.executor, chunks, headers=chunked_headers())
 
 
 async def h_refs_local(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:

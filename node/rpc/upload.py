@@ -7,17 +7,26 @@ events to ``worker(pipe)`` running in a thread, through a bounded
 the client goes away, the pipe is aborted: the worker's next read raises,
 its import rolls back (the store's import journals), and the caller gets the
 error. The worker's result is returned once the whole body was consumed.
+
+When ``executor`` is a :class:`node.workers.WorkerPool` (the daemon's imports
+pool) the upload is admitted first (:meth:`~node.workers.WorkerPool.admit`:
+PoolBusy, answered 503, when no slot frees up in time), before any of its body
+is read. A client that sends nothing for ``idle_timeout`` seconds in
+the middle of its body is cut off with 408 and its upload rolled back, so a
+stalled client cannot keep an import thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
 from aiohttp import web
 
+from ..workers import WorkerPool
 from .multipart import MultipartError, MultipartParser, PartData, boundary_of
 from .options import CODE_CLIENT, RpcError, client_error
 from .pipe import DEFAULT_LIMIT, ItemPipe, ReaderGone, UploadAborted
@@ -28,6 +37,9 @@ T = TypeVar("T")
 READ_SIZE = 256 * 1024
 #: weight of a non-data event in the pipe's byte budget
 _EVENT_WEIGHT = 256
+#: seconds an upload's client may send nothing before the upload is aborted (408); the
+#: daemon passes ``HTTP.BodyTimeout``
+BODY_IDLE_TIMEOUT = 60.0
 
 
 class UploadTooLarge(Exception):
@@ -35,6 +47,13 @@ class UploadTooLarge(Exception):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"upload exceeds the {max_bytes}-byte limit (Datastore.MaxUploadSize)")
+
+
+class UploadStalled(Exception):
+    """The client sent no body data for the idle timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the client sent no upload data for {seconds:g} s: upload aborted")
 
 
 def _run(worker: Callable[[ItemPipe], T], pipe: ItemPipe) -> T:
@@ -52,6 +71,7 @@ async def drive_upload(
     limit: int = DEFAULT_LIMIT,
     on_bytes: Callable[[int], None] | None = None,
     max_bytes: int = 0,
+    idle_timeout: float = BODY_IDLE_TIMEOUT,
 ) -> T:
     """Feed the request's multipart body to ``worker`` (in a thread); return its result.
 
@@ -63,6 +83,21 @@ async def drive_upload(
         parser = MultipartParser(boundary)
     except MultipartError as exc:
         raise client_error(str(exc)) from None
+    admission = executor.admit(request.remote or "?") if isinstance(executor, WorkerPool) else contextlib.nullcontext()
+    async with admission:
+        return await _drive(request, worker, parser, executor, limit, on_bytes, max_bytes, idle_timeout)
+
+
+async def _drive(
+    request: web.Request,
+    worker: Callable[[ItemPipe], T],
+    parser: MultipartParser,
+    executor: Executor | None,
+    limit: int,
+    on_bytes: Callable[[int], None] | None,
+    max_bytes: int,
+    idle_timeout: float,
+) -> T:
     loop = asyncio.get_running_loop()
     pipe = ItemPipe(loop, limit)
     fut = loop.run_in_executor(executor, _run, worker, pipe)
@@ -72,7 +107,11 @@ async def drive_upload(
         if max_bytes and request.content_length is not None and request.content_length > max_bytes:
             raise UploadTooLarge(max_bytes)
         while not parser.done:
-            chunk = await content.read(READ_SIZE)
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    chunk = await content.read(READ_SIZE)
+            except TimeoutError:
+                raise UploadStalled(idle_timeout) from None
             if not chunk:
                 parser.close()
                 break
@@ -90,6 +129,10 @@ async def drive_upload(
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)
         raise RpcError(str(exc), CODE_CLIENT, status=413) from None
+    except UploadStalled as exc:
+        pipe.abort(UploadAborted(str(exc)))
+        await _settle(fut)
+        raise RpcError(str(exc), CODE_CLIENT, status=408) from None
     except MultipartError as exc:
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)

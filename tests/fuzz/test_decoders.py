@@ -24,7 +24,7 @@ from blockstore.unixfs import UnixFSError, decode_unixfs
 from cluster.crdt.delta import DeltaError, decode_delta
 from cluster.pin import PinError, Pin
 from node.gateway.params import choose_response, parse_accept, parse_content_path, parse_entity_bytes, parse_range
-from node.gateway.resolve import GatewayError
+from node.gateway.errors import GatewayError
 from node.rpc.multipart import MultipartError, MultipartParser
 from node.rpc.options import Options, RpcError
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from blockstore.cid import CidError, cid_from_str, read_cid, read_varint
 from blockstore.db import open_db
 from blockstore.store import BlockStore
-from node.gateway import cbor
+from blockstore.cborvalue import decode_cbor
 
 FIXTURES = Path(__file__).resolve().parents[1].joinpath("fixtures", "gateway-conformance")
 
@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).resolve().parents[1].joinpath("fixtures", "gateway-con
 def read_car(data: bytes) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]]:
     """Parse a CARv1 stream: (header, [(cid bytes exactly as written, block)]); raise ValueError if truncated."""
     n, pos = read_varint(data, 0)
-    header = cbor.decode(data[pos : pos + n])
+    header = decode_cbor(data[pos : pos + n])
     pos += n
     sections = []
     while pos < len(data):

@@ -1,4 +1,4 @@
-"""Two real daemons exchange content over bitswap: gateway, cat, pin add, CLI swarm commands."""
+"""Two real daemons exchange content over bitswap: gateway, cat, pin add, DAG commands, CLI swarm commands."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import urllib.request
 from pathlib import Path
 
 from kubo_http import call
+
+from blockstore.cid import RAW, cid_for, cid_to_str
 from node_proc import PinionNode
 from test_state_cli import _under_tty
 
@@ -88,3 +90,62 @@ def test_swarm_commands_need_a_daemon(pinion_node: PinionNode) -> None:
     assert r.returncode == 1 and b"online mode" in r.stderr and r.stderr.count(b"\n") == 1
     ident = json.loads(pinion_node.cli("id").stdout)
     assert ident["ID"].startswith("12D3KooW") and ident["PublicKey"].startswith("CAES")
+
+
+def _tree(root: Path, seed: int) -> Path:
+    """A directory of its own blocks: a 2-leaf file and a subdirectory with a small file."""
+    (root / "sub").mkdir(parents=True)
+    (root / "big.bin").write_bytes(os.urandom(300_000))
+    (root / "sub" / "note.txt").write_bytes(b"tree %d " % seed + os.urandom(64))
+    return root
+
+
+def _tar_members(data: bytes) -> dict[str, bytes | None]:
+    """name -> bytes of each member (None for a directory); headers carry a time, so only this is compared."""
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: (tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()}  # type: ignore[union-attr]
+
+
+def test_dag_commands_on_content_only_a_peer_has_answer_as_on_that_peer(make_node, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """refs, dag/stat, get, ls, dag/export and dag/resolve through b of DAGs only a stores: b fetches
+    what the command needs (on its event loop, node/fetching.py) and answers what a answers; a root
+    nobody has is one error line of refs, the other root's refs still listed."""
+    a, b = make_node("a"), make_node("b")
+    _set_fetch_timeout(b, 10)
+    ea = a.start()
+    b.start()
+    b.cli("swarm", "connect", ea["swarm"][0])
+    commands = {
+        "refs -r": ("refs", {"recursive": "true"}),
+        "refs": ("refs", {}),
+        "refs -r --unique --edges": ("refs", {"recursive": "true", "unique": "true", "edges": "true"}),
+        "refs --max-depth=2": ("refs", {"recursive": "true", "max-depth": "2"}),
+        "dag/stat": ("dag/stat", {}),
+        "dag/export": ("dag/export", {}),
+        "ls": ("ls", {}),
+        "get": ("get", {}),
+    }
+    # one tree per command, so that each command meets a DAG b has none of
+    roots = {name: a.cli("add", "-r", "-Q", str(_tree(tmp_path / f"t{i}", i))).stdout.decode().strip() for i, name in enumerate(commands)}
+    for name, (command, opts) in commands.items():
+        on_b = call(b.url(), command, roots[name], opts=opts)
+        on_a = call(a.url(), command, roots[name], opts=opts)
+        assert on_b.status == on_a.status == 200, (name, on_b.body[:300])
+        if command == "get":
+            assert _tar_members(on_b.body) == _tar_members(on_a.body)
+        else:
+            assert on_b.body == on_a.body, name
+
+    resolved = a.cli("add", "-r", "-Q", str(_tree(tmp_path / "resolve", 99))).stdout.decode().strip()
+    path = f"/ipfs/{resolved}/sub/note.txt"
+    assert call(b.url(), "dag/resolve", path).json() == call(a.url(), "dag/resolve", path).json()
+
+    # a root nobody has: its error line after the other root's refs, once b gave up on it
+    kept = a.cli("add", "-r", "-Q", str(_tree(tmp_path / "kept", 100))).stdout.decode().strip()
+    nobody = cid_to_str(cid_for(os.urandom(32), codec=RAW))
+    on_b = call(b.url(), "refs", kept, nobody, opts={"recursive": "true"}).lines()
+    assert on_b[:-1] == call(a.url(), "refs", kept, opts={"recursive": "true"}).lines()
+    assert on_b[-1]["Ref"] == "" and nobody in on_b[-1]["Err"], on_b[-1]

@@ -1,16 +1,18 @@
-"""A small strict DAG-CBOR reader that keeps links distinct from byte strings.
+"""A small DAG-CBOR value reader that keeps links distinct from byte strings.
 
-libipld decodes CIDs (tag 42) to plain ``bytes``, like byte strings, so the gateway cannot tell them
-apart when it walks links or paths. This reader returns links as :class:`Link` and keeps map order as
-encoded (the order a DFS CAR walk must follow).
+libipld decodes CIDs (tag 42) to plain ``bytes``, like byte strings, so a path walk cannot tell
+``{"a": <link>}`` from ``{"a": <bytes that spell a CID>}``. This reader returns links as
+:class:`Link` and keeps map order as encoded. It checks well-formedness (one item, known majors,
+only tag 42, string keys, bounded depth) but not canonical form: callers that must be strict check
+the block with libipld first. The CIDs of a block alone are :func:`blockstore.links.cbor_links`.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["CborError", "Link", "decode", "iter_links", "MAX_DEPTH"]
+__all__ = ["CborError", "Link", "decode_cbor", "MAX_DEPTH"]
 
 #: deepest nesting accepted (a block is at most a few MiB; deeper input is an attack or an error)
 MAX_DEPTH = 256
@@ -97,21 +99,10 @@ def _item(buf: bytes, pos: int, depth: int) -> tuple[Any, int]:
     raise CborError(f"unsupported CBOR simple value {ib}")
 
 
-def decode(data: bytes) -> Any:
+def decode_cbor(data: bytes) -> Any:
     """Decode one DAG-CBOR item (links as :class:`Link`); raise :class:`CborError` on bad input."""
     value, pos = _item(bytes(data), 0, 0)
     if pos != len(data):
         raise CborError(f"{len(data) - pos} trailing bytes after the DAG-CBOR item")
     return value
 
-
-def iter_links(value: Any) -> Iterator[bytes]:
-    """Every link CID in a decoded value, in encoding order (maps as encoded, lists by index)."""
-    if isinstance(value, Link):
-        yield value.cid
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from iter_links(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from iter_links(v)
