@@ -110,7 +110,6 @@ DEFAULTS: dict[str, Any] = {
     },
     "Reprovider": {"Strategy": "all", "Interval": "22h"},
     "Swarm": {"ConnMgrLowWater": 32, "ConnMgrHighWater": 96, "ConnMgrGracePeriod": 20},
-    "Gateway": {"Offline": False, "FetchTimeout": 60, "MaxURLLength": 8192, "MaxRequestsPerClient": 256},
     "HTTP": {"MaxConnections": 1024, "MaxConnectionsPerClient": 256, "HeaderTimeout": 20, "BodyTimeout": 60},
     "Logging": {"Level": "WARNING", "Subsystems": {}},
 }
