@@ -22,6 +22,8 @@ NS_JOURNAL = b"j/"  #: import journals: blocks added by unfinished imports (see 
 NS_ROUTING = b"r/"  #: DHT provider records (bitswap/routing/providers_store.py)
 NS_PROVIDE = b"q/"  #: the provide queue (bitswap/routing/provide_queue.py)
 #: b"v/" holds the scratch keys of visited sets spilled to disk (see visited.py)
+NS_UPLOADS = b"u/"  #: uploads kept until their cluster pin is settled (see uploads.py)
+NS_GC_MARK = b"g/"  #: blocks marked live by a running garbage collection (see gc.py)
 
 FORMAT_VERSION = b"1"
 

@@ -4,13 +4,10 @@ Pins live under ``NS_PINS + cid``. The value is one type byte, ``r``
 recursive or ``d`` direct, followed by the pin's name in UTF-8 (kubo's
 ``pin add --name``, at most 255 bytes). Records written before names
 existed are the type byte alone and read as unnamed pins, so old repos need
-no migration. Garbage collection marks every block reachable from a
+no migration. :func:`collect_garbage` keeps every block reachable from a
 recursive pin (plus direct pins and any extra roots other layers declare,
-such as the CRDT's deltas), then deletes every other block.
-
-Marking streams from disk: the set of kept multihashes is written to a
-temporary LevelDB namespace instead of a Python set, so GC memory stays
-bounded by the traversal frontier, not by the repo size.
+such as the CRDT's deltas) and deletes every other block; the marking, and
+how it runs beside imports and fetches, is :mod:`blockstore.gc`.
 """
 
 from __future__ import annotations
@@ -21,8 +18,9 @@ from typing import NamedTuple
 
 import plyvel
 
-from .cid import multihash_of, parse_cid
-from .db import NS_PINS
+from . import gc
+from .cid import parse_cid
+from .db import NS_GC_MARK, NS_PINS
 from .store import BlockStore
 
 RECURSIVE = "recursive"
@@ -32,8 +30,7 @@ _NAMES = {v: k for k, v in _CODES.items()}
 #: kubo's limit on a pin name (cmdutils.MaxPinNameBytes)
 MAX_PIN_NAME_BYTES = 255
 
-#: scratch namespace used while GC marks reachable blocks
-NS_GC_MARK = b"g/"
+__all__ = ["DIRECT", "NS_GC_MARK", "RECURSIVE", "PinError", "Pins", "collect_garbage"]
 
 LinksFn = Callable[[bytes, bytes], list[bytes]]
 
@@ -169,54 +166,25 @@ def collect_garbage(
     pins: Pins,
     links: LinksFn,
     *,
-    extra_roots: Iterable[bytes] = (),
+    extra_roots: Iterable[bytes] | Callable[[], Iterable[bytes]] = (),
+    sources: Iterable[gc.RootSource] = (),
     batch: int = 1024,
 ) -> Iterator[bytes]:
-    """Delete every block not reachable from a pin or an extra root.
+    """Delete every block not reachable from a pin or another root; yield each removed multihash.
 
-    Yields the multihash of each removed block. A recursive pin whose DAG has
-    missing blocks keeps what is present. ``links(cid, data)`` returns the
-    child CIDs of a block.
+    Roots are read in this order: ``sources`` (each a callable giving (cid, recursive)
+    pairs: see :mod:`blockstore.gc` for why the order matters), the local pins, then
+    ``extra_roots`` (recursive; a callable is called when the marking reaches it). A
+    recursive pin whose DAG has missing blocks keeps what is present. ``links(cid, data)``
+    returns the child CIDs of a block.
     """
-    db = store.db  # same database: the mark set lives beside the blocks
-    _clear(db, NS_GC_MARK)
-    try:
-        stack: list[tuple[bytes, bool]] = []
+
+    def local_pins() -> Iterator[tuple[bytes, bool]]:
         for cid, kind in pins:
-            stack.append((cid, kind == RECURSIVE))
-        for cid in extra_roots:
-            stack.append((cid, True))
-        while stack:
-            cid, recurse = stack.pop()
-            mark = NS_GC_MARK + multihash_of(cid)
-            if db.get(mark) is not None:
-                continue
-            db.put(mark, b"")
-            if not recurse:
-                continue
-            data = store.get(cid)
-            if data is None:
-                continue
-            stack.extend((child, True) for child in links(cid, data))
-        # blocks of imports still under way are not garbage
-        for mh in store.journaled_multihashes():
-            db.put(NS_GC_MARK + mh, b"")
-        doomed: list[bytes] = []
-        for mh in store.iter_multihashes():
-            if db.get(NS_GC_MARK + mh) is None:
-                doomed.append(mh)
-                if len(doomed) >= batch:
-                    store.delete_multihashes(doomed)
-                    yield from doomed
-                    doomed = []
-        if doomed:
-            store.delete_multihashes(doomed)
-            yield from doomed
-    finally:
-        _clear(db, NS_GC_MARK)
+            yield cid, kind == RECURSIVE
 
+    def extra() -> Iterator[tuple[bytes, bool]]:
+        for cid in extra_roots() if callable(extra_roots) else extra_roots:
+            yield cid, True
 
-def _clear(db: plyvel.DB, prefix: bytes) -> None:
-    with db.write_batch() as wb:
-        for key in db.iterator(prefix=prefix, include_value=False):
-            wb.delete(key)
+    return gc.collect(store, [*sources, local_pins, extra], links, batch=batch)

@@ -13,20 +13,31 @@ Import journals make multi-batch imports atomic from the user's point of
 view: every block that a journaled import adds *new* is also recorded under
 ``NS_JOURNAL + id``; a failed or interrupted import is rolled back by
 deleting exactly those blocks (see :meth:`BlockStore.rollback`).
+
+Garbage collection (:mod:`blockstore.gc`) runs beside imports and fetches;
+the store holds its side of that: :meth:`BlockStore.writer` registers an
+import in flight, :meth:`BlockStore.gc_begin` waits for the imports that
+started before it and turns on the write barrier (every block written or
+re-written while a collection runs is marked live in the same batch), and
+:meth:`BlockStore.delete_unmarked` deletes under the same lock, so a block
+is either marked before the sweep looks at it or stored again after.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import plyvel
 import zstandard
 
 from .cid import IDENTITY, HashMismatch, multihash_of, parse_cid, verify
-from .db import NS_BLOCKS, NS_JOURNAL, NS_META
+from .db import NS_BLOCKS, NS_GC_MARK, NS_JOURNAL, NS_META
+from .uploads import marker as upload_marker
 
 _TOTALS_KEY = NS_META + b"totals"
 _RAW = b"\x00"
@@ -59,6 +70,13 @@ class BlockStore:
         self._zc = threading.local()
         raw = db.get(_TOTALS_KEY)
         self._blocks, self._bytes, self._stored = struct.unpack("<QQQ", raw) if raw else (0, 0, 0)
+        #: garbage collection: the write barrier is on while ``_gc_active`` (read under ``_lock``)
+        self._gc_active = False
+        #: bumped when a collection begins and when it ends (odd: one is running)
+        self._gc_epoch = 0
+        self._gc_cond = threading.Condition()
+        self._writers: dict[int, int] = {}  # epoch -> imports in flight that started in it
+        self._gc_mutex = threading.Lock()  # one collection at a time
 
     @property
     def db(self) -> plyvel.DB:
@@ -143,6 +161,10 @@ class BlockStore:
         db = self._db
         with self._lock:
             new = [(k, d, n) for k, d, n in staged if db.get(k) is None]
+            if self._gc_active:  # write barrier: a running collection keeps what is written now
+                with db.write_batch() as wb:
+                    for key, _d, _n in staged:
+                        wb.put(NS_GC_MARK + key[len(NS_BLOCKS) :], b"")
             if not new:
                 return 0
             with db.write_batch() as wb:
@@ -185,10 +207,14 @@ class BlockStore:
         """A fresh import journal id (16 random bytes)."""
         return uuid.uuid4().bytes
 
-    def commit(self, journal: bytes) -> None:
-        """Forget a journal: its blocks are now kept for good."""
+    def commit(self, journal: bytes, *, uploads: Iterable[bytes] = ()) -> None:
+        """Forget a journal: its blocks are now kept for good (or, until a pin names them, by
+        the upload markers of ``uploads``, written in the same batch: see :mod:`blockstore.uploads`)."""
         prefix = NS_JOURNAL + journal + b"/"
-        with self._db.write_batch() as wb:
+        now = time.time_ns()
+        with self._db.write_batch(sync=bool(uploads)) as wb:
+            for cid in uploads:
+                wb.put(*upload_marker(cid, now))
             for key in self._db.iterator(prefix=prefix, include_value=False):
                 wb.delete(key)
 
@@ -218,6 +244,116 @@ class BlockStore:
     def recover(self) -> int:
         """Roll back every unfinished import; return the blocks removed."""
         return sum(self.rollback(j) for j in self.pending_journals())
+
+    # ------------------------------------------------------------------ garbage collection
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Held by an import while it writes blocks and the pin or journal that keeps them.
+
+        A collection that begins meanwhile waits for it before it reads its roots
+        (imports never wait for a collection: what they write later is marked by
+        the write barrier)."""
+        with self._gc_cond:
+            epoch = self._gc_epoch
+            self._writers[epoch] = self._writers.get(epoch, 0) + 1
+        try:
+            yield
+        finally:
+            with self._gc_cond:
+                self._writers[epoch] -= 1
+                if not self._writers[epoch]:
+                    del self._writers[epoch]
+                self._gc_cond.notify_all()
+
+    @property
+    def gc_epoch(self) -> int:
+        """Bumped when a collection begins and when it ends: equal values mean none began between."""
+        return self._gc_epoch
+
+    def gc_begin(self, prepare: Callable[[], None] | None = None) -> None:
+        """Start a collection: one at a time (a second waits), ``prepare()`` (clear old marks),
+        write barrier on, then wait for the imports that started before (their pins and
+        journals are then on disk). Every successful call is paired with :meth:`gc_end`."""
+        self._gc_mutex.acquire()
+        try:
+            if prepare is not None:
+                prepare()
+        except BaseException:
+            self._gc_mutex.release()
+            raise
+        with self._lock:
+            self._gc_active = True
+        with self._gc_cond:
+            self._gc_epoch += 1
+            epoch = self._gc_epoch
+        try:
+            with self._gc_cond:
+                while any(e < epoch for e in self._writers):
+                    self._gc_cond.wait()
+        except BaseException:
+            self.gc_end()
+            raise
+
+    def gc_end(self) -> None:
+        """End the collection started by :meth:`gc_begin` (write barrier off)."""
+        with self._lock:
+            self._gc_active = False
+        with self._gc_cond:
+            self._gc_epoch += 1
+        self._gc_mutex.release()
+
+    def get_kept(self, cid: bytes) -> bytes | None:
+        """:meth:`get`, and while a collection runs, mark the block live (read barrier).
+
+        Code that is about to record a pin of blocks it found already stored (not
+        written by itself) reads them through this, so the sweep cannot remove
+        them after they were checked (see :func:`blockstore.gc.record_pin`)."""
+        parts = parse_cid(cid)
+        if parts.mh_code == IDENTITY:
+            return parts.digest
+        key = NS_BLOCKS + parts.multihash
+        with self._lock:
+            value = self._db.get(key)
+            if value is not None and self._gc_active:
+                self._db.put(NS_GC_MARK + parts.multihash, b"")
+        return None if value is None else self._decode(value)
+
+    def keep(self, cid: bytes) -> bool:
+        """:meth:`has`, and while a collection runs, mark the block live (as :meth:`get_kept`,
+        without decoding it)."""
+        parts = parse_cid(cid)
+        if parts.mh_code == IDENTITY:
+            return True
+        key = NS_BLOCKS + parts.multihash
+        with self._lock:
+            present = self._db.get(key) is not None
+            if present and self._gc_active:
+                self._db.put(NS_GC_MARK + parts.multihash, b"")
+        return present
+
+    def delete_unmarked(self, multihashes: Iterable[bytes]) -> list[bytes]:
+        """Delete the blocks of ``multihashes`` that no collection mark keeps; return those deleted.
+
+        The marks are checked under the lock the write barrier takes: a block written
+        or read through :meth:`get_kept` meanwhile is kept."""
+        db = self._db
+        removed: list[bytes] = []
+        with self._lock:
+            with db.write_batch() as wb:
+                for mh in multihashes:
+                    if db.get(NS_GC_MARK + mh) is not None:
+                        continue
+                    key = NS_BLOCKS + mh
+                    value = db.get(key)
+                    if value is None:
+                        continue
+                    wb.delete(key)
+                    removed.append(mh)
+                    self._blocks -= 1
+                    self._bytes -= self._logical_size(value)
+                    self._stored -= len(value)
+                wb.put(_TOTALS_KEY, self._totals_value())
+        return removed
 
     # ------------------------------------------------------------------ reads
     def get(self, cid: bytes) -> bytes | None:

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from blockstore.cid import cid_to_str
+
 from .monitor import Metric
 
 FREESPACE = "freespace"
@@ -128,26 +130,32 @@ def allocate(
     blacklist: Collection[str] = (),
     size: int | None = None,
     reserved: Mapping[str, int] | None = None,
+    excluded: Mapping[str, str] | None = None,
+    peerset: int | None = None,
 ) -> list[str]:
     """The peers that must hold ``cid`` (``[]`` = every peer, for replication -1/-1).
 
     ``current``: its allocations now; ``priority``: the user's allocations;
     ``metrics[name]``: the latest valid metric of each peer of the peer set for
     every ``allocate_by`` name; ``size``: the DAG's bytes when known; ``reserved``:
-    bytes already allocated to a peer since its last free-space metric.
-    Raises AllocationError when fewer than ``rmin`` peers can take it.
+    bytes already allocated to a peer since its last free-space metric;
+    ``excluded``: peers that may not take it, with the reason (``untrusted``, ``pin
+    queue full``), counted in the error; ``peerset``: how many peers the cluster has.
+    Raises AllocationError when fewer than ``rmin`` peers can take it, saying how many
+    peers are needed, how many the cluster has and why the others cannot take it.
     """
     if rmin == -1 and rmax == -1:
         return []
     if rmin < 1 or rmax < rmin:
         raise AllocationError(f"invalid replication factors min={rmin} max={rmax}")
     reserved = reserved or {}
+    excluded = excluded or {}
     by_peer: dict[str, dict[str, Metric]] = {name: {m.peer: m for m in metrics.get(name, ()) if m.valid} for name in allocate_by}
     names = list(allocate_by)
     known = set.intersection(*(set(v) for v in by_peer.values())) if names else set()
     if not names:  # nothing to allocate by: every peer that sent metrics at all
         known = {m.peer for ms in metrics.values() for m in ms if m.valid}
-    usable = {p for p in known if p not in blacklist}
+    usable = {p for p in known if p not in blacklist and p not in excluded}
 
     kept = [p for p in dict.fromkeys(current) if p in usable]
     needed = rmin - len(kept)
@@ -160,12 +168,42 @@ def allocate(
     prio = [p for p in dict.fromkeys(priority) if p in usable and p not in chosen and _fits(p, size, by_peer, reserved)]
     cands = sorted(p for p in usable if p not in chosen and p not in prio and _fits(p, size, by_peer, reserved))
     if len(prio) + len(cands) < needed:
-        no_room = sum(1 for p in usable if p not in chosen and not _fits(p, size, by_peer, reserved))
-        extra = f" Peers without room for {size} bytes: {no_room}." if size and no_room else ""
-        raise AllocationError(
-            "not enough peers to allocate CID. "
-            f"Needed at least: {needed}. Wanted at most: {wanted}. "
-            f"Available candidates: {len(prio) + len(cands)}.{extra}"
-        )
+        raise AllocationError(_not_enough(cid, rmin, len(kept) + len(prio) + len(cands), metrics, known, usable - chosen, size, by_peer, reserved, blacklist, excluded, peerset))
     ordered = balanced_order(prio, names, by_peer) + balanced_order(cands, names, by_peer)
     return kept + ordered[:wanted]
+
+
+def _not_enough(
+    cid: bytes,
+    rmin: int,
+    available: int,
+    metrics: Mapping[str, Sequence[Metric]],
+    known: set[str],
+    free: set[str],
+    size: int | None,
+    by_peer: Mapping[str, Mapping[str, Metric]],
+    reserved: Mapping[str, int],
+    blacklist: Collection[str],
+    excluded: Mapping[str, str],
+    peerset: int | None,
+) -> str:
+    """The AllocationError message: needed, available, the cluster's size and why peers cannot take it."""
+    seen = {m.peer for ms in metrics.values() for m in ms} | set(excluded)
+    total = peerset if peerset is not None else len(seen)
+    why: list[str] = []
+    for reason in sorted(set(excluded.values())):
+        why.append(f"{sum(1 for r in excluded.values() if r == reason)} of them {reason}")
+    blacklisted = len(set(blacklist) & seen)  # a peer already gone from the peer set is not one of them
+    if blacklisted:
+        why.append(f"{blacklisted} of them excluded")
+    no_room = sum(1 for p in free if not _fits(p, size, by_peer, reserved))
+    if size and no_room:
+        why.append(f"{no_room} without room for {size} bytes")
+    lacking = len(seen - known - set(excluded) - set(blacklist))
+    if lacking:
+        why.append(f"{lacking} without valid metrics to allocate by")
+    detail = (", " + ", ".join(why)) if why else ""
+    return (
+        f"not enough peers to allocate {cid_to_str(cid)}: {rmin} peers needed (replication factor min {rmin}), "
+        f"{available} can take it; the cluster has {total} peer{'s' if total != 1 else ''}{detail}"
+    )

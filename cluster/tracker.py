@@ -6,6 +6,7 @@ One :class:`TrackerStore` per peer keeps, in LevelDB under ``NS_TRACKER``:
 |---|---|
 | ``t/r/<cid>`` | the record of a CID this peer pins, holds or unpins (DAG-CBOR) |
 | ``t/q/<class><due><seq><cid>`` | pin queue: class 0 = priority, 1 = the rest; due = unix ns |
+| ``t/l/<due><seq><cid>`` | local lane: pins whose content was uploaded to this peer |
 | ``t/u/<due><seq><cid>`` | unpin queue |
 | ``t/e/<cid>`` | records in an error status (what recover-all walks) |
 | ``t/p/<cid>`` | operations in progress (re-queued after a crash) |
@@ -25,6 +26,13 @@ Rules (IPFS Cluster's stateless tracker, made persistent):
   inherited by an operation of the same kind;
 - fresh pins go first: priority while the pin is younger than
   ``PriorityPinMaxAge`` and has had at most ``PriorityPinMaxRetries`` attempts;
+- pins of content uploaded to this peer (``local=True``) go to a lane of their
+  own, which a worker of their own takes (no network: the DAG is here), so an
+  upload never waits behind fetches of content that may never come; one that
+  turns out not to be here is moved to the pin queue (:meth:`TrackerStore.demote`);
+- queue admission (:func:`admission_limit`): new pins are refused once
+  ``MaxPinQueueSize`` pins are queued; the last tenth of the queue is kept for
+  uploads (the callers answer 429);
 - a failed pin becomes ``pin_error`` and is retried after ``RetryBackoff *
   2^(attempts-1)`` seconds (at most an hour); after ``MaxRetries`` attempts it
   becomes ``pin_failed`` and waits for an explicit recover;
@@ -47,11 +55,13 @@ import plyvel
 
 from blockstore.db import NS_TRACKER
 
+from .allocator import AllocationError
 from .pin import Pin
 from .status import PinInfo
 
 R = NS_TRACKER + b"r/"
 Q = NS_TRACKER + b"q/"
+LQ = NS_TRACKER + b"l/"
 U = NS_TRACKER + b"u/"
 E = NS_TRACKER + b"e/"
 P = NS_TRACKER + b"p/"
@@ -59,6 +69,10 @@ C = NS_TRACKER + b"c/"
 SEQ = NS_TRACKER + b"s"
 
 PIN, UNPIN = "pin", "unpin"
+#: the queue of the local lane (its records are pin operations)
+LOCAL = "local"
+#: the queue prefixes each kind of worker takes from, in order
+QUEUES = {PIN: (Q + b"\x00", Q + b"\x01"), UNPIN: (U,), LOCAL: (LQ,)}
 QUEUED = {PIN: "pin_queued", UNPIN: "unpin_queued"}
 RUNNING = {PIN: "pinning", UNPIN: "unpinning"}
 FAILED = {PIN: "pin_error", UNPIN: "unpin_error"}
@@ -68,6 +82,19 @@ ERRORS = {"pin_error", "unpin_error", FINAL}
 #: longest wait between retries, seconds
 MAX_BACKOFF = 3600.0
 _U64 = struct.Struct(">Q")
+
+
+class QueueFull(AllocationError):
+    """A new pin would go to a peer whose pin queue is full: HTTP 429, try again later."""
+
+
+def admission_limit(max_queue: int, *, upload: bool) -> int:
+    """How many pins may be queued on a peer when a new one is admitted to its queue.
+
+    Uploads (content already on the peer that takes them) may fill the whole
+    ``MaxPinQueueSize``; other pins stop a tenth short, so a flood of pins of
+    content that must be fetched (maybe never found) leaves room for uploads."""
+    return max_queue if upload else max_queue - max_queue // 10
 
 
 @dataclass(frozen=True)
@@ -142,6 +169,11 @@ class Record:
             queue_key=obj.get("q"),
         )
 
+    @property
+    def local(self) -> bool:
+        """Whether it waits in the local lane (content uploaded here)."""
+        return self.queue_key is not None and self.queue_key.startswith(LQ)
+
     def pin_obj(self) -> Pin | None:
         """The Pin of a pin operation (None once pinned or for unpins)."""
         return Pin.from_cbor(self.pin) if self.pin is not None else None
@@ -190,6 +222,11 @@ class TrackerStore:
         with self._lock:
             return self._counts.get("pin_queued", 0) + self._counts.get("unpin_queued", 0)
 
+    def pins_queued(self) -> int:
+        """Pins waiting to be taken (what ``MaxPinQueueSize`` limits)."""
+        with self._lock:
+            return self._counts.get("pin_queued", 0)
+
     def iter_records(self, start: bytes | None = None) -> Iterator[Record]:
         """Every record from CID ``start`` on, sorted by CID bytes, streamed from disk."""
         n = len(R)
@@ -219,7 +256,7 @@ class TrackerStore:
     def next_due(self, op: str) -> int | None:
         """Unix ns when the next ``op`` is due (None: nothing queued)."""
         best: int | None = None
-        prefixes = [Q + b"\x00", Q + b"\x01"] if op == PIN else [U]
+        prefixes = QUEUES[op]
         with self._lock:
             for prefix in prefixes:
                 key = self._first(prefix)
@@ -247,7 +284,7 @@ class TrackerStore:
                 wb.put(R + new.cid, new.encode())
                 if new.queue_key is not None:
                     wb.put(new.queue_key, b"")
-                    prefix = new.queue_key[: len(Q) + 1] if new.queue_key.startswith(Q) else U
+                    prefix = _queue_prefix(new.queue_key)
                     low = self._low.get(prefix)  # None: not known yet, scans start at the prefix
                     if low is not None and new.queue_key < low:
                         self._low[prefix] = new.queue_key
@@ -263,12 +300,16 @@ class TrackerStore:
         self._counts[status] = n
         wb.put(C + status.encode(), _U64.pack(n))
 
-    def _queue_key(self, op: str, priority: bool, due: int, cid: bytes) -> bytes:
+    def _queue_key(self, op: str, priority: bool, due: int, cid: bytes, local: bool = False) -> bytes:
         self._seq += 1
         tail = _U64.pack(due) + _U64.pack(self._seq) + cid
-        return (Q + (b"\x00" if priority else b"\x01") + tail) if op == PIN else (U + tail)
+        if op == UNPIN:
+            return U + tail
+        if local:
+            return LQ + tail
+        return Q + (b"\x00" if priority else b"\x01") + tail
 
-    def _queued(self, cid: bytes, op: str, attempts: int, pin: bytes | None, pin_ts: int, due: int, now: int, status: str | None = None, error: str = "") -> Record:
+    def _queued(self, cid: bytes, op: str, attempts: int, pin: bytes | None, pin_ts: int, due: int, now: int, status: str | None = None, error: str = "", local: bool = False) -> Record:
         priority = op == PIN and self.config.is_priority(pin_ts, attempts, now)
         return Record(
             cid=cid,
@@ -279,12 +320,13 @@ class TrackerStore:
             error=error,
             priority=priority,
             pin=pin,
-            queue_key=self._queue_key(op, priority, due, cid),
+            queue_key=self._queue_key(op, priority, due, cid, local),
         )
 
-    def want_pin(self, pin: Pin, now: int | None = None, data: bytes | None = None) -> str:
+    def want_pin(self, pin: Pin, now: int | None = None, data: bytes | None = None, *, local: bool = False) -> str:
         """The state says: this peer must hold ``pin``. Returns what happened:
-        ``queued``, ``updated`` (same op queued or running), ``kept`` (already pinned as asked)."""
+        ``queued``, ``updated`` (same op queued or running), ``kept`` (already pinned as asked).
+        ``local``: its content was uploaded to this peer (queued in the local lane)."""
         now = now or time.time_ns()
         data = data if data is not None else pin.to_cbor()  # the pinset's bytes when the caller has them
         with self._lock:
@@ -298,7 +340,7 @@ class TrackerStore:
                 if old.status in (FAILED[PIN], FINAL) and old.pin == data:
                     return "kept"  # the same pin again: its retry schedule stands
             attempts = old.attempts if old is not None and old.op == PIN else 0
-            self._write(old, self._queued(pin.cid, PIN, attempts, data, pin.timestamp, now, now))
+            self._write(old, self._queued(pin.cid, PIN, attempts, data, pin.timestamp, now, now, local=local))
             return "queued"
 
     def want_unpin(self, cid: bytes, now: int | None = None) -> str:
@@ -321,7 +363,7 @@ class TrackerStore:
     def take(self, op: str, now: int | None = None) -> Record | None:
         """The next due ``op`` (priority pins first), marked running with one more attempt; None if none is due."""
         now = now or time.time_ns()
-        prefixes = [Q + b"\x00", Q + b"\x01"] if op == PIN else [U]
+        prefixes = QUEUES[op]
         with self._lock:
             for prefix in prefixes:
                 key = self._first(prefix)
@@ -332,10 +374,24 @@ class TrackerStore:
                 if old is None or old.queue_key != key:  # stale index entry (should not happen): drop it
                     self._db.delete(key)
                     return self.take(op, now)
-                new = replace(old, status=RUNNING[op], ts=now, attempts=old.attempts + 1, error="", queue_key=None)
+                run = UNPIN if op == UNPIN else PIN
+                new = replace(old, status=RUNNING[run], ts=now, attempts=old.attempts + 1, error="", queue_key=None)
                 self._write(old, new)
                 return new
         return None
+
+    def demote(self, cid: bytes, now: int | None = None) -> Record | None:
+        """A pin taken from the local lane whose content is not all here after all: queue it in
+        the pin queue (the attempt is not counted). Ignored unless it is a running pin."""
+        now = now or time.time_ns()
+        with self._lock:
+            old = self.get(cid)
+            if old is None or old.op != PIN or old.status != RUNNING[PIN]:
+                return old
+            pin_ts = old.pin_obj().timestamp if old.pin is not None else 0  # type: ignore[union-attr]
+            new = self._queued(cid, PIN, max(0, old.attempts - 1), old.pin, pin_ts, now, now)
+            self._write(old, new)
+            return new
 
     def finish(self, cid: bytes, op: str, error: str | None, now: int | None = None) -> Record | None:
         """Record the outcome of a running ``op`` (error None: success); the new record (None: gone).
@@ -417,6 +473,33 @@ class TrackerStore:
         for rec in self.iter_records():
             out[rec.status] = out.get(rec.status, 0) + 1
         return out
+
+
+def pin_roots(db: plyvel.DB) -> Iterator[tuple[bytes, bool]]:
+    """(CID, recursive) of every CID this peer pins or holds for the cluster, whatever the
+    status (queued, pinning, failed, pinned): the tracker's garbage-collection roots.
+
+    A pin not done yet is recursive unless it is a direct pin (``max_depth`` 0); a pinned
+    CID keeps only its root here (its local pin and the pinset say how deep)."""
+    n = len(R)
+    with db.iterator(prefix=R) as it:
+        for key, value in it:
+            rec = Record.decode(key[n:], value)
+            if rec.op != PIN:
+                continue
+            if rec.pin is None:
+                yield rec.cid, False
+                continue
+            try:
+                depth = Pin.from_cbor(rec.pin).max_depth
+            except ValueError:
+                depth = -1
+            yield rec.cid, depth != 0
+
+
+def _queue_prefix(key: bytes) -> bytes:
+    """The queue prefix (one of :data:`QUEUES`) a queue key is under."""
+    return key[: len(Q) + 1] if key.startswith(Q) else key[: len(U)]
 
 
 def _after(prefix: bytes) -> bytes:

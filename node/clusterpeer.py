@@ -6,9 +6,15 @@ private cluster host:
 
 - **Pinning** (:meth:`ClusterPeer.pin`): replication factors from the pin or
   the config defaults, allocations chosen by :func:`cluster.allocator.allocate`
-  from the latest informer metrics of the peer set, then the pin is written to
+  from the latest informer metrics of the *trusted* peers of the peer set
+  (untrusted ones too with ``Cluster.AllocateToUntrustedPeers``), leaving out
+  peers whose pin queue is full (:func:`cluster.tracker.admission_limit`;
+  QueueFull, HTTP 429, when too few are left), then the pin is written to
   the CRDT pinset. Every peer's :class:`~node.pintracker.PinTracker` sees the
   change (``on_state_change``) and pins or unpins what is allocated to it.
+- **Uploads**: content uploaded here (``/add``) is kept from garbage
+  collection by a marker (``blockstore/uploads.py``) until its pin is settled
+  (:func:`cluster.uploads.settled`), checked every ``MonitorPingInterval``.
 - **Peers and metrics**: :class:`~node.informer.Informer` publishes this peer's
   ping, free space, tags, queue length and pin count on gossipsub; the peer set
   is every peer with a fresh ping (as IPFS Cluster).
@@ -33,16 +39,19 @@ import socket
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, NamedTuple
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str
 from blockstore.dagwalk import BlockNotFound as DagBlockNotFound
 from blockstore.dagwalk import walk_dag
+from blockstore.uploads import Uploads
 from cluster.allocator import AllocationError, allocate
 from cluster.monitor import Alert, Metric, MetricStore
 from cluster.pin import Pin, PinError, meta_term, name_term
 from cluster.pinoptions import check_user_options
 from cluster.status import PinInfo, global_pin_info
+from cluster.tracker import QueueFull, admission_limit
+from cluster.uploads import settled as upload_settled
 
 from .content import NetworkContent
 from .core import CoreAPI, CoreError
@@ -66,6 +75,29 @@ PEER_TIMEOUT = 15.0
 PAGE = 1000
 #: seconds a byte reservation on a peer lasts when no newer freespace metric arrives
 RESERVATION_TTL = 600.0
+#: upload markers looked at per round of ``release_uploads``
+UPLOADS_PER_ROUND = 256
+
+
+class AllocationView(NamedTuple):
+    """What one allocation (or one batch of them) reads: see ``ClusterPeer._allocation_view``."""
+
+    peers: set[str]
+    allocate_by: list[str]
+    metrics: dict[str, list[Metric]]
+    reserved: dict[str, int]
+    untrusted: set[str]  #: peers whose metrics may not be used (not in TrustedPeers, no opt-in)
+    queues: dict[str, int]  #: pins queued per peer (this peer: exact; others: their pinqueue metric)
+
+
+def _queue_message(cid: bytes | None, full: Mapping[str, str], queues: Mapping[str, int], max_queue: int) -> str:
+    """The QueueFull message: whose queue is full and what the limit is."""
+    peers = ", ".join(f"{p} ({queues.get(p, 0)} queued)" for p in sorted(full))
+    what = f"pinning {cid_to_str(cid)}" if cid is not None else "pinning"
+    return (
+        f"{what} refused: the pin queue is full on {peers}; PinTracker.MaxPinQueueSize is {max_queue}, "
+        f"the last {max_queue // 10} places are kept for uploads; try again later"
+    )
 
 
 class NotFoundError(LookupError):
@@ -124,13 +156,21 @@ class ClusterPeer:
         self._trusted = list(cluster.get("TrustedPeers", ["*"]))
         self.monitor = MetricStore(self.peer_id)
         self.tracker = PinTracker(
-            repo.db, repo.pins, self.peer_id, self.config["PinTracker"], fetch=self._fetch
+            repo.db,
+            repo.pins,
+            self.peer_id,
+            self.config["PinTracker"],
+            fetch=self._fetch,
+            blocks=repo.store,
+            is_local=Uploads(repo.db).has,
         )
         self.pinset: PinsetService | None = None
         self.informer: Informer | None = None
         self.rpc: PeerRPC | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reservations: list[tuple[str, int, int]] = []  # (peer, bytes, ns)
+        self._admitting = 0  # pins admitted to this peer's queue, not yet written to the pinset
+        self._uploads_cursor: bytes | None = None  # the last upload marker release_uploads looked at
         self._removed: dict[str, int] = {}  # peer -> ns it was removed (until it pings again)
         self._gone_since: dict[str, int] = {}  # peer -> ns of its ping alert
         self._identities: dict[str, tuple[float, tuple[str, str, tuple[str, ...]]]] = {}
@@ -189,14 +229,17 @@ class ClusterPeer:
         )
         await self.tracker.start()
         await self.informer.start()
+        self.core.admit_pin = self.admit_local_pin
         self._tasks = [
             asyncio.create_task(self._sync_tracker(), name="cluster-sync-tracker"),
             asyncio.create_task(self._state_sync_loop(), name="cluster-state-sync"),
             asyncio.create_task(self._connect_loop(), name="cluster-connect"),
+            asyncio.create_task(self._uploads_loop(), name="cluster-uploads"),
         ]
 
     async def stop(self) -> None:
         """Stop the loops, the informer and the tracker (before the pinset and hosts stop)."""
+        self.core.admit_pin = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -363,13 +406,39 @@ class ClusterPeer:
         self._reservations = keep
         return out
 
-    def _allocation_view(self) -> tuple[set[str], list[str], dict[str, list[Metric]], dict[str, int]]:
-        """What allocation reads now: the peer set, ``AllocateBy``, their latest metrics, reservations."""
+    def _allocation_view(self) -> AllocationView:
+        """What allocation reads now: the peer set, ``AllocateBy``, their latest metrics, reservations,
+        the untrusted peers (unless ``Cluster.AllocateToUntrustedPeers``) and the pin queues."""
         now = now_ns()
         peers = set(self.peerset())
         allocate_by = list(self.config["Cluster"]["AllocateBy"])
         metrics = {name: [m for m in self.monitor.latest(name, now) if m.peer in peers] for name in allocate_by}
-        return peers, allocate_by, metrics, self._reserved(now)
+        untrusted = set() if self.config["Cluster"]["AllocateToUntrustedPeers"] else {p for p in peers if not self.is_trusted(p)}
+        queues: dict[str, int] = {}
+        for metric in self.monitor.latest("pinqueue", now):
+            if metric.peer in peers and metric.peer != self.peer_id:
+                try:
+                    queues[metric.peer] = int(metric.value)
+                except ValueError:
+                    continue
+        queues[self.peer_id] = self._own_queue()
+        return AllocationView(peers, allocate_by, metrics, self._reserved(now), untrusted, queues)
+
+    def _own_queue(self) -> int:
+        """Pins queued on this peer, counting those admitted and not yet written to the pinset."""
+        return self.tracker.store.pins_queued() + self._admitting
+
+    def _full_queues(self, view: AllocationView, existing: Pin | None, upload: bool) -> dict[str, str]:
+        """Peers whose pin queue cannot take a new pin (``cluster/tracker.py`` admission rule); a peer
+        that already holds the pin is not a new entry in its queue and is left out."""
+        max_queue = int(self.config["PinTracker"]["MaxPinQueueSize"])
+        full = {}
+        for peer, queued in view.queues.items():
+            if existing is not None and is_allocated(existing, peer):
+                continue
+            if queued >= admission_limit(max_queue, upload=upload and peer == self.peer_id):
+                full[peer] = "with a full pin queue"
+        return full
 
     def _allocate(
         self,
@@ -377,50 +446,96 @@ class ClusterPeer:
         existing: Pin | None,
         size: int | None,
         blacklist: Collection[str] = (),
-        view: tuple[set[str], list[str], dict[str, list[Metric]], dict[str, int]] | None = None,
+        view: AllocationView | None = None,
+        upload: bool = False,
     ) -> list[str]:
+        """The allocations of ``pin``; AllocationError when too few peers can take it, QueueFull
+        when enough could but their pin queues are full."""
+        view = view or self._allocation_view()
+        full = self._full_queues(view, existing, upload)
         rmin, rmax = pin.replication_factor_min, pin.replication_factor_max
         if rmin == -1 and rmax == -1:
+            # every peer pins it: each trusted peer's queue must take it (an untrusted peer's
+            # queue metric could otherwise refuse every such pin)
+            full = {p: r for p, r in full.items() if self.is_trusted(p)}
+            if full:
+                raise QueueFull(_queue_message(pin.cid, full, view.queues, self.config["PinTracker"]["MaxPinQueueSize"]))
             return []
-        peers, allocate_by, metrics, reserved = view or self._allocation_view()
-        current = [p for p in (existing.allocations if existing else ()) if p in peers and p not in blacklist]
-        return allocate(
-            pin.cid,
-            rmin=rmin,
-            rmax=rmax,
-            current=current,
-            priority=list(pin.user_allocations),
-            metrics=metrics,
-            allocate_by=allocate_by,
-            blacklist=blacklist,
-            size=size,
-            reserved=reserved,
-        )
+        current = [p for p in (existing.allocations if existing else ()) if p in view.peers and p not in blacklist]
+        excluded = {p: "untrusted" for p in view.untrusted}
 
-    async def pin(self, pin: Pin, *, size: int | None = None, defaults: bool = True) -> Pin:
+        def run(exclude: dict[str, str]) -> list[str]:
+            return allocate(
+                pin.cid,
+                rmin=rmin,
+                rmax=rmax,
+                current=current,
+                priority=list(pin.user_allocations),
+                metrics=view.metrics,
+                allocate_by=view.allocate_by,
+                blacklist=blacklist,
+                size=size,
+                reserved=view.reserved,
+                excluded=exclude,
+                peerset=len(view.peers),
+            )
+
+        try:
+            return run({**excluded, **full})
+        except AllocationError as exc:
+            if not full:
+                raise
+            try:
+                run(excluded)
+            except AllocationError:
+                raise exc from None  # not enough peers anyway: 400, the message counts the full queues
+            raise QueueFull(_queue_message(pin.cid, full, view.queues, self.config["PinTracker"]["MaxPinQueueSize"])) from None
+
+    def admit_local_pin(self) -> None:
+        """Raise QueueFull when this peer's pin queue cannot take a pin of the kubo RPC's ``pin/add``
+        (blocking-safe: reads counters only)."""
+        max_queue = int(self.config["PinTracker"]["MaxPinQueueSize"])
+        if self._own_queue() >= admission_limit(max_queue, upload=False):
+            raise QueueFull(_queue_message(None, {self.peer_id: ""}, {self.peer_id: self._own_queue()}, max_queue))
+
+    async def pin(self, pin: Pin, *, size: int | None = None, defaults: bool = True, upload: bool = False) -> Pin:
         """Allocate and commit ``pin``; returns it as committed.
 
         ``defaults``: a pin with replication -1/-1 gets ``Cluster.ReplicationFactorMin/Max``
         (pass False when the user asked for "everywhere" explicitly). ``size``: the DAG's
-        size when known, so no peer is allocated more than it can store.
-        Raises ValueError/PinError/AllocationError for a pin that cannot be made.
+        size when known, so no peer is allocated more than it can store. ``upload``: its
+        content was just uploaded to this peer (this peer's queue takes it up to
+        ``MaxPinQueueSize``; other pins stop a tenth short).
+        Raises ValueError/PinError/AllocationError for a pin that cannot be made, QueueFull
+        (an AllocationError) when the pin queues of the peers it needs are full.
         """
         try:
             check_user_options(pin)  # garbage never enters the pinset, whatever API sent it
             if pin.pin_update is not None and pin.pin_update != pin.cid and await self._pinset().get(pin.pin_update) is None:
                 raise ValueError(f"pin-update: {cid_to_str(pin.pin_update)} is not pinned in the cluster")
-            committed = await self._pin(pin, size=size, defaults=defaults)
+            committed = await self._pin(pin, size=size, defaults=defaults, upload=upload)
         except Exception:
             self.counters["pin_add_errors"] += 1
             raise
         self.counters["pin_add"] += 1
         return committed
 
-    async def _pin(self, pin: Pin, *, size: int | None, defaults: bool, blacklist: Collection[str] = ()) -> Pin:
+    async def _pin(self, pin: Pin, *, size: int | None, defaults: bool, blacklist: Collection[str] = (), upload: bool = False) -> Pin:
         existing = await self._pinset().get(pin.cid)
-        committed = self._prepare(pin, existing, size=size, defaults=defaults, blacklist=blacklist)
-        await self._pinset().add(committed)
+        committed = self._prepare(pin, existing, size=size, defaults=defaults, blacklist=blacklist, upload=upload)
+        admitted = self._admit(committed, existing)
+        try:
+            await self._pinset().add(committed)
+        finally:
+            self._admitting -= admitted
         return committed
+
+    def _admit(self, pin: Pin, existing: Pin | None) -> int:
+        """Count ``pin`` in this peer's queue until the pinset write reaches the tracker (1 or 0)."""
+        if is_allocated(pin, self.peer_id) and (existing is None or not is_allocated(existing, self.peer_id)):
+            self._admitting += 1
+            return 1
+        return 0
 
     def _prepare(
         self,
@@ -430,7 +545,8 @@ class ClusterPeer:
         size: int | None,
         defaults: bool,
         blacklist: Collection[str] = (),
-        view: Any = None,
+        view: AllocationView | None = None,
+        upload: bool = False,
     ) -> Pin:
         """``pin`` checked against the pinset's ``existing`` pin, with defaults, allocations and a timestamp."""
         cluster = self.config["Cluster"]
@@ -450,7 +566,12 @@ class ClusterPeer:
         for peer in pin.user_allocations:
             if not isinstance(peer, str) or not peer:
                 raise ValueError("user allocations must be peer IDs")
-        allocations = self._allocate(pin, existing, size, blacklist, view)
+            if not cluster["AllocateToUntrustedPeers"] and not self.is_trusted(peer):
+                raise ValueError(
+                    f"user allocation {peer} is not trusted (not in Cluster.TrustedPeers): "
+                    "set Cluster.AllocateToUntrustedPeers to allocate pins to it"
+                )
+        allocations = self._allocate(pin, existing, size, blacklist, view, upload)
         committed = pin.with_(allocations=tuple(allocations), timestamp=now)
         if size:
             self._reservations.extend((peer, size, now) for peer in allocations if peer != self.peer_id)
@@ -460,20 +581,27 @@ class ClusterPeer:
         """Allocate and commit many pins in one pinset write (bulk imports); returns them as committed.
 
         Each pin follows the rules of :meth:`pin`; the first pin that cannot be
-        made raises (ValueError/PinError/AllocationError naming its CID) and
-        nothing of the batch is written.
+        made raises (ValueError/PinError/AllocationError naming its CID; QueueFull when
+        the queues are full) and nothing of the batch is written.
         """
         existing = await self._pinset().get_many([p.cid for p in pins])
         view = self._allocation_view()  # one view of the peers and metrics for the whole batch
         committed = []
-        for i, (pin, old) in enumerate(zip(pins, existing)):
-            try:
-                check_user_options(pin)
-                committed.append(self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view))
-            except (ValueError, PinError, AllocationError) as exc:
-                self.counters["pin_add_errors"] += 1
-                raise type(exc)(f"{cid_to_str(pin.cid)}: {exc}") from None
-        await self._pinset().add_many(committed)
+        admitted = 0
+        try:
+            for i, (pin, old) in enumerate(zip(pins, existing)):
+                try:
+                    check_user_options(pin)
+                    committed.append(self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view))
+                except (ValueError, PinError, AllocationError) as exc:
+                    self.counters["pin_add_errors"] += 1
+                    raise type(exc)(f"{cid_to_str(pin.cid)}: {exc}") from None
+                n = self._admit(committed[-1], old)
+                admitted += n
+                view.queues[self.peer_id] += n
+            await self._pinset().add_many(committed)
+        finally:
+            self._admitting -= admitted
         self.counters["pin_add"] += len(committed)
         return committed
 
@@ -919,6 +1047,39 @@ class ClusterPeer:
             except Exception:
                 log.exception("connecting to the cluster peers failed")
 
+    async def _uploads_loop(self) -> None:
+        """Every ``Cluster.MonitorPingInterval`` s: release the uploads whose cluster pin is settled."""
+        interval = float(self.config["Cluster"]["MonitorPingInterval"])
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.release_uploads()
+            except Exception:
+                log.exception("releasing settled uploads failed")
+
+    async def release_uploads(self, limit: int = UPLOADS_PER_ROUND) -> int:
+        """Drop the upload markers (``blockstore/uploads.py``) of uploads whose cluster pin is
+        settled (``cluster/uploads.py``); returns how many. Looks at ``limit`` markers at most,
+        each round after the last one looked at (then from the start again)."""
+        loop = asyncio.get_running_loop()
+        uploads = Uploads(self.repo.db)
+        markers = await loop.run_in_executor(None, lambda: list(itertools.islice(uploads.scan(self._uploads_cursor), limit)))
+        self._uploads_cursor = markers[-1][0] if len(markers) == limit else None
+        done: list[bytes] = []
+        now = now_ns()
+        for cid, at in markers:
+            pin = await self._pinset().get(cid)
+            rec = await loop.run_in_executor(None, self.tracker.store.get, cid)
+            statuses: dict[str, str] | None = None
+            if pin is not None and pin.allocations and self.peer_id not in pin.allocations:
+                infos = await asyncio.gather(*(self._peer_status(p, cid, pin) for p in pin.allocations))
+                statuses = {i.peer: i.status for i in infos}
+            if upload_settled(pin, me=self.peer_id, age=(now - at) / 1e9, tracked_here=rec is not None and rec.op == "pin", statuses=statuses):
+                done.append(cid)
+        if done:
+            await loop.run_in_executor(None, uploads.release, done)
+        return len(done)
+
     async def expire_pins(self) -> int:
         """Remove pins whose ``expire_at`` passed, where this peer is the one to act; returns how many."""
         now = now_ns()
@@ -976,6 +1137,7 @@ class ClusterPeer:
             "peers": len(self.peerset()),
             "counters": dict(self.counters),
             "freespace": self._own_metric("freespace"),
+            "uploads": sum(1 for _ in Uploads(self.repo.db)),
         }
 
     def _own_metric(self, name: str) -> int | None:

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "PrivKey": "",
         "Bootstrap": [],
         "TrustedPeers": ["*"],
+        "AllocateToUntrustedPeers": False,
         "RebroadcastInterval": 60,
         "BatchMaxSize": 0,
         "BatchMaxAge": 0,
@@ -129,7 +130,8 @@ DEFAULTS_DOC: dict[str, str] = {
     "Cluster.PeerID": "peer ID of the cluster host",
     "Cluster.PrivKey": "private key of the cluster host",
     "Cluster.Bootstrap": "cluster multiaddrs to join on start",
-    "Cluster.TrustedPeers": "cluster peer IDs whose pinset updates are accepted; \"*\" trusts every peer",
+    "Cluster.TrustedPeers": "cluster peer IDs whose pinset updates, peer RPC calls and metrics count; \"*\" trusts every peer. A peer with the secret outside this list can still read the pinset (a follower, as in IPFS Cluster) but cannot change it, call the peer RPC, or get allocations (see AllocateToUntrustedPeers)",
+    "Cluster.AllocateToUntrustedPeers": "let the allocator use the metrics of peers outside TrustedPeers (and user allocations name them), as in a collaborative cluster; off: an untrusted peer never gets a pin allocated, however much free space it announces",
     "Cluster.RebroadcastInterval": "seconds between rebroadcasts of this peer's pinset heads",
     "Cluster.BatchMaxSize": "pins per pinset delta when batching (0: batching off, one delta per change)",
     "Cluster.BatchMaxAge": "seconds a pinset batch stays open at most (0: batching off)",
@@ -146,7 +148,7 @@ DEFAULTS_DOC: dict[str, str] = {
     "Cluster.AllocateBy": "metrics the balanced allocator sorts peers by, in order (tag:<name>, freespace, pinqueue, numpin)",
     "Cluster.Tags": "this peer's tags (e.g. group, region), published as tag:<name> metrics",
     "PinTracker.ConcurrentPins": "pins fetched at once",
-    "PinTracker.MaxPinQueueSize": "most pin operations queued on this peer",
+    "PinTracker.MaxPinQueueSize": "most pins queued on this peer: a new pin whose allocation needs a peer with a full queue gets 429 (REST API, pinning service API, kubo RPC pin/add; other peers' queues are read from their pinqueue metric); the last tenth of the queue is kept for content uploaded to this peer (/add), which is also pinned ahead of the queue from a lane of its own",
     "PinTracker.PriorityPinMaxAge": "seconds a fresh pin keeps priority over older ones",
     "PinTracker.PriorityPinMaxRetries": "attempts after which a pin loses priority",
     "PinTracker.PinTimeout": "seconds without a new block before a pin attempt fails",
@@ -309,6 +311,8 @@ def _validate_placement(cfg: dict[str, Any]) -> None:
         raise ConfigError("Cluster.ReplicationFactorMin/Max must be both -1 (every peer) or 1 <= min <= max")
     if not isinstance(c.get("DisableRepinning"), bool):
         raise ConfigError("Cluster.DisableRepinning must be true or false")
+    if not isinstance(c.get("AllocateToUntrustedPeers"), bool):
+        raise ConfigError("Cluster.AllocateToUntrustedPeers must be true or false")
     if not isinstance(c.get("Peername"), str):
         raise ConfigError("Cluster.Peername must be a string")
     allocate_by = c.get("AllocateBy")

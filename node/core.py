@@ -8,9 +8,8 @@ daemon runs. CIDs are bytes; paths are strings (``CID[/a/b]`` or
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from blockstore import car, carimport, exporter, importer
@@ -29,9 +28,11 @@ from blockstore.cid import (
     make_cid,
 )
 from blockstore.dagwalk import BlockNotFound, inline_data, walk_dag
+from blockstore.gc import record_pin
 from blockstore.links import LinksError, iter_links
 from blockstore.pins import DIRECT, RECURSIVE, PinError, check_pin_name, collect_garbage
 from blockstore.store import BlockTooLarge
+from blockstore.uploads import Uploads
 from blockstore.visited import VisitedSet
 
 from .repo import Repo
@@ -57,39 +58,8 @@ class BadRequest(CoreError):
     """Malformed input: a bad CID, path, option or file."""
 
 
-class _GcLock:
-    """Many writers (imports) at once, or one garbage collection."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._writers = 0
-        self._gc = False
-
-    @contextmanager
-    def writer(self) -> Iterator[None]:
-        with self._cond:
-            while self._gc:
-                self._cond.wait()
-            self._writers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def collector(self) -> Iterator[None]:
-        with self._cond:
-            while self._gc or self._writers:
-                self._cond.wait()
-            self._gc = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._gc = False
-                self._cond.notify_all()
+class Busy(CoreError):
+    """The node cannot take it now (its pin queue is full): HTTP 429, try again later."""
 
 
 def parse_path(path: str) -> tuple[bytes, list[str]]:
@@ -141,6 +111,17 @@ class Network(Protocol):
     def notify(self, cids: Iterable[bytes]) -> None: ...
 
 
+@dataclass
+class CarImportReport:
+    """What :meth:`CoreAPI.import_cars` stored: the CARs' roots (each once, in order), blocks
+    and bytes read, and why each root left unpinned could not be pinned."""
+
+    roots: list[bytes]
+    blocks: int
+    bytes: int
+    pin_errors: dict[bytes, str] = field(default_factory=dict)
+
+
 class CoreAPI:
     """The node's operations on one open repo (see module docstring).
 
@@ -155,11 +136,14 @@ class CoreAPI:
         self.network = network
         #: the daemon's CRDT replica (node/pinset.py); None: GC opens the repo's own
         self.replica: Any | None = None
-        self._gc = _GcLock()
+        #: the daemon's admission check for a new pin (``ClusterPeer.admit_local_pin``): raises
+        #: cluster.tracker.QueueFull when the peer's pin queue is full
+        self.admit_pin: Callable[[], None] | None = None
 
     def import_guard(self) -> Any:
-        """A context manager held by any write that GC must not interleave with (imports, uploads)."""
-        return self._gc.writer()
+        """Held by an import while it writes blocks and the pin or journal that keeps them: a
+        garbage collection that begins meanwhile waits for it (see ``blockstore/gc.py``)."""
+        return self.store.writer()
 
     # ------------------------------------------------------------- helpers
     def _get_block(self, cid: bytes) -> bytes | None:
@@ -200,7 +184,7 @@ class CoreAPI:
             raise BadRequest(f"{path}: no such file or directory")
         if os.path.isdir(path) and not recursive:
             raise BadRequest(f"{path} is a directory, use -r to add directories")
-        with self._gc.writer():
+        with self.store.writer():
             journal = self.store.new_journal()
             sink = _JournalSink(self.store, journal, self.network)
             last: importer.AddedEntry | None = None
@@ -225,7 +209,7 @@ class CoreAPI:
         progress: Progress = None,
     ) -> importer.AddedEntry:
         """Import one file read from ``stream``; return its entry (pinned when ``pin``)."""
-        with self._gc.writer():
+        with self.store.writer():
             journal = self.store.new_journal()
             sink = _JournalSink(self.store, journal, self.network)
             try:
@@ -263,24 +247,60 @@ class CoreAPI:
 
     # ------------------------------------------------------------- CAR
     def car_import(self, stream: IO[bytes], *, pin_roots: bool = True, progress: Progress = None) -> carimport.CarImportResult:
-        """Import a CAR (v1 or v2), verifying every block; pin its roots when asked.
+        """Import a CAR (v1 or v2) read from ``stream``, verifying every block; pin its roots when asked.
 
-        A CAR that fails anywhere leaves nothing stored.
+        A CAR that fails anywhere leaves nothing stored (see :meth:`import_cars`).
         """
-        with self._gc.writer():
-            try:
-                result = carimport.import_car(stream, self.store, progress=progress)
-            except car.CarError as exc:
-                raise BadRequest(f"malformed CAR: {exc}") from None
-            except (HashMismatch, BlockTooLarge, CidError) as exc:
-                raise BadRequest(f"rejected CAR: {exc}") from None
-            failed = self.pin_complete_roots(result.roots) if pin_roots else []
-        if self.network is not None:
-            self.network.notify(result.roots)
-        if failed:  # the blocks stay imported, as kubo's; the root is reported like kubo's CLI does
-            root, error = failed[0]
+        chunks = iter(lambda: stream.read(carimport.READ_SIZE), b"")
+        report = self.import_cars([chunks], pin_roots=pin_roots, progress=progress)
+        if report.pin_errors:  # the blocks stay imported, as kubo's; the root is reported like kubo's CLI does
+            root, error = next(iter(report.pin_errors.items()))
             raise CoreError(f"pinning root {cid_to_str(root)!r} FAILED: {error}")
-        return result
+        return carimport.CarImportResult(report.roots, report.blocks, report.bytes)
+
+    def import_cars(
+        self,
+        cars: Iterable[Iterable[bytes]],
+        *,
+        pin_roots: bool = True,
+        keep_roots: bool = False,
+        progress: Progress = None,
+    ) -> CarImportReport:
+        """Import CARs (v1 or v2), each given as its byte chunks: the one CAR import of the node
+        (CLI ``car import``, RPC ``dag/import``, REST ``/add?format=car``).
+
+        Under the GC guard, each CAR is verified and written under its own import journal: a
+        CAR that fails anywhere leaves nothing of it stored (BadRequest ``malformed CAR: ...``
+        or ``rejected CAR: ...``); the CARs before it stay. Each written batch of blocks is
+        announced to the network at once (peers waiting for them are served). With
+        ``pin_roots``, after the last CAR, every root whose DAG is complete is pinned, as
+        kubo's ``dag import``; the others are in ``pin_errors``. ``keep_roots``: each CAR's roots
+        become upload markers in its commit (kept from GC until their cluster pin is settled,
+        :mod:`blockstore.uploads`). Bytes after a CAR's data (a CARv2 index) are not read.
+        """
+        roots: list[bytes] = []
+        blocks = nbytes = 0
+        on_stored = self.network.notify if self.network is not None else None
+        with self.store.writer():
+            for chunks in cars:
+                imp = carimport.CarImporter(self.store, progress=progress, on_stored=on_stored)
+                try:
+                    for chunk in chunks:
+                        imp.feed(chunk)
+                        if imp.done:
+                            break
+                    result = imp.finish(keep_roots=keep_roots)
+                except car.CarError as exc:
+                    raise BadRequest(f"malformed CAR: {exc}") from None
+                except (HashMismatch, BlockTooLarge, CidError) as exc:
+                    raise BadRequest(f"rejected CAR: {exc}") from None
+                finally:
+                    imp.abort()  # a no-op after finish(); rolls back otherwise
+                roots.extend(r for r in result.roots if r not in roots)
+                blocks += result.blocks
+                nbytes += result.bytes
+            failed = self.pin_complete_roots(roots) if pin_roots else []
+        return CarImportReport(roots, blocks, nbytes, dict(failed))
 
     def pin_complete_roots(self, roots: list[bytes]) -> list[tuple[bytes, str]]:
         """Pin each root whose whole DAG is stored, as kubo's ``dag import`` does; return
@@ -300,7 +320,10 @@ class CoreAPI:
         """Why the DAG under ``root`` is not complete in the store (kubo's words), or None.
 
         Raw blocks have no links: only their presence is checked (nothing is
-        decoded), and they are most of a file's DAG."""
+        decoded), and they are most of a file's DAG. Blocks are read through
+        the garbage collection's read barrier (``BlockStore.keep``/``get_kept``):
+        a root pinned after this check keeps what the check found, even when a
+        collection runs meanwhile (callers hold :meth:`import_guard`)."""
         stack = [root]
         with VisitedSet(self.store.db) as seen:
             while stack:
@@ -308,12 +331,12 @@ class CoreAPI:
                 if not seen.visit(cid):
                     continue
                 if codec_of(cid) == RAW:
-                    if not self.store.has(cid):
+                    if not self.store.keep(cid):
                         return self.missing_block_message(cid)
                     continue
                 data = inline_data(cid)
                 if data is None:
-                    data = self.store.get(cid)
+                    data = self.store.get_kept(cid)
                 if data is None:
                     return self.missing_block_message(cid)
                 try:
@@ -391,7 +414,7 @@ class CoreAPI:
                 "UnixFS for automatic chunking of bigger files, or pass --allow-big-block to override"
             )
         cid = cid_for(block, codec=codec, version=1, mh_code=_MHTYPES[hash_fn])
-        with self._gc.writer():
+        with self.store.writer():
             try:
                 self.store.put(cid, block, verify=False)
             except BlockTooLarge as exc:
@@ -490,7 +513,7 @@ class CoreAPI:
             cid = cid_for(data, codec=_CODECS[codec], version=cid_version, mh_code=_MHTYPES[mhtype])
             if _CODECS[codec] != RAW:
                 iter_links(cid, data)  # refuse blocks that do not decode as their codec
-            with self._gc.writer():
+            with self.store.writer():
                 self.store.put(cid, data, verify=False)
                 if self.network is not None:
                     self.network.notify([cid])
@@ -511,7 +534,7 @@ class CoreAPI:
         """Remove a block, as kubo's ``block rm``: refused while pinned in any way
         (``pinned: recursive``, ``pinned: direct``, ``pinned via <root>``);
         a missing block is an error unless ``force``."""
-        with self._gc.writer():
+        with self.store.writer():
             kind = self.pins.get(cid)
             if kind is not None:
                 raise CoreError(f"pinned: {kind}")
@@ -532,34 +555,61 @@ class CoreAPI:
         ``name`` is the pin's name (``""`` clears it: re-pinning renames, as
         kubo's ``pin add --name``). A direct pin of a CID pinned recursively
         is refused; a recursive pin replaces a direct one.
-        ``progress(blocks)``: told the number of blocks fetched so far while the DAG is fetched."""
+        ``progress(blocks)``: told the number of blocks fetched so far while the DAG is fetched.
+        The pin is recorded with :func:`blockstore.gc.record_pin`, so a garbage collection
+        running meanwhile cannot remove a block of it (one it removed is fetched again)."""
+        cid = self.resolve(path)
+        before = self.check_pin_add(cid, recursive=recursive, name=name)
+        depth = None if recursive else 0
+        kind = RECURSIVE if recursive else DIRECT
+        for attempt in range(3):
+            since = None  # the GC epoch before a fetch that walked the whole DAG
+            if self.network is not None:
+                try:
+                    if recursive:
+                        report = (lambda blocks, _bytes: progress(blocks)) if progress is not None else None
+                        epoch = self.store.gc_epoch
+                        self.network.fetch_dag_blocking(cid, progress=report)
+                        since = epoch
+                    elif not self.store.has(cid):
+                        self.network.get_block_blocking(cid)
+                except LookupError as exc:
+                    raise NotFound(f"cannot pin, DAG could not be fetched: {exc}") from None
+            try:
+                record_pin(self.store, cid, lambda: self.pins.add(cid, kind, name=name), max_depth=depth, checked_since=since)
+                return cid
+            except BlockNotFound as exc:
+                if self.pins.get(cid) is not None and before is None:
+                    self.pins.remove(cid)  # a collection removed a block after the check: not pinned
+                if self.network is None or attempt == 2:
+                    if recursive:
+                        raise NotFound(f"cannot pin, DAG incomplete: block {exc} not found locally") from None
+                    raise NotFound("cannot pin, block not found locally") from None
+        raise AssertionError("unreachable")
+
+    def check_pin_add(self, cid: bytes, *, recursive: bool, name: str) -> str | None:
+        """Refuse a pin before anything is fetched for it: a bad name (BadRequest), a direct pin of
+        a CID pinned recursively (CoreError, as kubo), a new pin the full pin queue cannot take (Busy).
+        Returns the CID's pin type now (None: not pinned)."""
         try:
             check_pin_name(name)
         except PinError as exc:
             raise BadRequest(str(exc)) from None
-        cid = self.resolve(path)
-        if not recursive and self.pins.get(cid) == RECURSIVE:
+        before = self.pins.get(cid)
+        if not recursive and before == RECURSIVE:
             raise CoreError(f"pin: {cid_to_str(cid)} already pinned recursively")
-        if self.network is not None:
-            try:
-                if recursive:
-                    report = (lambda blocks, _bytes: progress(blocks)) if progress is not None else None
-                    self.network.fetch_dag_blocking(cid, progress=report)
-                elif not self.store.has(cid):
-                    self.network.get_block_blocking(cid)
-            except LookupError as exc:
-                raise NotFound(f"cannot pin, DAG could not be fetched: {exc}") from None
-        if recursive:
-            try:
-                with VisitedSet(self.store.db) as seen:
-                    for _cid, _data in walk_dag(cid, self._get_block, seen=seen):
-                        pass
-            except exporter.BlockNotFound as exc:
-                raise NotFound(f"cannot pin, DAG incomplete: block {exc} not found locally") from None
-        elif not self.store.has(cid):
-            raise NotFound("cannot pin, block not found locally")
-        self.pins.add(cid, RECURSIVE if recursive else DIRECT, name=name)
-        return cid
+        if before is None:
+            self.admit_new_pin()
+        return before
+
+    def admit_new_pin(self) -> None:
+        """Raise Busy when the daemon's pin queue cannot take a new pin (``PinTracker.MaxPinQueueSize``)."""
+        if self.admit_pin is None:
+            return
+        try:
+            self.admit_pin()
+        except ValueError as exc:  # cluster.tracker.QueueFull
+            raise Busy(str(exc)) from None
 
     def pin_rm(self, path: str, *, recursive: bool = True) -> bytes:
         """Unpin what ``path`` points to (kubo: a recursive pin needs ``recursive``)."""
@@ -663,20 +713,52 @@ class CoreAPI:
         }
 
     def repo_gc(self) -> Iterator[bytes]:
-        """Remove every unpinned block; yield each removed block's multihash.
+        """Remove every block nothing keeps; yield each removed block's multihash.
 
-        The store keys blocks by multihash, so the codec of a removed block is
-        no longer known; callers show it as a CIDv1 raw or as the multihash.
-        Blocks of the cluster pinset (CRDT deltas, snapshots) are kept.
+        Kept: local pins, uploads whose cluster pin is not settled yet, every pin the
+        cluster pinset allocates to this peer and the pin tracker's pins (queued,
+        pinning, failed or pinned: what is present of their DAGs), imports in flight
+        and the pinset's own blocks (CRDT deltas, snapshots). Offline, the pinset and
+        the tracker are read from the repo's LevelDB. Imports and fetches go on
+        meanwhile (``blockstore/gc.py``). The store keys blocks by multihash, so the
+        codec of a removed block is no longer known; callers show it as a CIDv1 raw
+        or as the multihash.
         """
-        with self._gc.collector():
-            replica = self.replica
-            if replica is None:
-                from .pinset import open_replica
+        replica = self.replica
+        if replica is None:
+            from .pinset import open_replica
 
-                replica = open_replica(self.repo)
-            # the CRDT's deltas and snapshot blocks are roots: GC never removes the pinset
-            yield from collect_garbage(self.store, self.pins, _links_or_none, extra_roots=replica.block_cids())
+            replica = open_replica(self.repo)
+        peer = str(self.repo.config.get("Cluster", {}).get("PeerID", ""))
+        uploads = Uploads(self.repo.db)
+        sources = [
+            lambda: ((cid, True) for cid, _ts in uploads),
+            lambda: _allocated_pins(replica, peer),
+            lambda: _tracker_pins(self.repo.db),
+        ]
+        # the CRDT's deltas and snapshot blocks are roots: GC never removes the pinset
+        yield from collect_garbage(self.store, self.pins, _links_or_none, sources=sources, extra_roots=replica.block_cids)
+
+
+def _allocated_pins(replica: Any, peer: str) -> Iterator[tuple[bytes, bool]]:
+    """(CID, recursive) of every pin of the cluster pinset allocated to ``peer`` (or to every peer)."""
+    from cluster.pin import Pin
+    from cluster.pin import PinError as ClusterPinError
+
+    for cid, value in replica.set.items():
+        try:
+            pin = Pin.from_cbor(value)
+        except ClusterPinError:
+            continue
+        if not pin.allocations or peer in pin.allocations:
+            yield cid, pin.max_depth != 0
+
+
+def _tracker_pins(db: Any) -> Iterator[tuple[bytes, bool]]:
+    """(CID, recursive) of every pin the pin tracker holds (cluster/tracker.py), whatever its status."""
+    from cluster.tracker import pin_roots
+
+    yield from pin_roots(db)
 
 
 def _links_or_none(cid: bytes, data: bytes) -> list[bytes]:

@@ -254,6 +254,8 @@ class FetchingCore:
         arrive; the walk and the pin record run in the pool."""
         cid = await self.resolve(path)
         target = cid_to_str(cid)
+        # refused pins (full queue, bad name, kubo's pin-state rules) fetch nothing
+        await self.call(lambda: self.core.check_pin_add(cid, recursive=recursive, name=name))
         if self.content is not None:
             try:
                 if recursive:

@@ -8,9 +8,10 @@ upstream), one ``tag:<name>`` per configured tag (partitionable),
 ``pinqueue`` (weight = minus the queue) and ``numpin``, each valid for
 ``ttl`` seconds. Received metrics are checked (the metric's peer must be the
 gossip sender: no peer speaks for another), stamped and stored; a checker task
-turns expired metrics into alerts. As in IPFS Cluster, metrics of untrusted
-peers are kept (in a collaborative cluster they take allocations too); trust
-governs the pinset and the peer RPC, and only trusted peers act alone
+turns expired metrics into alerts. Metrics of untrusted peers are kept (shown,
+and their pings make them members of the peer set), but the allocator ignores
+them unless ``Cluster.AllocateToUntrustedPeers`` is on (``ClusterPeer``); trust
+also governs the pinset and the peer RPC, and only trusted peers act alone
 (expiry, re-allocation).
 
 The value callables may do blocking I/O (LevelDB): they run in a worker thread.

@@ -144,7 +144,8 @@ class _ClusterCollector(Collector):
     ``..._pinning``, ``..._pin_error``, ``..._ipfs_pins``, ``..._pin_add``,
     ``..._pin_add_errors``, ``ipfscluster_informer_disk``) plus ours:
     ``ipfscluster_pins_by_status{status}``, ``ipfscluster_pins_queue``, ``ipfscluster_peers``,
-    ``ipfscluster_pins_unpin``, ``ipfscluster_pins_expired``, ``ipfscluster_pins_repinned``.
+    ``ipfscluster_pins_unpin``, ``ipfscluster_pins_expired``, ``ipfscluster_pins_repinned``,
+    ``pinion_uploads_kept``.
     """
 
     def __init__(self, metrics: "NodeMetrics") -> None:
@@ -179,6 +180,9 @@ class _ClusterCollector(Collector):
         )
         if st["freespace"] is not None:
             yield GaugeMetricFamily("ipfscluster_informer_disk", "Free space this peer offers, bytes", value=st["freespace"])
+        yield GaugeMetricFamily(
+            "pinion_uploads_kept", "Uploads kept from garbage collection until their cluster pin is settled", value=st.get("uploads", 0)
+        )
 
 
 class _LoadCollector(Collector):

@@ -5,7 +5,12 @@ from the persistent queues. A pin fetches the DAG through ``fetch(pin,
 progress)`` (bitswap, see :class:`node.clusterpeer.ClusterPeer`) and is
 cancelled when no block arrives for ``PinTimeout`` seconds (not a total
 time, as upstream); then the CID goes into the local pins (``Pins``) that GC
-keeps. An unpin removes the local pin. Failures are retried with backoff and
+keeps, once :func:`blockstore.gc.record_pin` found the DAG complete (a block
+a garbage collection removed meanwhile is fetched again). While queued or
+being fetched, the tracker's records are GC roots (``cluster.tracker.pin_roots``).
+Pins of content uploaded to this peer wait in a lane of their own, taken by
+one more worker that records them from the local blocks (no network).
+An unpin removes the local pin. Failures are retried with backoff and
 end in ``pin_failed`` (see the store's rules). Every ``RecoverInterval``
 seconds failed operations are queued again.
 
@@ -24,12 +29,15 @@ from typing import Any
 
 import plyvel
 
+from blockstore.dagwalk import BlockNotFound
+from blockstore.gc import record_pin
 from blockstore.pins import DIRECT, RECURSIVE
 from blockstore.pins import PinError as LocalPinError
 from blockstore.pins import Pins
+from blockstore.store import BlockStore
 from cluster.pin import Pin
 from cluster.status import PinInfo
-from cluster.tracker import DONE_PIN, PIN, UNPIN, TrackerConfig, TrackerStore
+from cluster.tracker import DONE_PIN, LOCAL, PIN, UNPIN, TrackerConfig, TrackerStore
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,8 @@ Fetch = Callable[[Pin, Callable[[int], None]], Awaitable[None]]
 IDLE_POLL = 5.0
 #: pins of the pinset merged per worker-thread call while reconciling
 RECONCILE_PAGE = 1000
+#: fetch-then-record rounds of one pin attempt (a garbage collection can remove a block in between)
+RECORD_ROUNDS = 3
 
 
 def is_mine(pin: Pin, peer: str) -> bool:
@@ -57,12 +67,20 @@ class PinTracker:
         *,
         fetch: Fetch,
         unpin_hook: Callable[[bytes], Awaitable[None]] | None = None,
+        blocks: BlockStore | None = None,
+        is_local: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.peer_id = peer_id
         self.store = TrackerStore(db, TrackerConfig.from_config(config))
         self._pins = pins
         self._fetch = fetch
         self._unpin_hook = unpin_hook
+        #: with the block store, a pin is recorded only once its DAG is complete, safely
+        #: against a garbage collection running meanwhile (blockstore/gc.py)
+        self._blocks = blocks
+        #: whether a CID's content was uploaded to this peer (its pin goes to the local lane;
+        #: needs ``blocks``, the local worker records it without the network)
+        self._is_local = is_local if blocks is not None else None
         self.concurrent_pins = max(1, int(config.get("ConcurrentPins", 10)))
         self.pin_timeout = float(config.get("PinTimeout", 120))
         self.recover_interval = float(config.get("RecoverInterval", 720))
@@ -78,12 +96,13 @@ class PinTracker:
     async def start(self) -> None:
         """Re-queue what a crash interrupted and start the workers and the recover loop."""
         self._loop = asyncio.get_running_loop()
-        self._wake = {PIN: asyncio.Queue(self.concurrent_pins), UNPIN: asyncio.Queue(1)}
+        self._wake = {PIN: asyncio.Queue(self.concurrent_pins), UNPIN: asyncio.Queue(1), LOCAL: asyncio.Queue(1)}
         requeued = await self._loop.run_in_executor(None, self.store.requeue_running)
         if requeued:
             log.info("pin tracker: %d interrupted operations queued again", requeued)
         self._tasks = [asyncio.create_task(self._worker(PIN), name=f"pin-worker-{i}") for i in range(self.concurrent_pins)]
         self._tasks.append(asyncio.create_task(self._worker(UNPIN), name="unpin-worker"))
+        self._tasks.append(asyncio.create_task(self._worker(LOCAL), name="local-pin-worker"))
         self._tasks.append(asyncio.create_task(self._recover_loop(), name="pin-recover"))
 
     async def stop(self) -> None:
@@ -108,8 +127,9 @@ class PinTracker:
         ``raw``: the pin's DAG-CBOR as the pinset holds it (saves encoding it again)."""
         now = time.time_ns()
         if pin is not None and is_mine(pin, self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
-            if self.store.want_pin(pin, now, raw) == "queued":
-                self._notify(PIN, cid)
+            local = self._is_local is not None and self._is_local(cid)
+            if self.store.want_pin(pin, now, raw, local=local) == "queued":
+                self._notify(LOCAL if local else PIN, cid)
         else:
             if self.store.want_unpin(cid, now) != "none":
                 self._notify(UNPIN, cid)
@@ -159,6 +179,8 @@ class PinTracker:
                 continue
             if op == PIN:
                 await self._pin(rec.cid, rec.pin_obj())
+            elif op == LOCAL:
+                await self._pin_local(rec.cid, rec.pin_obj())
             else:
                 await self._unpin(rec.cid)
 
@@ -167,6 +189,71 @@ class PinTracker:
         if pin is None:
             await loop.run_in_executor(None, self.store.finish, cid, PIN, "the pin's data is missing from the tracker")
             return
+        kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
+        error: str | None = None
+        for _round in range(RECORD_ROUNDS):
+            since = self._blocks.gc_epoch if self._blocks is not None else None
+            try:
+                error = await self._fetch_once(cid, pin)
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # the tracker is stopping
+                return  # replaced by an unpin (or a changed pin): the new op is queued
+            if error is not None:
+                break
+            try:
+                # no fsync: the tracker's "pinned" record written next depends on it (LevelDB keeps order)
+                await loop.run_in_executor(None, self._record, cid, pin, kind, since)
+                break
+            except BlockNotFound as exc:
+                # a garbage collection removed a block between the fetch and the pin: fetch again
+                error = f"block {exc} of the DAG went missing before the pin was recorded"
+            except Exception as exc:  # a block that does not decode, a write that failed
+                error = str(exc) or type(exc).__name__
+                break
+        if error is None:
+            self.counters["pinned"] += 1
+        else:
+            self.counters["pin_errors"] += 1
+        await loop.run_in_executor(None, self.store.finish, cid, PIN, error)
+
+    async def _pin_local(self, cid: bytes, pin: Pin | None) -> None:
+        """A pin of the local lane: record it from the blocks here, or move it to the pin queue."""
+        loop = asyncio.get_running_loop()
+        if pin is None:
+            await loop.run_in_executor(None, self.store.finish, cid, PIN, "the pin's data is missing from the tracker")
+            return
+        kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
+        try:
+            await loop.run_in_executor(None, self._record, cid, pin, kind)
+        except Exception as exc:  # BlockNotFound above all: not all here
+            log.debug("local pin %s goes to the pin queue: %s", cid.hex(), exc)
+            await loop.run_in_executor(None, self.store.demote, cid)  # fetched (or failed) like any pin
+            self._wake_one(PIN)
+            return
+        self.counters["pinned"] += 1
+        await loop.run_in_executor(None, self.store.finish, cid, PIN, None)
+
+    def _record(self, cid: bytes, pin: Pin, kind: str, since: int | None = None) -> None:
+        """Write the local pin once the DAG is complete (blocking; BlockNotFound when it is not).
+        ``since``: the block store's GC epoch before the fetch that walked the DAG."""
+        add = functools.partial(self._pins.add, cid, kind, sync=False)
+        if self._blocks is None:
+            add()
+            return
+        depth = None if pin.max_depth < 0 else pin.max_depth
+        before = self._pins.get(cid)
+        try:
+            record_pin(self._blocks, cid, add, max_depth=depth, checked_since=since)
+        except BlockNotFound:
+            if before is None and self._pins.get(cid) is not None:
+                self._pins.remove(cid)  # not complete: not pinned
+            raise
+
+    async def _fetch_once(self, cid: bytes, pin: Pin) -> str | None:
+        """Run one fetch of the pin's DAG; the error (None: done). Cancelled when no block
+        arrives for ``PinTimeout`` seconds; CancelledError when the operation was replaced."""
+        loop = asyncio.get_running_loop()
         progressed = asyncio.Event()
 
         def progress(_blocks: int) -> None:
@@ -177,7 +264,6 @@ class PinTracker:
 
         task = asyncio.ensure_future(self._fetch(pin, progress))
         self._running[cid] = task  # type: ignore[assignment]
-        error: str | None = None
         try:
             while not task.done():
                 progressed.clear()
@@ -187,27 +273,16 @@ class PinTracker:
                     waiter.cancel()
                     task.cancel()
                     self.counters["timeouts"] += 1
-                    error = f"pin timed out: no block arrived for {self.pin_timeout:g} s"
-                    break
+                    return f"pin timed out: no block arrived for {self.pin_timeout:g} s"
                 if waiter not in done:
                     waiter.cancel()
-            if error is None:
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                        raise  # the tracker is stopping
-                    return  # replaced by an unpin (or a changed pin): the new op is queued
-                except Exception as exc:
-                    error = str(exc) or type(exc).__name__
-            if error is None:
-                kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
-                # no fsync: the tracker's "pinned" record written next depends on it (LevelDB keeps order)
-                await loop.run_in_executor(None, functools.partial(self._pins.add, cid, kind, sync=False))
-                self.counters["pinned"] += 1
-            else:
-                self.counters["pin_errors"] += 1
-            await loop.run_in_executor(None, self.store.finish, cid, PIN, error)
+            try:
+                await task
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return str(exc) or type(exc).__name__
+            return None
         finally:
             self._running.pop(cid, None)
             if not task.done():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import libipld
 import plyvel
@@ -176,11 +177,15 @@ class Replica:
         return self._db.get(L.DIRTY) is not None
 
     def block_cids(self) -> Iterator[bytes]:
-        """CIDs of every CRDT block in the block store: the GC roots of the CRDT."""
-        n = len(L.BLOCK)
-        with self._db.iterator(prefix=L.BLOCK, include_value=False) as it:
-            for k in it:
-                yield k[n:]
+        """CIDs of every CRDT block in the block store: the GC roots of the CRDT.
+
+        The listing is a LevelDB snapshot taken under the replica's lock (at the
+        call, not lazily): a block stored by a write in progress is either listed
+        or stored after the snapshot, when a running collection's write barrier
+        marks it (see ``blockstore/gc.py``)."""
+        with self._lock:
+            it = self._db.iterator(prefix=L.BLOCK, include_value=False)
+        return _strip(it, len(L.BLOCK))
 
     def queued(self) -> int:
         """Operations acknowledged and not yet committed."""
@@ -349,7 +354,7 @@ class Replica:
         """Read (or fetch, verify and store) the delta ``cid`` and decode it."""
         if codec_of(cid) != DAG_CBOR:
             raise DeltaError(f"CRDT delta {cid_to_str(cid)}: not a dag-cbor CID")
-        data = self._blocks.get(cid)
+        data = self._blocks.get_kept(cid)  # kept by a collection running now (blockstore/gc.py)
         if data is None:
             data = get_block(cid) if get_block is not None else None
             if data is None:
@@ -553,7 +558,7 @@ class Replica:
         return parsed, chunks
 
     def _fetch(self, cid: bytes, get_block: BlockGetter | None) -> bytes:
-        data = self._blocks.get(cid)
+        data = self._blocks.get_kept(cid)
         if data is None:
             data = get_block(cid) if get_block is not None else None
             if data is None:
@@ -733,3 +738,10 @@ def _check_key(key: object) -> None:
         parse_cid(key)
     except CidError as exc:
         raise ValueError(f"CRDT key is not a valid CID: {exc}") from None
+
+
+def _strip(it: Any, n: int) -> Iterator[bytes]:
+    """The keys of a LevelDB key iterator without their first ``n`` bytes (closes it at the end)."""
+    with it:
+        for key in it:
+            yield key[n:]

@@ -33,7 +33,7 @@ from cluster.pinoptions import PinOptionsError, check_origin
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import JsonLimitError, is_json_type
 from ..jsonlimits import loads as json_loads
-from ..restapi.app import error_of, health_response
+from ..restapi.app import RETRY_AFTER, error_of, health_response
 from ..restapi.auth import middlewares, response_headers, token_handler
 from ..workers import PoolBusy
 
@@ -318,4 +318,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp = failure(*mapped)
         if isinstance(exc, PoolBusy):
             resp.headers["Retry-After"] = str(exc.retry_after)
+        elif mapped[0] == 429:  # a full pin queue (PinTracker.MaxPinQueueSize)
+            resp.headers["Retry-After"] = str(RETRY_AFTER)
         return resp

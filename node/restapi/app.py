@@ -8,7 +8,8 @@ server (from the pinset's index), ``GET /health/pins`` counts pins by status
 on every peer, and tokens expire.
 
 Errors are ``{"code","message"}``: 404 for what is not there, 400 for bad
-input, 500 otherwise. Streams are NDJSON with the ``X-Stream-Error`` trailer
+input, 429 (with ``Retry-After``) when the pin queues a new pin needs are full
+(``PinTracker.MaxPinQueueSize``), 500 otherwise. Streams are NDJSON with the ``X-Stream-Error`` trailer
 and 204 when empty. A path ending in ``/`` is redirected (307) without it,
 after auth, and always to a path on this host. Cross-origin requests follow
 ``cors.py``; JSON bodies need a JSON content type and are decoded within bounds
@@ -31,12 +32,13 @@ from cluster.allocator import AllocationError
 from cluster.pin import PIN_TYPES, Pin, PinError
 from cluster.pinoptions import PinOptionsError, pin_from_query
 from cluster.status import StatusError, parse_filter
+from cluster.tracker import QueueFull
 
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import is_json_type
 from ..jsonlimits import loads as json_loads
-from ..rpc.options import RpcError
-from ..rpc.upload import BODY_IDLE_TIMEOUT
+from ..kuborpc.options import RpcError
+from ..uploads.drive import BODY_IDLE_TIMEOUT
 from ..workers import PoolBusy
 from .add import handle_add
 from .auth import middlewares, response_headers, rest_error, token_handler
@@ -62,6 +64,8 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
         return 507, full
     if isinstance(exc, RpcError):
         return exc.status or 400, str(exc.message if hasattr(exc, "message") else exc)
+    if isinstance(exc, QueueFull):
+        return 429, str(exc)
     if isinstance(exc, (PinOptionsError, PinError, AllocationError, StatusError, ValueError)):
         return 400, str(exc)
     if isinstance(exc, ClusterError):
@@ -73,7 +77,15 @@ def error_of(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
-_error = rest_error
+#: seconds a client is told to wait after a 429 (a full pin queue drains as pins complete)
+RETRY_AFTER = 30
+
+
+def _error(status: int, message: str) -> web.Response:
+    resp = rest_error(status, message)
+    if status == 429:
+        resp.headers["Retry-After"] = str(RETRY_AFTER)
+    return resp
 
 
 def _cid(text: str) -> bytes:
@@ -213,6 +225,8 @@ def make_rest_app(
                 if len(batch) >= BULK_BATCH:
                     await flush()
             await flush()
+        except QueueFull as exc:
+            raise QueueFull(f"{exc} ({done} pins before it were pinned)") from None
         except (ValueError, PinError, AllocationError) as exc:
             raise ValueError(f"{exc} ({done} pins before it were pinned)") from None
         return web.json_response({"count": done})

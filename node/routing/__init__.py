@@ -8,6 +8,6 @@
   asks of routing (find providers, dial a few, fetch over HTTP from gateway providers);
 - ``connmgr.py``: the connection manager (low/high water marks, grace period);
 - ``bootstrap_addrs.py``: ``/dnsaddr`` resolution of the bootstrap list;
-- ``kubo_shapes.py``: kubo's ``routing/*`` output objects; ``rpc.py`` and ``cli.py`` the
-  operator surface.
+- ``kubo_shapes.py``: kubo's ``routing/*`` output objects; ``rpc.py`` (kubo RPC) and
+  ``node/cli/routing_cmds.py`` (CLI) the operator surface.
 """

@@ -16,8 +16,8 @@ from aiohttp import web
 from bitswap.routing.records import PeerIdError, parse_peer_id
 from blockstore.cid import multihash_of
 
-from ..rpc.options import Options, RpcError, parse_cid_arg
-from ..rpc.respond import json_response
+from ..kuborpc.options import Options, RpcError, parse_cid_arg
+from ..kuborpc.respond import json_response
 from .kubo_shapes import FINAL_PEER, PEER_RESPONSE, PROVIDER, query_event
 from .service import RoutingService, RoutingUnavailable
 

@@ -226,6 +226,51 @@ def test_a_physically_full_disk_refuses_writes_and_keeps_what_is_stored(tmp_path
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+def test_gc_during_a_half_fetched_pin_keeps_what_was_fetched(make_node: Any, tmp_path: Path) -> None:
+    """b fetches a pin whose provider (a) has only half of the DAG; a ``repo gc`` on b meanwhile
+    keeps the blocks b already fetched; once a has the rest, b's pin completes with every block."""
+    import json
+
+    from blockstore.cid import RAW, cid_to_str, codec_of
+
+    secret = secrets.token_hex(32)
+    a = _init(make_node, "a", secret)
+    b = _init(make_node, "b", secret, PinTracker={"PinTimeout": 600}, Gateway={"FetchTimeout": 600})
+    a.start()
+    b.start("--bootstrap", _cluster_addr(a))
+    _wait("2 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 2, [a, b])
+    b_id = b.endpoints["cluster_peer_id"]
+
+    data = os.urandom(8 * 262_144)
+    (tmp_path / "half.bin").write_bytes(data)
+    cid = a.cli("add", "-Q", "--cid-version", "1", "--pin", "false", str(tmp_path / "half.bin")).stdout.decode().split()[-1]
+    full = _blocks(a, cid)
+    leaves = sorted(cid_to_str(c) for c in full if codec_of(c) == RAW)
+    assert len(leaves) == 8
+    gone, present = leaves[:4], leaves[4:]
+    for leaf in gone:
+        a.cli("block", "rm", leaf)
+
+    _json(a, "POST", f"/pins/{cid}?replication-min=1&replication-max=1&user-allocations={b_id}")
+    _wait(
+        "b holding the half a has",
+        lambda: all(b.cli("block", "stat", c, check=False).returncode == 0 for c in [cid, *present]),
+        [a, b],
+    )
+    assert _statuses(_json(b, "GET", f"/pins/{cid}?local=true"))[b_id] == "pinning"
+    b.cli("repo", "gc")
+    for c in [cid, *present]:  # a block fetched for a pin in progress survives GC
+        assert b.cli("block", "stat", c, check=False).returncode == 0, f"GC removed {c} of the pin being fetched"
+
+    (tmp_path / "again.bin").write_bytes(data)
+    assert a.cli("add", "-Q", "--cid-version", "1", "--pin", "false", str(tmp_path / "again.bin")).stdout.decode().split()[-1] == cid
+    _wait("b pinned", lambda: _statuses(_json(b, "GET", f"/pins/{cid}?local=true"))[b_id] == "pinned", [a, b])
+    assert _blocks(b, cid) == full
+    b.cli("repo", "gc")
+    assert _blocks(b, cid) == full
+    assert json.loads(b.cli("repo", "stat", "--enc", "json").stdout)["NumObjects"] >= len(full)
+
+
 def _pin_burst(node: Any, cids: list[str]) -> None:
     """POST /pins/{cid} for every CID, on one keep-alive connection to ``node``'s REST API."""
     import http.client

@@ -80,8 +80,28 @@ def test_blacklisted_and_invalid_peers_are_never_chosen() -> None:
 
 
 def test_too_few_peers_is_a_clear_error() -> None:
-    with pytest.raises(AllocationError, match="not enough peers to allocate CID. Needed at least: 6"):
+    """It says how many peers are needed, how many exist and why the others cannot take it."""
+    with pytest.raises(AllocationError, match=r"6 peers needed \(replication factor min 6\), 5 can take it; the cluster has 5 peers$"):
         _alloc(6, 6)
+    # a peer already holding it counts among those that can; the peer set size comes from the caller
+    with pytest.raises(AllocationError, match=r"100 peers needed .*, 5 can take it; the cluster has 7 peers$"):
+        _alloc(100, 100, current=["a1"], peerset=7)
+    m = _metrics({**CLUSTER, "full": ("c", 0)})
+    with pytest.raises(AllocationError, match=r"4 can take it; the cluster has 6 peers, 1 of them untrusted, 1 without valid metrics"):
+        _alloc(5, 5, m, excluded={"b2": "untrusted"})
+    with pytest.raises(AllocationError, match=r"1 of them untrusted, 2 of them with a full pin queue$"):
+        _alloc(5, 5, excluded={"b2": "untrusted", "a1": "with a full pin queue", "a2": "with a full pin queue"})
+    with pytest.raises(AllocationError, match=r"1 of them excluded, 3 without room for"):
+        _alloc(2, 2, size=6 * GiB, blacklist=["a2"])
+    # a peer re-allocated away from that already left the peer set is not one "of them"
+    with pytest.raises(AllocationError, match=r"6 peers needed .*, 5 can take it; the cluster has 5 peers$"):
+        _alloc(6, 6, blacklist=["gone"])
+
+
+def test_excluded_peers_are_never_chosen_nor_kept() -> None:
+    assert _alloc(1, 1, excluded={"a2": "untrusted"}) == ["b1"]
+    assert _alloc(1, 1, current=["a2"], excluded={"a2": "untrusted"}) == ["b1"]
+    assert _alloc(1, 1, priority=["a2"], excluded={"a2": "untrusted"}) == ["b1"]
 
 
 def test_a_known_size_excludes_peers_without_room() -> None:

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from node import config as cfgmod
-from node.config_cli import ConfigCliError, set_key
+from node.cli.config_cli import ConfigCliError, set_key
 from node.routing.settings import RoutingSettings
 
 

@@ -260,3 +260,77 @@ def test_kill_9_leaves_a_consistent_queue_that_resumes(tmp_path: Path) -> None:
         assert len(set(fetched)) == 500
     finally:
         db.close()
+
+
+def test_uploads_are_pinned_at_once_while_every_worker_waits_on_unreachable_content(env: Env) -> None:
+    """Two workers stuck on pins nobody can serve and more queued behind them: a pin whose content
+    was uploaded here goes through the local lane and is pinned at once; one whose content is not
+    all here after all is demoted to the pin queue."""
+    from blockstore.cid import cid_for
+    from blockstore.uploads import Uploads
+
+    async def fetch(pin: Pin, progress: Callable[[int], None]) -> None:
+        env.fetches.append(pin.cid)
+        await asyncio.sleep(3600)  # no provider: waits for blocks that never come
+
+    async def main() -> None:
+        uploads = Uploads(env.db)
+        t = PinTracker(env.db, env.pins, ME, {**CONFIG, "PinTimeout": 600}, fetch=fetch, blocks=env.store, is_local=uploads.has)
+        await t.start()
+        try:
+            for i in range(5):
+                unreachable = Pin(cid_for(b"nobody has %d" % i), timestamp=time.time_ns())
+                await asyncio.to_thread(t.on_state_change, unreachable.cid, unreachable)
+            await _until("both workers stuck", lambda: t.counts().get("pinning") == 2)
+            root = env.dag(50_000, 1)
+            for cid, data in walk_dag(root, env.src.get):  # the upload: its blocks are here
+                env.store.put(cid, data)
+            j = env.store.new_journal()
+            env.store.commit(j, uploads=[root])
+            upload = Pin(root, timestamp=time.time_ns())
+            await asyncio.to_thread(t.on_state_change, root, upload)
+            await _until("the upload pinned", lambda: _status(t, upload) == "pinned")
+            assert root not in env.fetches and env.pins.get(root) == "recursive"
+            # an "upload" whose blocks are not here: demoted, then fetched like any pin (hangs here)
+            other = env.dag(50_000, 2)
+            env.store.commit(env.store.new_journal(), uploads=[other])
+            missing = Pin(other, timestamp=time.time_ns())
+            await asyncio.to_thread(t.on_state_change, other, missing)
+            await _until("demoted to the pin queue", lambda: (rec := t.store.get(other)) is not None and not rec.local and rec.status == "pin_queued")
+            assert t.counts() == t.store.recount()
+        finally:
+            await t.stop()
+
+    asyncio.run(main())
+
+
+def test_a_block_collected_between_the_fetch_and_the_pin_is_fetched_again(env: Env) -> None:
+    """A garbage collection that removes the fetched blocks before the pin is recorded (here: one
+    that does not know the tracker's roots): the pin is not recorded incomplete, the DAG is
+    fetched again in the same attempt and then pinned."""
+    from blockstore.links import iter_links
+    from blockstore.pins import collect_garbage
+
+    root = env.dag(50_000, 3)
+    rounds: list[int] = []
+
+    async def fetch(pin: Pin, progress: Callable[[int], None]) -> None:
+        await env.fetch(pin, progress)
+        rounds.append(1)
+        if len(rounds) == 1:
+            removed = await asyncio.to_thread(lambda: list(collect_garbage(env.store, env.pins, iter_links)))
+            assert removed  # the DAG was garbage to it
+
+    async def main() -> None:
+        t = PinTracker(env.db, env.pins, ME, CONFIG, fetch=fetch, blocks=env.store)
+        await t.start()
+        try:
+            pin = Pin(root, timestamp=time.time_ns())
+            await asyncio.to_thread(t.on_state_change, root, pin)
+            await _until("pinned", lambda: _status(t, pin) == "pinned")
+        finally:
+            await t.stop()
+        assert len(rounds) == 2 and t.store.get(root).attempts == 1  # type: ignore[union-attr]
+        assert [c for c, _d in walk_dag(root, env.store.get)]  # complete: every block is here
+
+    asyncio.run(main())

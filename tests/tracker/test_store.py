@@ -172,3 +172,33 @@ def test_iterating_from_a_cid_and_a_long_queue(store: TrackerStore) -> None:
     late = _pin(5000)
     store.want_pin(late, NOW - 10 * S)  # a key below the last taken one is still found
     assert store.take(PIN, NOW).cid == late.cid  # type: ignore[union-attr]
+
+
+def test_the_local_lane_is_taken_apart_and_demoted_without_losing_an_attempt(store: TrackerStore) -> None:
+    from cluster.tracker import LOCAL
+
+    queued = [_pin(i) for i in range(3)]
+    for p in queued:
+        store.want_pin(p, NOW)
+    upload = _pin(9)
+    assert store.want_pin(upload, NOW + 1, local=True) == "queued"
+    assert store.get(upload.cid).local and store.pins_queued() == 4  # type: ignore[union-attr]
+    assert store.next_due(LOCAL) == NOW + 1
+    first = store.take(PIN, NOW + 2)
+    assert first is not None and first.cid == queued[0].cid  # the pin workers never see the lane
+    rec = store.take(LOCAL, NOW + 2)
+    assert rec is not None and rec.cid == upload.cid and rec.status == "pinning" and rec.attempts == 1
+    assert store.take(LOCAL, NOW + 2) is None
+    # not all here after all: it joins the pin queue (fresh: priority), the attempt not counted
+    moved = store.demote(upload.cid, NOW + 3)
+    assert moved is not None and moved.status == "pin_queued" and moved.attempts == 0 and not moved.local and moved.priority
+    assert [store.take(PIN, NOW + 4).cid for _ in range(3)] == [queued[1].cid, queued[2].cid, upload.cid]  # type: ignore[union-attr]
+    assert store.counts() == store.recount() == {"pinning": 4}
+
+
+def test_admission_keeps_the_last_tenth_for_uploads() -> None:
+    from cluster.tracker import admission_limit
+
+    assert admission_limit(50, upload=False) == 45 and admission_limit(50, upload=True) == 50
+    assert admission_limit(1_000_000, upload=False) == 900_000
+    assert admission_limit(5, upload=False) == admission_limit(5, upload=True) == 5  # too small to reserve

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as cfgmod
+from .errors import CliError
 
-__all__ = ["add_parser", "RoutingCliError"]
-
-
-class RoutingCliError(ValueError):
-    """A routing command that cannot be done; the message says why."""
+__all__ = ["add_parser"]
 
 
 def _repo(args: argparse.Namespace) -> Path:
@@ -29,17 +26,17 @@ def _repo(args: argparse.Namespace) -> Path:
 
 
 def _daemon(args: argparse.Namespace) -> Any:
-    """An RPC client of the running daemon (RoutingCliError when none runs)."""
-    from ..cli import _api_credentials, _repo_or_daemon
-    from ..rpc_client import RpcClient
+    """An RPC client of the running daemon (CliError when none runs)."""
+    from .kubo_client import KuboClient
+    from .node_api import api_credentials, repo_or_daemon
 
     path = _repo(args)
-    addr, repo = _repo_or_daemon(path)
+    addr, repo = repo_or_daemon(path)
     if addr is None:
         if repo is not None:
             repo.close()
-        raise RoutingCliError("this command needs a running daemon (pinion daemon)")
-    return RpcClient(addr, auth=_api_credentials(path))
+        raise CliError("this command needs a running daemon (pinion daemon)")
+    return KuboClient(addr, auth=api_credentials(path))
 
 
 def _events(client: Any, command: str, args: list[str], opts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -118,11 +115,11 @@ def cmd_bootstrap_add(args: argparse.Namespace) -> int:
     elif args.addrs:
         new = list(args.addrs)
     else:
-        raise RoutingCliError("give peer multiaddrs to add, or --default")
+        raise CliError("give peer multiaddrs to add, or --default")
     for addr in new:
         problem = cfgmod.bootstrap_addr_problem(addr)
         if problem:
-            raise RoutingCliError(problem)
+            raise CliError(problem)
     current = cfg["Routing"]["Bootstrap"]
     added = [a for a in new if a not in current]
     cfg["Routing"]["Bootstrap"] = current + added
@@ -140,10 +137,10 @@ def cmd_bootstrap_rm(args: argparse.Namespace) -> int:
     elif args.addrs:
         missing = [a for a in args.addrs if a not in current]
         if missing:
-            raise RoutingCliError(f"{missing[0]} is not in Routing.Bootstrap")
+            raise CliError(f"{missing[0]} is not in Routing.Bootstrap")
         removed = list(args.addrs)
     else:
-        raise RoutingCliError("give peer multiaddrs to remove, or --all")
+        raise CliError("give peer multiaddrs to remove, or --all")
     cfg["Routing"]["Bootstrap"] = [a for a in current if a not in removed]
     _save(repo, cfg)
     for addr in removed:

@@ -53,6 +53,7 @@ async def h_pin_add(request: web.Request, ctx: RpcContext, o: Options) -> web.St
     for flag in ("fast-provide-root", "fast-provide-dag", "fast-provide-wait"):
         o.boolean(flag, False)
     if progress:
+        await ctx.run(ctx.core.admit_new_pin)  # 429 before the stream starts when the pin queue is full
         return await _pin_add_with_progress(request, ctx, args, recursive, name, base)
     pinned = []
     for path in args:

@@ -1,0 +1,88 @@
+"""ClusterPeer's allocation view (no network): untrusted peers' metrics and full pin queues.
+
+A lying peer cannot win allocations by announcing huge free space unless the
+operator opts in, nor block pins by announcing a full queue: it is only left
+out. This peer's queue is counted exactly, other peers' from their pinqueue metric."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blockstore.cid import cid_for
+from cluster.monitor import Metric
+from cluster.pin import Pin
+from cluster.tracker import QueueFull
+from node.clusterpeer import ClusterPeer
+from node.core import CoreAPI
+from node.repo import Repo
+
+TRUSTED, UNTRUSTED = "12D3KooWTrustedPeerTrustedPeerTrustedPeerTrusted", "12D3KooWUntrustedUntrustedUntrustedUntrustedAa"
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> Any:
+    Repo.init(tmp_path / "repo", profile="test")
+    repo = Repo.open(tmp_path / "repo")
+    me = repo.config["Cluster"]["PeerID"]
+    repo.config["Cluster"]["TrustedPeers"] = [me, TRUSTED]
+    repo.config["PinTracker"]["MaxPinQueueSize"] = 20
+    cp = ClusterPeer(repo, CoreAPI(repo), p2p=None, content=None)  # type: ignore[arg-type]
+    yield cp
+    repo.close()
+
+
+def _announce(cp: ClusterPeer, peer: str, free: int, queue: int) -> None:
+    expire = time.time_ns() + 60 * 10**9
+    for m in (
+        Metric("ping", peer, "{}", expire),
+        Metric("tag:group", peer, "default", expire, partitionable=True),
+        Metric("freespace", peer, str(free), expire, weight=free),
+        Metric("pinqueue", peer, str(queue), expire, weight=-queue),
+    ):
+        cp.monitor.add(m)
+
+
+def _pin(n: int, r: int = 1) -> Pin:
+    return Pin(cid_for(b"pin %d" % n), replication_factor_min=r, replication_factor_max=r)
+
+
+def test_untrusted_metrics_and_full_queues_are_left_out(peer: ClusterPeer) -> None:
+    me = peer.peer_id
+    _announce(peer, me, 10**9, 0)
+    _announce(peer, TRUSTED, 10**12, 0)
+    _announce(peer, UNTRUSTED, 10**16, 0)
+    assert peer._allocate(_pin(1), None, None) == [TRUSTED]  # the most free space among the trusted
+    peer.config["Cluster"]["AllocateToUntrustedPeers"] = True
+    assert peer._allocate(_pin(1), None, None) == [UNTRUSTED]
+    peer.config["Cluster"]["AllocateToUntrustedPeers"] = False
+
+    # the trusted peer's queue is full (18 of 20: only uploads may take the last 2 places)
+    _announce(peer, TRUSTED, 10**12, 18)
+    assert peer._allocate(_pin(2), None, None) == [me]
+    # an existing allocation stays where it is: a re-pin is no new queue entry
+    assert peer._allocate(_pin(2), Pin(_pin(2).cid, allocations=(TRUSTED,)), None) == [TRUSTED]
+    # two copies need both trusted peers: 429, not 400
+    with pytest.raises(QueueFull, match=r"pin queue is full on 12D3KooWTrusted\S* \(18 queued\); PinTracker.MaxPinQueueSize is 20"):
+        peer._allocate(_pin(3, r=2), None, None)
+    # this peer's own queue: counted exactly; an upload may use the reserved places
+    peer._admitting = 18
+    with pytest.raises(QueueFull):
+        peer._allocate(_pin(4), None, None)
+    assert peer._allocate(_pin(4), None, None, upload=True) == [me]
+    with pytest.raises(QueueFull):
+        peer.admit_local_pin()  # the kubo RPC's pin/add
+    peer._admitting = 0
+    peer.admit_local_pin()
+
+    # pins for every peer: a full trusted queue refuses them; an untrusted peer's metric cannot
+    everywhere = Pin(cid_for(b"everywhere"))
+    with pytest.raises(QueueFull):
+        peer._allocate(everywhere, None, None)
+    assert peer._allocate(everywhere, everywhere, None) == []  # a re-pin (new name, metadata): no new entry
+    _announce(peer, TRUSTED, 10**12, 0)
+    _announce(peer, UNTRUSTED, 10**16, 10**6)
+    assert peer._allocate(everywhere, None, None) == []
