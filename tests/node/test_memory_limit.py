@@ -42,6 +42,7 @@ def write_pseudo_random(path: Path, size: int, seed: int = 17) -> None:
             fh.write(rng.randbytes(MiB))
 
 
+@pytest.mark.long  # 3-6 min on 2 cores: LevelDB compaction I/O with almost no page cache
 @pytest.mark.timeout(1500)
 def test_1gib_add_fits_in_a_128mib_cgroup(tmp_path: Path) -> None:
     try:
