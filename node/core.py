@@ -792,6 +792,8 @@ class JournalSink:
         self._on_stored = on_stored
         #: blocks written that were not in the store before
         self.new_blocks = 0
+        #: the importer's write batch size (the store's, from Datastore.MemoryBudget)
+        self.write_batch_bytes: int | None = getattr(store, "write_batch_bytes", None)
 
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
         """Write one batch under the journal; return how many of its blocks are new."""

@@ -95,6 +95,10 @@ class _HashOnlySink:
 
     new_blocks = 0
 
+    def __init__(self, write_batch_bytes: int | None) -> None:
+        #: the importer's batch size: the store's, as when storing (memory stays as bounded)
+        self.write_batch_bytes = write_batch_bytes
+
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
         return 0
 
@@ -115,7 +119,7 @@ class AddWorker:
     def __call__(self, pipe: ItemPipe) -> AddResult:
         store = self._core.store
         if self._opts.only_hash:
-            return self._consume(pipe, _HashOnlySink())
+            return self._consume(pipe, _HashOnlySink(getattr(store, "write_batch_bytes", None)))
         with self._writer_lock():
             journal = store.new_journal()
             sink = self._core.import_sink(journal)  # announces each written batch (CoreAPI.announce)
