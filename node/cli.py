@@ -428,7 +428,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 @contextmanager
 def _offline_replica(args: argparse.Namespace) -> Iterator[Any]:
     """The CRDT replica of a repo whose daemon is not running."""
-    from .pinset import open_replica
+    from .cluster.pinset import open_replica
 
     repo = _stopped_repo(args)
     try:

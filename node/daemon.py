@@ -24,7 +24,6 @@ back), waits for the workers and closes LevelDB.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ import signal
 import ssl
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -50,6 +49,10 @@ from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
 from .rpc.app import RpcContext, make_rpc_app
 from .workers import Pools
+
+if TYPE_CHECKING:
+    from .cluster.peer import ClusterPeer
+    from .cluster.pinset import PinsetService
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class Daemon:
     def __init__(self, repo: Repo, *, offline: bool = False) -> None:
         self.repo = repo
         self.offline = offline
-        self.core = CoreAPI(repo)
+        self.core = CoreAPI(repo, admit_pin=self._admit_pin)
         self.metrics = NodeMetrics(repo.store)
         self.pools = Pools()
         self.health = HealthMonitor(self.pools, repo.db)
@@ -104,8 +107,14 @@ class Daemon:
         self._limiters: list[ConnectionLimiter] = []
         self.p2p: Any | None = None
         self.content: NetworkContent | None = None
-        self.pinset: Any | None = None  #: node.pinset.PinsetService when the cluster host runs
-        self.cluster_peer: Any | None = None  #: node.clusterpeer.ClusterPeer when the cluster host runs
+        self.pinset: PinsetService | None = None  #: the cluster pinset when the cluster host runs
+        self.cluster_peer: ClusterPeer | None = None  #: the cluster peer when the cluster host runs
+
+    def _admit_pin(self) -> None:
+        """The core's admission check for a kubo RPC ``pin/add``: the cluster peer's pin queue
+        when it runs (QueueFull when full), nothing otherwise."""
+        if self.cluster_peer is not None:
+            self.cluster_peer.admit_local_pin()
 
     # ------------------------------------------------------------ servers
     def load_stats(self) -> dict[str, Any]:
@@ -188,7 +197,7 @@ class Daemon:
             fetching=FetchingCore(self.core, self.content, self.pools.reads),
         )
         if self.pinset is not None:
-            from .pinset import rpc_routes
+            from .cluster.pinset_routes import rpc_routes
 
             ctx.extra_routes.update(rpc_routes(self.pinset))
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
@@ -255,39 +264,17 @@ class Daemon:
             await self._start_pinset()
 
     async def _start_pinset(self) -> None:
-        """Run the CRDT pinset and the cluster peer on the cluster host (node/pinset.py, node/clusterpeer.py)."""
-        from .clusterpeer import ClusterPeer
-        from .pinset import PinsetService, open_replica
+        """Run the CRDT pinset and the cluster peer on the cluster host (node/cluster/)."""
+        from .cluster.peer import open_cluster
 
         assert self.p2p is not None and self.content is not None
-        self.cluster_peer = ClusterPeer(self.repo, self.core, self.p2p, self.content, reads=self.pools.reads)
-
-        cluster = self.repo.config["Cluster"]
-        loop = asyncio.get_running_loop()
-        replica = await loop.run_in_executor(  # resumes pending heads: LevelDB I/O
-            None,
-            functools.partial(
-                open_replica,
-                self.repo,
-                max_batch_size=cluster["BatchMaxSize"],
-                max_batch_age=float(cluster["BatchMaxAge"]),
-                on_change=self.cluster_peer.on_state_change,
-            ),
+        self.cluster_peer = await open_cluster(
+            self.repo, self.core, self.p2p, self.content, reads=self.pools.reads, pinset_pool=self.pools.pinset
         )
-        self.pinset = PinsetService(
-            replica,
-            self.repo.store,
-            self.p2p,
-            cluster_name=cluster["Name"],
-            rebroadcast_interval=float(cluster["RebroadcastInterval"]),
-            snapshot_interval=float(cluster["SnapshotInterval"]),
-            snapshot_min_deltas=int(cluster["SnapshotMinDeltas"]),
-            executor=self.pools.pinset,
-        )
-        await self.pinset.start()
-        self.core.replica = replica
+        self.pinset = self.cluster_peer.pinset
+        self.core.replica = self.pinset.replica
         self.metrics.pinset_stats = self.pinset.stats
-        await self.cluster_peer.start(self.pinset)
+        await self.cluster_peer.start()
         self.metrics.cluster_stats = self.cluster_peer.stats
 
     async def stop(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from .ratelog import ResourceErrorFilter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_PREFIXES = ("node.p2p.", "node.", "cluster.crdt.", "cluster.", "bitswap.", "blockstore.")
+_PREFIXES = ("node.p2p.", "node.cluster.", "node.", "cluster.crdt.", "cluster.", "bitswap.", "blockstore.")
 
 
 def subsystem(name: str) -> str:
