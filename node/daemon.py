@@ -98,10 +98,8 @@ class Daemon:
         self.repo = repo
         self.offline = offline
         self.core = CoreAPI(repo, admit_pin=self._admit_pin)
-        self.metrics = NodeMetrics(repo.store)
         self.pools = Pools()
         self.health = HealthMonitor(self.pools, repo.db)
-        self.metrics.load_stats = self.load_stats
         self.endpoints: dict[str, Any] = {}
         self._runners: list[web.AppRunner] = []
         self._limiters: list[ConnectionLimiter] = []
@@ -109,6 +107,8 @@ class Daemon:
         self.content: NetworkContent | None = None
         self.pinset: PinsetService | None = None  #: the cluster pinset when the cluster host runs
         self.cluster_peer: ClusterPeer | None = None  #: the cluster peer when the cluster host runs
+        #: last: its collectors read the attributes above (this daemon is their StatsSource)
+        self.metrics = NodeMetrics(repo.store, sources=self)
 
     def _admit_pin(self) -> None:
         """The core's admission check for a kubo RPC ``pin/add``: the cluster peer's pin queue
@@ -117,6 +117,18 @@ class Daemon:
             self.cluster_peer.admit_local_pin()
 
     # ------------------------------------------------------------ servers
+    def bitswap_stats(self) -> dict[str, int] | None:
+        """Bitswap's stats for ``/metrics`` (None offline)."""
+        return self.content.stats() if self.content is not None else None
+
+    def pinset_stats(self) -> dict[str, Any] | None:
+        """The cluster pinset's stats for ``/metrics`` (None without the cluster host)."""
+        return self.pinset.stats() if self.pinset is not None else None
+
+    def cluster_stats(self) -> dict[str, Any] | None:
+        """The cluster peer's stats for ``/metrics`` (None without the cluster host)."""
+        return self.cluster_peer.stats() if self.cluster_peer is not None else None
+
     def load_stats(self) -> dict[str, Any]:
         """Worker pools, HTTP connections and event-loop lag, for ``/metrics``."""
         return {
@@ -259,7 +271,6 @@ class Daemon:
         )
         await self.content.start()
         self.core.network = self.content
-        self.metrics.bitswap_stats = self.content.stats
         if self.p2p.cluster is not None:
             await self._start_pinset()
 
@@ -273,9 +284,7 @@ class Daemon:
         )
         self.pinset = self.cluster_peer.pinset
         self.core.replica = self.pinset.replica
-        self.metrics.pinset_stats = self.pinset.stats
         await self.cluster_peer.start()
-        self.metrics.cluster_stats = self.cluster_peer.stats
 
     async def stop(self) -> None:
         """Remove the files, close the servers and join the worker pools (asyncio.run then joins
