@@ -24,7 +24,7 @@ _PREFIXES = ("node.p2p.", "node.cluster.", "node.", "cluster.crdt.", "cluster.",
 
 
 def subsystem(name: str) -> str:
-    """The short subsystem name of a logger (``node.pinset`` -> ``pinset``)."""
+    """The short subsystem name of a logger (``node.cluster.pinset`` -> ``pinset``)."""
     for prefix in _PREFIXES:
         if name.startswith(prefix):
             return name[len(prefix) :]
