@@ -47,7 +47,7 @@ from .http_limits import ConnectionLimiter, GuardedSite, listen
 from .httpserver import ServerRunner, line_limits
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
-from .rpc.app import RpcContext, make_rpc_app
+from .kuborpc.app import RpcContext, make_rpc_app
 from .workers import Pools
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class Daemon:
         self.content: NetworkContent | None = None
         self.pinset: PinsetService | None = None  #: the cluster pinset when the cluster host runs
         self.cluster_peer: ClusterPeer | None = None  #: the cluster peer when the cluster host runs
+        self.routing: Any | None = None  #: node.routing.service.RoutingService when online
         #: last: its collectors read the attributes above (this daemon is their StatsSource)
         self.metrics = NodeMetrics(repo.store, sources=self)
 
@@ -115,6 +116,11 @@ class Daemon:
         when it runs (QueueFull when full), nothing otherwise."""
         if self.cluster_peer is not None:
             self.cluster_peer.admit_local_pin()
+
+    def _notify_stored(self, cids: list[bytes]) -> None:
+        """Blocks stored by content routing's HTTP retrieval: wake bitswap's waiters."""
+        if self.content is not None:
+            self.content.notify(cids)
 
     # ------------------------------------------------------------ servers
     def bitswap_stats(self) -> dict[str, int] | None:
@@ -184,12 +190,17 @@ class Daemon:
         else:
             source = StoreBlockSource(self.repo.store)
         gw = self.repo.config["Gateway"]
-        return make_gateway_app(
+        app = make_gateway_app(
             CountingBlockSource(source, self.metrics),
             metrics=self.metrics,
             max_url=int(gw["MaxURLLength"]),
             per_client=int(gw["MaxRequestsPerClient"]),
         )
+        if gw["ExposeRoutingAPI"]:
+            from .routing.gateway_routes import routing_v1_for_node
+
+            app.add_routes(routing_v1_for_node(self.routing, self.repo.store, self.p2p))
+        return app
 
     async def start(self) -> None:
         """Start every server and write the ``api`` and ``endpoints.json`` files."""
@@ -207,7 +218,11 @@ class Daemon:
             p2p=self.p2p,
             uploads=self.pools.imports,
             fetching=FetchingCore(self.core, self.content, self.pools.reads),
+            upload_limit=self.repo.memory.upload_buffer_bytes,
         )
+        from .routing.rpc import routing_rpc_routes
+
+        ctx.extra_routes.update(routing_rpc_routes(self.routing, self.repo))
         if self.pinset is not None:
             from .cluster.pinset_routes import rpc_routes
 
@@ -266,10 +281,15 @@ class Daemon:
         self.endpoints["swarm"] = self.p2p.peer_info("swarm")["Addresses"]
         if self.p2p.cluster is not None:
             self.endpoints["cluster"] = self.p2p.peer_info("cluster")["Addresses"]
+        from .routing.wiring import build_routing
+
+        self.routing, assist = build_routing(self.repo, self.p2p, self._notify_stored)
         self.content = NetworkContent(
-            self.p2p, self.repo.store, fetch_timeout=float(self.repo.config["Gateway"]["FetchTimeout"])
+            self.p2p, self.repo.store, fetch_timeout=float(self.repo.config["Gateway"]["FetchTimeout"]), assist=assist
         )
         await self.content.start()
+        await self.routing.start()
+        self.metrics.routing = self.routing
         self.core.network = self.content
         if self.p2p.cluster is not None:
             await self._start_pinset()
@@ -299,6 +319,9 @@ class Daemon:
         self._runners.clear()
         self.core.network = None
         self.content = None
+        if self.routing is not None:
+            await self.routing.stop()
+            self.routing = None
         if self.cluster_peer is not None:
             await self.cluster_peer.stop()
             self.cluster_peer = None

@@ -237,6 +237,11 @@ class NodeMetrics:
         reg.register(_BitswapCollector(self))
         reg.register(_PinsetCollector(self))
         reg.register(_ClusterCollector(self))
+        #: set by the daemon when online: its node.routing.service.RoutingService
+        self.routing: Any | None = None
+        from .routing.metrics import RoutingCollector
+
+        reg.register(RoutingCollector(self))
         reg.register(_LoadCollector(self))
         self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
         self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)

@@ -21,7 +21,7 @@ from aiohttp import web
 from blockstore.cid import cid_to_str
 from cluster.pin import Pin
 
-from ..rpc.options import Options, RpcError, parse_cid_arg
+from ..kuborpc.options import Options, RpcError, parse_cid_arg
 from .pinset import PAGE, PinsetService
 
 
