@@ -53,7 +53,7 @@ def build(path: Path, n: int) -> None:
     from cluster.crdt.replica import PUT
     from cluster.pin import Pin
     from cluster.tracker import TrackerStore
-    from node.pinset import open_replica
+    from node.cluster.pinset import open_replica
     from node.repo import Repo
 
     Repo.init(path, profile="test")

@@ -77,6 +77,10 @@ class Pin:
         """``recursive`` (max_depth -1) or ``direct`` (any other depth)."""
         return RECURSIVE if self.max_depth == -1 else DIRECT
 
+    def is_allocated_to(self, peer: str) -> bool:
+        """Whether ``peer`` must hold this pin (empty allocations: every peer)."""
+        return not self.allocations or peer in self.allocations
+
     def with_(self, **changes: Any) -> Pin:
         """A copy with some fields changed."""
         return replace(self, **changes)

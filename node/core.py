@@ -129,16 +129,18 @@ class CoreAPI:
     bitswap and new local blocks are announced to peers that want them.
     """
 
-    def __init__(self, repo: Repo, network: Network | None = None) -> None:
+    def __init__(
+        self, repo: Repo, network: Network | None = None, *, admit_pin: Callable[[], None] | None = None
+    ) -> None:
         self.repo = repo
         self.store = repo.store
         self.pins = repo.pins
         self.network = network
-        #: the daemon's CRDT replica (node/pinset.py); None: GC opens the repo's own
+        #: the daemon's CRDT replica (node/cluster/pinset.py); None: GC opens the repo's own
         self.replica: Any | None = None
-        #: the daemon's admission check for a new pin (``ClusterPeer.admit_local_pin``): raises
+        #: the daemon's admission check for a new pin (the cluster peer's pin queue): raises
         #: cluster.tracker.QueueFull when the peer's pin queue is full
-        self.admit_pin: Callable[[], None] | None = None
+        self._admit_pin = admit_pin
 
     def import_guard(self) -> Any:
         """Held by an import while it writes blocks and the pin or journal that keeps them: a
@@ -613,10 +615,10 @@ class CoreAPI:
 
     def admit_new_pin(self) -> None:
         """Raise Busy when the daemon's pin queue cannot take a new pin (``PinTracker.MaxPinQueueSize``)."""
-        if self.admit_pin is None:
+        if self._admit_pin is None:
             return
         try:
-            self.admit_pin()
+            self._admit_pin()
         except ValueError as exc:  # cluster.tracker.QueueFull
             raise Busy(str(exc)) from None
 
@@ -735,7 +737,7 @@ class CoreAPI:
         """
         replica = self.replica
         if replica is None:
-            from .pinset import open_replica
+            from .cluster.pinset import open_replica
 
             replica = open_replica(self.repo)
         peer = str(self.repo.config.get("Cluster", {}).get("PeerID", ""))

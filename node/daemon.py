@@ -24,7 +24,6 @@ back), waits for the workers and closes LevelDB.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ import signal
 import ssl
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -50,6 +49,10 @@ from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
 from .kuborpc.app import RpcContext, make_rpc_app
 from .workers import Pools
+
+if TYPE_CHECKING:
+    from .cluster.peer import ClusterPeer
+    from .cluster.pinset import PinsetService
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +97,25 @@ class Daemon:
     def __init__(self, repo: Repo, *, offline: bool = False) -> None:
         self.repo = repo
         self.offline = offline
-        self.core = CoreAPI(repo)
-        self.metrics = NodeMetrics(repo.store)
+        self.core = CoreAPI(repo, admit_pin=self._admit_pin)
         self.pools = Pools()
         self.health = HealthMonitor(self.pools, repo.db)
-        self.metrics.load_stats = self.load_stats
         self.endpoints: dict[str, Any] = {}
         self._runners: list[web.AppRunner] = []
         self._limiters: list[ConnectionLimiter] = []
         self.p2p: Any | None = None
         self.content: NetworkContent | None = None
-        self.pinset: Any | None = None  #: node.pinset.PinsetService when the cluster host runs
-        self.cluster_peer: Any | None = None  #: node.clusterpeer.ClusterPeer when the cluster host runs
+        self.pinset: PinsetService | None = None  #: the cluster pinset when the cluster host runs
+        self.cluster_peer: ClusterPeer | None = None  #: the cluster peer when the cluster host runs
         self.routing: Any | None = None  #: node.routing.service.RoutingService when online
+        #: last: its collectors read the attributes above (this daemon is their StatsSource)
+        self.metrics = NodeMetrics(repo.store, sources=self)
+
+    def _admit_pin(self) -> None:
+        """The core's admission check for a kubo RPC ``pin/add``: the cluster peer's pin queue
+        when it runs (QueueFull when full), nothing otherwise."""
+        if self.cluster_peer is not None:
+            self.cluster_peer.admit_local_pin()
 
     def _notify_stored(self, cids: list[bytes]) -> None:
         """Blocks stored by content routing's HTTP retrieval: wake bitswap's waiters."""
@@ -114,6 +123,18 @@ class Daemon:
             self.content.notify(cids)
 
     # ------------------------------------------------------------ servers
+    def bitswap_stats(self) -> dict[str, int] | None:
+        """Bitswap's stats for ``/metrics`` (None offline)."""
+        return self.content.stats() if self.content is not None else None
+
+    def pinset_stats(self) -> dict[str, Any] | None:
+        """The cluster pinset's stats for ``/metrics`` (None without the cluster host)."""
+        return self.pinset.stats() if self.pinset is not None else None
+
+    def cluster_stats(self) -> dict[str, Any] | None:
+        """The cluster peer's stats for ``/metrics`` (None without the cluster host)."""
+        return self.cluster_peer.stats() if self.cluster_peer is not None else None
+
     def load_stats(self) -> dict[str, Any]:
         """Worker pools, HTTP connections and event-loop lag, for ``/metrics``."""
         return {
@@ -203,7 +224,7 @@ class Daemon:
 
         ctx.extra_routes.update(routing_rpc_routes(self.routing, self.repo))
         if self.pinset is not None:
-            from .pinset import rpc_routes
+            from .cluster.pinset_routes import rpc_routes
 
             ctx.extra_routes.update(rpc_routes(self.pinset))
         await self._serve("rpc", make_rpc_app(ctx), addrs["API"])
@@ -270,45 +291,20 @@ class Daemon:
         await self.routing.start()
         self.metrics.routing = self.routing
         self.core.network = self.content
-        self.metrics.bitswap_stats = self.content.stats
         if self.p2p.cluster is not None:
             await self._start_pinset()
 
     async def _start_pinset(self) -> None:
-        """Run the CRDT pinset and the cluster peer on the cluster host (node/pinset.py, node/clusterpeer.py)."""
-        from .clusterpeer import ClusterPeer
-        from .pinset import PinsetService, open_replica
+        """Run the CRDT pinset and the cluster peer on the cluster host (node/cluster/)."""
+        from .cluster.peer import open_cluster
 
         assert self.p2p is not None and self.content is not None
-        self.cluster_peer = ClusterPeer(self.repo, self.core, self.p2p, self.content, reads=self.pools.reads)
-
-        cluster = self.repo.config["Cluster"]
-        loop = asyncio.get_running_loop()
-        replica = await loop.run_in_executor(  # resumes pending heads: LevelDB I/O
-            None,
-            functools.partial(
-                open_replica,
-                self.repo,
-                max_batch_size=cluster["BatchMaxSize"],
-                max_batch_age=float(cluster["BatchMaxAge"]),
-                on_change=self.cluster_peer.on_state_change,
-            ),
+        self.cluster_peer = await open_cluster(
+            self.repo, self.core, self.p2p, self.content, reads=self.pools.reads, pinset_pool=self.pools.pinset
         )
-        self.pinset = PinsetService(
-            replica,
-            self.repo.store,
-            self.p2p,
-            cluster_name=cluster["Name"],
-            rebroadcast_interval=float(cluster["RebroadcastInterval"]),
-            snapshot_interval=float(cluster["SnapshotInterval"]),
-            snapshot_min_deltas=int(cluster["SnapshotMinDeltas"]),
-            executor=self.pools.pinset,
-        )
-        await self.pinset.start()
-        self.core.replica = replica
-        self.metrics.pinset_stats = self.pinset.stats
-        await self.cluster_peer.start(self.pinset)
-        self.metrics.cluster_stats = self.cluster_peer.stats
+        self.pinset = self.cluster_peer.pinset
+        self.core.replica = self.pinset.replica
+        await self.cluster_peer.start()
 
     async def stop(self) -> None:
         """Remove the files, close the servers and join the worker pools (asyncio.run then joins

@@ -20,11 +20,11 @@ from typing import Any, TextIO
 from .ratelog import ResourceErrorFilter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_PREFIXES = ("node.p2p.", "node.", "cluster.crdt.", "cluster.", "bitswap.", "blockstore.")
+_PREFIXES = ("node.p2p.", "node.cluster.", "node.", "cluster.crdt.", "cluster.", "bitswap.", "blockstore.")
 
 
 def subsystem(name: str) -> str:
-    """The short subsystem name of a logger (``node.pinset`` -> ``pinset``)."""
+    """The short subsystem name of a logger (``node.cluster.pinset`` -> ``pinset``)."""
     for prefix in _PREFIXES:
         if name.startswith(prefix):
             return name[len(prefix) :]

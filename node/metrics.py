@@ -47,6 +47,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .cluster.interfaces import StatsSource
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -84,10 +86,9 @@ class _BitswapCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Any]:
-        source = self._metrics.bitswap_stats
-        if source is None:
+        st = self._metrics.sources.bitswap_stats() if self._metrics.sources is not None else None
+        if st is None:
             return
-        st = source()
         for key, doc in _BITSWAP_COUNTERS.items():
             if key in st:
                 yield CounterMetricFamily(f"pinion_bitswap_{key}", doc, value=st[key])
@@ -125,10 +126,9 @@ class _PinsetCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Any]:
-        source = self._metrics.pinset_stats
-        if source is None:
+        st = self._metrics.sources.pinset_stats() if self._metrics.sources is not None else None
+        if st is None:
             return
-        st = source()
         for key, doc in _PINSET_GAUGES.items():
             if key in st:
                 yield GaugeMetricFamily(f"pinion_pinset_{key}", doc, value=st[key])
@@ -152,11 +152,11 @@ class _ClusterCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Any]:
-        source = self._metrics.cluster_stats
-        if source is None:
+        sources = self._metrics.sources
+        st = sources.cluster_stats() if sources is not None else None
+        if st is None or sources is None:
             return
-        st = source()
-        pinset = self._metrics.pinset_stats() if self._metrics.pinset_stats is not None else {}
+        pinset = sources.pinset_stats() or {}
         by_status: dict[str, int] = st["status"]
         yield GaugeMetricFamily("ipfscluster_pins", "Pins in the cluster pinset", value=pinset.get("pins", 0))
         for key in ("pin_queued", "pinning", "pin_error"):
@@ -192,10 +192,9 @@ class _LoadCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Any]:
-        source = self._metrics.load_stats
-        if source is None:
+        st = self._metrics.sources.load_stats() if self._metrics.sources is not None else None
+        if st is None:
             return
-        st = source()
         busy = GaugeMetricFamily("pinion_workers_busy", "Worker threads running a job, by pool", labels=["pool"])
         queued = GaugeMetricFamily("pinion_workers_queued", "Jobs waiting for a worker thread, by pool", labels=["pool"])
         wait = GaugeMetricFamily(
@@ -226,29 +225,23 @@ class _LoadCollector(Collector):
 class NodeMetrics:
     """Every metric of one node, in its own registry."""
 
-    def __init__(self, store: Any | None = None) -> None:
+    def __init__(self, store: Any | None = None, sources: StatsSource | None = None) -> None:
+        #: what the scrape-time collectors read (the daemon: bitswap, pinset, cluster peer, load)
+        self.sources = sources
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
         if store is not None:
             reg.register(_BlockstoreCollector(store))
-        #: set by the daemon when bitswap runs: a callable returning its stats dict
-        self.bitswap_stats: Callable[[], dict[str, int]] | None = None
         reg.register(_BitswapCollector(self))
-        #: set by the daemon when the pinset runs: a callable returning its stats dict
-        self.pinset_stats: Callable[[], dict[str, int]] | None = None
         reg.register(_PinsetCollector(self))
-        #: set by the daemon when the cluster peer runs: a callable returning ``ClusterPeer.stats()``
-        self.cluster_stats: Callable[[], dict[str, Any]] | None = None
         reg.register(_ClusterCollector(self))
         #: set by the daemon when online: its node.routing.service.RoutingService
         self.routing: Any | None = None
         from .routing.metrics import RoutingCollector
 
         reg.register(RoutingCollector(self))
-        #: set by the daemon: a callable returning ``Daemon.load_stats()`` (pools, connections, loop lag)
-        self.load_stats: Callable[[], dict[str, Any]] | None = None
         reg.register(_LoadCollector(self))
         self.blocks_put = Counter("pinion_blocks_put", "Blocks written to the block store", registry=reg)
         self.blocks_get = Counter("pinion_blocks_get", "Blocks read from the block store", registry=reg)

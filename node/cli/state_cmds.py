@@ -17,7 +17,7 @@ from .progress import progress
 @contextmanager
 def _offline_replica(args: argparse.Namespace) -> Iterator[Any]:
     """The CRDT replica of a repo whose daemon is not running."""
-    from ..pinset import open_replica
+    from ..cluster.pinset import open_replica
 
     repo = stopped_repo(args)
     try:

@@ -1,4 +1,4 @@
-"""The IPFS Pinning Service API (ipfs/pinning-services-api-spec) over a :class:`node.clusterpeer.ClusterPeer`.
+"""The IPFS Pinning Service API (ipfs/pinning-services-api-spec) over the cluster peer (:class:`node.cluster.interfaces.ClusterAPI`).
 
 What ``ipfs pin remote`` and other pinning-service clients speak. As IPFS
 Cluster does, the ``requestid`` of a pin is its CID string (one request per
@@ -30,6 +30,7 @@ from cluster.status import pinsvc_status
 
 from cluster.pinoptions import PinOptionsError, check_origin
 
+from ..cluster.interfaces import ClusterAPI
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import JsonLimitError, is_json_type
 from ..jsonlimits import loads as json_loads
@@ -207,7 +208,7 @@ def _body_pin(body: Any) -> tuple[bytes, dict[str, Any]]:
 
 
 def make_pinsvc_app(
-    cluster: Any, api_config: dict[str, Any], *, health: Callable[[], list[str]] | None = None
+    cluster: ClusterAPI, api_config: dict[str, Any], *, health: Callable[[], list[str]] | None = None
 ) -> web.Application:
     """The pinning service application (see module docstring); ``health`` as the REST API's
     (its 503 in the spec's ``Failure`` shape)."""

@@ -1,4 +1,4 @@
-"""The IPFS Cluster 1.1 REST API over a :class:`node.clusterpeer.ClusterPeer`.
+"""The IPFS Cluster 1.1 REST API over the cluster peer (:class:`node.cluster.interfaces.ClusterAPI`).
 
 Routes and JSON shapes are IPFS Cluster's (https://ipfscluster.io/documentation/reference/api/
 and ``api/rest`` in github.com/ipfs-cluster/ipfs-cluster), so its clients (``ipfs-cluster-ctl``, asyncipfscluster, the
@@ -34,6 +34,7 @@ from cluster.pinoptions import PinOptionsError, pin_from_query
 from cluster.status import StatusError, parse_filter
 from cluster.tracker import QueueFull
 
+from ..cluster.interfaces import ClusterAPI
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import is_json_type
 from ..jsonlimits import loads as json_loads
@@ -53,7 +54,7 @@ MAX_LINE = 64 * 1024
 
 def error_of(exc: BaseException) -> tuple[int, str] | None:
     """HTTP status and message for an exception a handler raised (None: let aiohttp handle it)."""
-    from ..clusterpeer import ClusterError, NotFoundError
+    from ..cluster.errors import ClusterError, NotFoundError
 
     if isinstance(exc, NotFoundError):
         return 404, str(exc)
@@ -109,7 +110,7 @@ def _meta_filter(request: web.Request) -> dict[str, str]:
 
 
 def make_rest_app(
-    cluster: Any,
+    cluster: ClusterAPI,
     api_config: dict[str, Any],
     *,
     core: Any,

@@ -23,7 +23,7 @@ from blockstore.uploads import Uploads
 from cluster.pin import Pin
 from cluster.tracker import TrackerStore
 from node.core import CoreAPI
-from node.pinset import open_replica
+from node.cluster.pinset import open_replica
 from node.repo import Repo
 from test_cluster_peers import _init, _json, _multipart, _req, _statuses, _wait
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from blockstore.cid import IDENTITY, RAW, cid_for, cid_to_str, make_cid, make_multihash
 from node import config as cfgmod
-from node.pinset import MAX_HEADS, PinsetError, decode_heads, encode_heads, topic_for
+from node.cluster.pinset import MAX_HEADS, PinsetError, decode_heads, encode_heads, topic_for
 
 SYNC_TIMEOUT = 60.0
 

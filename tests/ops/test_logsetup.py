@@ -46,4 +46,5 @@ def test_lines_levels_and_tracebacks(restore_logging: None) -> None:
 
 def test_subsystem_names() -> None:
     assert subsystem("node.p2p.rpc") == "rpc" and subsystem("cluster.crdt.replica") == "replica"
+    assert subsystem("node.cluster.pinset") == "pinset" and subsystem("node.p2p.peer_rpc") == "peer_rpc"
     assert subsystem("libp2p.pubsub") == "libp2p.pubsub"

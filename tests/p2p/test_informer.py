@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 from cluster.monitor import Alert, Metric, MetricStore
-from node.informer import Informer, topic_for
+from node.cluster.informer import Informer, topic_for
 from node.p2p.service import P2PService
 
 from .conftest import new_secret
-from .test_rpc import _settings
+from .test_peer_rpc import _settings
 
 PING = 0.3
 TTL = 1.2

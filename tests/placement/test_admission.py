@@ -1,4 +1,4 @@
-"""ClusterPeer's allocation view (no network): untrusted peers' metrics and full pin queues.
+"""The cluster peer's allocation view (node/cluster/pinning.py) (no network): untrusted peers' metrics and full pin queues.
 
 A lying peer cannot win allocations by announcing huge free space unless the
 operator opts in, nor block pins by announcing a full queue: it is only left
@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from blockstore.cid import cid_for
-from cluster.monitor import Metric
+from cluster.monitor import Metric, MetricStore
 from cluster.pin import Pin
 from cluster.tracker import QueueFull
-from node.clusterpeer import ClusterPeer
-from node.core import CoreAPI
+from cluster.trust import TrustedPeers
+from node.cluster.membership import Membership
+from node.cluster.pinning import Pinning
+from node.cluster.pintracker import PinTracker
 from node.repo import Repo
 
 TRUSTED, UNTRUSTED = "12D3KooWTrustedPeerTrustedPeerTrustedPeerTrusted", "12D3KooWUntrustedUntrustedUntrustedUntrustedAa"
@@ -30,12 +32,18 @@ def peer(tmp_path: Path) -> Any:
     me = repo.config["Cluster"]["PeerID"]
     repo.config["Cluster"]["TrustedPeers"] = [me, TRUSTED]
     repo.config["PinTracker"]["MaxPinQueueSize"] = 20
-    cp = ClusterPeer(repo, CoreAPI(repo), p2p=None, content=None)  # type: ignore[arg-type]
-    yield cp
+    trust = TrustedPeers(me, repo.config["Cluster"]["TrustedPeers"])
+    members = Membership(None, MetricStore(me), trust, None, peer_id=me, peername="me", ipfs_id="")  # type: ignore[arg-type]
+    tracker = PinTracker(repo.db, repo.pins, me, repo.config["PinTracker"], fetch=_never)
+    yield Pinning(None, tracker, members, members.monitor, repo.config)  # type: ignore[arg-type]
     repo.close()
 
 
-def _announce(cp: ClusterPeer, peer: str, free: int, queue: int) -> None:
+async def _never(_pin: Pin, _progress: Any) -> None:
+    raise AssertionError("allocation never fetches")
+
+
+def _announce(cp: Pinning, peer: str, free: int, queue: int) -> None:
     expire = time.time_ns() + 60 * 10**9
     for m in (
         Metric("ping", peer, "{}", expire),
@@ -50,39 +58,39 @@ def _pin(n: int, r: int = 1) -> Pin:
     return Pin(cid_for(b"pin %d" % n), replication_factor_min=r, replication_factor_max=r)
 
 
-def test_untrusted_metrics_and_full_queues_are_left_out(peer: ClusterPeer) -> None:
+def test_untrusted_metrics_and_full_queues_are_left_out(peer: Pinning) -> None:
     me = peer.peer_id
     _announce(peer, me, 10**9, 0)
     _announce(peer, TRUSTED, 10**12, 0)
     _announce(peer, UNTRUSTED, 10**16, 0)
-    assert peer._allocate(_pin(1), None, None) == [TRUSTED]  # the most free space among the trusted
+    assert peer.allocate(_pin(1), None, None) == [TRUSTED]  # the most free space among the trusted
     peer.config["Cluster"]["AllocateToUntrustedPeers"] = True
-    assert peer._allocate(_pin(1), None, None) == [UNTRUSTED]
+    assert peer.allocate(_pin(1), None, None) == [UNTRUSTED]
     peer.config["Cluster"]["AllocateToUntrustedPeers"] = False
 
     # the trusted peer's queue is full (18 of 20: only uploads may take the last 2 places)
     _announce(peer, TRUSTED, 10**12, 18)
-    assert peer._allocate(_pin(2), None, None) == [me]
+    assert peer.allocate(_pin(2), None, None) == [me]
     # an existing allocation stays where it is: a re-pin is no new queue entry
-    assert peer._allocate(_pin(2), Pin(_pin(2).cid, allocations=(TRUSTED,)), None) == [TRUSTED]
+    assert peer.allocate(_pin(2), Pin(_pin(2).cid, allocations=(TRUSTED,)), None) == [TRUSTED]
     # two copies need both trusted peers: 429, not 400
     with pytest.raises(QueueFull, match=r"pin queue is full on 12D3KooWTrusted\S* \(18 queued\); PinTracker.MaxPinQueueSize is 20"):
-        peer._allocate(_pin(3, r=2), None, None)
+        peer.allocate(_pin(3, r=2), None, None)
     # this peer's own queue: counted exactly; an upload may use the reserved places
-    peer._admitting = 18
+    peer.admitting = 18
     with pytest.raises(QueueFull):
-        peer._allocate(_pin(4), None, None)
-    assert peer._allocate(_pin(4), None, None, upload=True) == [me]
+        peer.allocate(_pin(4), None, None)
+    assert peer.allocate(_pin(4), None, None, upload=True) == [me]
     with pytest.raises(QueueFull):
         peer.admit_local_pin()  # the kubo RPC's pin/add
-    peer._admitting = 0
+    peer.admitting = 0
     peer.admit_local_pin()
 
     # pins for every peer: a full trusted queue refuses them; an untrusted peer's metric cannot
     everywhere = Pin(cid_for(b"everywhere"))
     with pytest.raises(QueueFull):
-        peer._allocate(everywhere, None, None)
-    assert peer._allocate(everywhere, everywhere, None) == []  # a re-pin (new name, metadata): no new entry
+        peer.allocate(everywhere, None, None)
+    assert peer.allocate(everywhere, everywhere, None) == []  # a re-pin (new name, metadata): no new entry
     _announce(peer, TRUSTED, 10**12, 0)
     _announce(peer, UNTRUSTED, 10**16, 10**6)
-    assert peer._allocate(everywhere, None, None) == []
+    assert peer.allocate(everywhere, None, None) == []

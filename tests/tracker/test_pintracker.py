@@ -22,7 +22,7 @@ from blockstore.importer import ImportParams, import_bytes
 from blockstore.pins import Pins
 from blockstore.store import BlockStore
 from cluster.pin import Pin
-from node.pintracker import PinTracker
+from node.cluster.pintracker import PinTracker
 
 ROOT = Path(__file__).resolve().parents[2]
 ME = "12D3KooWTrackerPeer"
@@ -210,7 +210,7 @@ from blockstore.db import open_db
 from blockstore.pins import Pins
 from blockstore.cid import cid_for
 from cluster.pin import Pin
-from node.pintracker import PinTracker
+from node.cluster.pintracker import PinTracker
 
 async def never(pin, progress):
     await asyncio.sleep(3600)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from node.p2p.identity import generate_identity
-from node.p2p.rpc import PeerRPC, RpcError, one, paged
+from node.p2p.peer_rpc import PeerRPC, RpcError, one, paged
 from node.p2p.service import P2PService, P2PSettings
 
 from .conftest import LOOPBACK, new_secret

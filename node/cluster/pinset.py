@@ -19,16 +19,24 @@
   and a peer that needs a dropped delta loads the announced snapshot instead.
 
 Broadcast message (DAG-CBOR): ``{"heads": [CID, ...], "snapshot": CID | null}``.
+
+:class:`PinsetService` is the :class:`~node.cluster.interfaces.PinsetState` the
+cluster peer reads and writes (``get``, ``iter_pins`` a page at a time, ``add``,
+``remove``). The low-level ``/api/v0/pinset/*`` routes are in ``pinset_routes.py``.
+
+Size: over 500 lines because receiving, branch listing, snapshot loading and
+compaction share the one rule that keeps the replica's lock off the network
+(fetch on the loop, then apply in a thread) and the set of heads in flight;
+splitting the sync half into its own module is the next step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -41,10 +49,11 @@ from blockstore.store import BlockStore, HashMismatch
 from cluster.crdt.delta import DeltaError
 from cluster.crdt.replica import PUT, MissingBlock, Replica
 from cluster.crdt.snapshot import SnapshotError, decode_root
-from cluster.pin import Pin, pin_index_terms
+from cluster.pin import Pin, PinError, meta_term, name_term, pin_index_terms
 
-from .p2p.service import P2PService, Subscription
-from .repo import Repo
+from ..p2p.service import P2PService, Subscription
+from ..repo import Repo
+from .interfaces import PeerCaller
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +78,8 @@ BRANCH_BACKOFF = 60.0
 BRANCH_ROUNDS = (1, 8, 64)
 #: delta CIDs asked of bitswap at once while fetching a listed branch
 BRANCH_FETCH_CHUNK = 2_000
+#: pins read per worker-thread call while listing
+PAGE = 1000
 
 
 class PinsetError(ValueError):
@@ -140,6 +151,7 @@ class PinsetService:
         snapshot_interval: float = 0.0,
         snapshot_min_deltas: int = 1000,
         executor: Executor | None = None,
+        rpc: PeerCaller | None = None,
     ) -> None:
         if p2p.cluster is None:
             raise PinsetError("the pinset needs the cluster host (set Cluster.Secret)")
@@ -172,9 +184,9 @@ class PinsetService:
         self._syncing: dict[bytes, float] = {}
         self._sync_tasks: set[asyncio.Task[None]] = set()
         self._sync_slots = asyncio.Semaphore(SYNC_CONCURRENCY)
-        #: the cluster peer RPC (set by ``ClusterPeer.start``): lets a peer that is far
-        #: behind ask the announcer for a whole branch instead of walking it level by level
-        self.rpc: Any | None = None
+        #: the cluster peer RPC: lets a peer that is far behind ask the announcer for a
+        #: whole branch instead of walking it level by level (None: level by level only)
+        self.rpc = rpc
         #: counters for metrics beside ``replica.stats()``
         self.counters = {
             "broadcasts": 0,
@@ -262,6 +274,66 @@ class PinsetService:
         """The pin of ``cid``, or None."""
         value = await self.in_thread(self.replica.set.get, cid)
         return Pin.from_cbor(value) if value is not None else None
+
+    async def iter_pins(
+        self,
+        start: bytes | None = None,
+        *,
+        name: str | None = None,
+        meta: Mapping[str, str] | None = None,
+        cids: Sequence[bytes] | None = None,
+    ) -> AsyncIterator[Pin]:
+        """Pins in CID order from ``start``, read a page at a time in a worker thread.
+
+        ``cids``: only those pins (absent ones left out). ``name``/``meta``: exact name and
+        metadata matches, found through the index (the first term drives, the others are
+        checked on each pin). An undecodable pin is logged and skipped."""
+        replica = self.replica
+        if cids is not None:
+            for cid in sorted(set(cids)):
+                if start is not None and cid < start:
+                    continue
+                pin = await self.get(cid)
+                if pin is not None:
+                    yield pin
+            return
+        terms: list[bytes] = []
+        if name:
+            terms.append(name_term(name))
+        for k, v in (meta or {}).items():
+            terms.append(meta_term(k, v))
+        if terms:
+
+            def matches() -> list[bytes]:
+                return list(replica.set.find(terms[0]))
+
+            for cid in sorted(await self.in_thread(matches)):
+                if start is not None and cid < start:
+                    continue
+                pin = await self.get(cid)
+                if pin is None:
+                    continue
+                if name and pin.name != name:
+                    continue
+                if meta and any(pin.metadata.get(k) != v for k, v in meta.items()):
+                    continue
+                yield pin
+            return
+        while True:
+            rows = await self.in_thread(self.page, start)
+            for _key, value in rows[:PAGE]:
+                try:
+                    yield Pin.from_cbor(value)
+                except PinError as exc:
+                    log.warning("undecodable pin in the state skipped: %s", exc)
+            if len(rows) <= PAGE:
+                return
+            start = rows[PAGE][0]
+
+    def page(self, start: bytes | None) -> list[tuple[bytes, bytes]]:
+        """Up to ``PAGE + 1`` (key, value) pairs of the pinset from ``start`` (blocking): the last
+        one starts the next page."""
+        return list(itertools.islice(self.replica.set.items(start), PAGE + 1))
 
     async def _after_write(self, head: bytes | None) -> None:
         if head is not None:
@@ -581,57 +653,3 @@ class PinsetService:
         oldest = min(self._syncing.values(), default=None)
         lag = time.monotonic() - oldest if oldest is not None else 0.0
         return {**self.replica.stats(), "syncing": len(self._syncing), "sync_lag_seconds": lag, **self.counters}
-
-
-# ---------------------------------------------------------------- internal RPC routes
-PAGE = 1000  #: pins read per worker-thread call while listing
-
-
-def rpc_routes(service: PinsetService) -> dict[str, Any]:
-    """Internal ``/api/v0/pinset/{add,rm,ls}`` routes over the cluster pinset.
-
-    A minimal entry point until the cluster REST API (issue 6) exists:
-    ``pinset/add?arg=CID[&name=N]``, ``pinset/rm?arg=CID``, ``pinset/ls``
-    (NDJSON of IPFS Cluster pin objects, one per line), ``pinset/peers``
-    (cluster peers subscribed to the pinset topic).
-    """
-    from aiohttp import web
-
-    from .kuborpc.options import Options, RpcError, parse_cid_arg
-
-    async def h_add(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
-        cid = parse_cid_arg(opts.one_arg("cid"))
-        pin = Pin(cid=cid, name=opts.string("name", "") or "", timestamp=time.time_ns())
-        await service.add(pin)
-        return web.json_response(pin.to_json())
-
-    async def h_rm(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
-        cid = parse_cid_arg(opts.one_arg("cid"))
-        if not await service.remove(cid):
-            raise RpcError(f"{cid_to_str(cid)} is not in the cluster pinset")
-        return web.json_response({"cid": cid_to_str(cid)})
-
-    async def h_ls(request: web.Request, _ctx: Any, _opts: Options) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
-        start: bytes | None = None
-        while True:
-            page = await service.in_thread(_page, service.replica, start)
-            for _key, value in page[:PAGE]:
-                line = json.dumps(Pin.from_cbor(value).to_json(), separators=(",", ":")) + "\n"
-                await resp.write(line.encode())
-            if len(page) <= PAGE:
-                break
-            start = page[PAGE][0]
-        await resp.write_eof()
-        return resp
-
-    async def h_peers(_request: web.Request, _ctx: Any, _opts: Options) -> web.StreamResponse:
-        return web.json_response({"Peers": await service.topic_peers()})
-
-    return {"pinset/add": h_add, "pinset/rm": h_rm, "pinset/ls": h_ls, "pinset/peers": h_peers}
-
-
-def _page(replica: Replica, start: bytes | None) -> list[tuple[bytes, bytes]]:
-    """Up to ``PAGE + 1`` (key, value) pairs from ``start``: the last one starts the next page."""
-    return list(itertools.islice(replica.set.items(start), PAGE + 1))

@@ -2,7 +2,7 @@
 
 ``ConcurrentPins`` pin workers and one unpin worker take due operations
 from the persistent queues. A pin fetches the DAG through ``fetch(pin,
-progress)`` (bitswap, see :class:`node.clusterpeer.ClusterPeer`) and is
+progress)`` (bitswap, see :class:`node.cluster.fetch.DagFetcher`) and is
 cancelled when no block arrives for ``PinTimeout`` seconds (not a total
 time, as upstream); then the CID goes into the local pins (``Pins``) that GC
 keeps, once :func:`blockstore.gc.record_pin` found the DAG complete (a block
@@ -14,7 +14,7 @@ An unpin removes the local pin. Failures are retried with backoff and
 end in ``pin_failed`` (see the store's rules). Every ``RecoverInterval``
 seconds failed operations are queued again.
 
-``on_state_change`` is the CRDT replica's hook (a worker thread, under the
+``on_replica_change`` is the CRDT replica's hook (a worker thread, under the
 replica's lock): it writes one LevelDB batch and wakes the workers.
 """
 
@@ -34,8 +34,10 @@ from blockstore.gc import record_pin
 from blockstore.pins import DIRECT, RECURSIVE
 from blockstore.pins import PinError as LocalPinError
 from blockstore.pins import Pins
+from blockstore.cid import cid_to_str
 from blockstore.store import BlockStore
-from cluster.pin import Pin
+from cluster.crdt.orset import Change
+from cluster.pin import Pin, PinError
 from cluster.status import PinInfo
 from cluster.tracker import DONE_PIN, LOCAL, PIN, UNPIN, TrackerConfig, TrackerStore
 
@@ -48,11 +50,6 @@ IDLE_POLL = 5.0
 RECONCILE_PAGE = 1000
 #: fetch-then-record rounds of one pin attempt (a garbage collection can remove a block in between)
 RECORD_ROUNDS = 3
-
-
-def is_mine(pin: Pin, peer: str) -> bool:
-    """Whether ``peer`` must hold ``pin`` (empty allocations: every peer)."""
-    return not pin.allocations or peer in pin.allocations
 
 
 class PinTracker:
@@ -121,12 +118,23 @@ class PinTracker:
         self._loop = None
 
     # ------------------------------------------------------------ the replica's hook
+    def on_replica_change(self, change: Change) -> None:
+        """The replica's ``on_change`` hook: decode the pin and call :meth:`on_state_change`."""
+        pin: Pin | None = None
+        if change.value is not None:
+            try:
+                pin = Pin.from_cbor(change.value)
+            except PinError as exc:
+                log.warning("pin %s in the state cannot be decoded: %s", cid_to_str(change.key), exc)
+                return
+        self.on_state_change(change.key, pin, change.value)
+
     def on_state_change(self, cid: bytes, pin: Pin | None, raw: bytes | None = None) -> None:
         """A pin was added, changed or removed in the pinset: queue what this peer must do.
 
         ``raw``: the pin's DAG-CBOR as the pinset holds it (saves encoding it again)."""
         now = time.time_ns()
-        if pin is not None and is_mine(pin, self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
+        if pin is not None and pin.is_allocated_to(self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
             local = self._is_local is not None and self._is_local(cid)
             if self.store.want_pin(pin, now, raw, local=local) == "queued":
                 self._notify(LOCAL if local else PIN, cid)
@@ -341,7 +349,7 @@ class PinTracker:
             if cursor.head is not None and cursor.head.cid == pin.cid:
                 cursor.advance()
                 self.on_state_change(pin.cid, pin)
-            elif is_mine(pin, self.peer_id):
+            elif pin.is_allocated_to(self.peer_id):
                 if self._pins.get(pin.cid) is not None:
                     self.store.adopt_pinned(pin.cid)  # already here (e.g. uploaded to this peer)
                 else:
@@ -363,7 +371,7 @@ class PinTracker:
         if rec is not None and rec.status == DONE_PIN and pin is not None and self._pins.get(cid) is None:
             await loop.run_in_executor(None, self.store.forget_pinned, cid)
             await loop.run_in_executor(None, self.on_state_change, cid, pin)
-        elif rec is None and pin is not None and is_mine(pin, self.peer_id) and self._pins.get(cid) is None:
+        elif rec is None and pin is not None and pin.is_allocated_to(self.peer_id) and self._pins.get(cid) is None:
             await loop.run_in_executor(None, self.on_state_change, cid, pin)
         self._wake_all()
         return await loop.run_in_executor(None, self.status, cid, pin)
@@ -392,7 +400,7 @@ class PinTracker:
             return info
         if pin is None:
             return PinInfo(cid, self.peer_id, status="unpinned")
-        if not is_mine(pin, self.peer_id):
+        if not pin.is_allocated_to(self.peer_id):
             return PinInfo(cid, self.peer_id, status="remote")
         if self._pins.get(cid) is not None:
             return PinInfo(cid, self.peer_id, status="pinned")
@@ -414,6 +422,15 @@ class PinTracker:
     def counts(self) -> dict[str, int]:
         """Tracked CIDs by status (O(1))."""
         return self.store.counts()
+
+    def pins_queued(self) -> int:
+        """Pins waiting to run (what the pin-queue admission rule counts)."""
+        return self.store.pins_queued()
+
+    def tracks_pin(self, cid: bytes) -> bool:
+        """Whether the tracker's operation on ``cid`` is a pin (blocking: LevelDB)."""
+        rec = self.store.get(cid)
+        return rec is not None and rec.op == PIN
 
 
 class _Cursor:

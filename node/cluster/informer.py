@@ -28,7 +28,7 @@ from typing import Any
 
 from cluster.monitor import Alert, Metric, MetricError, MetricStore, with_received
 
-from .p2p.service import P2PService, Subscription
+from ..p2p.service import P2PService, Subscription
 
 log = logging.getLogger(__name__)
 
