@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
-import plyvel
-
 from . import gc
 from .cid import parse_cid
-from .db import NS_GC_MARK, NS_PINS
+from .kv import KVStore
+from .layout import NS_GC_MARK, NS_PINS
 from .store import BlockStore
 
 RECURSIVE = "recursive"
@@ -66,7 +65,7 @@ def _encode(kind: str, name: str) -> bytes:
 class Pins:
     """The set of local pins of one repo."""
 
-    def __init__(self, db: plyvel.DB) -> None:
+    def __init__(self, db: KVStore) -> None:
         self._db = db
 
     def _value(self, cid: bytes, kind: str, name: str | None) -> bytes | None:

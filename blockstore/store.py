@@ -36,7 +36,7 @@ import plyvel
 import zstandard
 
 from .cid import IDENTITY, HashMismatch, multihash_of, parse_cid, verify
-from .db import NS_BLOCKS, NS_GC_MARK, NS_JOURNAL, NS_META
+from .layout import NS_BLOCKS, NS_GC_MARK, NS_JOURNAL, NS_META
 from .uploads import marker as upload_marker
 
 _TOTALS_KEY = NS_META + b"totals"
