@@ -35,6 +35,8 @@ READ_SIZE = 1 << 20
 QUEUED_BATCHES = 1
 
 Progress = Callable[[int], None] | None
+#: called with the CIDs of each batch once it is written (from the writer thread)
+Stored = Callable[[list[bytes]], None] | None
 
 
 class CarImportResult(NamedTuple):
@@ -53,9 +55,10 @@ class _BatchWriter:
     next :meth:`submit` or by :meth:`close`.
     """
 
-    def __init__(self, store: BlockStore, journal: bytes) -> None:
+    def __init__(self, store: BlockStore, journal: bytes, on_stored: Stored = None) -> None:
         self._store = store
         self._journal = journal
+        self._on_stored = on_stored
         self._queue: queue.Queue[list[tuple[bytes, bytes]] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -64,6 +67,8 @@ class _BatchWriter:
     def _write(self, batch: list[tuple[bytes, bytes]]) -> None:
         # the parser has verified every block against its CID
         self._store.put_many(batch, verify=False, journal=self._journal)
+        if self._on_stored is not None:
+            self._on_stored([cid for cid, _ in batch])
 
     def submit(self, batch: list[tuple[bytes, bytes]]) -> None:
         """Hand on one batch (written at once if it is the first)."""
@@ -104,7 +109,8 @@ class CarImporter:
 
     Any error raised by :meth:`feed` or :meth:`finish` has already rolled the
     import back. A caller that gives up for its own reasons (a client that
-    disconnects) calls :meth:`abort`.
+    disconnects) calls :meth:`abort`. ``on_stored(cids)``, when given, hears the
+    CIDs of each batch once it is written (the node tells bitswap's waiting peers).
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class CarImporter:
         progress: Progress = None,
         batch_blocks: int = BATCH_BLOCKS,
         batch_bytes: int = BATCH_BYTES,
+        on_stored: Stored = None,
         **parser_options: Any,
     ) -> None:
         parser_options.setdefault("max_block_size", store.max_block_size)
@@ -125,7 +132,7 @@ class CarImporter:
         self._batch: list[tuple[bytes, bytes]] = []
         self._batch_size = 0
         self._journal: bytes | None = store.new_journal()
-        self._writer = _BatchWriter(store, self._journal)
+        self._writer = _BatchWriter(store, self._journal, on_stored)
         self.roots: list[bytes] = []
         self.blocks = 0
         self.bytes = 0

@@ -42,8 +42,8 @@ def _hook(obj: dict[str, Any]) -> Any:
     if isinstance(inner, str):
         try:
             return CID.decode(inner)
-        except (ValueError, KeyError) as exc:
-            raise DagJsonError(f"invalid link {inner[:80]!r}: {exc}") from None
+        except (ValueError, KeyError, IndexError) as exc:  # multiformats raises IndexError on some short strings
+            raise DagJsonError(f"invalid link {inner[:80]!r}: {exc or type(exc).__name__}") from None
     if isinstance(inner, dict) and len(inner) == 1 and isinstance(inner.get("bytes"), str):
         return _b64decode(inner["bytes"])
     raise DagJsonError('a "/" map must hold a CID string or {"bytes": "<base64>"}')
@@ -108,6 +108,9 @@ def _encode(value: Any, out: list[str], links: bool) -> None:
             _encode(item, out, links)
         out.append("]")
     elif isinstance(value, dict):
+        if links and "/" in value:
+            # what a decoder would read as a link or bytes, or refuse: the spec reserves the key
+            raise DagJsonError('a map with a "/" key cannot be encoded (DAG-JSON reserves it for links and bytes)')
         out.append("{")
         for i, k in enumerate(sorted(value, key=_key)):
             if not isinstance(k, str):

@@ -29,7 +29,7 @@ with atheris.instrument_imports():
     from cluster.crdt.delta import DeltaError, decode_delta
     from cluster.monitor import Metric, MetricError
     from cluster.pin import Pin, PinError
-    from node.rpc.multipart import MultipartError, MultipartParser
+    from node.uploads.multipart import MultipartError, MultipartParser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 

@@ -9,6 +9,7 @@ daemon runs. CIDs are bytes; paths are strings (``CID[/a/b]`` or
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from blockstore import car, carimport, exporter, importer
@@ -108,6 +109,17 @@ class Network(Protocol):
     def fetch_dag_blocking(self, root: bytes, *, max_depth: int | None = None) -> None: ...
 
     def notify(self, cids: Iterable[bytes]) -> None: ...
+
+
+@dataclass
+class CarImportReport:
+    """What :meth:`CoreAPI.import_cars` stored: the CARs' roots (each once, in order), blocks
+    and bytes read, and why each root left unpinned could not be pinned."""
+
+    roots: list[bytes]
+    blocks: int
+    bytes: int
+    pin_errors: dict[bytes, str] = field(default_factory=dict)
 
 
 class CoreAPI:
@@ -235,24 +247,60 @@ class CoreAPI:
 
     # ------------------------------------------------------------- CAR
     def car_import(self, stream: IO[bytes], *, pin_roots: bool = True, progress: Progress = None) -> carimport.CarImportResult:
-        """Import a CAR (v1 or v2), verifying every block; pin its roots when asked.
+        """Import a CAR (v1 or v2) read from ``stream``, verifying every block; pin its roots when asked.
 
-        A CAR that fails anywhere leaves nothing stored.
+        A CAR that fails anywhere leaves nothing stored (see :meth:`import_cars`).
         """
-        with self.store.writer():
-            try:
-                result = carimport.import_car(stream, self.store, progress=progress)
-            except car.CarError as exc:
-                raise BadRequest(f"malformed CAR: {exc}") from None
-            except (HashMismatch, BlockTooLarge, CidError) as exc:
-                raise BadRequest(f"rejected CAR: {exc}") from None
-            failed = self.pin_complete_roots(result.roots) if pin_roots else []
-        if self.network is not None:
-            self.network.notify(result.roots)
-        if failed:  # the blocks stay imported, as kubo's; the root is reported like kubo's CLI does
-            root, error = failed[0]
+        chunks = iter(lambda: stream.read(carimport.READ_SIZE), b"")
+        report = self.import_cars([chunks], pin_roots=pin_roots, progress=progress)
+        if report.pin_errors:  # the blocks stay imported, as kubo's; the root is reported like kubo's CLI does
+            root, error = next(iter(report.pin_errors.items()))
             raise CoreError(f"pinning root {cid_to_str(root)!r} FAILED: {error}")
-        return result
+        return carimport.CarImportResult(report.roots, report.blocks, report.bytes)
+
+    def import_cars(
+        self,
+        cars: Iterable[Iterable[bytes]],
+        *,
+        pin_roots: bool = True,
+        keep_roots: bool = False,
+        progress: Progress = None,
+    ) -> CarImportReport:
+        """Import CARs (v1 or v2), each given as its byte chunks: the one CAR import of the node
+        (CLI ``car import``, RPC ``dag/import``, REST ``/add?format=car``).
+
+        Under the GC guard, each CAR is verified and written under its own import journal: a
+        CAR that fails anywhere leaves nothing of it stored (BadRequest ``malformed CAR: ...``
+        or ``rejected CAR: ...``); the CARs before it stay. Each written batch of blocks is
+        announced to the network at once (peers waiting for them are served). With
+        ``pin_roots``, after the last CAR, every root whose DAG is complete is pinned, as
+        kubo's ``dag import``; the others are in ``pin_errors``. ``keep_roots``: each CAR's roots
+        become upload markers in its commit (kept from GC until their cluster pin is settled,
+        :mod:`blockstore.uploads`). Bytes after a CAR's data (a CARv2 index) are not read.
+        """
+        roots: list[bytes] = []
+        blocks = nbytes = 0
+        on_stored = self.network.notify if self.network is not None else None
+        with self.store.writer():
+            for chunks in cars:
+                imp = carimport.CarImporter(self.store, progress=progress, on_stored=on_stored)
+                try:
+                    for chunk in chunks:
+                        imp.feed(chunk)
+                        if imp.done:
+                            break
+                    result = imp.finish(keep_roots=keep_roots)
+                except car.CarError as exc:
+                    raise BadRequest(f"malformed CAR: {exc}") from None
+                except (HashMismatch, BlockTooLarge, CidError) as exc:
+                    raise BadRequest(f"rejected CAR: {exc}") from None
+                finally:
+                    imp.abort()  # a no-op after finish(); rolls back otherwise
+                roots.extend(r for r in result.roots if r not in roots)
+                blocks += result.blocks
+                nbytes += result.bytes
+            failed = self.pin_complete_roots(roots) if pin_roots else []
+        return CarImportReport(roots, blocks, nbytes, dict(failed))
 
     def pin_complete_roots(self, roots: list[bytes]) -> list[tuple[bytes, str]]:
         """Pin each root whose whole DAG is stored, as kubo's ``dag import`` does; return
@@ -511,7 +559,7 @@ class CoreAPI:
         The pin is recorded with :func:`blockstore.gc.record_pin`, so a garbage collection
         running meanwhile cannot remove a block of it (one it removed is fetched again)."""
         cid = self.resolve(path)
-        self.check_pin_add(cid, recursive=recursive, name=name)
+        before = self.check_pin_add(cid, recursive=recursive, name=name)
         depth = None if recursive else 0
         kind = RECURSIVE if recursive else DIRECT
         for attempt in range(3):
@@ -539,9 +587,10 @@ class CoreAPI:
                     raise NotFound("cannot pin, block not found locally") from None
         raise AssertionError("unreachable")
 
-    def check_pin_add(self, cid: bytes, *, recursive: bool, name: str) -> None:
+    def check_pin_add(self, cid: bytes, *, recursive: bool, name: str) -> str | None:
         """Refuse a pin before anything is fetched for it: a bad name (BadRequest), a direct pin of
-        a CID pinned recursively (CoreError, as kubo), a new pin the full pin queue cannot take (Busy)."""
+        a CID pinned recursively (CoreError, as kubo), a new pin the full pin queue cannot take (Busy).
+        Returns the CID's pin type now (None: not pinned)."""
         try:
             check_pin_name(name)
         except PinError as exc:
@@ -551,6 +600,7 @@ class CoreAPI:
             raise CoreError(f"pin: {cid_to_str(cid)} already pinned recursively")
         if before is None:
             self.admit_new_pin()
+        return before
 
     def admit_new_pin(self) -> None:
         """Raise Busy when the daemon's pin queue cannot take a new pin (``PinTracker.MaxPinQueueSize``)."""

@@ -48,7 +48,7 @@ from .http_limits import ConnectionLimiter, GuardedSite, listen
 from .httpserver import ServerRunner, line_limits
 from .metrics import NodeMetrics, make_metrics_app
 from .repo import API_FILE, ENDPOINTS_FILE, Repo, RepoError
-from .rpc.app import RpcContext, make_rpc_app
+from .kuborpc.app import RpcContext, make_rpc_app
 from .workers import Pools
 
 log = logging.getLogger(__name__)

@@ -597,7 +597,7 @@ def rpc_routes(service: PinsetService) -> dict[str, Any]:
     """
     from aiohttp import web
 
-    from .rpc.options import Options, RpcError, parse_cid_arg
+    from .kuborpc.options import Options, RpcError, parse_cid_arg
 
     async def h_add(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
         cid = parse_cid_arg(opts.one_arg("cid"))

@@ -1,8 +1,9 @@
 """``POST /add`` of the cluster REST API: upload files, directories or a CAR, then cluster-pin the root.
 
 The upload is kubo's ``/api/v0/add`` body (multipart files and directories,
-parsed and imported by :mod:`node.rpc.upload` / :mod:`node.rpc.add`), or with
-``format=car`` one CAR with exactly one root. The blocks land in this peer's
+parsed and imported by :mod:`node.uploads`, as the kubo RPC's), or with
+``format=car`` one CAR with exactly one root (imported by
+:meth:`node.core.CoreAPI.import_cars`, as every CAR). The blocks land in this peer's
 block store; the root is then pinned through the cluster with this peer's
 swarm addresses as ``origins`` (the allocated peers fetch from here) and the
 DAG's size, so the allocator picks peers with room for it. Until that pin is
@@ -20,19 +21,19 @@ from typing import Any
 
 from aiohttp import web
 
-from blockstore import car, importer
-from blockstore.carimport import CarImporter
-from blockstore.cid import CidError, cid_for, cid_from_str, cid_to_str
-from blockstore.store import BlockTooLarge, HashMismatch
+from blockstore import importer
+from blockstore.cid import cid_for, cid_to_str
 from blockstore.uploads import Uploads
 from cluster.pin import Pin
 from cluster.pinoptions import pin_from_query
 
-from ..rpc.add import AddOptions, AddWorker
-from ..rpc.multipart import PartStart
-from ..rpc.options import Options, RpcError
-from ..rpc.pipe import ItemPipe, PartReader, UploadAborted
-from ..rpc.upload import BODY_IDLE_TIMEOUT, drive_upload
+from ..core import CarImportReport, CoreError
+from ..kuborpc.options import Options, RpcError
+from ..uploads.car_parts import CarParts
+from ..uploads.drive import BODY_IDLE_TIMEOUT, drive_upload
+from ..uploads.errors import UploadError
+from ..uploads.pipe import ItemPipe
+from ..uploads.unixfs_add import Added, AddOptions, AddResult, AddWorker
 
 #: add parameters refused (not supported by this node)
 UNSUPPORTED = ("shard", "nocopy")
@@ -68,61 +69,46 @@ async def _import_unixfs(
         params=params, pin=False, wrap=params.wrap_with_directory, progress=o.boolean("progress", False), keep_roots=keep
     )
     worker = AddWorker(core, opts, core.import_guard)
-    out = await drive_upload(request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout)
-    added = []
-    root: tuple[bytes, int] | None = None
+    result: AddResult = await drive_upload(request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout)
+    added: list[dict[str, Any]] = []
     roots: list[bytes] = []
-    for obj in out:
-        if "Hash" in obj:
-            size = int(obj.get("Size", 0) or 0)
-            added.append({"name": obj.get("Name", ""), "cid": obj["Hash"], "size": size})
-            root = (cid_from_str(obj["Hash"]), size)
-            roots.append(root[0])
-        elif "Bytes" in obj:
-            added.append({"name": obj.get("Name", ""), "bytes": int(obj["Bytes"])})
+    for item in result.items:
+        if isinstance(item, Added):
+            added.append({"name": item.name, "cid": cid_to_str(item.cid), "size": item.size})
+            roots.append(item.cid)
+        else:
+            added.append({"name": item.name, "bytes": item.bytes})
+    root = result.root()
     if root is None:
         raise RpcError("nothing was added")
-    return added, root[0], root[1], roots
+    return added, root.cid, root.size, roots
 
 
 async def _import_car(
     request: web.Request, core: Any, executor: Executor | None, max_upload: int, body_timeout: float, keep: bool
 ) -> tuple[list[dict[str, Any]], bytes, int, list[bytes]]:
-    def worker(pipe: ItemPipe) -> tuple[str, list[bytes], int]:
-        with core.import_guard():
-            ev = pipe.get()
-            if not isinstance(ev, PartStart):
-                raise RpcError("no CAR was sent (expected a multipart part named 'file')")
-            name = ev.headers.get("content-disposition", "")
-            reader = PartReader(pipe)
-            imp = CarImporter(core.store)
-            try:
-                while not imp.done and (data := reader.next_data()) is not None:
-                    imp.feed(data)
-                result = imp.finish(keep_roots=keep)
-            except car.CarError as exc:
-                raise RpcError(f"malformed CAR: {exc}") from None
-            except (HashMismatch, BlockTooLarge, CidError) as exc:
-                raise RpcError(f"rejected CAR: {exc}") from None
-            finally:
-                imp.abort()
-            reader.drain()
-            if pipe.get() is not None:
-                raise UploadAborted("send one CAR per request")
-        return name, list(result.roots), result.bytes
+    parts: CarParts | None = None
 
-    disposition, roots, nbytes = await drive_upload(
-        request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout
-    )
-    if len(roots) != 1:
-        _release(core, roots)
-        raise RpcError(f"a CAR upload must have exactly one root, this one has {len(roots)}")
+    def worker(pipe: ItemPipe) -> CarImportReport:
+        nonlocal parts
+        parts = CarParts(pipe, at_most=1)
+        return core.import_cars(parts, pin_roots=False, keep_roots=keep)
+
+    try:
+        report: CarImportReport = await drive_upload(
+            request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout
+        )
+    except CoreError as exc:  # a malformed or rejected CAR: answered 500 with its message, as the kubo RPC's
+        raise RpcError(str(exc)) from None
+    if len(report.roots) != 1:
+        _release(core, report.roots)
+        raise RpcError(f"a CAR upload must have exactly one root, this one has {len(report.roots)}")
     filename = ""
-    for part in disposition.split(";"):
+    for part in (parts.dispositions[0] if parts is not None else "").split(";"):
         key, _, value = part.strip().partition("=")
         if key == "filename":
             filename = value.strip('"')
-    return [{"name": filename, "cid": cid_to_str(roots[0]), "bytes": nbytes}], roots[0], nbytes, roots
+    return [{"name": filename, "cid": cid_to_str(report.roots[0]), "bytes": report.bytes}], report.roots[0], report.bytes, report.roots
 
 
 def _release(core: Any, roots: list[bytes]) -> None:
@@ -156,10 +142,13 @@ async def handle_add(
     local = o.boolean("local", False)
     pin_from_query(cid_for(b""), request.query)  # bad pin options fail before the upload is read
     keep = not no_pin  # the upload is kept from garbage collection until its cluster pin is settled
-    if fmt == "car":
-        added, root, size, roots = await _import_car(request, core, executor, max_upload, body_timeout, keep)
-    else:
-        added, root, size, roots = await _import_unixfs(request, core, o, executor, max_upload, body_timeout, keep)
+    try:
+        if fmt == "car":
+            added, root, size, roots = await _import_car(request, core, executor, max_upload, body_timeout, keep)
+        else:
+            added, root, size, roots = await _import_unixfs(request, core, o, executor, max_upload, body_timeout, keep)
+    except UploadError as exc:  # the REST API answers it as the kubo RPC's error (node/restapi/app.py error_of)
+        raise RpcError(exc.message, status=exc.status) from None
     if not no_pin:
         # only the last root is cluster-pinned: the others (several files without wrap) are not kept
         _release(core, [r for r in roots if r != root])

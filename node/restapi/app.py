@@ -37,8 +37,8 @@ from cluster.tracker import QueueFull
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import is_json_type
 from ..jsonlimits import loads as json_loads
-from ..rpc.options import RpcError
-from ..rpc.upload import BODY_IDLE_TIMEOUT
+from ..kuborpc.options import RpcError
+from ..uploads.drive import BODY_IDLE_TIMEOUT
 from ..workers import PoolBusy
 from .add import handle_add
 from .auth import middlewares, response_headers, rest_error, token_handler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from multiformats import CID
 
 from blockstore import dagjson, tarexport
+from blockstore.dagjson import DagJsonError
 from blockstore.cid import cid_for, cid_to_str
 from blockstore.dagcodecs import CodecError, decode, transcode
 from blockstore.importer import ImportParams, import_path
@@ -59,9 +61,28 @@ def test_bad_input_is_refused(data: bytes, incodec: str, outcodec: str, message:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8) | st.binary(max_size=8),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    # the key "/" is reserved for links and bytes: such maps are refused (test below)
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6).filter(lambda k: k != "/"), kids, max_size=4),
     max_leaves=20,
 )
+
+
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=3), json_values)
+@settings(max_examples=100, deadline=None)
+def test_dag_json_refuses_a_map_with_the_reserved_key(other: dict, inner: object) -> None:
+    """A map holding "/" would come back as a link, bytes or an error: encode refuses it."""
+    with pytest.raises(DagJsonError, match="reserves"):
+        dagjson.encode({**other, "/": inner})
+
+
+@given(st.text(max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_dag_json_any_link_string_decodes_or_is_refused_cleanly(text: str) -> None:
+    """A bad CID string in a link gives DagJsonError, never another exception."""
+    try:
+        dagjson.decode(json.dumps({"/": text}).encode())
+    except DagJsonError:
+        pass
 
 
 @given(json_values)

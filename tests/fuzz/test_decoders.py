@@ -25,8 +25,8 @@ from cluster.crdt.delta import DeltaError, decode_delta
 from cluster.pin import PinError, Pin
 from node.gateway.params import choose_response, parse_accept, parse_content_path, parse_entity_bytes, parse_range
 from node.gateway.errors import GatewayError
-from node.rpc.multipart import MultipartError, MultipartParser
-from node.rpc.options import Options, RpcError
+from node.kuborpc.options import Options, RpcError
+from node.uploads.multipart import MultipartError, MultipartParser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SEEDS = [p.read_bytes() for p in sorted(FIXTURES.rglob("*.car")) if p.stat().st_size < 64_000][:30]

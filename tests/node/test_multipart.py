@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.rpc.multipart import (
+from node.uploads.multipart import (
     MultipartError,
     MultipartParser,
     PartData,

@@ -9,7 +9,7 @@ from multidict import MultiDict
 
 from blockstore.cid import cid_for, cid_to_str
 from node.metrics import NodeMetrics
-from node.rpc.options import RpcError, Options, format_cid, parse_cid_arg
+from node.kuborpc.options import RpcError, Options, format_cid, parse_cid_arg
 
 
 def test_booleans_follow_go_parsebool() -> None:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.rpc.multipart import PartData, PartEnd, PartStart
-from node.rpc.pipe import ItemPipe, PartReader, ReaderGone, UploadAborted
+from node.uploads.multipart import PartData, PartEnd, PartStart
+from node.uploads.pipe import ItemPipe, PartReader, ReaderGone, UploadAborted
 
 
 def test_part_reader_reads_exact_sizes_and_stops_at_part_end() -> None:

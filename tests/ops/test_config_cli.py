@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from node import config as cfgmod
-from node.config_cli import MASK, reference
+from node.cli.config_cli import MASK, reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_docs_config_md_is_the_generated_reference() -> None:
-    assert (ROOT / "docs" / "config.md").read_text() == reference(), "run: python -m node.config_cli > docs/config.md"
+    assert (ROOT / "docs" / "config.md").read_text() == reference(), "run: python -m node.cli.config_cli > docs/config.md"
 
 
 def test_every_key_is_documented() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from node.top import Sample, ago, human_bytes, parse_prometheus, render
+from node.cli.top import Sample, ago, human_bytes, parse_prometheus, render
 
 A = "12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaPeerA"
 B = "12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbPeerB"

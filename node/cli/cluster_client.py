@@ -17,10 +17,11 @@ import os
 import ssl
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from .rpc_client import _multipart_body, _walk_parts
+from .multipart_body import multipart_body, walk_parts
 
 DEFAULT_API = "/ip4/127.0.0.1/tcp/9094"
 
@@ -45,6 +46,17 @@ def api_url(addr: str) -> str:
         scheme = "https" if "https" in parts[4:] or "tls" in parts[4:] else "http"
         return f"{scheme}://{host}:{int(parts[3])}"
     raise ClusterClientError(f"bad API address {addr!r}: use a multiaddr like {DEFAULT_API} or an http(s):// URL")
+
+
+def default_host() -> str:
+    """The REST API of the local repo's running daemon, else IPFS Cluster's default address."""
+    from ..repo import ENDPOINTS_FILE, repo_path
+
+    try:
+        ep = json.loads((Path(repo_path()) / ENDPOINTS_FILE).read_text())
+        return str(ep.get("cluster_api") or DEFAULT_API)
+    except (OSError, ValueError):
+        return DEFAULT_API
 
 
 class _TrailerResponse(http.client.HTTPResponse):
@@ -203,10 +215,10 @@ class ClusterClient:
                     raise ClusterClientError(f"{path} is a directory, use -r to add directories")
                 if not os.path.lexists(path):
                     raise ClusterClientError(f"{path}: no such file or directory")
-                yield from _walk_parts(path, hidden)
+                yield from walk_parts(path, hidden)
 
         def body() -> Iterator[bytes]:
-            for chunk in _multipart_body(parts(), boundary):
+            for chunk in multipart_body(parts(), boundary):
                 if progress is not None:
                     progress(len(chunk))
                 yield chunk

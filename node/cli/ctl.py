@@ -16,27 +16,16 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from .cluster_client import DEFAULT_API, ClusterClient, ClusterClientError
+from .cluster_client import DEFAULT_API, ClusterClient, ClusterClientError, default_host
+from .progress import progress
 
 #: statuses that count as "done" for ``pin add --wait``
 FAILED = ("pin_error", "pin_failed", "cluster_error", "unexpectedly_unpinned")
-
-
-def default_host() -> str:
-    """The REST API of the local repo's running daemon, else IPFS Cluster's default address."""
-    from .repo import ENDPOINTS_FILE, repo_path
-
-    try:
-        ep = json.loads((Path(repo_path()) / ENDPOINTS_FILE).read_text())
-        return str(ep.get("cluster_api") or DEFAULT_API)
-    except (OSError, ValueError):
-        return DEFAULT_API
 
 
 def _client(args: argparse.Namespace) -> ClusterClient:
@@ -258,9 +247,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                 total += sum(os.path.getsize(os.path.join(root, f)) for f in files if os.path.isfile(os.path.join(root, f)))
         elif os.path.isfile(path):
             total += os.path.getsize(path)
-    from .cli import _progress
-
-    with _progress(not args.quiet, total or None, "uploading") as advance:
+    with progress(not args.quiet, total or None, "uploading") as advance:
         out = list(client.add(args.paths, q, recursive=args.recursive, progress=advance))
     for item in out:
         if "cid" not in item:

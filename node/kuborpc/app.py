@@ -8,7 +8,7 @@ endpoint, a wrong method or a foreign origin (see options.py). The node's
 synchronous operations (:class:`node.core.CoreAPI`) run in worker threads,
 driven by :class:`node.fetching.FetchingCore` (``ctx.reader()``, ``ctx.run``)
 so that blocks missing from the store are awaited on the event loop, never in
-a thread; uploads stream through :func:`node.rpc.upload.drive_upload` with
+a thread; uploads stream through :func:`node.uploads.drive.drive_upload` with
 bounded memory (in their own pool, ``uploads``); downloads stream in batches
 (respond.py). Commands are grouped by module: this one (node, files, blocks,
 CAR, repo), pins.py, dag.py (``dag put/resolve/stat``), refs.py and get.py.
@@ -28,25 +28,25 @@ from typing import Any
 
 from aiohttp import ClientPayloadError, web
 
-from blockstore import car, importer
-from blockstore.carimport import CarImporter, CarImportResult
-from blockstore.cid import DAG_PB, RAW, CidError, HashMismatch, codec_of, make_cid
+from blockstore import importer
+from blockstore.cid import DAG_PB, RAW, codec_of, make_cid
 from blockstore.db import disk_full_message
-from blockstore.store import BlockTooLarge
 from blockstore.pins import PinError, check_pin_name
 
-from ..core import Busy, CoreAPI, CoreError, NotFound
+from ..core import Busy, CarImportReport, CoreAPI, CoreError, NotFound
 from ..fetching import FetchingCore
 from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
+from ..uploads.car_parts import CarParts
+from ..uploads.drive import BODY_IDLE_TIMEOUT, drive_upload
+from ..uploads.errors import UploadError
+from ..uploads.multipart import PartStart
+from ..uploads.pipe import ItemPipe, PartReader, UploadAborted
+from ..uploads.unixfs_add import Added, AddOptions, AddResult, AddWorker
 from ..workers import PoolBusy
-from .add import AddOptions, AddWorker
-from .multipart import PartStart
-from .options import CODE_NORMAL, Options, RpcError, format_cid, parse_cid_arg
-from .pipe import ItemPipe, PartReader, UploadAborted
 from . import dag, get, pins, refs
+from .options import CODE_CLIENT, CODE_NORMAL, Options, RpcError, format_cid, parse_cid_arg
 from .respond import error_response, json_response, ndjson_response, stream_generator, stream_headers, text_error
-from .upload import BODY_IDLE_TIMEOUT, drive_upload
 
 API_PREFIX = "/api/v0/"
 VERSION = "0.1.0"
@@ -328,8 +328,18 @@ def _add_options(o: Options) -> AddOptions:
         progress=o.boolean("progress", False),
         quieter=o.boolean("quieter", False),
         only_hash=o.boolean("only-hash", False),
-        cid_base=base,
+        name_of_cid=lambda cid: format_cid(cid, base),
     )
+
+
+def _add_lines(result: AddResult, base: str | None) -> list[dict[str, Any]]:
+    """kubo's ``add`` output: ``{"Name","Hash","Size"}`` per added item, ``{"Name","Bytes"}`` per progress report."""
+    return [
+        {"Name": item.name, "Hash": format_cid(item.cid, base), "Size": str(item.size)}
+        if isinstance(item, Added)
+        else {"Name": item.name, "Bytes": item.bytes}
+        for item in result.items
+    ]
 
 
 async def h_add(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
@@ -338,10 +348,10 @@ async def h_add(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
     o.boolean("quiet", False)
     o.boolean("silent", False)
     worker = AddWorker(ctx.core, opts, ctx.writer_lock)
-    out = await _upload(request, ctx, worker, "add")
+    result: AddResult = await _upload(request, ctx, worker, "add")
     if ctx.metrics is not None:
-        ctx.metrics.blocks_written(worker.new_blocks)
-    return ndjson_response(out)
+        ctx.metrics.blocks_written(result.new_blocks)
+    return ndjson_response(_add_lines(result, o.string("cid-base", None)))
 
 
 async def _upload(request: web.Request, ctx: RpcContext, worker: Callable[[ItemPipe], Any], endpoint: str) -> Any:
@@ -483,56 +493,18 @@ async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web
     o.boolean("silent", False)
     base = o.string("cid-base", None)
 
-    def import_one(reader: PartReader) -> CarImportResult:
-        """Feed one CAR part to the push-style importer as its pieces arrive (no re-chunking)."""
-        imp = CarImporter(ctx.core.store)
-        try:
-            while not imp.done and (data := reader.next_data()) is not None:
-                imp.feed(data)
-            result = imp.finish()
-        except car.CarError as exc:
-            raise RpcError(f"malformed CAR: {exc}") from None
-        except (HashMismatch, BlockTooLarge, CidError) as exc:
-            raise RpcError(f"rejected CAR: {exc}") from None
-        finally:
-            imp.abort()  # a no-op after finish(); rolls back otherwise
-        reader.drain()  # anything after the CAR data (a CARv2 index) is not read
-        return result
+    def worker(pipe: ItemPipe) -> CarImportReport:
+        return ctx.core.import_cars(CarParts(pipe), pin_roots=pin_roots)
 
-    def worker(pipe: ItemPipe) -> tuple[list[bytes], dict[bytes, str], int, int]:
-        roots: list[bytes] = []
-        errors: dict[bytes, str] = {}
-        blocks = nbytes = 0
-        seen_part = False
-        with ctx.writer_lock():
-            while True:
-                ev = pipe.get()
-                if ev is None:
-                    break
-                if not isinstance(ev, PartStart):
-                    raise UploadAborted("multipart data outside a part")
-                seen_part = True
-                res = import_one(PartReader(pipe))
-                for r in res.roots:
-                    if r not in roots:
-                        roots.append(r)
-                blocks += res.blocks
-                nbytes += res.bytes
-            if not seen_part:
-                raise RpcError("no CAR was sent (expected a multipart part named 'file')")
-            if pin_roots and roots:
-                errors.update(ctx.core.pin_complete_roots(roots))
-        return roots, errors, blocks, nbytes
-
-    roots, errors, blocks, nbytes = await _upload(request, ctx, worker, "dag/import")
+    report: CarImportReport = await _upload(request, ctx, worker, "dag/import")
     if ctx.metrics is not None:
-        ctx.metrics.blocks_written(blocks)
+        ctx.metrics.blocks_written(report.blocks)
     # as kubo: a Root line per root only when roots are pinned, with why a root could not be
     out: list[dict[str, Any]] = []
     if pin_roots:
-        out = [{"Root": {"Cid": {"/": format_cid(r, base)}, "PinErrorMsg": errors.get(r, "")}} for r in roots]
+        out = [{"Root": {"Cid": {"/": format_cid(r, base)}, "PinErrorMsg": report.pin_errors.get(r, "")}} for r in report.roots]
     if stats:
-        out.append({"Stats": {"BlockCount": blocks, "BlockBytesCount": nbytes}})
+        out.append({"Stats": {"BlockCount": report.blocks, "BlockBytesCount": report.bytes}})
     return ndjson_response(out)
 
 
@@ -685,6 +657,10 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             return error_response(exc)
         except CoreError as exc:
             err = _core_error(exc)
+            status = err.status
+            return error_response(err)
+        except UploadError as exc:
+            err = RpcError(exc.message, CODE_CLIENT if exc.client else CODE_NORMAL, status=exc.status)
             status = err.status
             return error_response(err)
         except UploadAborted as exc:

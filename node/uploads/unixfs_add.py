@@ -1,13 +1,15 @@
-"""The worker side of ``/api/v0/add``: multipart files and directories into UnixFS.
+"""The worker side of an ``add`` upload (kubo RPC ``/api/v0/add``, cluster REST ``/add``):
+multipart files and directories into UnixFS.
 
 Runs in a worker thread and reads the parsed multipart events from an
-:class:`~node.rpc.pipe.ItemPipe`. Each file part streams through the
+:class:`~node.uploads.pipe.ItemPipe`. Each file part streams through the
 importer as it arrives; directory parts (``application/x-directory``) and
 the parent directories of file paths are collected into a tree whose
 directory nodes are built when the body ends (children first, names sorted,
 as kubo outputs them). Everything is written under one import journal: an
 error or an aborted body rolls back every block the request added, and the
-roots are pinned only once all of it is stored.
+roots are pinned only once all of it is stored. The worker returns an
+:class:`AddResult` (CIDs as bytes); each server formats its own output lines.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blockstore import importer
+from blockstore.cid import cid_to_str
 
+from .errors import UploadError
 from .multipart import DIRECTORY_TYPE, SYMLINK_TYPE, MultipartError, PartStart, part_path
-from .options import RpcError, format_cid
 from .pipe import ItemPipe, PartReader, UploadAborted
 
 #: a progress line is written each time a file grows by this many bytes
@@ -37,9 +40,44 @@ class AddOptions:
     progress: bool = False
     quieter: bool = False
     only_hash: bool = False
-    cid_base: str | None = None
+    #: the name of an unnamed file part: its CID as a string (kubo: in the request's ``cid-base``)
+    name_of_cid: Callable[[bytes], str] = cid_to_str
     #: keep the roots as uploads until their cluster pin is settled (the REST API's /add)
     keep_roots: bool = False
+
+
+@dataclass(frozen=True)
+class Added:
+    """One added file or directory: its path in the upload (``""``: the wrapping directory),
+    CID and cumulative DAG size (kubo's ``Size``)."""
+
+    name: str
+    cid: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report: ``bytes`` of file ``name`` imported so far."""
+
+    name: str
+    bytes: int
+
+
+@dataclass
+class AddResult:
+    """What an add upload produced, in kubo's output order; the last :class:`Added` is the root."""
+
+    items: list[Added | Progress]
+    #: blocks the upload stored that were not in the store before
+    new_blocks: int = 0
+
+    def root(self) -> Added | None:
+        """The last added item (the root kubo reports last), or None when nothing was added."""
+        for item in reversed(self.items):
+            if isinstance(item, Added):
+                return item
+        return None
 
 
 @dataclass
@@ -64,16 +102,15 @@ class _Sink:
 
 
 class AddWorker:
-    """Consumes one ``add`` request body; :meth:`__call__` returns the NDJSON output objects."""
+    """Consumes one ``add`` request body; :meth:`__call__` returns its :class:`AddResult`."""
 
     def __init__(self, core: Any, opts: AddOptions, writer_lock: Callable[[], Any]) -> None:
         self._core = core
         self._opts = opts
         self._writer_lock = writer_lock
-        self.out: list[dict[str, Any]] = []
-        self.new_blocks = 0
+        self.out: list[Added | Progress] = []
 
-    def __call__(self, pipe: ItemPipe) -> list[dict[str, Any]]:
+    def __call__(self, pipe: ItemPipe) -> AddResult:
         store = self._core.store
         if self._opts.only_hash:
             return self._consume(pipe, _Sink(store, None))
@@ -88,12 +125,11 @@ class AddWorker:
                 store.rollback(journal)
                 raise
             store.commit(journal, uploads=roots if self._opts.keep_roots else ())
-        self.new_blocks = sink.new_blocks
-        return self.out
+        return AddResult(self.out, sink.new_blocks)
 
-    def _consume(self, pipe: ItemPipe, sink: _Sink) -> list[dict[str, Any]]:
+    def _consume(self, pipe: ItemPipe, sink: _Sink) -> AddResult:
         self._consume_and_build(pipe, sink)
-        return self.out
+        return AddResult(self.out, 0)
 
     # ------------------------------------------------------------ parts
     def _consume_and_build(self, pipe: ItemPipe, sink: _Sink) -> list[bytes]:
@@ -108,7 +144,7 @@ class AddWorker:
             seen_any = True
             self._part(ev, PartReader(pipe), root, sink)
         if not seen_any:
-            raise RpcError("no file was sent (expected a multipart part named 'file')")
+            raise UploadError("no file was sent (expected a multipart part named 'file')")
         roots = self._finish(root, sink)
         if self._opts.quieter and self.out:
             self.out = [self.out[-1]]
@@ -119,19 +155,19 @@ class AddWorker:
             path = part_path(ev.headers)
         except MultipartError as exc:
             reader.drain()
-            raise RpcError(str(exc)) from None
+            raise UploadError(str(exc)) from None
         ctype = ev.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
         if ctype == DIRECTORY_TYPE:
             reader.drain()
             if not path:
-                raise RpcError("a directory part needs a file name")
+                raise UploadError("a directory part needs a file name")
             self._dir_at(root, path.split("/"), create=True)
             return
         if ctype == SYMLINK_TYPE:
             target = reader.read(4097)
             reader.drain()
             if len(target) > 4096:
-                raise RpcError(f"symlink target of {path!r} is longer than 4096 bytes")
+                raise UploadError(f"symlink target of {path!r} is longer than 4096 bytes")
             res = importer.import_symlink(target.decode("utf-8", "surrogateescape"), sink, self._opts.params)
             self._place(root, path, res.cid, res.size)
             self._emit(path, res.cid, res.size)
@@ -142,7 +178,7 @@ class AddWorker:
             reader.drain()
         if progress is not None:
             progress(0, final=True)
-        name = path or format_cid(res.cid, self._opts.cid_base)
+        name = path or self._opts.name_of_cid(res.cid)
         self._place(root, path or name, res.cid, res.size)
         self._emit(name, res.cid, res.size)
 
@@ -156,7 +192,7 @@ class AddWorker:
                     return
                 state["reported"] = state["total"]
                 if not self._opts.quieter:
-                    self.out.append({"Name": name, "Bytes": state["total"]})
+                    self.out.append(Progress(name, state["total"]))
 
         return advance
 
@@ -169,7 +205,7 @@ class AddWorker:
                 child = _Dir()
                 node.children[seg] = child
             elif not isinstance(child, _Dir):
-                raise RpcError(f"{'/'.join(segments[: i + 1])!r} is both a file and a directory in this upload")
+                raise UploadError(f"{'/'.join(segments[: i + 1])!r} is both a file and a directory in this upload")
             node = child
         return node
 
@@ -180,7 +216,7 @@ class AddWorker:
         if existing == (cid, size):
             return  # the same content sent twice under one name (e.g. two unnamed parts)
         if existing is not None:
-            raise RpcError(f"{path!r} appears twice in this upload")
+            raise UploadError(f"{path!r} appears twice in this upload")
         parent.children[segments[-1]] = (cid, size)
 
     def _finish(self, root: _Dir, sink: _Sink) -> list[bytes]:
@@ -215,4 +251,4 @@ class AddWorker:
         return roots
 
     def _emit(self, name: str, cid: bytes, size: int) -> None:
-        self.out.append({"Name": name, "Hash": format_cid(cid, self._opts.cid_base), "Size": str(size)})
+        self.out.append(Added(name, cid, size))

@@ -22,8 +22,8 @@ from blockstore.cid import cid_to_str
 from blockstore.visited import VisitedSet
 
 from .options import Options, RpcError, format_cid
-from .pipe import ItemPipe, PartReader, UploadAborted
-from .multipart import PartStart
+from ..uploads.multipart import PartStart
+from ..uploads.pipe import ItemPipe, PartReader, UploadAborted
 from .respond import chunked_headers, encode_json, json_response, ndjson_response, stream_generator
 
 if TYPE_CHECKING:

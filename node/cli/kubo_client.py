@@ -13,23 +13,22 @@ import base64
 import http.client
 import json
 import os
-import stat
 import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 from blockstore.carimport import CarImportResult
 from blockstore.cid import CidError, cid_from_str, cid_to_str, multihash_of
 from blockstore.exporter import DirEntry
 from blockstore.importer import AddedEntry
 
-from .config import ConfigError, tcp_host_port
-from .core import BadRequest, CoreError, NotFound
+from ..config import ConfigError, tcp_host_port
+from ..core import BadRequest, CoreError, NotFound
+from .multipart_body import READ_SIZE, multipart_body, walk_parts
 
 Progress = Callable[[int], None] | None
 
-READ_SIZE = 256 * 1024
 _TYPE_NAMES = {1: "directory", 2: "file", 3: "metadata", 4: "symlink"}
 
 
@@ -66,7 +65,7 @@ def api_answers(api_multiaddr: str, timeout: float = PROBE_TIMEOUT) -> bool:
         return False
 
 
-class RpcClient:
+class KuboClient:
     """The node's operations over the daemon's RPC API at ``api_multiaddr``."""
 
     def __init__(self, api_multiaddr: str, timeout: float | None = None, auth: tuple[str, str] | None = None) -> None:
@@ -168,7 +167,7 @@ class RpcClient:
         if os.path.isdir(path) and not recursive:
             raise BadRequest(f"{path} is a directory, use -r to add directories")
         hidden = bool(getattr(params, "hidden", False))
-        parts = _walk_parts(path, hidden)
+        parts = walk_parts(path, hidden)
         return self._add(parts, params, pin=pin, progress=progress)
 
     def add_stream(
@@ -186,7 +185,7 @@ class RpcClient:
         opts["pin"] = pin
         opts["progress"] = progress is not None
         boundary = uuid.uuid4().hex
-        body = _multipart_body(parts, boundary)
+        body = multipart_body(parts, boundary)
         resp = self._open("add", (), opts, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
         reported: dict[str, int] = {}
         for obj in self._lines(resp):
@@ -228,7 +227,7 @@ class RpcClient:
     def car_import(self, stream: IO[bytes], *, pin_roots: bool = True, progress: Progress = None) -> CarImportResult:
         """Upload a CAR; return its roots and counts."""
         boundary = uuid.uuid4().hex
-        body = _multipart_body(iter([("", "application/octet-stream", _Counting(stream, progress))]), boundary)
+        body = multipart_body(iter([("", "application/octet-stream", _Counting(stream, progress))]), boundary)
         resp = self._open(
             "dag/import",
             (),
@@ -269,7 +268,7 @@ class RpcClient:
     ) -> tuple[bytes, int]:
         """Store ``data`` as a block; return (cid, size)."""
         boundary = uuid.uuid4().hex
-        body = b"".join(_multipart_body(iter([("", "application/octet-stream", data)]), boundary))
+        body = b"".join(multipart_body(iter([("", "application/octet-stream", data)]), boundary))
         opts: dict[str, Any] = {"mhtype": mhtype, "pin": pin}
         if cid_version == 0:
             opts["format"] = "v0"
@@ -396,56 +395,3 @@ class _Counting:
         if data and self._progress is not None:
             self._progress(len(data))
         return data
-
-
-def _walk_parts(path: str, hidden: bool) -> Iterator[tuple[str, str, Any]]:
-    """(name, content type, source) of every part kubo's client sends for ``path``.
-
-    Directories come before their entries; entries in name order; hidden
-    names (starting with '.') are skipped unless ``hidden``.
-    """
-    top = os.path.basename(os.path.normpath(path)) or os.path.normpath(path)
-    stack: list[tuple[str, str]] = [(path, top)]
-    while stack:
-        fs_path, name = stack.pop()
-        st = os.lstat(fs_path)
-        if stat.S_ISLNK(st.st_mode):
-            yield name, "application/symlink", os.readlink(fs_path).encode("utf-8", "surrogateescape")
-        elif stat.S_ISDIR(st.st_mode):
-            yield name, "application/x-directory", b""
-            children = sorted(os.listdir(fs_path), reverse=True)
-            for child in children:
-                if not hidden and child.startswith("."):
-                    continue
-                stack.append((os.path.join(fs_path, child), f"{name}/{child}"))
-        elif stat.S_ISREG(st.st_mode):
-            yield name, "application/octet-stream", _LazyFile(fs_path)
-        else:
-            raise BadRequest(f"{fs_path}: unsupported file type (not a file, directory or symlink)")
-
-
-class _LazyFile:
-    """A file opened only when its part is sent (so a big tree keeps one file open)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-
-def _multipart_body(parts: Iterator[tuple[str, str, Any]], boundary: str) -> Iterator[bytes]:
-    """Stream kubo-style multipart parts (``name="file"; filename="<query-escaped path>"``)."""
-    for name, ctype, source in parts:
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{quote_plus(name, safe="")}"\r\n'
-        head += f"Content-Type: {ctype}\r\n\r\n"
-        yield head.encode()
-        if isinstance(source, bytes):
-            if source:
-                yield source
-        elif isinstance(source, _LazyFile):
-            with open(source.path, "rb") as fh:
-                while chunk := fh.read(READ_SIZE):
-                    yield chunk
-        else:
-            while chunk := source.read(READ_SIZE):
-                yield chunk
-        yield b"\r\n"
-    yield f"--{boundary}--\r\n".encode()

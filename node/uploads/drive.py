@@ -1,9 +1,9 @@
 """Streaming a multipart request body into a worker thread with bounded memory.
 
 :func:`drive_upload` reads the body from aiohttp in pieces, parses it with
-the sans-I/O :class:`~node.rpc.multipart.MultipartParser` and hands the
+the sans-I/O :class:`~node.uploads.multipart.MultipartParser` and hands the
 events to ``worker(pipe)`` running in a thread, through a bounded
-:class:`~node.rpc.pipe.ItemPipe`. When the body is malformed, truncated or
+:class:`~node.uploads.pipe.ItemPipe`. When the body is malformed, truncated or
 the client goes away, the pipe is aborted: the worker's next read raises,
 its import rolls back (the store's import journals), and the caller gets the
 error. The worker's result is returned once the whole body was consumed.
@@ -28,7 +28,7 @@ from aiohttp import web
 
 from ..workers import WorkerPool
 from .multipart import MultipartError, MultipartParser, PartData, boundary_of
-from .options import CODE_CLIENT, RpcError, client_error
+from .errors import UploadError
 from .pipe import DEFAULT_LIMIT, ItemPipe, ReaderGone, UploadAborted
 
 T = TypeVar("T")
@@ -82,7 +82,7 @@ async def drive_upload(
         boundary = boundary_of(request.headers.get("Content-Type", ""))
         parser = MultipartParser(boundary)
     except MultipartError as exc:
-        raise client_error(str(exc)) from None
+        raise UploadError(str(exc), status=400, client=True) from None
     admission = executor.admit(request.remote or "?") if isinstance(executor, WorkerPool) else contextlib.nullcontext()
     async with admission:
         return await _drive(request, worker, parser, executor, limit, on_bytes, max_bytes, idle_timeout)
@@ -128,16 +128,16 @@ async def _drive(
     except UploadTooLarge as exc:
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)
-        raise RpcError(str(exc), CODE_CLIENT, status=413) from None
+        raise UploadError(str(exc), status=413, client=True) from None
     except UploadStalled as exc:
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)
-        raise RpcError(str(exc), CODE_CLIENT, status=408) from None
+        raise UploadError(str(exc), status=408, client=True) from None
     except MultipartError as exc:
         pipe.abort(UploadAborted(str(exc)))
         await _settle(fut)
         status = 413 if getattr(exc, "too_large", False) else 400
-        raise RpcError(str(exc), CODE_CLIENT, status=status) from None
+        raise UploadError(str(exc), status=status, client=True) from None
     except BaseException:
         pipe.abort(UploadAborted("the client closed the connection before the upload ended"))
         await _settle(fut)
@@ -145,7 +145,7 @@ async def _drive(
     try:
         return await fut
     except UploadAborted as exc:
-        raise RpcError(f"upload aborted: {exc}") from None
+        raise UploadError(f"upload aborted: {exc}") from None
 
 
 async def _settle(fut: asyncio.Future[object]) -> None:

@@ -37,7 +37,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .cluster_client import ClusterClient, ClusterClientError, api_url
+from .cluster_client import ClusterClient, ClusterClientError, api_url, default_host
 
 #: pin errors listed at most
 ERRORS_SHOWN = 5
@@ -273,7 +273,7 @@ def render(sample: Sample, before: Sample | None = None) -> Group:
 
 # ---------------------------------------------------------------- I/O
 class PeerReader:
-    """Reads one peer's REST API (through :class:`~node.cluster_client.ClusterClient`) and its Prometheus endpoint."""
+    """Reads one peer's REST API (through :class:`~node.cli.cluster_client.ClusterClient`) and its Prometheus endpoint."""
 
     def __init__(self, client: ClusterClient, metrics_url: str | None, timeout: float = 10.0):
         self.client = client
@@ -384,7 +384,7 @@ def _collect_or_keep(reader: PeerReader, last: Sample) -> Sample:
 # ---------------------------------------------------------------- CLI
 def _default_metrics(host_given: bool) -> str | None:
     """The local repo's Prometheus endpoint (when ``--host`` was not given and a daemon runs here)."""
-    from .repo import ENDPOINTS_FILE, repo_path
+    from ..repo import ENDPOINTS_FILE, repo_path
 
     if host_given:
         return None
@@ -397,8 +397,6 @@ def _default_metrics(host_given: bool) -> str | None:
 
 def cmd_top(args: argparse.Namespace) -> int:
     """``pinion top``."""
-    from .ctl import default_host
-
     client = ClusterClient(args.host or default_host(), basic_auth=args.basic_auth, bearer=args.bearer, timeout=10.0)
     metrics = api_url(args.metrics) if args.metrics else _default_metrics(bool(args.host))
     try:
