@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PINION_PATH ?= $(HOME)/.pinion
 
-.PHONY: run test bench install install-test clean
+.PHONY: run test test-long bench install install-test clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -28,6 +28,10 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# the long tests too (a 1 GiB add inside a 128 MiB cgroup: minutes)
+test-long: install-test
+	PINION_LONG_TESTS=1 $(BIN)/python -m pytest -q -m long
 
 bench: install-test
 	$(BIN)/python -m benchmarks

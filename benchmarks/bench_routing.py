@@ -25,6 +25,7 @@ Usage: ``python -m benchmarks.bench_routing [--keys N] [--round N] [--quick]``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import hashlib
 import json
@@ -87,7 +88,7 @@ class Servers:
 
     def __init__(self, root: Path, count: int, join: str | None = None) -> None:
         cmd = [sys.executable, "-m", "benchmarks.bench_routing", "--serve", str(count), "--root", str(root),
-               "--write-buffer-mib", str(blockstore.db.WRITE_BUFFER_SIZE // (1024 * 1024))]  # fmt: skip
+               "--write-buffer-mib", str(blockstore.db.DEFAULT_MEMORY.write_buffer_size // (1024 * 1024))]  # fmt: skip
         if join:
             cmd += ["--join", join]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -272,7 +273,7 @@ def main() -> None:
     ap.add_argument("--no-pylibp2p", action="store_true")
     ap.add_argument(
         "--write-buffer-mib", type=int, default=None,
-        help="LevelDB memtable size of each node (default: the repo's, blockstore.db.WRITE_BUFFER_SIZE); "
+        help="LevelDB memtable size of each node (default: the repo's, blockstore.db.DEFAULT_MEMORY); "
         "a small one shows RSS levelling off within a short run",
     )  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="10,000 keys, 20 py-libp2p keys")
@@ -282,7 +283,9 @@ def main() -> None:
     ap.add_argument("--join", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.write_buffer_mib:
-        blockstore.db.WRITE_BUFFER_SIZE = args.write_buffer_mib * 1024 * 1024
+        blockstore.db.DEFAULT_MEMORY = dataclasses.replace(
+            blockstore.db.DEFAULT_MEMORY, write_buffer_size=args.write_buffer_mib * 1024 * 1024
+        )
     if args.serve:
         logging.disable(logging.CRITICAL)
         trio.run(serve, Path(args.root), args.serve, args.join)

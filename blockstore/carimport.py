@@ -5,9 +5,10 @@ Blocks are verified by the CAR parser, then written with
 anything goes wrong (a malformed section, a block that does not match its
 CID, a truncated stream, an exception from the caller), every block this
 import added is removed again with ``store.rollback``; on success the journal
-is committed. Full batches go to one writer thread, so parsing and hashing
-overlap with LevelDB writes (hashlib and LevelDB release the GIL); memory
-stays bounded by a few batches plus one read, whatever the size of the CAR.
+is committed. Full batches go to one writer thread (``batchwriter.py``), so
+parsing and hashing overlap with LevelDB writes (hashlib and LevelDB release
+the GIL); memory stays bounded by two batches of the store's
+``write_batch_bytes`` plus one read, whatever the size of the CAR.
 
 :class:`CarImporter` is the push-style form (``feed(chunk)`` / ``finish()``)
 for callers that receive the bytes themselves, such as an asyncio HTTP
@@ -16,11 +17,10 @@ handler; :func:`import_car` drives it from a synchronous stream.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .batchwriter import BatchWriter
 from .car import CarBlock, CarHeader, CarParser
 from .store import BlockStore
 
@@ -28,11 +28,10 @@ __all__ = ["CarImportResult", "CarImporter", "import_car", "BATCH_BLOCKS", "BATC
 
 #: blocks per write batch
 BATCH_BLOCKS = 64
-#: bytes of block data per write batch
+#: bytes of block data per write batch when the store does not say (``BlockStore.write_batch_bytes``,
+#: from ``Datastore.MemoryBudget``)
 BATCH_BYTES = 4 * 1024 * 1024
 READ_SIZE = 1 << 20
-#: full batches that may wait for the writer thread (bounds memory)
-QUEUED_BATCHES = 1
 
 Progress = Callable[[int], None] | None
 #: called with the CIDs of each batch once it is written (from the writer thread)
@@ -45,63 +44,6 @@ class CarImportResult(NamedTuple):
     roots: list[bytes]
     blocks: int
     bytes: int
-
-
-class _BatchWriter:
-    """Writes batches to the store under a journal from one background thread, a bounded queue ahead of it.
-
-    The thread starts with the second batch, so a small CAR costs no thread.
-    The first error of the writer is re-raised to the feeding thread by the
-    next :meth:`submit` or by :meth:`close`.
-    """
-
-    def __init__(self, store: BlockStore, journal: bytes, on_stored: Stored = None) -> None:
-        self._store = store
-        self._journal = journal
-        self._on_stored = on_stored
-        self._queue: queue.Queue[list[tuple[bytes, bytes]] | None] = queue.Queue(maxsize=QUEUED_BATCHES)
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._first = True
-
-    def _write(self, batch: list[tuple[bytes, bytes]]) -> None:
-        # the parser has verified every block against its CID
-        self._store.put_many(batch, verify=False, journal=self._journal)
-        if self._on_stored is not None:
-            self._on_stored([cid for cid, _ in batch])
-
-    def submit(self, batch: list[tuple[bytes, bytes]]) -> None:
-        """Hand on one batch (written at once if it is the first)."""
-        if self._error is not None:
-            raise self._error
-        if self._first:
-            self._first = False
-            self._write(batch)
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="car-import-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(batch)
-
-    def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            if self._error is None:
-                try:
-                    self._write(batch)
-                except BaseException as exc:  # re-raised in the feeding thread
-                    self._error = exc
-
-    def close(self) -> None:
-        """Wait until every submitted batch is written; raise the writer's error, if any."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self._error is not None:
-            raise self._error
 
 
 class CarImporter:
@@ -119,7 +61,7 @@ class CarImporter:
         *,
         progress: Progress = None,
         batch_blocks: int = BATCH_BLOCKS,
-        batch_bytes: int = BATCH_BYTES,
+        batch_bytes: int | None = None,
         on_stored: Stored = None,
         **parser_options: Any,
     ) -> None:
@@ -128,11 +70,19 @@ class CarImporter:
         self._parser = CarParser(**parser_options)
         self._progress = progress
         self._batch_blocks = batch_blocks
-        self._batch_bytes = batch_bytes
+        self._batch_bytes = batch_bytes or getattr(store, "write_batch_bytes", None) or BATCH_BYTES
         self._batch: list[tuple[bytes, bytes]] = []
         self._batch_size = 0
         self._journal: bytes | None = store.new_journal()
-        self._writer = _BatchWriter(store, self._journal, on_stored)
+        journal = self._journal
+
+        def write(batch: list[tuple[bytes, bytes]]) -> None:
+            # the parser has verified every block against its CID
+            store.put_many(batch, verify=False, journal=journal)
+            if on_stored is not None:
+                on_stored([cid for cid, _ in batch])
+
+        self._writer = BatchWriter(write, name="car-import-writer")
         self.roots: list[bytes] = []
         self.blocks = 0
         self.bytes = 0

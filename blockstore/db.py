@@ -12,28 +12,36 @@ from pathlib import Path
 import plyvel
 
 from .layout import NS_META
+from .memory import DEFAULT_PLAN, MemoryPlan
 
 FORMAT_VERSION = b"1"
 
-#: LevelDB memtable size. Two of them can be alive at once (one being flushed),
-#: so this bounds most of LevelDB's own memory: 32 MiB keeps a 1 GiB import's
-#: anonymous memory under 200 MB at ~10-30 % less speed than 64 MiB (measured
-#: with benchmarks/bench_import.py).
-WRITE_BUFFER_SIZE = 32 * 1024 * 1024
+#: bits per key of LevelDB's bloom filters: an import asks for every block whether it is
+#: stored already, and a filter answers "no" without reading a table block (about 1 %
+#: false positives; https://github.com/google/leveldb/blob/main/doc/index.md#filters)
+BLOOM_FILTER_BITS = 10
 
 
 class RepoLockedError(RuntimeError):
     """Another process holds the LevelDB lock of this repo."""
 
 
-def open_db(path: str | os.PathLike[str], *, create: bool = True) -> plyvel.DB:
+#: the memory plan of :func:`open_db` calls that pass none (a benchmark may replace it)
+DEFAULT_MEMORY: MemoryPlan = DEFAULT_PLAN
+
+
+def open_db(path: str | os.PathLike[str], *, create: bool = True, memory: MemoryPlan | None = None) -> plyvel.DB:
     """Open (or create) the repo's LevelDB with options tuned for blocks.
 
     LevelDB's own snappy compression is off: the block store decides per
     block with zstd. Large table files keep bulk imports fast (fewer files to compact and
-    reopen; ``benchmarks/bench_import.py`` measures it); the write buffer is sized for memory.
+    reopen; ``benchmarks/bench_import.py`` measures it). The write buffer (two memtables
+    are alive at once: most of LevelDB's own memory) and the block cache come from
+    ``memory`` (``Datastore.MemoryBudget``, see ``memory.py``). Tables written before
+    the bloom filter was configured have none and are read as before.
     """
     p = Path(path)
+    memory = memory or DEFAULT_MEMORY
     if create:
         p.mkdir(parents=True, exist_ok=True)
     try:
@@ -41,10 +49,11 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> plyvel.DB:
             str(p),
             create_if_missing=create,
             compression=None,
-            write_buffer_size=WRITE_BUFFER_SIZE,
+            write_buffer_size=memory.write_buffer_size,
             max_file_size=64 * 1024 * 1024,
             block_size=64 * 1024,
-            lru_cache_size=8 * 1024 * 1024,
+            lru_cache_size=memory.block_cache_size,
+            bloom_filter_bits=BLOOM_FILTER_BITS,
             max_open_files=500,
         )
     except plyvel.IOError as exc:

@@ -8,23 +8,24 @@ directories with links sorted by name bytes, or HAMT shards once their
 estimated size passes the threshold (strictly greater), as kubo decides.
 
 Blocks go to a *sink* that has ``put_many(list[(cid, data)], verify=False)``
-(the :class:`blockstore.store.BlockStore` has it) in batches, so memory stays
-bounded whatever the file size.
+(the :class:`blockstore.store.BlockStore` has it) in batches of the sink's
+``write_batch_bytes``, one batch being written while the next fills, so memory
+stays bounded by two batches whatever the file size.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import stat
-import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from . import hamt
+from .batchwriter import BatchWriter
 from .chunker import DEFAULT_CHUNK_SIZE, ChunkerError, check_chunk_size, chunk_bytes, chunk_stream, parse_chunker
+from .memory import DEFAULT_PLAN
 from .dagpb import PBLink, PBNode, encode_pbnode, encode_varint
 from .unixfs import DIRECTORY, FILE, RAW, SYMLINK, UnixFSData, encode_unixfs
 
@@ -47,10 +48,9 @@ DEFAULT_MAX_LINKS = 174
 DEFAULT_HAMT_THRESHOLD = 262144
 #: a batch handed to the sink holds at most this many blocks ...
 BATCH_BLOCKS = 64
-#: ... or this many bytes
-BATCH_BYTES = 16 * 1024 * 1024
-#: full batches waiting for the writer thread (bounds memory to about 3 batches)
-QUEUED_BATCHES = 1
+#: ... or this many bytes, unless the sink has a ``write_batch_bytes`` (``BlockStore`` has,
+#: sized from ``Datastore.MemoryBudget``): an import holds two batches at most
+BATCH_BYTES = DEFAULT_PLAN.write_batch_bytes
 
 HAMT_ESTIMATIONS = ("links", "block", "disabled")
 
@@ -182,79 +182,65 @@ class AddedEntry(NamedTuple):
 
 
 class _Batcher:
-    """Collects blocks and hands them to the sink in bounded batches.
+    """Collects blocks and hands them to the sink in batches of at most ``batch_bytes``.
 
-    With ``background=True`` full batches are written by one writer thread
-    while the importer goes on reading and hashing (hashlib, zstd and
-    LevelDB release the GIL), with at most :data:`QUEUED_BATCHES` batches
-    waiting. The thread starts only when a second batch is needed, so small
-    files cost no thread. :meth:`close` writes what is left, waits for the
-    writer and re-raises its error, if any; after it every block is in the
-    sink. The sink is only ever called from one thread at a time.
+    With ``background=True`` full batches are stored by a
+    :class:`~blockstore.batchwriter.BatchWriter` thread while the importer goes
+    on reading and hashing, one batch in flight: the import holds at most two
+    batches (the one being written, the one being filled). :meth:`close`
+    writes what is left, waits for the writer and re-raises its error, if
+    any; after it every block is in the sink. The sink is only ever called
+    from one thread at a time.
     """
 
-    def __init__(self, sink: BlockSink, background: bool = False) -> None:
+    def __init__(self, sink: BlockSink, background: bool = False, batch_bytes: int | None = None) -> None:
         self._sink = sink
+        self._limit = batch_bytes if batch_bytes is not None else _batch_bytes_of(sink)
         self._blocks: list[tuple[bytes, bytes]] = []
         self._bytes = 0
-        self._background = background
-        self._queue: queue.Queue[list[tuple[bytes, bytes]] | None] | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._writer = BatchWriter(self._store, name="unixfs-import-writer") if background else None
+
+    def _store(self, blocks: list[tuple[bytes, bytes]]) -> None:
+        self._sink.put_many(blocks, verify=False)
 
     def add(self, cid: bytes, data: bytes) -> None:
         """Queue one block; a full batch is handed on."""
         self._blocks.append((cid, data))
         self._bytes += len(data)
-        if len(self._blocks) >= BATCH_BLOCKS or self._bytes >= BATCH_BYTES:
+        if len(self._blocks) >= BATCH_BLOCKS or self._bytes >= self._limit:
             self._hand_on()
 
     def _hand_on(self) -> None:
         blocks = self._blocks
         self._blocks = []
         self._bytes = 0
-        if self._error is not None:
-            raise self._error
-        if not self._background:
-            self._sink.put_many(blocks, verify=False)
-            return
-        if self._queue is None:
-            self._queue = queue.Queue(maxsize=QUEUED_BATCHES)
-            self._thread = threading.Thread(target=self._writer, name="unixfs-import-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(blocks)
-
-    def _writer(self) -> None:
-        assert self._queue is not None
-        while True:
-            blocks = self._queue.get()
-            if blocks is None:
-                return
-            if self._error is None:
-                try:
-                    self._sink.put_many(blocks, verify=False)
-                except BaseException as exc:  # handed to the importing thread by close()
-                    self._error = exc
+        if self._writer is None:
+            self._store(blocks)
+        else:
+            self._writer.submit(blocks)
 
     def close(self, write_rest: bool = True) -> None:
         """Stop the writer; with ``write_rest`` write the pending blocks and raise any writer error."""
-        if self._thread is not None and self._queue is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-            self._queue = None
         if not write_rest:
             self._blocks = []
+            if self._writer is not None:
+                try:
+                    self._writer.close()  # no write may land after the caller's rollback
+                except BaseException:
+                    pass  # the import is being abandoned; its own error is on its way up
             return
-        if self._error is not None:
-            raise self._error
         if self._blocks:
-            blocks = self._blocks
-            self._blocks = []
-            self._bytes = 0
-            self._sink.put_many(blocks, verify=False)
+            self._hand_on()
+        if self._writer is not None:
+            self._writer.close()
 
     flush = close
+
+
+def _batch_bytes_of(sink: BlockSink) -> int:
+    """The write batch size the sink asks for (``write_batch_bytes``, from the memory budget), else the default."""
+    size = getattr(sink, "write_batch_bytes", None)
+    return size if isinstance(size, int) and size > 0 else BATCH_BYTES
 
 
 class _Node(NamedTuple):

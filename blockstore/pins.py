@@ -12,6 +12,7 @@ how it runs beside imports and fetches, is :mod:`blockstore.gc`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
@@ -67,6 +68,7 @@ class Pins:
 
     def __init__(self, db: KVStore) -> None:
         self._db = db
+        self._listeners: list[Callable[[list[bytes]], None]] = []
 
     def _value(self, cid: bytes, kind: str, name: str | None) -> bytes | None:
         """The record to write for pinning ``cid`` as ``kind``; None when nothing changes.
@@ -98,14 +100,34 @@ class Pins:
         value = self._value(cid, kind, name)
         if value is not None:
             self._db.put(NS_PINS + cid, value, sync=sync)
+            self._announce([cid])
 
     def add_many(self, cids: Iterable[bytes], kind: str = RECURSIVE, *, name: str | None = None) -> None:
         """Pin several CIDs in one write batch."""
+        added = []
         with self._db.write_batch(sync=True) as wb:
             for cid in cids:
                 value = self._value(cid, kind, name)
                 if value is not None:
                     wb.put(NS_PINS + cid, value)
+                    added.append(cid)
+        self._announce(added)
+
+    def on_pinned(self, listener: Callable[[list[bytes]], None]) -> None:
+        """Call ``listener(cids)`` after pins are added or changed (in the writer's thread; keep it short).
+
+        The node's provide queue uses it to announce new pins at once.
+        """
+        self._listeners.append(listener)
+
+    def _announce(self, cids: list[bytes]) -> None:
+        if not cids:
+            return
+        for listener in self._listeners:
+            try:
+                listener(cids)
+            except Exception:  # a listener's failure never fails the pin
+                logging.getLogger(__name__).exception("pin listener failed")
 
     def remove(self, cid: bytes) -> str:
         """Unpin ``cid``; return the type it had. PinError if it was not pinned."""

@@ -37,6 +37,7 @@ import zstandard
 
 from .cid import IDENTITY, HashMismatch, multihash_of, parse_cid, verify
 from .layout import NS_BLOCKS, NS_GC_MARK, NS_JOURNAL, NS_META
+from .memory import DEFAULT_PLAN
 from .uploads import marker as upload_marker
 
 _TOTALS_KEY = NS_META + b"totals"
@@ -62,9 +63,18 @@ class BlockStore:
     Thread-safe: plyvel is, and the running totals are guarded by a lock.
     """
 
-    def __init__(self, db: plyvel.DB, *, max_block_size: int = DEFAULT_MAX_BLOCK_SIZE, compress: bool = True) -> None:
+    def __init__(
+        self,
+        db: plyvel.DB,
+        *,
+        max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+        compress: bool = True,
+        write_batch_bytes: int = DEFAULT_PLAN.write_batch_bytes,
+    ) -> None:
         self._db = db
         self.max_block_size = max_block_size
+        #: bytes of block data importers hand to :meth:`put_many` at once (``Datastore.MemoryBudget``)
+        self.write_batch_bytes = write_batch_bytes
         self._compress = compress
         self._lock = threading.Lock()
         self._zc = threading.local()

@@ -17,7 +17,20 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from blockstore.memory import MAX_BUDGET, MIN_BUDGET
+
 CONFIG_FILE = "config.json"
+
+#: kubo's public bootstrap peers (https://github.com/ipfs/kubo/blob/master/config/bootstrap_peers.go);
+#: ``/dnsaddr`` entries are resolved at start (TXT ``_dnsaddr.<host>``), QUIC ones are skipped (TCP swarm)
+DEFAULT_BOOTSTRAP = (
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+    "/ip4/104.131.131.82/udp/4001/quic-v1/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+)
 
 DEFAULTS: dict[str, Any] = {
     "Addresses": {
@@ -84,8 +97,23 @@ DEFAULTS: dict[str, Any] = {
         "MaxBlockSize": 2 * 1024 * 1024,
         "Compression": "zstd",
         "MaxUploadSize": 0,
+        "MemoryBudget": 0,
     },
-    "Gateway": {"Offline": False, "FetchTimeout": 60, "MaxURLLength": 8192, "MaxRequestsPerClient": 256},
+    "Gateway": {
+        "Offline": False,
+        "FetchTimeout": 60,
+        "MaxURLLength": 8192,
+        "MaxRequestsPerClient": 256,
+        "ExposeRoutingAPI": False,
+    },
+    "Routing": {
+        "Type": "auto",
+        "Bootstrap": list(DEFAULT_BOOTSTRAP),
+        "DelegatedRouters": None,
+        "AllowPrivateAddrs": False,
+    },
+    "Reprovider": {"Strategy": "all", "Interval": "22h"},
+    "Swarm": {"ConnMgrLowWater": 32, "ConnMgrHighWater": 96, "ConnMgrGracePeriod": 20},
     "HTTP": {"MaxConnections": 1024, "MaxConnectionsPerClient": 256, "HeaderTimeout": 20, "BodyTimeout": 60},
     "Logging": {"Level": "WARNING", "Subsystems": {}},
 }
@@ -148,10 +176,21 @@ DEFAULTS_DOC: dict[str, str] = {
     "Datastore.MaxUploadSize": "largest upload body accepted by add, dag/import and the cluster API's /add, bytes (0: no limit); larger ones get 413 and are rolled back",
     "Datastore.MaxBlockSize": "largest block accepted, in bytes",
     "Datastore.Compression": "zstd or none: compression of blocks at rest",
+    "Datastore.MemoryBudget": "bytes for the memory that grows while content is written (0: an eighth of the container's memory limit, at most 128 MiB, or 128 MiB without a limit; else 8 MiB to 4 GiB). Split (blockstore/memory.py): 1/2 LevelDB memtables (write buffer 1/4, two alive at once), 1/16 LevelDB block cache, 1/8 import write batches (batches of 1/32, one written while the next fills), 1/16 upload body buffer. The default gives a 32 MiB write buffer, an 8 MiB cache, 4 MiB batches",
     "Gateway.Offline": "never fetch missing blocks from the network",
     "Gateway.FetchTimeout": "seconds to wait for missing blocks before 504",
     "Gateway.MaxURLLength": "longest URL (path + query) in bytes; longer ones get 414",
     "Gateway.MaxRequestsPerClient": "requests one client address may have in flight; more get 429",
+    "Gateway.ExposeRoutingAPI": "serve delegated routing /routing/v1 (providers, peers) on the gateway port, from our blocks and the DHT",
+    "Routing.Type": "content routing (kubo's values): auto (DHT client until publicly reachable, then server, plus delegated routers), autoclient, dht, dhtclient, dhtserver, delegated (HTTP routers only), none (no routing)",
+    "Routing.Bootstrap": "swarm multiaddrs (ending /p2p/<id>) dialled at start to join the DHT; `pinion bootstrap list|add|rm` edits it",
+    "Routing.DelegatedRouters": "delegated routing /routing/v1 base URLs (null: kubo's for Routing.Type: cid.contact in auto, plus delegated-ipfs.dev in delegated)",
+    "Routing.AllowPrivateAddrs": "accept private and loopback addresses in the DHT's table and provider records (a LAN or test DHT; off for the public one)",
+    "Reprovider.Strategy": "what is announced to the network: all (every block), pinned (every block of pinned DAGs), roots (only pinned CIDs: pick it for millions of pins)",
+    "Reprovider.Interval": "time between reprovide passes (\"22h\", \"90m\", seconds as a number; \"0\" announces new content only); at most 48h",
+    "Swarm.ConnMgrLowWater": "swarm connections the connection manager trims down to",
+    "Swarm.ConnMgrHighWater": "swarm connections above which the connection manager trims",
+    "Swarm.ConnMgrGracePeriod": "seconds a new swarm connection is never trimmed",
     "HTTP.MaxConnections": "connections each HTTP server (RPC, gateway, metrics, REST, pinning service) keeps open at most, lowered to fit the open-file limit; more are answered 503 and closed",
     "HTTP.MaxConnectionsPerClient": "connections one client address may keep open to one HTTP server (at most a quarter of the server's); more are answered 503 and closed",
     "HTTP.HeaderTimeout": "seconds a connection has to send a request's complete headers, from its start or from its previous response (idle keep-alive connections close then)",
@@ -179,6 +218,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
                 addrs[key] = _port_zero(value, loopback=True)
         cfg["Cluster"]["MonitorPingInterval"] = 1
         cfg["Cluster"]["MetricTTL"] = 4
+        # never the public network: no routing, no bootstrap peers, no HTTP routers
+        cfg["Routing"].update(Type="none", Bootstrap=[], DelegatedRouters=[], AllowPrivateAddrs=True)
     elif profile not in (None, "", "default"):
         raise ConfigError(f"unknown profile {profile!r} (known: test)")
     return cfg
@@ -234,11 +275,17 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError("Datastore.StorageMax must be a positive integer")
     if not isinstance(ds.get("MaxUploadSize"), int) or isinstance(ds.get("MaxUploadSize"), bool) or ds["MaxUploadSize"] < 0:
         raise ConfigError("Datastore.MaxUploadSize must be an integer >= 0 (0: no limit)")
+    budget = ds.get("MemoryBudget")
+    if isinstance(budget, bool) or not isinstance(budget, int) or not (budget == 0 or MIN_BUDGET <= budget <= MAX_BUDGET):
+        raise ConfigError(
+            f"Datastore.MemoryBudget must be 0 (from the container's memory limit) or {MIN_BUDGET} to {MAX_BUDGET} bytes"
+        )
     if ds.get("Compression") not in ("zstd", "none"):
         raise ConfigError("Datastore.Compression must be 'zstd' or 'none'")
     _validate_placement(cfg)
     _number(cfg, "Gateway.MaxURLLength", minimum=256, integer=True)
     _number(cfg, "Gateway.MaxRequestsPerClient", minimum=1, integer=True)
+    _validate_routing(cfg)
     _number(cfg, "HTTP.MaxConnections", minimum=1, integer=True)
     _number(cfg, "HTTP.MaxConnectionsPerClient", minimum=1, integer=True)
     _number(cfg, "HTTP.HeaderTimeout", minimum=0.1)
@@ -309,6 +356,78 @@ def _validate_placement(cfg: dict[str, Any]) -> None:
         raise ConfigError("ClusterAPI.TLSCertFile and TLSKeyFile must be set together")
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(h|m|s|ms)$")
+_DURATION_PARTS = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(value: Any, dotted: str) -> float:
+    """Seconds from a kubo-style duration (``"22h"``, ``"1h30m"``, ``"90s"``, ``"0"``) or a number of seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{dotted} must be a duration like \"22h\" or a number of seconds")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip() == "0":
+        seconds = 0.0
+    elif isinstance(value, str) and value and _DURATION_PARTS.sub("", value) == "":
+        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PARTS.findall(value))
+    else:
+        raise ConfigError(f"{dotted} must be a duration like \"22h\", \"90m\" or a number of seconds, not {value!r}")
+    if seconds < 0:
+        raise ConfigError(f"{dotted} must not be negative")
+    return seconds
+
+
+def _validate_routing(cfg: dict[str, Any]) -> None:
+    """The Routing, Reprovider, Swarm connection manager and Gateway.ExposeRoutingAPI keys."""
+    from bitswap.routing.dht_config import ROUTING_TYPES
+    from bitswap.routing.provide_queue import MAX_INTERVAL, STRATEGIES
+
+    r = cfg["Routing"]
+    if r.get("Type") not in ROUTING_TYPES:
+        raise ConfigError(f"Routing.Type must be one of {', '.join(ROUTING_TYPES)}, not {r.get('Type')!r}")
+    boot = r.get("Bootstrap")
+    if not isinstance(boot, list) or not all(isinstance(a, str) for a in boot):
+        raise ConfigError("Routing.Bootstrap must be a list of multiaddrs")
+    for addr in boot:
+        problem = bootstrap_addr_problem(addr)
+        if problem:
+            raise ConfigError(f"Routing.Bootstrap: {problem}")
+    routers = r.get("DelegatedRouters")
+    if routers is not None:
+        if not isinstance(routers, list) or not all(isinstance(u, str) for u in routers):
+            raise ConfigError("Routing.DelegatedRouters must be null or a list of http(s) URLs")
+        for url in routers:
+            if not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+                raise ConfigError(f"Routing.DelegatedRouters: {url!r} is not an http(s) URL")
+    for key, section in (("AllowPrivateAddrs", "Routing"), ("ExposeRoutingAPI", "Gateway")):
+        if not isinstance(cfg[section].get(key), bool):
+            raise ConfigError(f"{section}.{key} must be true or false")
+    rp = cfg["Reprovider"]
+    if rp.get("Strategy") not in STRATEGIES:
+        raise ConfigError(f"Reprovider.Strategy must be one of {', '.join(STRATEGIES)}, not {rp.get('Strategy')!r}")
+    if parse_duration(rp.get("Interval"), "Reprovider.Interval") > MAX_INTERVAL:
+        raise ConfigError("Reprovider.Interval must be at most 48h (the DHT forgets provider records after 48 h)")
+    for key in ("ConnMgrLowWater", "ConnMgrHighWater"):
+        _number(cfg, f"Swarm.{key}", minimum=0, integer=True)
+    _number(cfg, "Swarm.ConnMgrGracePeriod", minimum=0)
+    if cfg["Swarm"]["ConnMgrLowWater"] > cfg["Swarm"]["ConnMgrHighWater"]:
+        raise ConfigError("Swarm.ConnMgrLowWater must not exceed Swarm.ConnMgrHighWater")
+
+
+def bootstrap_addr_problem(addr: str) -> str | None:
+    """Why ``addr`` cannot be a bootstrap peer (None when it can): a multiaddr ending ``/p2p/<peer ID>``."""
+    import multiaddr as _ma
+
+    if "/p2p/" not in addr and "/ipfs/" not in addr:
+        return f"{addr!r} must end with /p2p/<peer ID>"
+    try:
+        _ma.Multiaddr(addr)
+    except Exception as exc:
+        return f"{addr!r} is not a valid multiaddr: {exc}"
+    return None
+
+
 def is_loopback(maddr: str) -> bool:
     """Whether a TCP multiaddr listens on loopback only (127.0.0.0/8, ::1, localhost)."""
     host, _port = tcp_host_port(maddr)
@@ -368,7 +487,7 @@ def parse_value(dotted: str, text: str, default: Any) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        if isinstance(default, list):
+        if isinstance(default, list) or default is None:
             return [part.strip() for part in text.split(",") if part.strip()]
         raise ConfigError(f"{dotted}: {text!r} is not valid JSON") from None
 

@@ -16,9 +16,10 @@ event loops: through :class:`node.p2p.service.P2PService`'s bridge only.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -39,11 +40,15 @@ FETCHED_MAX = 1024
 class NetworkContent:
     """The node's bitswap on the swarm host, usable from asyncio and worker threads."""
 
-    def __init__(self, p2p: P2PService, store: BlockStore, *, fetch_timeout: float = 60.0) -> None:
+    def __init__(
+        self, p2p: P2PService, store: BlockStore, *, fetch_timeout: float = 60.0, assist: Assist | None = None
+    ) -> None:
         self._p2p = p2p
         self._store = store
         self.fetch_timeout = fetch_timeout
         self._bs: Bitswap | None = None
+        #: content routing's provider search for fetches connected peers do not serve (node/routing)
+        self._assist = assist
         #: (root, max_depth) -> when fetch_dag last completed it (see fetch_dag_blocking)
         self._fetched: dict[tuple[bytes, int | None], float] = {}
 
@@ -70,10 +75,13 @@ class NetworkContent:
         if data is not None:
             return data
         bs = self._bitswap()
-        try:
-            return await self._p2p.run_in_libp2p(bs.get_block, cid, timeout or self.fetch_timeout)
-        except BitswapNotFound:
-            raise BlockTimeout(cid) from None
+        async with self._searching(cid) as search:
+            try:
+                return await self._p2p.run_in_libp2p(bs.get_block, cid, timeout or self.fetch_timeout)
+            except BitswapNotFound:
+                timeout_error = BlockTimeout(cid)
+                timeout_error.args = (search.explain(timeout_error.args[0]),)
+                raise timeout_error from None
 
     async def fetch_dag(
         self, root: bytes, *, max_depth: int | None = None, progress: Callable[[int, int], None] | None = None
@@ -87,16 +95,23 @@ class NetworkContent:
         async def run() -> None:
             await fetch_dag(bs, root, max_depth=max_depth, block_timeout=self.fetch_timeout, progress=progress)
 
-        try:
-            await self._p2p.run_in_libp2p(run)
-        except FetchError as exc:
-            raise LookupError(str(exc)) from None
+        async with self._searching(root, dag=True, max_depth=max_depth) as search:
+            try:
+                await self._p2p.run_in_libp2p(run)
+            except FetchError as exc:
+                raise LookupError(search.explain(str(exc))) from None
         now = time.monotonic()
         self._fetched[(root, max_depth)] = now
         if len(self._fetched) > FETCHED_MAX:
             self._fetched = {k: t for k, t in self._fetched.items() if now - t < FETCHED_TTL}
             while len(self._fetched) > FETCHED_MAX:
                 del self._fetched[next(iter(self._fetched))]
+
+    def _searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> Any:
+        """The routing provider search beside a fetch (a no-op search without routing)."""
+        if self._assist is None:
+            return contextlib.nullcontext(_NO_SEARCH)
+        return self._assist.searching(cid, dag=dag, max_depth=max_depth)
 
     # -- worker-thread callers (CoreAPI) ----------------------------------------
     def get_block_blocking(self, cid: bytes) -> bytes | None:
@@ -120,10 +135,12 @@ class NetworkContent:
         raise FetchNeeded(root, dag=True, max_depth=max_depth)
 
     def notify(self, cids: Iterable[bytes]) -> None:
-        """New blocks were stored locally: serve the peers that wanted them."""
+        """New blocks were stored locally: serve the peers that wanted them (and tell content routing)."""
+        cids = list(cids)
+        if self._assist is not None:
+            self._assist.new_blocks(cids)
         if self._bs is None:
             return
-        cids = list(cids)
         if not cids:
             return
         bs = self._bs
@@ -136,6 +153,24 @@ class NetworkContent:
     def stats(self) -> dict[str, int]:
         """Bitswap counters (blocks/bytes sent and received, wantlist size, peers)."""
         return self._bs.stats() if self._bs is not None else {}
+
+
+class _NoSearch:
+    """The search of a node without content routing: explains nothing."""
+
+    def explain(self, error: str) -> str:
+        return error
+
+
+_NO_SEARCH = _NoSearch()
+
+
+class Assist(Protocol):
+    """What NetworkContent needs of content routing (``node.routing.fetch_assist.FetchAssist``)."""
+
+    def searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> Any: ...
+
+    def new_blocks(self, cids: list[bytes]) -> None: ...
 
 
 class NetworkBlockSource:

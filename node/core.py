@@ -776,6 +776,7 @@ class _JournalSink:
         self._store = store
         self._journal = journal
         self._network = network
+        self.write_batch_bytes: int | None = getattr(store, "write_batch_bytes", None)
 
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
         new = self._store.put_many(blocks, verify=verify, journal=self._journal)

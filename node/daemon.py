@@ -106,6 +106,12 @@ class Daemon:
         self.content: NetworkContent | None = None
         self.pinset: Any | None = None  #: node.pinset.PinsetService when the cluster host runs
         self.cluster_peer: Any | None = None  #: node.clusterpeer.ClusterPeer when the cluster host runs
+        self.routing: Any | None = None  #: node.routing.service.RoutingService when online
+
+    def _notify_stored(self, cids: list[bytes]) -> None:
+        """Blocks stored by content routing's HTTP retrieval: wake bitswap's waiters."""
+        if self.content is not None:
+            self.content.notify(cids)
 
     # ------------------------------------------------------------ servers
     def load_stats(self) -> dict[str, Any]:
@@ -163,12 +169,17 @@ class Daemon:
         else:
             source = StoreBlockSource(self.repo.store)
         gw = self.repo.config["Gateway"]
-        return make_gateway_app(
+        app = make_gateway_app(
             CountingBlockSource(source, self.metrics),
             metrics=self.metrics,
             max_url=int(gw["MaxURLLength"]),
             per_client=int(gw["MaxRequestsPerClient"]),
         )
+        if gw["ExposeRoutingAPI"]:
+            from .routing.gateway_routes import routing_v1_for_node
+
+            app.add_routes(routing_v1_for_node(self.routing, self.repo.store, self.p2p))
+        return app
 
     async def start(self) -> None:
         """Start every server and write the ``api`` and ``endpoints.json`` files."""
@@ -186,7 +197,11 @@ class Daemon:
             p2p=self.p2p,
             uploads=self.pools.imports,
             fetching=FetchingCore(self.core, self.content, self.pools.reads),
+            upload_limit=self.repo.memory.upload_buffer_bytes,
         )
+        from .routing.rpc import routing_rpc_routes
+
+        ctx.extra_routes.update(routing_rpc_routes(self.routing, self.repo))
         if self.pinset is not None:
             from .pinset import rpc_routes
 
@@ -245,10 +260,15 @@ class Daemon:
         self.endpoints["swarm"] = self.p2p.peer_info("swarm")["Addresses"]
         if self.p2p.cluster is not None:
             self.endpoints["cluster"] = self.p2p.peer_info("cluster")["Addresses"]
+        from .routing.wiring import build_routing
+
+        self.routing, assist = build_routing(self.repo, self.p2p, self._notify_stored)
         self.content = NetworkContent(
-            self.p2p, self.repo.store, fetch_timeout=float(self.repo.config["Gateway"]["FetchTimeout"])
+            self.p2p, self.repo.store, fetch_timeout=float(self.repo.config["Gateway"]["FetchTimeout"]), assist=assist
         )
         await self.content.start()
+        await self.routing.start()
+        self.metrics.routing = self.routing
         self.core.network = self.content
         self.metrics.bitswap_stats = self.content.stats
         if self.p2p.cluster is not None:
@@ -303,6 +323,9 @@ class Daemon:
         self._runners.clear()
         self.core.network = None
         self.content = None
+        if self.routing is not None:
+            await self.routing.stop()
+            self.routing = None
         if self.cluster_peer is not None:
             await self.cluster_peer.stop()
             self.cluster_peer = None

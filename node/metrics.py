@@ -242,6 +242,11 @@ class NodeMetrics:
         #: set by the daemon when the cluster peer runs: a callable returning ``ClusterPeer.stats()``
         self.cluster_stats: Callable[[], dict[str, Any]] | None = None
         reg.register(_ClusterCollector(self))
+        #: set by the daemon when online: its node.routing.service.RoutingService
+        self.routing: Any | None = None
+        from .routing.metrics import RoutingCollector
+
+        reg.register(RoutingCollector(self))
         #: set by the daemon: a callable returning ``Daemon.load_stats()`` (pools, connections, loop lag)
         self.load_stats: Callable[[], dict[str, Any]] | None = None
         reg.register(_LoadCollector(self))

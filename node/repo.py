@@ -19,11 +19,13 @@ from typing import Any
 import plyvel
 
 from blockstore.db import RepoLockedError, disk_full_message, open_db
+from blockstore.memory import MemoryPlan
 from blockstore.visited import clear_scratch
 from blockstore.pins import Pins
 from blockstore.store import BlockStore
 
 from . import config as cfgmod
+from .memlimit import memory_plan
 
 DATASTORE_DIR = "datastore"
 API_FILE = "api"
@@ -48,12 +50,19 @@ def is_initialized(path: str | os.PathLike[str]) -> bool:
 class Repo:
     """An open repo: config, database, block store and local pins."""
 
-    def __init__(self, path: Path, config: dict[str, Any], db: plyvel.DB) -> None:
+    def __init__(self, path: Path, config: dict[str, Any], db: plyvel.DB, memory: MemoryPlan | None = None) -> None:
         self.path = path
         self.config = config
         self.db = db
         ds = config["Datastore"]
-        self.store = BlockStore(db, max_block_size=ds["MaxBlockSize"], compress=ds["Compression"] == "zstd")
+        #: how Datastore.MemoryBudget is split (LevelDB buffers, import batches, upload buffer)
+        self.memory = memory or memory_plan(ds.get("MemoryBudget", 0))
+        self.store = BlockStore(
+            db,
+            max_block_size=ds["MaxBlockSize"],
+            compress=ds["Compression"] == "zstd",
+            write_batch_bytes=self.memory.write_batch_bytes,
+        )
         self.pins = Pins(db)
         clear_scratch(db)  # visited sets of walks interrupted by a crash (blockstore/visited.py)
 
@@ -102,7 +111,8 @@ class Repo:
             cfg = cfgmod.load(p)
         except cfgmod.ConfigError as exc:
             raise RepoError(str(exc)) from None
-        return cls(p, cfg, _open_db(p))
+        memory = memory_plan(cfg["Datastore"].get("MemoryBudget", 0))
+        return cls(p, cfg, _open_db(p, memory), memory)
 
     def save_config(self) -> None:
         """Write the in-memory config back to disk."""
@@ -147,9 +157,9 @@ def locked_by_other_process(path: str | os.PathLike[str]) -> bool:
         os.close(fd)
 
 
-def _open_db(p: Path) -> plyvel.DB:
+def _open_db(p: Path, memory: MemoryPlan | None = None) -> plyvel.DB:
     try:
-        return open_db(p / DATASTORE_DIR)
+        return open_db(p / DATASTORE_DIR, memory=memory)
     except RepoLockedError as exc:
         raise RepoError(str(exc)) from None
     except (plyvel.Error, RuntimeError) as exc:

@@ -15,12 +15,12 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every ``pinion`` command."""
     # imported here, so that ``python -m node.cli.config_cli`` runs its module once
-    from . import config_cli, content_cmds, ctl, node_cmds, pin_cmds, state_cmds, top
+    from . import config_cli, content_cmds, ctl, node_cmds, pin_cmds, routing_cmds, state_cmds, top
 
     p = argparse.ArgumentParser(prog="pinion", description="An IPFS Cluster peer with its own IPFS node.")
     p.add_argument("--repo", help="repo path (default $PINION_PATH or ~/.pinion)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (node_cmds, content_cmds, pin_cmds, state_cmds, ctl, top, config_cli):
+    for group in (node_cmds, content_cmds, pin_cmds, state_cmds, ctl, top, config_cli, routing_cmds):
         group.add_parser(sub)
     return p
 

@@ -38,6 +38,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .cluster_client import ClusterClient, ClusterClientError, api_url, default_host
+from ..routing.top_rows import routing_rows
 
 #: pin errors listed at most
 ERRORS_SHOWN = 5
@@ -226,6 +227,8 @@ def node_table(sample: Sample, before: Sample | None) -> Table:
     lag = p.get("pinion_pinset_sync_lag_seconds")
     table.add_row("sync lag", "-" if lag is None else ("in sync" if lag == 0 else f"{lag:.1f}s"))
     table.add_row("pin queue", f"{p.get('ipfscluster_pins_queue', 0):,.0f}")
+    for label, value in routing_rows(p):
+        table.add_row(label, value)
     return table
 
 

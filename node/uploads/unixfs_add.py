@@ -92,6 +92,7 @@ class _Sink:
         self._store = store
         self._journal = journal
         self.new_blocks = 0
+        self.write_batch_bytes: int | None = getattr(store, "write_batch_bytes", None)
 
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = False) -> int:
         if self._journal is None:  # only-hash: compute CIDs, store nothing
