@@ -170,7 +170,7 @@ def _imports_plyvel(path: Path) -> bool:
 
 
 #: the modules that open the database or map its errors; everything else types against blockstore.kv
-PLYVEL_USERS = {"blockstore/db.py", "blockstore/store.py", "node/repo.py"}
+PLYVEL_USERS = {"blockstore/db.py", "node/repo.py"}
 
 
 def test_only_the_database_openers_import_plyvel() -> None:
