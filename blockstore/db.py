@@ -1,7 +1,7 @@
-"""The one LevelDB database of a repo, and its key namespaces.
+"""Opening the one LevelDB database of a repo (plyvel), and its disk-full message.
 
-Every namespace is a short key prefix inside one plyvel database, so that
-writes of several namespaces that belong together can go in one write batch.
+Its key namespaces are declared in :mod:`blockstore.layout`; code that reads
+and writes it types against :class:`blockstore.kv.KVStore`.
 """
 
 from __future__ import annotations
@@ -11,21 +11,8 @@ from pathlib import Path
 
 import plyvel
 
+from .layout import NS_META
 from .memory import DEFAULT_PLAN, MemoryPlan
-
-# Key prefixes. Each namespace owns every key that starts with its prefix.
-NS_BLOCKS = b"b/"  #: multihash -> stored block (see store.py)
-NS_META = b"m/"  #: blockstore metadata (running totals, format version)
-NS_PINS = b"p/"  #: local pins (see pins.py)
-NS_CRDT = b"c/"  #: Merkle-CRDT heads, dirty flags, state (cluster layer)
-NS_TRACKER = b"t/"  #: pin tracker queue and statuses (cluster layer)
-NS_NODE = b"n/"  #: node bookkeeping (known peers, ...)
-NS_JOURNAL = b"j/"  #: import journals: blocks added by unfinished imports (see store.py)
-NS_ROUTING = b"r/"  #: DHT provider records (bitswap/routing/providers_store.py)
-NS_PROVIDE = b"q/"  #: the provide queue (bitswap/routing/provide_queue.py)
-#: b"v/" holds the scratch keys of visited sets spilled to disk (see visited.py)
-NS_UPLOADS = b"u/"  #: uploads kept until their cluster pin is settled (see uploads.py)
-NS_GC_MARK = b"g/"  #: blocks marked live by a running garbage collection (see gc.py)
 
 FORMAT_VERSION = b"1"
 

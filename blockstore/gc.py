@@ -43,11 +43,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-import plyvel
-
 from .cid import RAW, codec_of, multihash_of
 from .dagwalk import BlockNotFound
-from .db import NS_GC_MARK
+from .kv import KVStore
+from .layout import NS_GC_MARK
 from .links import iter_links
 from .store import BlockStore
 from .visited import VisitedSet
@@ -112,7 +111,7 @@ def _mark(store: BlockStore, root: bytes, recursive: bool, links: LinksFn) -> No
         stack.extend((child, True) for child in links(cid, data))
 
 
-def _clear(db: plyvel.DB) -> None:
+def _clear(db: KVStore) -> None:
     """Delete every mark, a bounded batch at a time."""
     while True:
         keys = []

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-import plyvel
-
+from .kv import KVStore
 from .links import LinksError, iter_links
 from .pins import RECURSIVE, Pins
 from .visited import VisitedSet
@@ -70,7 +69,7 @@ def _walk(root: bytes, get_block: GetBlock, visited: VisitedSet) -> Iterator[byt
 
 
 def find_indirect(
-    pins: Pins, get_block: GetBlock, targets: Iterable[bytes], db: plyvel.DB | None = None
+    pins: Pins, get_block: GetBlock, targets: Iterable[bytes], db: KVStore | None = None
 ) -> dict[bytes, bytes]:
     """``{cid: recursive root}`` for each of ``targets`` that some recursive pin's DAG contains.
 
@@ -94,7 +93,7 @@ def find_indirect(
     return found
 
 
-def iter_indirect(pins: Pins, get_block: GetBlock, db: plyvel.DB | None = None) -> Iterator[bytes]:
+def iter_indirect(pins: Pins, get_block: GetBlock, db: KVStore | None = None) -> Iterator[bytes]:
     """Every CID under a recursive pin that is not itself pinned (recursively or directly)."""
     with VisitedSet(db) as visited:
         for root in recursive_roots(pins):

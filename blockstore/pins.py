@@ -16,11 +16,10 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
-import plyvel
-
 from . import gc
 from .cid import parse_cid
-from .db import NS_GC_MARK, NS_PINS
+from .kv import KVStore
+from .layout import NS_GC_MARK, NS_PINS
 from .store import BlockStore
 
 RECURSIVE = "recursive"
@@ -67,7 +66,7 @@ def _encode(kind: str, name: str) -> bytes:
 class Pins:
     """The set of local pins of one repo."""
 
-    def __init__(self, db: plyvel.DB) -> None:
+    def __init__(self, db: KVStore) -> None:
         self._db = db
         self._listeners: list[Callable[[list[bytes]], None]] = []
 

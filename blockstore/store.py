@@ -32,11 +32,11 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-import plyvel
 import zstandard
 
 from .cid import IDENTITY, HashMismatch, multihash_of, parse_cid, verify
-from .db import NS_BLOCKS, NS_GC_MARK, NS_JOURNAL, NS_META
+from .kv import KVStore
+from .layout import NS_BLOCKS, NS_GC_MARK, NS_JOURNAL, NS_META
 from .memory import DEFAULT_PLAN
 from .uploads import marker as upload_marker
 
@@ -65,7 +65,7 @@ class BlockStore:
 
     def __init__(
         self,
-        db: plyvel.DB,
+        db: KVStore,
         *,
         max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
         compress: bool = True,
@@ -89,7 +89,7 @@ class BlockStore:
         self._gc_mutex = threading.Lock()  # one collection at a time
 
     @property
-    def db(self) -> plyvel.DB:
+    def db(self) -> KVStore:
         """The repo database this store lives in (shared with other namespaces)."""
         return self._db
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 
-import plyvel
-
-from .db import NS_UPLOADS
+from .kv import KVStore
+from .layout import NS_UPLOADS
 
 _U64 = struct.Struct(">Q")
 
@@ -36,7 +35,7 @@ def marker(cid: bytes, now_ns: int) -> tuple[bytes, bytes]:
 class Uploads:
     """The upload markers of one repo."""
 
-    def __init__(self, db: plyvel.DB) -> None:
+    def __init__(self, db: KVStore) -> None:
         self._db = db
 
     def has(self, cid: bytes) -> bool:

@@ -17,10 +17,9 @@ import os
 from collections.abc import Iterator
 from types import TracebackType
 
-import plyvel
+from .kv import KVStore
+from .layout import NS_SCRATCH
 
-#: scratch namespace of visited sets (one random sub-prefix per set)
-NS_SCRATCH = b"v/"
 #: keys kept in memory before a set spills to LevelDB
 DEFAULT_MEMORY_LIMIT = 65_536
 
@@ -40,7 +39,7 @@ class VisitedSet:
     limit is not applied.
     """
 
-    def __init__(self, db: plyvel.DB | None, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+    def __init__(self, db: KVStore | None, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
         if memory_limit < 1:
             raise ValueError("memory_limit must be at least 1")
         self._db = db
@@ -114,7 +113,7 @@ class VisitedSet:
         self.close()
 
 
-def _delete_prefix(db: plyvel.DB, prefix: bytes, batch: int = 10_000) -> int:
+def _delete_prefix(db: KVStore, prefix: bytes, batch: int = 10_000) -> int:
     n = 0
     keys: list[bytes] = []
     for key in db.iterator(prefix=prefix, include_value=False):
@@ -125,18 +124,18 @@ def _delete_prefix(db: plyvel.DB, prefix: bytes, batch: int = 10_000) -> int:
     return n + _delete(db, keys)
 
 
-def _delete(db: plyvel.DB, keys: list[bytes]) -> int:
+def _delete(db: KVStore, keys: list[bytes]) -> int:
     with db.write_batch() as wb:
         for key in keys:
             wb.delete(key)
     return len(keys)
 
 
-def clear_scratch(db: plyvel.DB) -> int:
+def clear_scratch(db: KVStore) -> int:
     """Delete the scratch keys of every visited set (left behind by a crash); call at repo open."""
     return _delete_prefix(db, NS_SCRATCH)
 
 
-def scratch_keys(db: plyvel.DB) -> Iterator[bytes]:
+def scratch_keys(db: KVStore) -> Iterator[bytes]:
     """Every scratch key on disk (for tests and diagnostics)."""
     yield from db.iterator(prefix=NS_SCRATCH, include_value=False)

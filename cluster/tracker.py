@@ -51,9 +51,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import libipld
-import plyvel
 
-from blockstore.db import NS_TRACKER
+from blockstore.kv import KVStore
+from blockstore.layout import NS_TRACKER
 
 from .allocator import AllocationError
 from .pin import Pin
@@ -194,7 +194,7 @@ class Record:
 class TrackerStore:
     """The tracker's persistent records, queues and counters (see module docstring). Thread-safe."""
 
-    def __init__(self, db: plyvel.DB, config: TrackerConfig | None = None) -> None:
+    def __init__(self, db: KVStore, config: TrackerConfig | None = None) -> None:
         self._db = db
         self.config = config or TrackerConfig()
         self._lock = threading.RLock()
@@ -475,7 +475,7 @@ class TrackerStore:
         return out
 
 
-def pin_roots(db: plyvel.DB) -> Iterator[tuple[bytes, bool]]:
+def pin_roots(db: KVStore) -> Iterator[tuple[bytes, bool]]:
     """(CID, recursive) of every CID this peer pins or holds for the cluster, whatever the
     status (queued, pinning, failed, pinned): the tracker's garbage-collection roots.
 

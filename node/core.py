@@ -29,6 +29,7 @@ from blockstore.cid import (
 )
 from blockstore.dagwalk import BlockNotFound, inline_data, walk_dag
 from blockstore.gc import record_pin
+from blockstore.kv import KVStore
 from blockstore.links import LinksError, iter_links
 from blockstore.pins import DIRECT, RECURSIVE, PinError, check_pin_name, collect_garbage
 from blockstore.store import BlockTooLarge
@@ -765,7 +766,7 @@ def _allocated_pins(replica: Any, peer: str) -> Iterator[tuple[bytes, bool]]:
             yield cid, pin.max_depth != 0
 
 
-def _tracker_pins(db: Any) -> Iterator[tuple[bytes, bool]]:
+def _tracker_pins(db: KVStore) -> Iterator[tuple[bytes, bool]]:
     """(CID, recursive) of every pin the pin tracker holds (cluster/tracker.py), whatever its status."""
     from cluster.tracker import pin_roots
 

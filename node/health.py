@@ -21,9 +21,10 @@ import collections
 import contextlib
 import logging
 import time
-from typing import Any
 
-from blockstore.db import NS_META, disk_full_message
+from blockstore.db import disk_full_message
+from blockstore.kv import KVStore
+from blockstore.layout import NS_META
 
 from .workers import Pools
 
@@ -48,7 +49,7 @@ class HealthMonitor:
     def __init__(
         self,
         pools: Pools,
-        db: Any,
+        db: KVStore,
         *,
         stall_after: float = STALL_AFTER,
         lag_limit: float = LAG_LIMIT,

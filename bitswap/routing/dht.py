@@ -50,6 +50,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
 from blockstore.cid import CidError, parse_cid
+from blockstore.kv import KVStore
 
 from ..network import FrameError, read_frames
 from .dht_config import SERVER, DHTConfig, is_public_ip
@@ -142,7 +143,7 @@ class _Notifee(INotifee):
 class DHT:
     """One DHT node on a py-libp2p host (see the module docstring)."""
 
-    def __init__(self, host: Any, db: Any, config: DHTConfig | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, host: Any, db: KVStore, config: DHTConfig | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.host = host
         self.config = config or DHTConfig()
         self.clock = clock

@@ -67,15 +67,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
-import plyvel
-
 from blockstore.cid import RAW, codec_of, multihash_of
-from blockstore.db import NS_BLOCKS, NS_PINS
+from blockstore.kv import KVStore, KVWriteBatch
+from blockstore.layout import NS_BLOCKS, NS_PINS, NS_PROVIDE
 from blockstore.links import LinksError, iter_links
 from blockstore.store import BlockStore
 
 __all__ = [
-    "NS_PROVIDE",
     "STRATEGIES",
     "Announce",
     "KeySource",
@@ -92,7 +90,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NS_PROVIDE = b"q/"
 NEW = NS_PROVIDE + b"n/"
 RETRY = NS_PROVIDE + b"r/"
 STATE = NS_PROVIDE + b"s"
@@ -328,7 +325,7 @@ def _next_key(key: bytes) -> bytes:
 class ProvideQueue:
     """The durable part: new keys, retries, the pass state and the counters (see the module docstring). Thread-safe."""
 
-    def __init__(self, db: plyvel.DB, *, exclude: Callable[[bytes], bool] | None = None) -> None:
+    def __init__(self, db: KVStore, *, exclude: Callable[[bytes], bool] | None = None) -> None:
         self._db = db
         self.exclude = exclude
         self._lock = threading.Lock()
@@ -345,7 +342,7 @@ class ProvideQueue:
         self._retry_fed: bytes | None = None
 
     # ------------------------------------------------------------------ helpers
-    def _count(self, wb: plyvel.WriteBatch, name: str, delta: int) -> None:
+    def _count(self, wb: KVWriteBatch, name: str, delta: int) -> None:
         self._counts[name] = max(0, self._counts[name] + delta)
         wb.put(COUNT + name.encode(), _U64.pack(self._counts[name]))
 
@@ -518,7 +515,7 @@ def _all_blocks(store: BlockStore) -> KeySource:
     return source
 
 
-def _pins(db: plyvel.DB, after: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+def _pins(db: KVStore, after: bytes | None) -> Iterator[tuple[bytes, bytes]]:
     n = len(NS_PINS)
     start = NS_PINS + after + b"\x00" if after is not None else NS_PINS
     with db.iterator(start=start, stop=_after(NS_PINS)) as it:

@@ -29,12 +29,10 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import plyvel
-
-from blockstore.db import NS_ROUTING
+from blockstore.kv import KVStore
+from blockstore.layout import NS_ROUTING
 
 __all__ = [
-    "NS_ROUTING",
     "PROVIDE_VALIDITY",
     "ProviderRecord",
     "ProviderStore",
@@ -119,7 +117,7 @@ class ProviderStore:
 
     def __init__(
         self,
-        db: plyvel.DB,
+        db: KVStore,
         *,
         prefix: bytes = NS_ROUTING,
         validity: float = PROVIDE_VALIDITY,

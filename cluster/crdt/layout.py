@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 
 from blockstore.cid import encode_varint, read_varint
-from blockstore.db import NS_CRDT
+from blockstore.layout import NS_CRDT
 
 VALUE = NS_CRDT + b"v/"
 ELEMENT = NS_CRDT + b"e/"

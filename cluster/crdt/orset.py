@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import plyvel
+from blockstore.kv import KVStore, KVWriteBatch
 
 from . import layout as L
 from .delta import Delta
@@ -37,7 +37,7 @@ class Change:
 class ORSet:
     """Read access to the set and the merge of deltas into it."""
 
-    def __init__(self, db: plyvel.DB, index_terms: IndexTerms | None = None) -> None:
+    def __init__(self, db: KVStore, index_terms: IndexTerms | None = None) -> None:
         self._db = db
         self._terms = index_terms
         raw = db.get(L.COUNT)
@@ -98,7 +98,7 @@ class ORSet:
         return self._db.get(L.keyed(L.TOMB, key) + eid) is not None
 
     # ------------------------------------------------------------------ merge
-    def merge(self, wb: plyvel.WriteBatch, delta: Delta, block_id: bytes) -> list[Change]:
+    def merge(self, wb: KVWriteBatch, delta: Delta, block_id: bytes) -> list[Change]:
         """Stage the merge of ``delta`` (whose CID is ``block_id``) into ``wb``.
 
         Tombstones first, then elements; returns the keys whose value changed.
@@ -111,7 +111,7 @@ class ORSet:
 
     def merge_records(
         self,
-        wb: plyvel.WriteBatch,
+        wb: KVWriteBatch,
         tombstones: Iterable[tuple[bytes, bytes]],
         elements: Iterable[tuple[bytes, bytes, bytes]],
     ) -> list[Change]:
@@ -167,7 +167,7 @@ class ORSet:
             wb.put(L.COUNT, L.u64(self._count))
         return changes
 
-    def merge_into_empty(self, wb: plyvel.WriteBatch, elements: Iterable[tuple[bytes, bytes, bytes]]) -> list[Change]:
+    def merge_into_empty(self, wb: KVWriteBatch, elements: Iterable[tuple[bytes, bytes, bytes]]) -> list[Change]:
         """Stage elements (key, id, priority + value) for a set that had no elements or tombstones.
 
         The fast path of loading a snapshot into a new replica: no tombstone
@@ -205,12 +205,12 @@ class ORSet:
         raw = self._db.get(L.COUNT)
         self._count = L.read_u64(raw) if raw else 0
 
-    def _index(self, wb: plyvel.WriteBatch, key: bytes, value: bytes) -> None:
+    def _index(self, wb: KVWriteBatch, key: bytes, value: bytes) -> None:
         if self._terms is not None:
             for term in self._terms(key, value):
                 wb.put(L.keyed(L.INDEX, term) + key, b"")
 
-    def _unindex(self, wb: plyvel.WriteBatch, key: bytes, value: bytes) -> None:
+    def _unindex(self, wb: KVWriteBatch, key: bytes, value: bytes) -> None:
         if self._terms is not None:
             for term in self._terms(key, value):
                 wb.delete(L.keyed(L.INDEX, term) + key)

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import plyvel
-
 from blockstore.cid import DAG_CBOR, make_cid
+from blockstore.kv import KVStore
 
 from . import layout as L
 
 __all__ = ["crdt_exclusion"]
 
 
-def crdt_exclusion(db: plyvel.DB) -> Callable[[bytes], bool]:
+def crdt_exclusion(db: KVStore) -> Callable[[bytes], bool]:
     """``exclude(multihash) -> bool``: True for a block of the cluster's CRDT (one LevelDB point read)."""
 
     def exclude(mh: bytes) -> bool:

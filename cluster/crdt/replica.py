@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import libipld
-import plyvel
 
 from blockstore.cid import DAG_CBOR, CidError, cid_to_str, codec_of, parse_cid
+from blockstore.kv import KVStore, KVWriteBatch
 from blockstore.store import BlockStore
 
 from . import layout as L
@@ -76,7 +76,7 @@ class Replica:
 
     def __init__(
         self,
-        db: plyvel.DB,
+        db: KVStore,
         blocks: BlockStore,
         *,
         peer_id: str = "",
@@ -319,7 +319,7 @@ class Replica:
         return cid
 
     # ------------------------------------------------------------------ applying deltas
-    def _stage_apply(self, wb: plyvel.WriteBatch, cid: bytes, delta: Delta) -> list[Change]:
+    def _stage_apply(self, wb: KVWriteBatch, cid: bytes, delta: Delta) -> list[Change]:
         """Stage the merge of one delta with its markers and head update."""
         changes = self.set.merge(wb, delta, cid)
         wb.put(L.PROCESSED + cid, b"")

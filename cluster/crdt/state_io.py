@@ -11,9 +11,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import IO
 
-import plyvel
-
-from blockstore.db import NS_CRDT
+from blockstore.kv import KVStore
+from blockstore.layout import NS_CRDT
 
 from cluster.pin import Pin, PinError
 
@@ -71,7 +70,7 @@ def import_pins(
     return n
 
 
-def clear_state(db: plyvel.DB) -> int:
+def clear_state(db: KVStore) -> int:
     """Delete every CRDT key of an offline repo (``pinion state cleanup``); return how many.
 
     The delta blocks stay in the block store until the next garbage collection,

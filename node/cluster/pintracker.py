@@ -27,10 +27,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
-import plyvel
-
 from blockstore.dagwalk import BlockNotFound
 from blockstore.gc import record_pin
+from blockstore.kv import KVStore
 from blockstore.pins import DIRECT, RECURSIVE
 from blockstore.pins import PinError as LocalPinError
 from blockstore.pins import Pins
@@ -57,7 +56,7 @@ class PinTracker:
 
     def __init__(
         self,
-        db: plyvel.DB,
+        db: KVStore,
         pins: Pins,
         peer_id: str,
         config: dict[str, Any],

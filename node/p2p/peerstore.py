@@ -11,9 +11,8 @@ address replaces the stale one, so its peers stop redialling where it was.
 
 from __future__ import annotations
 
-import plyvel
-
-from blockstore.db import NS_NODE
+from blockstore.kv import KVStore
+from blockstore.layout import NS_NODE
 
 PEERS_PREFIX = NS_NODE + b"peers/"
 MAX_ADDRS_PER_PEER = 8  #: addresses kept per peer (oldest dropped)
@@ -23,7 +22,7 @@ MAX_LEARNT_PEERS = 1024  #: peers ``learn`` adds on its own (peers already known
 class PeerBook:
     """The known peers of one host, persisted in LevelDB; safe to call from any thread."""
 
-    def __init__(self, db: plyvel.DB, host_name: str) -> None:
+    def __init__(self, db: KVStore, host_name: str) -> None:
         if not host_name or "/" in host_name:
             raise ValueError(f"peer book host name must be non-empty without '/': {host_name!r}")
         self._db = db

@@ -10,9 +10,8 @@ Key: ``NS_NODE + b"pubsub-seqno/" + <host name>``; value: the floor, decimal ASC
 
 from __future__ import annotations
 
-import plyvel
-
-from blockstore.db import NS_NODE
+from blockstore.kv import KVStore
+from blockstore.layout import NS_NODE
 
 SEQNO_PREFIX = NS_NODE + b"pubsub-seqno/"
 
@@ -20,7 +19,7 @@ SEQNO_PREFIX = NS_NODE + b"pubsub-seqno/"
 class SeqnoFloor:
     """One host's persisted seqno floor: every seqno it ever used is below it."""
 
-    def __init__(self, db: plyvel.DB, host_name: str) -> None:
+    def __init__(self, db: KVStore, host_name: str) -> None:
         if not host_name or "/" in host_name:
             raise ValueError(f"seqno floor host name must be non-empty without '/': {host_name!r}")
         self._db = db

@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import plyvel
 import trio
 from libp2p.peer.id import ID
+
+from blockstore.kv import KVStore
 
 from .bridge import TrioThread
 from .hosts import AGENT_VERSION, CONNECT_TIMEOUT_S, DEFAULT_CLUSTER_ADDR, DEFAULT_SWARM_ADDR, HostHandle, P2PError
@@ -86,7 +87,7 @@ class Subscription:
 class P2PService:
     """Both libp2p hosts behind the asyncio/trio bridge."""
 
-    def __init__(self, settings: P2PSettings, db: plyvel.DB | None = None) -> None:
+    def __init__(self, settings: P2PSettings, db: KVStore | None = None) -> None:
         self.settings = settings
         self.bridge = TrioThread()
         self.swarm = HostHandle(

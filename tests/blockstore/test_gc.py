@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from blockstore.cid import DAG_PB, cid_for
-from blockstore.db import NS_GC_MARK, open_db
+from blockstore.db import open_db
+from blockstore.layout import NS_GC_MARK
 from blockstore.gc import BlockNotFound, collect, record_pin
 from blockstore.pins import RECURSIVE, Pins, collect_garbage
 from blockstore.store import BlockStore

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from blockstore.cid import RAW, cid_for
-from blockstore.db import NS_PINS, open_db
+from blockstore.db import open_db
+from blockstore.layout import NS_PINS
 from blockstore.pins import DIRECT, RECURSIVE, PinError, PinRecord, Pins
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plyvel
 import pytest
 
-from blockstore.db import NS_NODE
+from blockstore.layout import NS_NODE
 from node.p2p.peerstore import MAX_ADDRS_PER_PEER, PeerBook
 
 
