@@ -527,7 +527,6 @@ class DHT:
                 if lk.in_flight == 0:
                     break
                 pid, answer = await recv.receive()
-                now = self.clock()
                 if answer is None:
                     lk.on_failure(pid)
                     if not self._backing_off(pid):
@@ -704,7 +703,7 @@ class DHT:
                 regions[region] = [(kad_point(p), p) for p in lk.closest(self.config.k * 4)]
 
         async def flush(batch: list[bytes]) -> None:
-            nonlocal keys, records
+            nonlocal keys
             points = [(kad_point(mh), mh) for mh in batch]
             asked: set[int] = set()
             async with trio.open_nursery() as nursery:

@@ -556,7 +556,6 @@ class HttpFetcher:
                 progress(result.blocks, result.fetched_bytes)
 
         async def worker() -> None:
-            nonlocal outstanding
             while True:
                 item = await queue.get()
                 if item is None:
