@@ -36,7 +36,7 @@ from blockstore.store import BlockTooLarge
 from blockstore.uploads import Uploads
 from blockstore.visited import VisitedSet
 
-from .errors import BadRequest, Busy, CoreError, NotFound
+from .errors import BadRequest, Busy, CoreError, NodeError, NotFound
 from .repo import Repo
 
 Progress = Callable[[int], None] | None
@@ -66,7 +66,7 @@ def parse_path(path: str) -> tuple[bytes, list[str]]:
     return root, segments
 
 
-class FetchNeeded(Exception):
+class FetchNeeded(NodeError):
     """A block (with ``dag``: the DAG under it) is not in the store and must come from the network.
 
     Raised by the daemon's :class:`Network` from a worker thread instead of waiting there: the

@@ -8,10 +8,12 @@ from blockstore.cid import cid_to_str
 from blockstore.errors import BlockNotFound
 from blockstore.store import BlockStore
 
+from ..errors import NodeError
+
 __all__ = ["BlockNotFound", "BlockTimeout", "BlockSource", "StoreBlockSource"]
 
 
-class BlockTimeout(BlockNotFound):
+class BlockTimeout(NodeError, BlockNotFound):
     """The block is not local and the network did not deliver it in time (answered as 504)."""
 
     status = 504
