@@ -1,7 +1,7 @@
 """Fixes for py-libp2p 0.8.1 that Pinion needs (each defect measured by a test
-in ``tests/p2p/test_compat.py``; connect and gossipsub figures by ``benchmarks/bench_p2p.py``).
+in ``tests/node/p2p/test_compat.py``; connect and gossipsub figures by ``benchmarks/bench_p2p.py``).
 
-Every fix lives here, and each has a test in ``tests/p2p/test_compat.py`` that
+Every fix lives here, and each has a test in ``tests/node/p2p/test_compat.py`` that
 asserts the upstream defect is still present, so the test fails (and tells us
 to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
 

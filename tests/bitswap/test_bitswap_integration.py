@@ -17,7 +17,7 @@ from blockstore.cid import RAW, cid_for, encode_varint
 from blockstore.importer import ImportParams, import_bytes
 from blockstore.links import iter_links
 
-from bitswap_hosts import bitswap_node, connect, running_host
+from .bitswap_hosts import bitswap_node, connect, running_host
 
 pytestmark = pytest.mark.timeout(120)
 
