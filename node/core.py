@@ -726,7 +726,7 @@ class CoreAPI:
             from .cluster.pinset import open_replica
 
             replica = open_replica(self.repo)
-        peer = str(self.repo.config.get("Cluster", {}).get("PeerID", ""))
+        peer = str(self.repo.config["Cluster"]["PeerID"])
         uploads = Uploads(self.repo.db)
         sources = [
             lambda: ((cid, True) for cid, _ts in uploads),

@@ -57,7 +57,7 @@ class Repo:
         self.db = db
         ds = config["Datastore"]
         #: how Datastore.MemoryBudget is split (LevelDB buffers, import batches, upload buffer)
-        self.memory = memory or memory_plan(ds.get("MemoryBudget", 0))
+        self.memory = memory or memory_plan(ds["MemoryBudget"])
         self.store = BlockStore(
             db,
             max_block_size=ds["MaxBlockSize"],
@@ -112,7 +112,7 @@ class Repo:
             cfg = cfgmod.load(p)
         except cfgmod.ConfigError as exc:
             raise RepoError(str(exc)) from None
-        memory = memory_plan(cfg["Datastore"].get("MemoryBudget", 0))
+        memory = memory_plan(cfg["Datastore"]["MemoryBudget"])
         return cls(p, cfg, _open_db(p, memory), memory)
 
     def save_config(self) -> None:

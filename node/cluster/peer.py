@@ -42,7 +42,7 @@ from .pinning import Pinning
 from .pinset import PinsetService, open_replica
 from .pintracker import PinTracker
 from .status import ClusterStatus
-from .upkeep import Upkeep
+from .upkeep import Upkeep, UpkeepConfig
 from .uploads import UploadReleaser
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class ClusterPeer:
         self.graph = ConnectGraph(p2p, members, rpc)
         self.pinning = Pinning(pinset, tracker, members, self.monitor, self.config)
         self.cluster_status = ClusterStatus(pinset, tracker, members, rpc)
-        self.upkeep = Upkeep(pinset, members, self.pinning, self.config)
+        self.upkeep = Upkeep(pinset, members, self.pinning, UpkeepConfig.from_config(self.config))
         self.uploads = UploadReleaser(
             Uploads(repo.db), pinset, tracker, self.cluster_status,
             peer_id=self.peer_id, interval=float(cluster["MonitorPingInterval"]),

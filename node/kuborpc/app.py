@@ -36,18 +36,18 @@ from blockstore.pins import LocalPinError, check_pin_name
 from ..core import CarImportReport, CoreAPI
 from ..errors import Busy, CoreError, NotFound
 from ..fetching import FetchingCore
-from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
 from ..uploads.car_parts import CarParts
-from ..uploads.drive import BODY_IDLE_TIMEOUT, drive_upload
+from ..uploads.drive import drive_upload
 from ..uploads.errors import UploadError
 from ..uploads.multipart import PartStart
 from ..uploads.pipe import ItemPipe, PartReader, UploadAborted
 from ..uploads.unixfs_add import Added, AddOptions, AddResult, AddWorker
 from ..workers import PoolBusy
 from . import dag, get, pins, refs
-from .options import CODE_CLIENT, CODE_NORMAL, Options, KuboRpcError, format_cid, parse_cid_arg
+from .options import CODE_CLIENT, CODE_NORMAL, KuboRpcError, Options, format_cid, parse_cid_arg
 from .respond import error_response, json_response, ndjson_response, stream_generator, stream_headers, text_error
+from .settings import RpcSettings
 
 API_PREFIX = "/api/v0/"
 VERSION = "0.1.0"
@@ -78,6 +78,18 @@ class RpcContext:
     fetching: FetchingCore | None = None
     #: one ``repo/gc`` at a time holds a thread; the others wait on the event loop
     gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: what the handlers need from ``config``, read once (None: built from ``config`` here)
+    settings: RpcSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            self.settings = RpcSettings.from_config(self.config)
+
+    @property
+    def conf(self) -> RpcSettings:
+        """The settings (always set after construction)."""
+        assert self.settings is not None
+        return self.settings
 
     def writer_lock(self) -> Any:
         """The core's import/GC exclusion, held while an upload writes blocks."""
@@ -132,19 +144,17 @@ async def h_version(request: web.Request, ctx: RpcContext, o: Options) -> web.St
 
 async def h_id(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
     """``id``: this node's identity (other peers cannot be looked up)."""
-    ident = ctx.config["Identity"]
+    conf = ctx.conf
     args = o.args()
-    if args and args[0] != ident["PeerID"]:
+    if args and args[0] != conf.peer_id:
         raise KuboRpcError(f"peer {args[0]} is not known to this node (only its own identity is answered)")
-    try:
-        pub = public_key_b64(ident["PrivKey"]) if ident.get("PrivKey") else ""
-    except ValueError as exc:
-        raise KuboRpcError(str(exc), CODE_NORMAL) from None
+    if conf.public_key_error:
+        raise KuboRpcError(conf.public_key_error, CODE_NORMAL)
     if ctx.p2p is not None:
         info = await ctx.p2p.id("swarm")
         return json_response({**info, "AgentVersion": info.get("AgentVersion") or AGENT_VERSION})
     return json_response(
-        {"ID": ident["PeerID"], "PublicKey": pub, "Addresses": [], "AgentVersion": AGENT_VERSION, "Protocols": []}
+        {"ID": conf.peer_id, "PublicKey": conf.public_key, "Addresses": [], "AgentVersion": AGENT_VERSION, "Protocols": []}
     )
 
 
@@ -363,8 +373,8 @@ async def _upload(request: web.Request, ctx: RpcContext, worker: Callable[[ItemP
         def on_bytes(n: int) -> None:
             m.add_upload_bytes(endpoint, n)
 
-    max_bytes = int(ctx.config.get("Datastore", {}).get("MaxUploadSize", 0))
-    idle = float(ctx.config.get("HTTP", {}).get("BodyTimeout", BODY_IDLE_TIMEOUT))
+    max_bytes = ctx.conf.max_upload_size
+    idle = ctx.conf.body_timeout
     return await drive_upload(
         request,
         worker,
@@ -624,7 +634,7 @@ def _origin_allowed(request: web.Request) -> bool:
 def make_rpc_app(ctx: RpcContext) -> web.Application:
     """The aiohttp app serving ``/api/v0/<command>`` for every command of :data:`ROUTES`."""
     routes = {**ROUTES, **ctx.extra_routes}
-    credentials: dict[str, str] | None = (ctx.config.get("API") or {}).get("BasicAuthCredentials") or None
+    credentials = ctx.conf.credentials
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         command = request.match_info["command"].strip("/")
