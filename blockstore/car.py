@@ -25,6 +25,9 @@ Policies (each checked against the go-car and IPLD spec fixtures listed in
 
 Every error is a :class:`CarError` naming the problem and the byte offset in
 the stream where it was found.
+
+Why one module of over 500 lines: the CAR v1/v2 reader, the sans-I/O streaming parser and the
+writer share the header and section codecs; each is a small class.
 """
 
 from __future__ import annotations

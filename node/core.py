@@ -4,6 +4,10 @@ Every method is synchronous and streams where the data can be large. The
 daemon calls them from worker threads; the CLI calls them directly when no
 daemon runs. CIDs are bytes; paths are strings (``CID[/a/b]`` or
 ``/ipfs/CID/a/b``).
+
+Why one module of over 500 lines: :class:`CoreAPI` is the one facade both the offline CLI and
+the daemon's APIs call, a thin method per command over the block store, pins and walks that live
+in ``blockstore/``; splitting it would scatter the commands a reader looks up by name.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ loop, every complete frame answered in order, so a peer may pipeline; batched
 ADD_PROVIDERs go many frames per write on one stream per peer. A peer enters
 the routing table only after it answered a request of ours (so it is a DHT
 server); a new connection is probed with FIND_NODE(our ID) to find out.
+
+Why one module of over 500 lines: it is one class, the I/O shell that owns the host's streams
+(handler, lookups, batched providing, bootstrap, probes); every rule it applies lives in a sans-I/O
+``kad_*.py`` module of its own (message codec, keyspace, table, lookup, server).
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ Use (on the node's asyncio loop, beside bitswap in the trio thread)::
 For a DAG fetch the node can race ``fetch_dag`` against bitswap's ``fetch_dag`` on the same
 store: both skip blocks already present, so whichever is faster fills the store and the other
 finds the blocks there.
+
+Why one module of over 500 lines: one fetcher whose block and DAG paths share the verification,
+the connection pool and the provider scoring; the scores (``provider_scores.py``) and the URL
+policy are separate.
 """
 
 from __future__ import annotations

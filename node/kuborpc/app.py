@@ -12,6 +12,10 @@ a thread; uploads stream through :func:`node.uploads.drive.drive_upload` with
 bounded memory (in their own pool, ``uploads``); downloads stream in batches
 (respond.py). Commands are grouped by module: this one (node, files, blocks,
 CAR, repo), pins.py, dag.py (``dag put/resolve/stat``), refs.py and get.py.
+
+Why one module of over 500 lines: the dispatch (one error mapping, auth, origin check, metrics)
+and the handlers of the node, files, blocks, CAR and repo commands; the other command families
+are in their own modules, as listed above.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ host also adds members that only ever dialled us). Known peers that drop are red
 ``HostHandle`` lives in the bridge's trio thread: every ``async`` method is a
 trio coroutine, and stream handlers are trio coroutines taking the stream.
 Code on asyncio goes through ``node.p2p.service.P2PService``.
+
+Why one module of over 500 lines: both hosts share one build (transport, security, muxer, pnet),
+the peer book and the redial loop; py-libp2p's own workarounds are in ``compat.py``.
 """
 
 from __future__ import annotations
