@@ -11,16 +11,15 @@ its lockfile on first use; skipped with the reason where they are missing.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+from npm_project import node_problem, npm_install
 import trio
 
 from bitswap import Bitswap
@@ -34,31 +33,14 @@ from .dht_hosts import LOOPBACK, lan_config, make_host, p2p_addr, wait_for
 pytestmark = pytest.mark.timeout(240)
 
 JS_DIR = Path(__file__).parent / "js"
-_STAMP = JS_DIR / "node_modules" / ".pinion-lock-sha256"
-
-
-def _node_problem() -> str | None:
-    node = shutil.which("node")
-    if node is None or shutil.which("npm") is None:
-        return "needs Node >= 20 and npm on PATH"
-    out = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-    if int(out.lstrip("v").split(".")[0]) < 20:
-        return f"needs Node >= 20, found {out}"
-    return None
 
 
 @pytest.fixture(scope="module")
 def js_ready() -> None:
-    problem = _node_problem()
+    problem = node_problem()
     if problem:
         pytest.skip(f"DHT interop with js-libp2p {problem}")
-    lock_sha = hashlib.sha256((JS_DIR / "package-lock.json").read_bytes()).hexdigest()
-    if not _STAMP.exists() or _STAMP.read_text() != lock_sha:
-        proc = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS_DIR, capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode == 0, f"npm ci failed in {JS_DIR}:\n{proc.stderr[-3000:]}"
-        _STAMP.write_text(lock_sha)
+    npm_install(JS_DIR)
 
 
 class JsDhtPeer:

@@ -9,13 +9,11 @@ on first run); skipped where they are missing, so it runs on any machine or CI w
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from npm_project import node_problem, npm_install
 
 from node.p2p import compat
 from node.p2p.hosts import P2PError
@@ -25,31 +23,14 @@ from node.p2p.service import P2PService, P2PSettings
 from .conftest import LOOPBACK, new_secret
 
 JS_DIR = Path(__file__).parent / "js"
-_STAMP = JS_DIR / "node_modules" / ".pinion-lock-sha256"
-
-
-def _node_problem() -> str | None:
-    node = shutil.which("node")
-    if node is None or shutil.which("npm") is None:
-        return "needs Node >= 20 and npm on PATH"
-    out = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-    if int(out.lstrip("v").split(".")[0]) < 20:
-        return f"needs Node >= 20, found {out}"
-    return None
 
 
 @pytest.fixture(scope="module")
 def js_ready() -> None:
-    problem = _node_problem()
+    problem = node_problem()
     if problem:
         pytest.skip(f"pnet interop with js-libp2p {problem}")
-    lock_sha = hashlib.sha256((JS_DIR / "package-lock.json").read_bytes()).hexdigest()
-    if not _STAMP.exists() or _STAMP.read_text() != lock_sha:
-        proc = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=JS_DIR, capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode == 0, f"npm ci failed in {JS_DIR}:\n{proc.stderr[-3000:]}"
-        _STAMP.write_text(lock_sha)
+    npm_install(JS_DIR)
 
 
 class JsPeer:
