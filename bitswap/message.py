@@ -40,6 +40,7 @@ from blockstore.cid import (
     parse_cid,
 )
 from .errors import BadMessage
+from .protobuf import as_int32, expect_wire, int_field, iter_fields, len_field, read_varint
 
 __all__ = [
     "MessageError",
@@ -74,8 +75,6 @@ MAX_PREFIX_SIZE = 64  #: longest CID prefix accepted
 #: the prefix of a CIDv0 block: version 0, dag-pb, sha2-256, 32-byte digest
 V0_PREFIX = b"\x00\x70\x12\x20"
 
-_INT32_MIN = -(1 << 31)
-_INT32_MAX = (1 << 31) - 1
 
 
 class MessageError(BadMessage):
@@ -184,68 +183,19 @@ def block_cid(prefix: bytes, data: bytes) -> bytes:
 
 # --------------------------------------------------------------------- decoding
 def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    """Protobuf varint (up to 10 bytes, 64 bits) at ``pos``; (value, next position)."""
-    value = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise MessageError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            if value >> 64:
-                raise MessageError("varint exceeds 64 bits")
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise MessageError("varint too long")
+    return read_varint(buf, pos, end, MessageError)
 
 
 def _fields(buf: memoryview, pos: int, end: int, where: str) -> Iterator[tuple[int, int, Any]]:
-    """Yield (field number, wire type, value) for each field in buf[pos:end].
-
-    For wire type 0 the value is the integer; for wire type 2 it is (start, stop).
-    Fixed-size fields (1, 5) are skipped after a bounds check.
-    """
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number = key >> 3
-        wire = key & 7
-        if number == 0:
-            raise MessageError(f"{where}: field number 0")
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, 0, value
-        elif wire == 2:
-            size, pos = _varint(buf, pos, end)
-            if size > end - pos:
-                raise MessageError(f"{where}: field {number} overruns its message")
-            yield number, 2, (pos, pos + size)
-            pos += size
-        elif wire == 1:
-            if end - pos < 8:
-                raise MessageError(f"{where}: truncated fixed64 field {number}")
-            pos += 8
-        elif wire == 5:
-            if end - pos < 4:
-                raise MessageError(f"{where}: truncated fixed32 field {number}")
-            pos += 4
-        else:
-            raise MessageError(f"{where}: unsupported wire type {wire} for field {number}")
+    return iter_fields(buf, pos, end, where, MessageError)
 
 
 def _int32(value: int, where: str) -> int:
-    if value >= 1 << 63:
-        value -= 1 << 64
-    if not _INT32_MIN <= value <= _INT32_MAX:
-        raise MessageError(f"{where}: value {value} out of int32 range")
-    return value
+    return as_int32(value, where, MessageError)
 
 
 def _expect(wire: int, want: int, where: str, number: int) -> None:
-    if wire != want:
-        raise MessageError(f"{where}: field {number} has wire type {wire}, expected {want}")
+    expect_wire(wire, want, where, number, MessageError)
 
 
 def _check_cid(cid: bytes, where: str) -> bytes:
@@ -363,29 +313,15 @@ def decode_message(data: bytes | bytearray | memoryview) -> Message:
 
 
 # --------------------------------------------------------------------- encoding
-def _key(number: int, wire: int) -> bytes:
-    return bytes(((number << 3) | wire,))
-
-
-def _len_field(number: int, payload: bytes) -> bytes:
-    return _key(number, 2) + encode_varint(len(payload)) + payload
-
-
-def _int_field(number: int, value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    return _key(number, 0) + encode_varint(value)
-
-
 def _encode_entry(entry: WantEntry, v12: bool) -> bytes:
-    out = [_len_field(1, entry.cid)]
+    out = [len_field(1, entry.cid)]
     if entry.priority:
-        out.append(_int_field(2, entry.priority))
+        out.append(int_field(2, entry.priority))
     if entry.cancel:
         out.append(b"\x18\x01")
     if v12:
         if entry.want_type != WANT_BLOCK:
-            out.append(_int_field(4, entry.want_type))
+            out.append(int_field(4, entry.want_type))
         if entry.send_dont_have:
             out.append(b"\x28\x01")
     return b"".join(out)
@@ -404,24 +340,24 @@ def encode_message(msg: Message, protocol: str = "/ipfs/bitswap/1.2.0") -> bytes
     parts: list[bytes] = []
     if msg.wantlist or msg.full:
         entries = [
-            _len_field(1, _encode_entry(e, v12)) for e in msg.wantlist if v12 or e.want_type == WANT_BLOCK or e.cancel
+            len_field(1, _encode_entry(e, v12)) for e in msg.wantlist if v12 or e.want_type == WANT_BLOCK or e.cancel
         ]
         if msg.full:
             entries.append(b"\x10\x01")
-        parts.append(_len_field(1, b"".join(entries)))
+        parts.append(len_field(1, b"".join(entries)))
     for block in msg.blocks:
         if v10:
-            parts.append(_len_field(2, block.data))
+            parts.append(len_field(2, block.data))
         else:
-            parts.append(_len_field(3, _len_field(1, block.prefix) + _len_field(2, block.data)))
+            parts.append(len_field(3, len_field(1, block.prefix) + len_field(2, block.data)))
     if v12:
         for pres in msg.presences:
-            body = _len_field(1, pres.cid)
+            body = len_field(1, pres.cid)
             if pres.type:
-                body += _int_field(2, pres.type)
-            parts.append(_len_field(4, body))
+                body += int_field(2, pres.type)
+            parts.append(len_field(4, body))
     if msg.pending_bytes:
-        parts.append(_int_field(5, msg.pending_bytes))
+        parts.append(int_field(5, msg.pending_bytes))
     out = b"".join(parts)
     if len(out) > MAX_MESSAGE_SIZE:
         raise MessageError(f"encoded message of {len(out)} bytes exceeds the {MAX_MESSAGE_SIZE}-byte limit")

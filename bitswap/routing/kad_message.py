@@ -21,7 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from blockstore.cid import encode_varint
+
 from ..errors import BadMessage
+from ..protobuf import expect_wire, int_field, iter_fields, len_field, read_varint
 
 __all__ = [
     "KadMessageError",
@@ -115,55 +119,15 @@ class KadMessage:
 
 # --------------------------------------------------------------------- decoding
 def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    value = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise KadMessageError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            if value >> 64:
-                raise KadMessageError("varint exceeds 64 bits")
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise KadMessageError("varint too long")
+    return read_varint(buf, pos, end, KadMessageError)
 
 
 def _fields(buf: memoryview, pos: int, end: int, where: str) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) per field: an int for wire type 0, (start, stop) for 2."""
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number = key >> 3
-        wire = key & 7
-        if number == 0:
-            raise KadMessageError(f"{where}: field number 0")
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, 0, value
-        elif wire == 2:
-            size, pos = _varint(buf, pos, end)
-            if size > end - pos:
-                raise KadMessageError(f"{where}: field {number} overruns its message")
-            yield number, 2, (pos, pos + size)
-            pos += size
-        elif wire == 1:
-            if end - pos < 8:
-                raise KadMessageError(f"{where}: truncated fixed64 field {number}")
-            pos += 8
-        elif wire == 5:
-            if end - pos < 4:
-                raise KadMessageError(f"{where}: truncated fixed32 field {number}")
-            pos += 4
-        else:
-            raise KadMessageError(f"{where}: unsupported wire type {wire} for field {number}")
+    return iter_fields(buf, pos, end, where, KadMessageError)
 
 
 def _expect(wire: int, want: int, where: str, number: int) -> None:
-    if wire != want:
-        raise KadMessageError(f"{where}: field {number} has wire type {wire}, expected {want}")
+    expect_wire(wire, want, where, number, KadMessageError)
 
 
 def _short_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -297,35 +261,12 @@ def decode_message(data: bytes | bytearray | memoryview) -> KadMessage:
 
 
 # --------------------------------------------------------------------- encoding
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def len_field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field: key, length, payload."""
-    return _uvarint(number << 3 | 2) + _uvarint(len(payload)) + payload
-
-
-def _int_field(number: int, value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    return _uvarint(number << 3) + _uvarint(value)
-
-
 def encode_peer(peer: Peer) -> bytes:
     """The protobuf bytes of one Peer entry (without its field header)."""
     parts = [len_field(1, peer.id)]
     parts.extend(len_field(2, a) for a in peer.addrs)
     if peer.connection:
-        parts.append(_int_field(3, peer.connection))
+        parts.append(int_field(3, peer.connection))
     return b"".join(parts)
 
 
@@ -333,7 +274,7 @@ def encode_message(msg: KadMessage) -> bytes:
     """The protobuf bytes of ``msg`` (without a length prefix); KadMessageError if over the size limit."""
     parts: list[bytes] = []
     if msg.type:
-        parts.append(_int_field(1, msg.type))
+        parts.append(int_field(1, msg.type))
     if msg.key:
         parts.append(len_field(2, msg.key))
     if msg.record is not None:
@@ -349,7 +290,7 @@ def encode_message(msg: KadMessage) -> bytes:
     parts.extend(len_field(8, encode_peer(p)) for p in msg.closer)
     parts.extend(len_field(9, encode_peer(p)) for p in msg.providers)
     if msg.cluster_level:
-        parts.append(_int_field(10, msg.cluster_level))
+        parts.append(int_field(10, msg.cluster_level))
     out = b"".join(parts)
     if len(out) > MAX_MESSAGE_SIZE:
         raise KadMessageError(f"encoded message of {len(out)} bytes exceeds the {MAX_MESSAGE_SIZE}-byte limit")
@@ -358,4 +299,4 @@ def encode_message(msg: KadMessage) -> bytes:
 
 def frame(payload: bytes) -> bytes:
     """``payload`` with its unsigned-varint length prefix, as it goes on a stream."""
-    return _uvarint(len(payload)) + payload
+    return encode_varint(len(payload)) + payload
