@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from typing import Any, NamedTuple
+
 from .errors import InvalidData
 
 __all__ = ["CborError", "Link", "decode_cbor", "MAX_DEPTH"]

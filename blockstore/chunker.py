@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol
+
 from .errors import InvalidData
 
 __all__ = ["ChunkerError", "DEFAULT_CHUNK_SIZE", "MAX_CHUNK_SIZE", "parse_chunker", "chunk_stream", "chunk_bytes"]

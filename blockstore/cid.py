@@ -13,6 +13,7 @@ import hashlib
 from typing import NamedTuple
 
 import libipld
+
 from .errors import InvalidData
 
 # multicodec codes used by Pinion

@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from multiformats import CID
+
 from .errors import InvalidData
 
 __all__ = ["DagJsonError", "decode", "encode", "decode_json", "encode_json"]

@@ -22,6 +22,7 @@ from typing import Any
 import libipld
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str, encode_varint, parse_cid
+
 from .errors import InvalidRequest
 
 RECURSIVE = "recursive"

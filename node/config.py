@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from blockstore.memory import MAX_BUDGET, MIN_BUDGET
+
 from .errors import NodeError
 
 CONFIG_FILE = "config.json"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
 from .errors import NodeError
 
 #: deepest nesting accepted (a pin is 3 levels deep)

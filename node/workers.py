@@ -49,6 +49,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
 from .errors import NodeError
 
 T = TypeVar("T")

@@ -29,6 +29,7 @@ from typing import Any
 import multiaddr
 
 from blockstore.cid import IDENTITY, SHA2_256, CidError, cid_from_str, read_varint
+
 from ..errors import BadMessage
 
 __all__ = [

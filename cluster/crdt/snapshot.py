@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import libipld
 
 from blockstore.cid import DAG_CBOR, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
+
 from ..errors import InvalidRequest
 
 FORMAT_VERSION = 1

@@ -1,6 +1,7 @@
 """The CLI's one error: a message printed as ``Error: <message>`` before exiting with status 1."""
 
 from __future__ import annotations
+
 from ..errors import NodeError
 
 

@@ -1,6 +1,7 @@
 """The gateway's one error: a request that ends in an HTTP status with one clear message."""
 
 from __future__ import annotations
+
 from ..errors import NodeError
 
 __all__ = ["GatewayError"]

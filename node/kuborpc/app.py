@@ -44,8 +44,7 @@ from ..restapi.auth import AuthError, authenticate, unauthorized
 from ..uploads.car_parts import CarParts
 from ..uploads.drive import drive_upload
 from ..uploads.errors import UploadError
-from ..uploads.multipart import PartStart
-from ..uploads.pipe import ItemPipe, PartReader, UploadAborted
+from ..uploads.pipe import ItemPipe, UploadAborted, small_parts
 from ..uploads.unixfs_add import Added, AddOptions, AddResult, AddWorker
 from ..workers import PoolBusy
 from . import dag, get, pins, refs
@@ -370,12 +369,14 @@ async def h_add(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
 
 
 async def _upload(request: web.Request, ctx: RpcContext, worker: Callable[[ItemPipe], Any], endpoint: str) -> Any:
-    on_bytes = None
+    on_bytes: Callable[[int], None] | None = None
     if ctx.metrics is not None:
         m = ctx.metrics
 
-        def on_bytes(n: int) -> None:
+        def count_bytes(n: int) -> None:
             m.add_upload_bytes(endpoint, n)
+
+        on_bytes = count_bytes
 
     max_bytes = ctx.conf.max_upload_size
     idle = ctx.conf.body_timeout
@@ -466,18 +467,9 @@ async def h_block_put(request: web.Request, ctx: RpcContext, o: Options) -> web.
 
     def worker(pipe: ItemPipe) -> list[dict[str, Any]]:
         out = []
-        while True:
-            ev = pipe.get()
-            if ev is None:
-                break
-            if not isinstance(ev, PartStart):
-                raise UploadAborted("multipart data outside a part")
-            reader = PartReader(pipe)
-            data = reader.read(max_size + 1)
+        for data in small_parts(pipe, max_size):
             if len(data) > max_size:
-                reader.drain()
                 raise KuboRpcError(f"block too large: over the node's maximum of {max_size} bytes")
-            reader.drain()
             cid, size = ctx.core.block_put(data, codec=codec, mhtype=mhtype, cid_version=version, pin=pin)
             out.append({"Key": format_cid(cid, base), "Size": size})
         if not out:

@@ -22,8 +22,7 @@ from blockstore.cid import cid_to_str
 from blockstore.visited import VisitedSet
 
 from .options import Options, KuboRpcError, format_cid
-from ..uploads.multipart import PartStart
-from ..uploads.pipe import ItemPipe, PartReader, UploadAborted
+from ..uploads.pipe import ItemPipe, small_parts
 from .respond import chunked_headers, encode_json, json_response, ndjson_response, stream_generator
 
 if TYPE_CHECKING:
@@ -45,15 +44,7 @@ async def h_dag_put(request: web.Request, ctx: RpcContext, o: Options) -> web.St
 
     def worker(pipe: ItemPipe) -> list[dict[str, Any]]:
         out = []
-        while True:
-            ev = pipe.get()
-            if ev is None:
-                break
-            if not isinstance(ev, PartStart):
-                raise UploadAborted("multipart data outside a part")
-            reader = PartReader(pipe)
-            data = reader.read(MAX_DAG_PUT_INPUT + 1)
-            reader.drain()
+        for data in small_parts(pipe, MAX_DAG_PUT_INPUT):
             if len(data) > MAX_DAG_PUT_INPUT:
                 raise KuboRpcError(f"dag/put input over {MAX_DAG_PUT_INPUT} bytes: a node must encode to at most 2 MiB")
             cid = ctx.core.dag_put(

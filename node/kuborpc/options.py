@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from multidict import MultiMapping
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str
+
 from ..errors import NodeError
 
 CODE_NORMAL = 0  #: a command failed (HTTP 500)

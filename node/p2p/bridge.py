@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import trio
+
 from ..errors import NodeError
 
 log = logging.getLogger(__name__)

@@ -105,6 +105,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux import yamux as yamux_mod
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.utils.varint import read_length_prefixed_protobuf
+
 from ..errors import NodeError
 
 

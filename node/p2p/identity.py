@@ -15,6 +15,7 @@ from libp2p.crypto.ed25519 import Ed25519PrivateKey
 from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.crypto.pb import crypto_pb2
 from libp2p.peer.id import ID
+
 from ..errors import NodeError
 
 

@@ -7,6 +7,7 @@ command; else code 0), the cluster REST API (:mod:`node.restapi.add`) as its
 """
 
 from __future__ import annotations
+
 from ..errors import NodeError
 
 

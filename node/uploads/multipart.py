@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
+
 from ..errors import NodeError
 
 #: largest header block of one part (kubo's go client sends ~150 bytes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from .multipart import PartData, PartEnd, PartStart
@@ -195,3 +196,19 @@ class PartReader:
         self._buf, self._pos = b"", 0
         while not self._ended:
             self._next()
+
+
+def small_parts(pipe: ItemPipe, max_bytes: int) -> Iterator[bytes]:
+    """The bytes of each multipart part in turn, for commands whose parts are small (a block, a
+    dag/put node): at most ``max_bytes + 1`` bytes of a part are kept, so the caller tells an
+    over-long part by its length; the rest of each part is read and dropped."""
+    while True:
+        event = pipe.get()
+        if event is None:
+            return
+        if not isinstance(event, PartStart):
+            raise UploadAborted("multipart data outside a part")
+        reader = PartReader(pipe)
+        data = reader.read(max_bytes + 1)
+        reader.drain()
+        yield data
