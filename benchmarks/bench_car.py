@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
@@ -145,7 +146,7 @@ class _NullStore:
     def put_many(self, blocks: list[tuple[bytes, bytes]], verify: bool = True, journal: bytes | None = None) -> int:
         return len(blocks)
 
-    def commit(self, journal: bytes) -> None:
+    def commit(self, journal: bytes, *, uploads: Iterable[bytes] = ()) -> None:
         return None
 
     def rollback(self, journal: bytes) -> int:
