@@ -13,22 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
 from blockstore.cid import cid_to_str
-from cluster.pin import Pin
-from cluster.status import PinInfo, global_pin_info, status_bit
+from cluster.pin import Pin, PinError, ns_to_rfc3339, pin_as_fields, pin_fields
+from cluster.status import STATUSES, PeerEntries, PinInfo, StatusRow, decode_status, global_pin_info, gpi_line
 
 from ..p2p.peer_rpc import RpcError
 from .errors import NotFoundError
 from .interfaces import PeerCaller, PinsetState, TrackerView
 from .membership import PEER_TIMEOUT, Membership, now_ns
+from .pinset import PAGE as PINSET_PAGE
 
 log = logging.getLogger(__name__)
 
 #: pins merged per worker-thread call of the tracker while streaming
 PAGE = 1000
+#: the error of an allocated peer that left the peer set
+_GONE = "peer is not in the peer set: no ping within the metric TTL"
+T = TypeVar("T")
 
 
 class ClusterStatus:
@@ -69,7 +73,7 @@ class ClusterStatus:
     def _missing_peers(self, pin: Pin, peerset: Collection[str]) -> list[PinInfo]:
         """``cluster_error`` entries for allocated peers that left the peer set (no fresh ping)."""
         return [
-            self.plain(pin.cid, peer, "cluster_error", "peer is not in the peer set: no ping within the metric TTL")
+            self.plain(pin.cid, peer, "cluster_error", _GONE)
             for peer in pin.allocations
             if peer not in peerset
         ]
@@ -104,29 +108,118 @@ class ClusterStatus:
         merged with the state as it is read, so memory stays flat. ``filter_mask``
         keeps pins where at least one peer's status matches (TrackerStatus bits).
         """
+        async for page in self._merged(_as_dict, local, filter_mask, cids, name, meta):
+            for gpi in page:
+                yield gpi
+
+    async def status_all_ndjson(
+        self,
+        *,
+        local: bool = False,
+        filter_mask: int = 0,
+        cids: Sequence[bytes] | None = None,
+        name: str | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[bytes]:
+        """:meth:`status_all` as NDJSON text (``json.dumps`` of each GlobalPinInfo, compact), a page
+        of lines at a time, written from the stored pins and status rows without an object per pin."""
+        async for page in self._merged(_as_json, local, filter_mask, cids, name, meta):
+            if page:
+                yield "".join(page).encode()  # ASCII: every string is written \\u-escaped
+
+    async def _merged(
+        self,
+        render: Callable[[bytes, Mapping[str, Any], list[tuple[PeerEntries, StatusRow]]], T],
+        local: bool,
+        filter_mask: int,
+        cids: Sequence[bytes] | None,
+        name: str | None,
+        meta: Mapping[str, str] | None,
+    ) -> AsyncIterator[list[T]]:
+        """Pages of ``render(cid, fields, [(peer entries, row)...])`` of each pin, in CID order.
+
+        The peer map of a pin lists this peer first, then the other peers of the
+        peer set in their order (each one's row taken from its ``status_all``
+        stream, or ``remote`` when the pin is not allocated there), then allocated
+        peers that left the peer set (``cluster_error``).
+        """
         me = self._members.peer_id
         peers = [me] if local else self._members.peerset()
-        remote = {p: PeerStream(self, self._rpc, p) for p in peers if p != me}
+        members = set(peers)
+        remote = [PeerStream(self, self._rpc, p) for p in peers if p != me]
         try:
-            async for batch in _batched(self._pinset.iter_pins(name=name, meta=meta, cids=cids), PAGE):
-                local_infos = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda b=batch: [self._tracker.status(p.cid, p) for p in b]
-                )
-                for pin, mine in zip(batch, local_infos):
-                    infos = [self.decorate(mine)]
-                    for peer, stream in remote.items():
-                        if not pin.is_allocated_to(peer):
-                            infos.append(self.plain(pin.cid, peer, "remote"))
-                            continue
-                        infos.append(await stream.status_of(pin.cid))
-                    if not local:
-                        infos.extend(self._missing_peers(pin, peers))
-                    if filter_mask and not any(status_bit(i.status) & filter_mask for i in infos):
+            async for page in self._pages(cids, name, meta):
+                now = now_ns()
+                views = {p: self._entries(p, now) for p in peers}
+                mine = views[me]
+                remote_row: StatusRow = ("remote", now, "", 0, False)
+                gone_row: StatusRow = ("cluster_error", now, _GONE, 0, False)
+                out: list[T] = []
+                for cid, fields, my_row in page:
+                    allocations = fields.get("allocations")
+                    entries = [(mine, my_row)]
+                    for stream in remote:
+                        if allocations and stream.peer not in allocations:
+                            entries.append((views[stream.peer], remote_row))
+                        else:
+                            entries.append((views[stream.peer], await stream.row_of(cid, now)))
+                    if not local and allocations:
+                        gone = [p for p in allocations if p not in members]
+                        for peer in dict.fromkeys(gone):  # once each, as keys of the peer map
+                            if peer not in views:
+                                views[peer] = self._entries(peer, now)
+                            entries.append((views[peer], gone_row))
+                    if filter_mask and not any(STATUSES.get(row[0], 0) & filter_mask for _v, row in entries):
                         continue
-                    yield global_pin_info(pin.cid, pin, infos)
+                    out.append(render(cid, fields, entries))
+                yield out
         finally:
-            for stream in remote.values():
+            for stream in remote:
                 await stream.aclose()
+
+    def _entries(self, peer: str, now: int) -> PeerEntries:
+        name, ipfs_id, addrs = self._members.identity(peer)
+        return PeerEntries(peer, name, ipfs_id, addrs, now)
+
+    async def _pages(
+        self, cids: Sequence[bytes] | None, name: str | None, meta: Mapping[str, str] | None
+    ) -> AsyncIterator[list[tuple[bytes, Mapping[str, Any], StatusRow]]]:
+        """Pages of (CID, stored fields, this peer's status row) of the pins listed, in CID order.
+
+        The whole pinset is read as stored rows, a page per worker-thread call
+        (the pinset page, its fields and this peer's rows of it from one scan of
+        the tracker); a listing by ``cids``, name or metadata reads its pins
+        through :meth:`PinsetState.iter_pins`."""
+        loop = asyncio.get_running_loop()
+        me = self._members.peer_id
+        if cids is not None or name or meta:
+            async for batch in _batched(self._pinset.iter_pins(name=name, meta=meta, cids=cids), PAGE):
+                fields = [pin_as_fields(p) for p in batch]
+                rows = await loop.run_in_executor(None, self._tracker.page_status, [(p.cid, p.is_allocated_to(me)) for p in batch])
+                yield [(p.cid, f, r) for p, f, r in zip(batch, fields, rows)]
+            return
+        start: bytes | None = None
+        while True:
+
+            def read(s: bytes | None = start) -> tuple[list[tuple[bytes, Mapping[str, Any], StatusRow]], bytes | None]:
+                stored = self._pinset.page(s)
+                listed: list[tuple[bytes, Mapping[str, Any]]] = []
+                for cid, value in stored[:PINSET_PAGE]:
+                    try:
+                        listed.append((cid, pin_fields(value)))
+                    except PinError as exc:
+                        log.warning("undecodable pin in the state skipped: %s", exc)
+                rows = self._tracker.page_status(
+                    [(cid, not f.get("allocations") or me in f["allocations"]) for cid, f in listed]
+                )
+                nxt = stored[PINSET_PAGE][0] if len(stored) > PINSET_PAGE else None
+                return [(cid, f, r) for (cid, f), r in zip(listed, rows)], nxt
+
+            page, start = await loop.run_in_executor(None, read)
+            if page:
+                yield page
+            if start is None:
+                return
 
     # ------------------------------------------------------------ recover
     async def recover(self, cid: bytes, *, local: bool = False) -> dict[str, Any]:
@@ -199,42 +292,53 @@ class ClusterStatus:
 
 
 class PeerStream:
-    """One peer's ``status_all`` stream, advanced in CID order by :meth:`ClusterStatus.status_all`."""
+    """One peer's ``status_all`` stream, advanced in CID order by :meth:`ClusterStatus.status_all`.
+
+    Its items are read as :data:`StatusRow`\\ s (no PinInfo per CID). The rows
+    are this peer's whatever peer an item names: a peer answers for itself only."""
 
     def __init__(self, status: ClusterStatus, rpc: PeerCaller, peer: str) -> None:
         self._status = status
         self._rpc = rpc
         self.peer = peer
         self._it: AsyncIterator[Any] | None = None
-        self._head: PinInfo | None = None
+        self._head: tuple[bytes, StatusRow] | None = None
         self._error: str | None = None
         self._done = False
 
-    async def _next(self) -> PinInfo | None:
+    async def _next(self) -> tuple[bytes, StatusRow] | None:
         if self._it is None:
             self._it = self._rpc.stream(self.peer, "status_all", timeout=PEER_TIMEOUT).__aiter__()
         try:
-            return PinInfo.decode(await self._it.__anext__())
+            cid, _peer, row = decode_status(await self._it.__anext__())
         except StopAsyncIteration:
             self._done = True
             return None
+        return cid, row
 
-    async def status_of(self, cid: bytes) -> PinInfo:
-        """This peer's status of ``cid`` (CIDs must be asked in increasing order)."""
+    async def row_of(self, cid: bytes, now: int) -> StatusRow:
+        """This peer's status row of ``cid`` (CIDs must be asked in increasing order);
+        ``now`` stamps the rows made here (``cluster_error``, ``pin_queued``)."""
         if self._error is None and not self._done:
             try:
-                while self._head is None or self._head.cid < cid:
+                while self._head is None or self._head[0] < cid:
                     self._head = await self._next()
                     if self._head is None:
                         break
             except (RpcError, ValueError) as exc:
                 self._error = str(exc)
         if self._error is not None:
-            return self._status.plain(cid, self.peer, "cluster_error", self._error)
-        if self._head is not None and self._head.cid == cid:
-            return self._status.decorate(self._head)
+            return ("cluster_error", now, self._error, 0, False)
+        if self._head is not None and self._head[0] == cid:
+            return self._head[1]
         # allocated here but the peer does not track it (yet): its state lags behind ours
-        return self._status.plain(cid, self.peer, "pin_queued")
+        return ("pin_queued", now, "", 0, False)
+
+    async def status_of(self, cid: bytes) -> PinInfo:
+        """:meth:`row_of` as a decorated PinInfo."""
+        name, ipfs_id, addrs = self._status._members.identity(self.peer)
+        now = now_ns()
+        return PeerEntries(self.peer, name, ipfs_id, addrs, now).info(cid, await self.row_of(cid, now))
 
     async def aclose(self) -> None:
         """Abandon the stream (closes the libp2p stream)."""
@@ -243,6 +347,24 @@ class PeerStream:
                 await self._it.aclose()  # type: ignore[attr-defined]
             except Exception:
                 pass
+
+
+def _as_dict(cid: bytes, fields: Mapping[str, Any], entries: list[tuple[PeerEntries, StatusRow]]) -> dict[str, Any]:
+    """The GlobalPinInfo of a listed pin as :func:`global_pin_info` builds it."""
+    return {
+        "cid": cid_to_str(cid),
+        "name": fields.get("name", ""),
+        "allocations": list(fields.get("allocations") or ()),
+        "origins": list(fields.get("origins") or ()),
+        "created": ns_to_rfc3339(fields.get("timestamp", 0)),
+        "metadata": dict(fields.get("metadata") or {}),
+        "peer_map": {view.peer: view.info(cid, row).to_json() for view, row in entries},
+    }
+
+
+def _as_json(cid: bytes, fields: Mapping[str, Any], entries: list[tuple[PeerEntries, StatusRow]]) -> str:
+    """The same as one NDJSON line of text."""
+    return gpi_line(cid, fields, [view.json(row) for view, row in entries])
 
 
 async def _batched(items: AsyncIterator[Pin], size: int) -> AsyncIterator[list[Pin]]:
