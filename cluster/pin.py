@@ -230,6 +230,10 @@ def pin_fields(value: bytes) -> dict[str, Any]:
     return pin_as_fields(pin)
 
 
+_NONE: list[str] = []
+_NO_META: dict[str, str] = {}
+
+
 def _listed_ok(node: dict[str, Any]) -> bool:
     """Pin.from_cbor's (and Pin.__post_init__'s) rules for the fields of :data:`_LISTED`."""
     cid = node.get("cid")
@@ -239,11 +243,11 @@ def _listed_ok(node: dict[str, Any]) -> bool:
     if not isinstance(name, str):
         return False
     for key in ("allocations", "origins"):
-        items = node.get(key)
-        if items is not None and (type(items) is not list or not all(isinstance(v, str) for v in items)):
+        items = node.get(key, _NONE)
+        if type(items) is not list or not all(isinstance(v, str) for v in items):
             return False
-    meta = node.get("metadata")
-    if meta is not None and (type(meta) is not dict or not all(isinstance(v, str) for v in meta.values())):
+    meta = node.get("metadata", _NO_META)
+    if type(meta) is not dict or not all(isinstance(v, str) for v in meta.values()):
         return False
     ts, rmin, rmax = node.get("timestamp", 0), node.get("rmin", -1), node.get("rmax", -1)
     if type(ts) is not int or type(rmin) is not int or type(rmax) is not int:
