@@ -230,29 +230,32 @@ def pin_fields(value: bytes) -> dict[str, Any]:
     return pin_as_fields(pin)
 
 
-_NONE: list[str] = []
-_NO_META: dict[str, str] = {}
-
-
 def _listed_ok(node: dict[str, Any]) -> bool:
-    """Pin.from_cbor's (and Pin.__post_init__'s) rules for the fields of :data:`_LISTED`."""
-    cid = node.get("cid")
+    """Pin.from_cbor's (and Pin.__post_init__'s) rules for the fields of :data:`_LISTED`.
+
+    ``"".join`` of a list (or of the metadata values) is how the strings are checked: it
+    accepts only strings and is several times cheaper than a generator over them."""
+    get = node.get
+    cid = get("cid")
     if type(cid) is not bytes or not fast_cid_shape(cid):
         return False
-    name = node.get("name", "")
-    if not isinstance(name, str):
+    allocations, origins, meta = get("allocations", _EMPTY), get("origins", _EMPTY), get("metadata", _EMPTY_MAP)
+    if type(allocations) is not list or type(origins) is not list or type(meta) is not dict:
         return False
-    for key in ("allocations", "origins"):
-        items = node.get(key, _NONE)
-        if type(items) is not list or not all(isinstance(v, str) for v in items):
-            return False
-    meta = node.get("metadata", _NO_META)
-    if type(meta) is not dict or not all(isinstance(v, str) for v in meta.values()):
+    try:
+        "".join(allocations), "".join(origins), "".join(meta.values())
+    except TypeError:
         return False
-    ts, rmin, rmax = node.get("timestamp", 0), node.get("rmin", -1), node.get("rmax", -1)
-    if type(ts) is not int or type(rmin) is not int or type(rmax) is not int:
+    ts, rmin, rmax = get("timestamp", 0), get("rmin", -1), get("rmax", -1)
+    if type(get("name", "")) is not str or type(ts) is not int or type(rmin) is not int or type(rmax) is not int:
         return False
-    return not (rmin < -1 or rmax < -1 or rmin == 0 or rmax == 0 or ((rmin == -1) != (rmax == -1)) or rmin > rmax)
+    if rmin == -1 and rmax == -1:
+        return True
+    return 1 <= rmin <= rmax
+
+
+_EMPTY: list[str] = []
+_EMPTY_MAP: dict[str, str] = {}
 
 
 def pin_as_fields(pin: Pin) -> dict[str, Any]:

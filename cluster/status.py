@@ -8,7 +8,7 @@
   encoding for the peer RPC (:func:`encode_status` / :func:`decode_status`
   are that encoding without the object, for the status streams).
 - :func:`global_pin_info`: the ``GlobalPinInfo`` JSON of the REST API.
-- :class:`PeerEntries` and :func:`gpi_line`: the same ``GlobalPinInfo``
+- :class:`PeerEntries` and :class:`GpiText`: the same ``GlobalPinInfo``
   written as JSON text straight from a pin's stored fields and status rows
   (what ``GET /pins`` streams: no object per pin, the parts that are the same
   for every pin of a peer made once). Byte for byte what ``json.dumps`` of
@@ -297,20 +297,53 @@ class PeerEntries:
         return PinInfo(cid, self.peer, self.peername, status, ts, error, attempts, priority, self.ipfs_peer_id, self.ipfs_peer_addresses)
 
 
-def gpi_head(cid: bytes, fields: Mapping[str, Any]) -> str:
-    """The GlobalPinInfo JSON text of a pin up to its ``peer_map`` entries (``fields``: the stored
-    pin's map as :func:`cluster.pin.pin_fields` returns it)."""
-    return (
-        '{"cid":"' + cid_to_str(cid) + '","name":' + _esc(fields.get("name", ""))
-        + ',"allocations":' + _json_strs(fields.get("allocations"))
-        + ',"origins":' + _json_strs(fields.get("origins"))
-        + ',"created":"' + ns_to_rfc3339(fields.get("timestamp", 0))
-        + '","metadata":' + _json_map(fields.get("metadata"))
-        + ',"peer_map":{'
-    )
+class GpiText:
+    """GlobalPinInfo JSON text of the pins of one listing, from their stored fields.
+
+    :meth:`line` is ``json.dumps(global_pin_info(...), separators=(",", ":")) + "\\n"``.
+    What recurs from pin to pin is written once: the JSON of an allocation or
+    origin list (the same few peers hold most pins; at most :data:`_LISTS` kept)
+    and the ``created`` time of pins made in the same batch."""
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, ...], str] = {}
+        self._ts = 0
+        self._created = ns_to_rfc3339(0)
+
+    def _list(self, items: Sequence[str] | None) -> str:
+        if not items:
+            return "[]"
+        key = tuple(items)
+        text = self._lists.get(key)
+        if text is None:
+            text = "[" + ",".join(map(_esc, items)) + "]"
+            if len(self._lists) < _LISTS:
+                self._lists[key] = text
+        return text
+
+    def head(self, cid: bytes, fields: Mapping[str, Any]) -> str:
+        """The text of a pin up to its ``peer_map`` entries (``fields``: the stored pin's map as
+        :func:`cluster.pin.pin_fields` returns it)."""
+        get = fields.get
+        name, meta, ts = get("name"), get("metadata"), get("timestamp", 0)
+        if ts != self._ts:
+            self._ts, self._created = ts, ns_to_rfc3339(ts)
+        return (
+            f'{{"cid":"{cid_to_str(cid)}","name":{_esc(name) if name else _EMPTY_STR}'
+            f',"allocations":{self._list(get("allocations"))},"origins":{self._list(get("origins"))}'
+            f',"created":"{self._created}","metadata":{_json_map(meta) if meta else "{}"},"peer_map":{{'
+        )
+
+    def line(self, cid: bytes, fields: Mapping[str, Any], entries: Iterable[str]) -> str:
+        """One NDJSON line of a pin: its :meth:`head`, its peers' :meth:`PeerEntries.json` texts."""
+        return self.head(cid, fields) + ",".join(entries) + "}}\n"
+
+
+_EMPTY_STR = '""'
+#: allocation and origin lists a listing keeps the JSON of
+_LISTS = 4096
 
 
 def gpi_line(cid: bytes, fields: Mapping[str, Any], entries: Iterable[str]) -> str:
-    """One NDJSON line: ``json.dumps(global_pin_info(...), separators=(",", ":")) + "\\n"``
-    written from the pin's stored fields and its peers' :meth:`PeerEntries.json` texts."""
-    return gpi_head(cid, fields) + ",".join(entries) + "}}\n"
+    """:meth:`GpiText.line` of a single pin."""
+    return GpiText().line(cid, fields, entries)

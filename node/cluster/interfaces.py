@@ -80,8 +80,8 @@ class TrackerView(Protocol):
         """:meth:`iter_status` as (CID, StatusRow), ``limit`` at most (blocking)."""
         ...
 
-    def page_status(self, page: list[tuple[bytes, bool]]) -> list[StatusRow]:
-        """This peer's StatusRow of each (CID, allocated here) of a sorted pinset page (blocking)."""
+    def page_status(self, page: Sequence[tuple[bytes, Mapping[str, Any]]]) -> list[StatusRow]:
+        """This peer's StatusRow of each (CID, stored pin fields) of a sorted pinset page (blocking)."""
         ...
 
     async def recover(self, cid: bytes, pin: Pin | None = None) -> PinInfo:

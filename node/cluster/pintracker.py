@@ -25,7 +25,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from blockstore.dagwalk import BlockNotFound
@@ -421,19 +421,22 @@ class PinTracker:
         bytes: :meth:`iter_status` as :data:`~cluster.status.StatusRow`\\ s (blocking: LevelDB)."""
         return [(cid, self._checked(cid, row)) for cid, row in itertools.islice(self.store.iter_rows(start), limit)]
 
-    def page_status(self, page: list[tuple[bytes, bool]]) -> list[StatusRow]:
-        """This peer's status row of each CID of a page of the pinset (sorted by CID; the bool
-        says whether the pin is allocated here): :meth:`status` of each, from one scan of the
-        records in the page's range (blocking: LevelDB)."""
+    def page_status(self, page: Sequence[tuple[bytes, Mapping[str, Any]]]) -> list[StatusRow]:
+        """This peer's status row of each pin of a page of the pinset, (CID, stored fields as
+        :func:`cluster.pin.pin_fields` has them) sorted by CID: :meth:`status` of each, from one
+        scan of the records in the page's range (blocking: LevelDB)."""
         if not page:
             return []
         tracked = dict(self.store.iter_rows(page[0][0], page[-1][0]))
+        me = self.peer_id
         out: list[StatusRow] = []
-        for cid, allocated in page:
+        for cid, fields in page:
             row = tracked.get(cid)
             if row is not None:
                 out.append(self._checked(cid, row))
-            elif not allocated:
+                continue
+            allocations = fields.get("allocations")
+            if allocations and me not in allocations:
                 out.append(_REMOTE)
             elif self._pins.get(cid) is not None:
                 out.append(_PINNED)
