@@ -11,8 +11,9 @@
    into peer 1 with ``pinion state import`` before start; peer 2 syncs the
    pinset over the network and tracks them).
    ``GET /pins`` on peer 1 merges its state with peer 2's status stream; we
-   report pins/s and the daemon's RSS before and during the stream (flat memory
-   is the goal), and the same for ``?local=true``.
+   report pins/s, pins per CPU-second of peer 1 (and peer 2's CPU seconds), and
+   the daemon's RSS before and during the stream (flat memory is the goal), and
+   the same for ``?local=true``.
 
 Run: ``python -m benchmarks.bench_cluster_pins [--quick] [--pins N] [--status-pins N]``.
 """
@@ -102,6 +103,12 @@ class Daemon:
     def cluster_addr(self) -> str:
         addr = self.endpoints["cluster"][0]
         return addr if "/p2p/" in addr else f"{addr}/p2p/{self.endpoints['cluster_peer_id']}"
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the daemon process has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
         assert self.proc is not None
@@ -268,6 +275,7 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
             sampler.start()
             host, port = p1.hostport("cluster_api")
             conn = http.client.HTTPConnection(host, port, timeout=1800)
+            cpu1, cpu2 = p1.cpu_s(), p2.cpu_s()
             t1 = time.perf_counter()
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -279,6 +287,7 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
                 buf = lines_.pop()
                 count += sum(1 for ln in lines_ if ln)
             elapsed = time.perf_counter() - t1
+            cpu1, cpu2 = p1.cpu_s() - cpu1, p2.cpu_s() - cpu2
             stop.set()
             sampler.join()
             conn.close()
@@ -286,6 +295,9 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
                 "what": f"GET {path} of {n:,} pins ({label})",
                 "pins": count,
                 "pins_per_s": count / elapsed,
+                # the machine is shared: what each pin costs the daemons is steadier than the wall clock
+                "pins_per_p1_cpu_s": count / max(cpu1, 0.01),
+                "p2_cpu_s": cpu2,
                 "rss_before_mib": rss_before,
                 "rss_peak_mib": peak[0],
                 "setup_s": tracked,

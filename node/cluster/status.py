@@ -147,7 +147,7 @@ class ClusterStatus:
         me = self._members.peer_id
         peers = [me] if local else self._members.peerset()
         members = set(peers)
-        remote = [PeerStream(self, self._rpc, p) for p in peers if p != me]
+        remote = [PeerStream(self._rpc, p) for p in peers if p != me]
         text = GpiText()
         try:
             async for listed, my_rows in self._pages(cids, name, meta):
@@ -160,20 +160,17 @@ class ClusterStatus:
                 out: list[str] = []
                 for (cid, fields), my_row, *rows in zip(listed, my_rows, *columns):
                     parts = [mine.json(my_row)]
-                    bits = STATUSES.get(my_row[0], 0)
-                    for view, row in zip(views, rows):
-                        parts.append(view.json(row))
-                        bits |= STATUSES.get(row[0], 0)
+                    parts += [view.json(row) for view, row in zip(views, rows)]
                     allocations = fields.get("allocations")
-                    if allocations and not local:
-                        gone = [p for p in allocations if p not in members]
-                        for peer in dict.fromkeys(gone):  # once each, as keys of the peer map
+                    gone: list[str] = []
+                    if allocations and not local and not members.issuperset(allocations):
+                        gone = list(dict.fromkeys(p for p in allocations if p not in members))  # once each
+                        for peer in gone:
                             view = gone_views.get(peer)
                             if view is None:
                                 view = gone_views[peer] = self._entries(peer, now)
                             parts.append(view.json(gone_row))
-                            bits |= _CLUSTER_ERROR
-                    if filter_mask and not bits & filter_mask:
+                    if filter_mask and not _matches(filter_mask, my_row, rows, gone):
                         continue
                     out.append(text.line(cid, fields, parts))
                 yield out
@@ -296,63 +293,48 @@ class PeerStream:
     Its items are read as :data:`StatusRow`\\ s (no PinInfo per CID). The rows
     are this peer's whatever peer an item names: a peer answers for itself only."""
 
-    def __init__(self, status: ClusterStatus, rpc: PeerCaller, peer: str) -> None:
-        self._status = status
+    def __init__(self, rpc: PeerCaller, peer: str) -> None:
         self._rpc = rpc
         self.peer = peer
         self._it: AsyncIterator[Any] | None = None
+        #: the last item read: (CID, row)
         self._head: tuple[bytes, StatusRow] | None = None
         self._error: str | None = None
         self._done = False
 
-    async def _next(self) -> tuple[bytes, StatusRow] | None:
-        if self._it is None:
-            self._it = self._rpc.stream(self.peer, "status_all", timeout=PEER_TIMEOUT).__aiter__()
-        try:
-            cid, _peer, row = decode_status(await self._it.__anext__())
-        except StopAsyncIteration:
-            self._done = True
-            return None
-        return cid, row
-
     async def rows(self, page: Sequence[tuple[bytes, Mapping[str, Any]]], now: int) -> list[StatusRow]:
         """This peer's status row of each (CID, stored pin fields) of a page of the pinset (pages
         must come in increasing CID order): ``remote`` where the pin is not allocated here,
-        else its row from the stream; ``now`` stamps the rows made here."""
+        else its row from the stream, ``pin_queued`` where the peer does not track it (yet:
+        its state lags behind ours), ``cluster_error`` once the stream failed. ``now``
+        stamps the rows made here."""
         remote: StatusRow = ("remote", now, "", 0, False)
+        queued: StatusRow = ("pin_queued", now, "", 0, False)
         peer = self.peer
         out: list[StatusRow] = []
         for cid, fields in page:
             allocations = fields.get("allocations")
             if allocations and peer not in allocations:
                 out.append(remote)
+                continue
+            head = self._head
+            while self._error is None and not self._done and (head is None or head[0] < cid):
+                try:
+                    if self._it is None:
+                        self._it = self._rpc.stream(peer, "status_all", timeout=PEER_TIMEOUT).__aiter__()
+                    head_cid, _peer, row = decode_status(await self._it.__anext__())
+                    head = self._head = (head_cid, row)
+                except StopAsyncIteration:
+                    self._done = True
+                except (RpcError, ValueError) as exc:
+                    self._error = str(exc)
+            if self._error is not None:
+                out.append(("cluster_error", now, self._error, 0, False))
+            elif head is not None and head[0] == cid:
+                out.append(head[1])
             else:
-                out.append(await self.row_of(cid, now))
+                out.append(queued)
         return out
-
-    async def row_of(self, cid: bytes, now: int) -> StatusRow:
-        """This peer's status row of ``cid`` (CIDs must be asked in increasing order);
-        ``now`` stamps the rows made here (``cluster_error``, ``pin_queued``)."""
-        if self._error is None and not self._done:
-            try:
-                while self._head is None or self._head[0] < cid:
-                    self._head = await self._next()
-                    if self._head is None:
-                        break
-            except (RpcError, ValueError) as exc:
-                self._error = str(exc)
-        if self._error is not None:
-            return ("cluster_error", now, self._error, 0, False)
-        if self._head is not None and self._head[0] == cid:
-            return self._head[1]
-        # allocated here but the peer does not track it (yet): its state lags behind ours
-        return ("pin_queued", now, "", 0, False)
-
-    async def status_of(self, cid: bytes) -> PinInfo:
-        """:meth:`row_of` as a decorated PinInfo."""
-        name, ipfs_id, addrs = self._status._members.identity(self.peer)
-        now = now_ns()
-        return PeerEntries(self.peer, name, ipfs_id, addrs, now).info(cid, await self.row_of(cid, now))
 
     async def aclose(self) -> None:
         """Abandon the stream (closes the libp2p stream)."""
@@ -361,6 +343,14 @@ class PeerStream:
                 await self._it.aclose()  # type: ignore[attr-defined]
             except Exception:
                 pass
+
+
+def _matches(mask: int, my_row: StatusRow, rows: Sequence[StatusRow], gone: Sequence[str]) -> bool:
+    """Whether a status of the peer map of a pin is in ``mask`` (gone peers: ``cluster_error``)."""
+    bits = STATUSES.get(my_row[0], 0) | (_CLUSTER_ERROR if gone else 0)
+    for row in rows:
+        bits |= STATUSES.get(row[0], 0)
+    return bool(bits & mask)
 
 
 async def _batched(items: AsyncIterator[Pin], size: int) -> AsyncIterator[list[Pin]]:
