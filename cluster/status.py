@@ -182,7 +182,8 @@ def decode_status(data: bytes) -> tuple[bytes, str, StatusRow]:
         raise StatusError(f"PinInfo is not DAG-CBOR: {exc}") from None
     if type(obj) is not dict:
         raise StatusError("PinInfo must be a map")
-    cid, peer, bit, ts = obj.get("c"), obj.get("p"), obj.get("s"), obj.get("t", 0)
+    get = obj.get
+    cid, peer, bit, ts = get("c"), get("p"), get("s"), get("t", 0)
     if type(cid) is not bytes:
         raise StatusError("PinInfo lacks its CID")
     if not fast_cid_shape(cid):
@@ -194,7 +195,7 @@ def decode_status(data: bytes) -> tuple[bytes, str, StatusRow]:
         raise StatusError("PinInfo has a bad peer or status")
     if type(ts) is not int or not _INT64_MIN <= ts <= _INT64_MAX:
         raise StatusError("PinInfo has a bad timestamp")
-    error, attempts, priority = obj.get("e", ""), obj.get("a", 0), obj.get("r", False)
+    error, attempts, priority = get("e", ""), get("a", 0), get("r", False)
     if type(error) is not str or type(attempts) is not int or type(priority) is not bool:
         raise StatusError("PinInfo has a bad error, attempt count or priority")
     return cid, peer, (_BY_BIT[bit], ts, error, attempts, priority)

@@ -310,24 +310,15 @@ class PeerStream:
         stamps the rows made here."""
         remote: StatusRow = ("remote", now, "", 0, False)
         queued: StatusRow = ("pin_queued", now, "", 0, False)
-        peer = self.peer
+        peer, head = self.peer, self._head
         out: list[StatusRow] = []
         for cid, fields in page:
             allocations = fields.get("allocations")
             if allocations and peer not in allocations:
                 out.append(remote)
                 continue
-            head = self._head
-            while self._error is None and not self._done and (head is None or head[0] < cid):
-                try:
-                    if self._it is None:
-                        self._it = self._rpc.stream(peer, "status_all", timeout=PEER_TIMEOUT).__aiter__()
-                    head_cid, _peer, row = decode_status(await self._it.__anext__())
-                    head = self._head = (head_cid, row)
-                except StopAsyncIteration:
-                    self._done = True
-                except (RpcError, ValueError) as exc:
-                    self._error = str(exc)
+            while (head is None or head[0] < cid) and self._error is None and not self._done:
+                head = self._head = await self._next()
             if self._error is not None:
                 out.append(("cluster_error", now, self._error, 0, False))
             elif head is not None and head[0] == cid:
@@ -335,6 +326,20 @@ class PeerStream:
             else:
                 out.append(queued)
         return out
+
+    async def _next(self) -> tuple[bytes, StatusRow] | None:
+        """The next item of the stream (opened on first use) as (CID, row); when the stream
+        ended or failed, ``_done`` or ``_error`` is set and the last item is kept."""
+        try:
+            if self._it is None:
+                self._it = self._rpc.stream(self.peer, "status_all", timeout=PEER_TIMEOUT).__aiter__()
+            cid, _peer, row = decode_status(await self._it.__anext__())
+            return cid, row
+        except StopAsyncIteration:
+            self._done = True
+        except (RpcError, ValueError) as exc:
+            self._error = str(exc)
+        return self._head
 
     async def aclose(self) -> None:
         """Abandon the stream (closes the libp2p stream)."""
