@@ -110,10 +110,12 @@ class Daemon:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def rss_mib(self) -> float:
+    def rss_mib(self, field: str = "VmRSS") -> float:
+        """``VmRSS`` (or another memory line of /proc/<pid>/status, e.g. ``RssAnon``: what the
+        process allocated, without LevelDB's mmapped table files) in MiB."""
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
@@ -262,13 +264,14 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
             time.sleep(1)
         tracked = time.perf_counter() - t0
         for label, path in (("global (merge with peer 2's stream)", "/pins"), ("local=true", "/pins?local=true")):
-            rss_before = p1.rss_mib()
-            peak = [rss_before]
+            rss_before, anon_before = p1.rss_mib(), p1.rss_mib("RssAnon")
+            peak = [rss_before, anon_before]
             stop = threading.Event()
 
             def sample() -> None:
                 while not stop.is_set():
                     peak[0] = max(peak[0], p1.rss_mib())
+                    peak[1] = max(peak[1], p1.rss_mib("RssAnon"))
                     time.sleep(0.1)
 
             sampler = threading.Thread(target=sample)
@@ -300,6 +303,8 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
                 "p2_cpu_s": cpu2,
                 "rss_before_mib": rss_before,
                 "rss_peak_mib": peak[0],
+                "anon_before_mib": anon_before,
+                "anon_peak_mib": peak[1],
                 "setup_s": tracked,
                 "state_import_s": imported,
             })

@@ -4,6 +4,8 @@ aiohttp writes chunked bodies but no trailers, so :class:`TrailerResponse`
 ends the chunked body itself: the last chunk (``0``), the trailer field, and
 the blank line. A stream with no item and no error answers 204 with no body;
 an error before the first item answers with the error object and its status.
+:func:`stream_ndjson` encodes items as it sends them; :func:`stream_ndjson_text`
+sends items already written as NDJSON text (``GET /pins``).
 """
 
 from __future__ import annotations
