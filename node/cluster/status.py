@@ -7,13 +7,20 @@ bounded memory however many pins there are (:class:`PeerStream` holds one
 peer's stream). A peer allocated a pin but gone from the peer set shows
 ``cluster_error``; a peer that is not allocated shows ``remote`` without being
 asked. Each PinInfo gets the peer's name and IPFS identity from its ping.
+
+Listings handle no object per pin: each page of the pinset is read as stored
+DAG-CBOR (:func:`cluster.pin.pin_fields`), this peer's and the other peers'
+statuses as :data:`~cluster.status.StatusRow` tuples, and every GlobalPinInfo
+is written as its JSON line directly (:class:`~cluster.status.GpiText`,
+:class:`~cluster.status.PeerEntries`), byte for byte what ``json.dumps`` of
+:func:`~cluster.status.global_pin_info` writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
@@ -104,7 +111,7 @@ class ClusterStatus:
         meta: Mapping[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """``GlobalPinInfo`` of every pin (or of ``cids``), streamed in CID order: the lines of
-        :meth:`status_all_ndjson` parsed (the C JSON decoder: as cheap as building the dicts)."""
+        :meth:`status_all_ndjson` parsed, so both come from one merge."""
         async for page in self._lines(local, filter_mask, cids, name, meta):
             for line in page:
                 yield json.loads(line)
