@@ -67,7 +67,7 @@ peers = st.tuples(text, text, text, st.lists(text, max_size=2))  # peer ID, name
 _LISTING = GpiText()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(pins(), st.lists(st.tuples(peers, rows), max_size=4, unique_by=lambda e: e[0][0]), st.integers(0, 2**62))
 def test_fast_json_is_the_reference_json_byte_for_byte(pin: Pin, entries: list[Any], now: int) -> None:
     stored = pin.to_cbor()
@@ -97,7 +97,7 @@ def _mutations() -> Any:
     return st.tuples(pins(), st.lists(st.tuples(names, st.one_of(junk, st.just(None))), max_size=3), st.booleans())
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_mutations())
 def test_pin_fields_accepts_exactly_what_pin_from_cbor_accepts(case: Any) -> None:
     pin, changes, drop = case
@@ -123,7 +123,7 @@ def test_pin_fields_accepts_exactly_what_pin_from_cbor_accepts(case: Any) -> Non
 _DEFAULTS: dict[str, Any] = {"name": "", "allocations": [], "origins": [], "metadata": {}, "timestamp": 0}
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(min_size=0, max_size=40) | st.builds(lambda a, b: bytes([1, a]) + b, st.integers(0, 255), st.binary(max_size=40)))
 def test_fast_cid_shape_only_says_yes_to_cids_parse_cid_accepts(data: bytes) -> None:
     if fast_cid_shape(data):
