@@ -11,8 +11,9 @@
    into peer 1 with ``pinion state import`` before start; peer 2 syncs the
    pinset over the network and tracks them).
    ``GET /pins`` on peer 1 merges its state with peer 2's status stream; we
-   report pins/s and the daemon's RSS before and during the stream (flat memory
-   is the goal), and the same for ``?local=true``.
+   report pins/s, pins per CPU-second of peer 1 (and peer 2's CPU seconds), and
+   the daemon's RSS before and during the stream (flat memory is the goal), and
+   the same for ``?local=true``.
 
 Run: ``python -m benchmarks.bench_cluster_pins [--quick] [--pins N] [--status-pins N]``.
 """
@@ -103,10 +104,18 @@ class Daemon:
         addr = self.endpoints["cluster"][0]
         return addr if "/p2p/" in addr else f"{addr}/p2p/{self.endpoints['cluster_peer_id']}"
 
-    def rss_mib(self) -> float:
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the daemon process has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mib(self, field: str = "VmRSS") -> float:
+        """``VmRSS`` (or another memory line of /proc/<pid>/status, e.g. ``RssAnon``: what the
+        process allocated, without LevelDB's mmapped table files) in MiB."""
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
@@ -255,19 +264,21 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
             time.sleep(1)
         tracked = time.perf_counter() - t0
         for label, path in (("global (merge with peer 2's stream)", "/pins"), ("local=true", "/pins?local=true")):
-            rss_before = p1.rss_mib()
-            peak = [rss_before]
+            rss_before, anon_before = p1.rss_mib(), p1.rss_mib("RssAnon")
+            peak = [rss_before, anon_before]
             stop = threading.Event()
 
             def sample() -> None:
                 while not stop.is_set():
                     peak[0] = max(peak[0], p1.rss_mib())
+                    peak[1] = max(peak[1], p1.rss_mib("RssAnon"))
                     time.sleep(0.1)
 
             sampler = threading.Thread(target=sample)
             sampler.start()
             host, port = p1.hostport("cluster_api")
             conn = http.client.HTTPConnection(host, port, timeout=1800)
+            cpu1, cpu2 = p1.cpu_s(), p2.cpu_s()
             t1 = time.perf_counter()
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -279,6 +290,7 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
                 buf = lines_.pop()
                 count += sum(1 for ln in lines_ if ln)
             elapsed = time.perf_counter() - t1
+            cpu1, cpu2 = p1.cpu_s() - cpu1, p2.cpu_s() - cpu2
             stop.set()
             sampler.join()
             conn.close()
@@ -286,8 +298,13 @@ def status_stream(work: Path, n: int) -> list[dict[str, Any]]:
                 "what": f"GET {path} of {n:,} pins ({label})",
                 "pins": count,
                 "pins_per_s": count / elapsed,
+                # the machine is shared: what each pin costs the daemons is steadier than the wall clock
+                "pins_per_p1_cpu_s": count / max(cpu1, 0.01),
+                "p2_cpu_s": cpu2,
                 "rss_before_mib": rss_before,
                 "rss_peak_mib": peak[0],
+                "anon_before_mib": anon_before,
+                "anon_peak_mib": peak[1],
                 "setup_s": tracked,
                 "state_import_s": imported,
             })

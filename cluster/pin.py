@@ -9,6 +9,9 @@ encodings:
   sorted by the codec, so equal pins encode to equal bytes.
 - IPFS Cluster's REST JSON shape (:meth:`Pin.to_json` / :meth:`Pin.from_json`):
   CIDs as strings (``null`` when unset), times RFC3339 with nanoseconds.
+
+:func:`pin_fields` reads a stored pin for listings without building a Pin:
+the decoded map, checked as :meth:`Pin.from_cbor` checks it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import libipld
 
-from blockstore.cid import CidError, cid_from_str, cid_to_str, encode_varint, parse_cid
+from blockstore.cid import SHA2_256, SHA2_512, CidError, cid_from_str, cid_to_str, encode_varint, parse_cid
 
 from .errors import InvalidRequest
 
@@ -206,6 +209,69 @@ class Pin:
         )
 
 
+# ---------------------------------------------------------------------- listings
+#: stored fields :func:`pin_fields` checks itself; a pin with any other field goes through Pin.from_cbor
+_LISTED = frozenset({"cid", "name", "allocations", "origins", "metadata", "timestamp", "rmin", "rmax"})
+
+
+def pin_fields(value: bytes) -> dict[str, Any]:
+    """The fields of a stored pin (DAG-CBOR map names: ``cid``, ``name``, ``allocations``,
+    ``origins``, ``metadata``, ``timestamp``; absent = default) without building a Pin.
+
+    Accepts exactly what :meth:`Pin.from_cbor` accepts (PinError otherwise, with its
+    message): the common pin is checked here; a pin with rarer fields, or a CID that
+    needs parsing, is checked by building the Pin.
+    """
+    try:
+        node = libipld.decode_dag_cbor(value)
+    except (ValueError, TypeError, OverflowError):
+        node = None
+    if type(node) is dict and node.keys() <= _LISTED and _listed_ok(node):
+        return node
+    pin = Pin.from_cbor(value)  # raises the PinError that names the problem
+    return pin_as_fields(pin)
+
+
+def _listed_ok(node: dict[str, Any]) -> bool:
+    """Pin.from_cbor's (and Pin.__post_init__'s) rules for the fields of :data:`_LISTED`.
+
+    ``"".join`` of a list (or of the metadata values) is how the strings are checked: it
+    accepts only strings and is several times cheaper than a generator over them."""
+    get = node.get
+    cid = get("cid")
+    if type(cid) is not bytes or not fast_cid_shape(cid):
+        return False
+    allocations, origins, meta = get("allocations", _EMPTY), get("origins", _EMPTY), get("metadata", _EMPTY_MAP)
+    if type(allocations) is not list or type(origins) is not list or type(meta) is not dict:
+        return False
+    try:
+        "".join(allocations), "".join(origins), "".join(meta.values())
+    except TypeError:
+        return False
+    ts, rmin, rmax = get("timestamp", 0), get("rmin", -1), get("rmax", -1)
+    if type(get("name", "")) is not str or type(ts) is not int or type(rmin) is not int or type(rmax) is not int:
+        return False
+    if rmin == -1 and rmax == -1:
+        return True
+    return 1 <= rmin <= rmax
+
+
+_EMPTY: list[str] = []
+_EMPTY_MAP: dict[str, str] = {}
+
+
+def pin_as_fields(pin: Pin) -> dict[str, Any]:
+    """The :func:`pin_fields` of a Pin already built."""
+    return {
+        "cid": pin.cid,
+        "name": pin.name,
+        "allocations": list(pin.allocations),
+        "origins": list(pin.origins),
+        "metadata": pin.metadata,
+        "timestamp": pin.timestamp,
+    }
+
+
 # ---------------------------------------------------------------------- index terms
 def name_term(name: str) -> bytes:
     """Index term of a pin name."""
@@ -307,14 +373,27 @@ _CBOR_FIELDS: dict[str, tuple[str, type]] = {
 }
 
 
+def fast_cid_shape(cid: bytes) -> bool:
+    """Whether ``cid`` is, at a glance, a CID ``parse_cid`` accepts: a CIDv0, or a CIDv1 whose
+    codec, hash code and digest length are one-byte varints with the digest length its hash
+    has (sha2-256, identity CIDs...). False means "parse it to know", not "invalid"."""
+    n = len(cid)
+    if n == 34 and cid[0] == 0x12 and cid[1] == 0x20:
+        return True
+    if n < 4 or cid[0] != 1 or cid[1] >= 0x80 or cid[2] >= 0x80 or n != 4 + cid[3]:
+        return False  # (n == 4 + cid[3] also makes the digest length a one-byte varint)
+    return _ONE_BYTE_SIZES.get(cid[2], cid[3]) == cid[3]
+
+
+#: digest lengths of the hashes with one-byte codes whose digests have a fixed length
+_ONE_BYTE_SIZES = {SHA2_256: 32, SHA2_512: 64}
+
+
 def _check_cid(cid: object, what: str) -> None:
     if not isinstance(cid, bytes):
         raise PinError(f"pin {what} must be CID bytes, got {type(cid).__name__}")
-    n = len(cid)
-    if (n == 36 and cid[0] == 1 and cid[1] < 0x80 and cid[2] == 0x12 and cid[3] == 0x20) or (
-        n == 34 and cid[0] == 0x12 and cid[1] == 0x20
-    ):
-        return  # CIDv1 / CIDv0 with sha2-256: the common case, checked without parsing
+    if fast_cid_shape(cid):
+        return
     try:
         parse_cid(cid)
     except CidError as exc:

@@ -193,6 +193,13 @@ class Record:
         )
 
 
+def record_row(data: bytes) -> tuple[str, int, str, int, bool]:
+    """(status, ts, error, attempts, priority) of a stored record (``cluster.status.StatusRow``),
+    read from its DAG-CBOR map without building a Record."""
+    obj = libipld.decode_dag_cbor(data)
+    return (obj["s"], obj.get("t", 0), obj.get("e", ""), obj.get("a", 0), obj.get("r", False))
+
+
 class TrackerStore:
     """The tracker's persistent records, queues and counters (see module docstring). Thread-safe."""
 
@@ -236,6 +243,15 @@ class TrackerStore:
         with it:
             for key, value in it:
                 yield Record.decode(key[n:], value)
+
+    def iter_rows(self, start: bytes | None = None, stop: bytes | None = None) -> Iterator[tuple[bytes, tuple[str, int, str, int, bool]]]:
+        """(CID, :func:`record_row`) of every record with ``start <= CID <= stop`` (None: open),
+        sorted by CID bytes: what status streams read, without building a Record."""
+        n = len(R)
+        end = R + stop + b"\x00" if stop is not None else _after(R)
+        with self._db.iterator(start=R + (start or b""), stop=end) as it:
+            for key, value in it:
+                yield key[n:], record_row(value)
 
     def in_progress(self) -> list[bytes]:
         """CIDs whose operation was running (after a crash: to re-queue)."""

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequen
 from typing import Any, Protocol
 
 from cluster.pin import Pin
-from cluster.status import PinInfo
+from cluster.status import PinInfo, StatusRow
 
 
 class PinsetState(Protocol):
@@ -47,6 +47,11 @@ class PinsetState(Protocol):
         """Pins in CID order from ``start``, filtered by exact name and metadata, or the pins of ``cids``."""
         ...
 
+    def page(self, start: bytes | None) -> list[tuple[bytes, bytes]]:
+        """Up to ``PAGE + 1`` stored (CID, DAG-CBOR pin) rows from ``start`` in CID order (blocking);
+        the last one starts the next page."""
+        ...
+
     async def add(self, pin: Pin) -> None:
         """Put ``pin`` in the pinset."""
         ...
@@ -69,6 +74,14 @@ class TrackerView(Protocol):
 
     def iter_status(self, start: bytes | None = None) -> Any:
         """This peer's tracked CIDs' PinInfo from ``start`` on, in CID order (blocking)."""
+        ...
+
+    def status_rows(self, start: bytes | None = None, limit: int = ...) -> list[tuple[bytes, StatusRow]]:
+        """:meth:`iter_status` as (CID, StatusRow), ``limit`` at most (blocking)."""
+        ...
+
+    def page_status(self, page: Sequence[tuple[bytes, Mapping[str, Any]]]) -> list[StatusRow]:
+        """This peer's StatusRow of each (CID, stored pin fields) of a sorted pinset page (blocking)."""
         ...
 
     async def recover(self, cid: bytes, pin: Pin | None = None) -> PinInfo:
@@ -154,6 +167,16 @@ class ClusterAPI(Protocol):
         name: str | None = None,
         meta: Mapping[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]: ...
+
+    def status_all_ndjson(
+        self,
+        *,
+        local: bool = False,
+        filter_mask: int = 0,
+        cids: Sequence[bytes] | None = None,
+        name: str | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[bytes]: ...
 
     async def recover(self, cid: bytes, *, local: bool = False) -> dict[str, Any]: ...
 

@@ -233,6 +233,18 @@ class ClusterPeer:
         """``GlobalPinInfo`` of every pin (or of ``cids``), streamed in CID order."""
         return self.cluster_status.status_all(local=local, filter_mask=filter_mask, cids=cids, name=name, meta=meta)
 
+    def status_all_ndjson(
+        self,
+        *,
+        local: bool = False,
+        filter_mask: int = 0,
+        cids: Sequence[bytes] | None = None,
+        name: str | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[bytes]:
+        """:meth:`status_all` as NDJSON text, a page of lines per item (what ``GET /pins`` sends)."""
+        return self.cluster_status.status_all_ndjson(local=local, filter_mask=filter_mask, cids=cids, name=name, meta=meta)
+
     async def recover(self, cid: bytes, *, local: bool = False) -> dict[str, Any]:
         """Re-queue a failed pin or unpin of ``cid``."""
         return await self.cluster_status.recover(cid, local=local)

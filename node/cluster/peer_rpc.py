@@ -21,12 +21,11 @@ method             argument                    answer
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
 from blockstore.cid import CidError, cid_from_str
-from cluster.status import PinInfo
+from cluster.status import encode_status
 
 from ..p2p.peer_rpc import PeerRPC, one, paged
 from .graph import ConnectGraph
@@ -75,19 +74,18 @@ class PeerRPCHandlers:
         yield [info.encode()]
 
     async def status_all(self, _peer: str, _args: Any) -> AsyncIterator[list[Any]]:
-        """This peer's tracked CIDs in CID order (pins not allocated here are left out: the caller knows they are remote)."""
+        """This peer's tracked CIDs in CID order (pins not allocated here are left out: the caller knows they are remote).
+
+        Written from the tracker's stored records as status rows, no PinInfo per CID."""
+        me = self._members.peer_id
         start: bytes | None = None
         while True:
-
-            def page(s: bytes | None = start) -> list[PinInfo]:
-                return list(itertools.islice(self._tracker.iter_status(s), PAGE + 1))
-
-            infos = await asyncio.get_running_loop().run_in_executor(None, page)
-            if infos[:PAGE]:
-                yield [i.encode() for i in infos[:PAGE]]
-            if len(infos) <= PAGE:
+            rows = await asyncio.get_running_loop().run_in_executor(None, self._tracker.status_rows, start, PAGE + 1)
+            if rows[:PAGE]:
+                yield [encode_status(cid, me, row) for cid, row in rows[:PAGE]]
+            if len(rows) <= PAGE:
                 return
-            start = infos[PAGE].cid
+            start = rows[PAGE][0]
 
     async def recover(self, _peer: str, args: Any) -> AsyncIterator[list[Any]]:
         cid = cid_arg(args)

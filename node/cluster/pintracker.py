@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from blockstore.dagwalk import BlockNotFound
@@ -37,7 +38,7 @@ from blockstore.cid import cid_to_str
 from blockstore.store import BlockStore
 from cluster.crdt.orset import Change
 from cluster.pin import Pin, PinError
-from cluster.status import PinInfo
+from cluster.status import PinInfo, StatusRow
 from cluster.tracker import DONE_PIN, LOCAL, PIN, UNPIN, TrackerConfig, TrackerStore
 
 log = logging.getLogger(__name__)
@@ -414,6 +415,41 @@ class PinTracker:
             else:
                 yield rec.info(self.peer_id)
 
+    # status rows (the status streams' read: no object per CID)
+    def status_rows(self, start: bytes | None = None, limit: int = 1000) -> list[tuple[bytes, StatusRow]]:
+        """Up to ``limit`` (CID, row) of this peer's tracked CIDs from ``start`` on, sorted by CID
+        bytes: :meth:`iter_status` as :data:`~cluster.status.StatusRow`\\ s (blocking: LevelDB)."""
+        return [(cid, self._checked(cid, row)) for cid, row in itertools.islice(self.store.iter_rows(start), limit)]
+
+    def page_status(self, page: Sequence[tuple[bytes, Mapping[str, Any]]]) -> list[StatusRow]:
+        """This peer's status row of each pin of a page of the pinset, (CID, stored fields as
+        :func:`cluster.pin.pin_fields` has them) sorted by CID: :meth:`status` of each, from one
+        scan of the records in the page's range (blocking: LevelDB)."""
+        if not page:
+            return []
+        tracked = dict(self.store.iter_rows(page[0][0], page[-1][0]))
+        me = self.peer_id
+        out: list[StatusRow] = []
+        for cid, fields in page:
+            row = tracked.get(cid)
+            if row is not None:
+                out.append(self._checked(cid, row))
+                continue
+            allocations = fields.get("allocations")
+            if allocations and me not in allocations:
+                out.append(_REMOTE)
+            elif self._pins.get(cid) is not None:
+                out.append(_PINNED)
+            else:
+                out.append(_UNEXPECTED)
+        return out
+
+    def _checked(self, cid: bytes, row: StatusRow) -> StatusRow:
+        """``row``, or ``unexpectedly_unpinned`` when it says pinned and the local pin is gone."""
+        if row[0] == DONE_PIN and self._pins.get(cid) is None:
+            return ("unexpectedly_unpinned", row[1], _UNEXPECTED[2], 0, False)
+        return row
+
     def queue_length(self) -> int:
         """Pins and unpins waiting to run."""
         return self.store.queue_length()
@@ -430,6 +466,12 @@ class PinTracker:
         """Whether the tracker's operation on ``cid`` is a pin (blocking: LevelDB)."""
         rec = self.store.get(cid)
         return rec is not None and rec.op == PIN
+
+
+#: status rows of CIDs this peer does not track (as :meth:`PinTracker.status` has them)
+_REMOTE: StatusRow = ("remote", 0, "", 0, False)
+_PINNED: StatusRow = ("pinned", 0, "", 0, False)
+_UNEXPECTED: StatusRow = ("unexpectedly_unpinned", 0, "the item should be pinned but it is not", 0, False)
 
 
 class _Cursor:

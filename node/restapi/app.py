@@ -45,7 +45,7 @@ from ..uploads.drive import BODY_IDLE_TIMEOUT
 from ..workers import PoolBusy
 from .add import handle_add
 from .auth import middlewares, response_headers, rest_error, token_handler
-from .streams import stream_ndjson
+from .streams import stream_ndjson, stream_ndjson_text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: pins per pinset write of a bulk ``POST /pins``
@@ -166,14 +166,14 @@ def make_rest_app(
     async def h_status_all(request: web.Request) -> web.StreamResponse:
         mask = parse_filter(request.query.get("filter", ""))
         cids = [_cid(c) for c in request.query.get("cids", "").split(",") if c.strip()] or None
-        items = cluster.status_all(
+        chunks = cluster.status_all_ndjson(
             local=_bool(request, "local"),
             filter_mask=mask,
             cids=cids,
             name=request.query.get("name") or None,
             meta=_meta_filter(request),
         )
-        return await respond_stream(request, items)
+        return await stream_ndjson_text(request, chunks, to_error=error_of)
 
     async def h_status(request: web.Request) -> web.StreamResponse:
         return web.json_response(await cluster.status(_cid(request.match_info["cid"]), local=_bool(request, "local")))

@@ -4,6 +4,8 @@ aiohttp writes chunked bodies but no trailers, so :class:`TrailerResponse`
 ends the chunked body itself: the last chunk (``0``), the trailer field, and
 the blank line. A stream with no item and no error answers 204 with no body;
 an error before the first item answers with the error object and its status.
+:func:`stream_ndjson` encodes items as it sends them; :func:`stream_ndjson_text`
+sends items already written as NDJSON text (``GET /pins``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,53 @@ class TrailerResponse(web.StreamResponse):
                 await writer.write(f"0\r\n{TRAILER}: {error}\r\n\r\n".encode())
             data = b""
         await super().write_eof(data)
+
+
+async def stream_ndjson_text(
+    request: web.Request,
+    chunks: AsyncIterator[bytes],
+    *,
+    headers: dict[str, str] | None = None,
+    to_error: Callable[[BaseException], tuple[int, str] | None],
+) -> web.StreamResponse:
+    """:func:`stream_ndjson` of items already written as NDJSON text: each chunk is one or
+    more whole lines (empty chunks are skipped), sent as they come in pieces of about
+    ``FLUSH_BYTES``. Same answers: 204 when there is no line, the error object when the
+    stream fails before its first line, the trailer after it."""
+    it = chunks.__aiter__()
+    try:
+        first = b""
+        while not first:
+            first = await it.__anext__()
+    except StopAsyncIteration:
+        return web.Response(status=204, headers=headers)
+    except Exception as exc:
+        mapped = to_error(exc)
+        if mapped is None:
+            raise
+        status, message = mapped
+        return web.json_response({"code": status, "message": message}, status=status, headers=headers)
+    resp = TrailerResponse(headers={**(headers or {}), "Content-Type": "application/json", "Trailer": TRAILER})
+    await resp.prepare(request)
+    await resp.write(first)
+    buf: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in it:
+            buf.append(chunk)
+            size += len(chunk)
+            if size >= FLUSH_BYTES:
+                await resp.write(b"".join(buf))
+                buf, size = [], 0
+    except Exception as exc:
+        mapped = to_error(exc)
+        if mapped is None:
+            raise
+        resp.stream_error = mapped[1]
+    if buf:
+        await resp.write(b"".join(buf))
+    await resp.write_eof()
+    return resp
 
 
 def _line(obj: Any) -> bytes:

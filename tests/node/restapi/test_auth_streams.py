@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from node.restapi.auth import AuthError, check_basic, make_jwt, verify_jwt
-from node.restapi.streams import stream_ndjson
+from node.restapi.streams import stream_ndjson, stream_ndjson_text
 
 CREDS = {"admin": "s3cret", "bob": "hunter2"}
 
@@ -59,11 +59,22 @@ def _raw_get(port: int, path: str) -> bytes:
     return data
 
 
-def test_streams_end_with_the_trailer_and_empty_ones_are_204() -> None:
+async def _chunks(n: int, fail_after: int | None) -> AsyncIterator[bytes]:
+    """The items of :func:`_items` as NDJSON text, as ``GET /pins`` streams them (an empty chunk
+    first: a page whose pins were all filtered out)."""
+    yield b""
+    async for item in _items(n, fail_after):
+        yield b'{"i":%d}\n' % item["i"]
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["items", "ndjson-text"])
+def test_streams_end_with_the_trailer_and_empty_ones_are_204(text: bool) -> None:
     async def main() -> None:
         async def handler(request: web.Request) -> web.StreamResponse:
             n = int(request.query["n"])
             fail = int(request.query["fail"]) if "fail" in request.query else None
+            if text:
+                return await stream_ndjson_text(request, _chunks(n, fail), to_error=lambda e: (500, str(e)))
             return await stream_ndjson(request, _items(n, fail), to_error=lambda e: (500, str(e)))
 
         app = web.Application()
