@@ -12,10 +12,12 @@ see :func:`node.errors.status_hint`): the network failing to deliver is a gatewa
 
 from __future__ import annotations
 
+from blockstore.errors import PinionError
+
 __all__ = ["BitswapError", "BlockNotDelivered", "BadMessage", "NetworkUnavailable"]
 
 
-class BitswapError(Exception):
+class BitswapError(PinionError):
     """Base of the network layer's errors; ``status`` is the HTTP status a server answers with."""
 
     status: int = 502

@@ -12,10 +12,19 @@ hint for the servers above (``node/``), which map errors to responses in one pla
 
 from __future__ import annotations
 
-__all__ = ["BlockstoreError", "InvalidData", "BlockNotFound"]
+__all__ = ["PinionError", "BlockstoreError", "InvalidData", "BlockNotFound"]
 
 
-class BlockstoreError(Exception):
+class PinionError(Exception):
+    """The root of every layer's error base (``BlockstoreError``, ``BitswapError``,
+    ``ClusterError``, ``NodeError``): an error Pinion raised on purpose, whose ``status`` is
+    the HTTP status a server answers with. It lives in the lowest layer so that every layer can
+    derive from it without importing the ones above."""
+
+    status: int = 500
+
+
+class BlockstoreError(PinionError):
     """Base of the block store layer's errors; ``status`` is the HTTP status a server answers with."""
 
     status: int = 500

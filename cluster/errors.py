@@ -13,10 +13,12 @@ with (they map errors in one place, :func:`node.errors.status_hint`).
 
 from __future__ import annotations
 
+from blockstore.errors import PinionError
+
 __all__ = ["ClusterError", "InvalidRequest", "NotFoundError"]
 
 
-class ClusterError(Exception):
+class ClusterError(PinionError):
     """Base of the cluster layer's errors; raised as is when the cluster cannot do it now (500)."""
 
     status: int = 500

@@ -1,6 +1,7 @@
 """The node layer's errors, and the one function every server maps errors with.
 
-One tree per layer, each with an HTTP status hint on its base class:
+One tree per layer under one root (:class:`blockstore.errors.PinionError`), each with an HTTP
+status hint on its base class:
 :class:`blockstore.errors.BlockstoreError`, :class:`bitswap.errors.BitswapError`,
 :class:`cluster.errors.ClusterError` and :class:`NodeError` here (the core API, uploads,
 configuration, repo, workers, peer RPC, the kubo RPC and gateway errors). Each HTTP server
@@ -11,14 +12,12 @@ rule on top (kubo answers every command error with 500, for instance).
 
 from __future__ import annotations
 
-from bitswap.errors import BitswapError
-from blockstore.errors import BlockstoreError
-from cluster.errors import ClusterError
+from blockstore.errors import PinionError
 
 __all__ = ["NodeError", "CoreError", "NotFound", "BadRequest", "Busy", "status_hint"]
 
 
-class NodeError(Exception):
+class NodeError(PinionError):
     """Base of the node layer's errors: an operation that cannot be done, in one clear line.
 
     ``status`` is the HTTP status a server answers with (a class attribute; some subclasses
@@ -50,13 +49,10 @@ class Busy(CoreError):
     status = 429
 
 
-_OURS = (NodeError, ClusterError, BitswapError, BlockstoreError)
-
-
 def status_hint(exc: BaseException) -> int | None:
     """The HTTP status ``exc`` calls for: its ``status`` hint when it is one of Pinion's errors,
     400 for any other ``ValueError`` (input that did not parse), None when nothing says."""
-    if isinstance(exc, _OURS):
+    if isinstance(exc, PinionError):
         status = getattr(exc, "status", None)
         if isinstance(status, int) and 400 <= status <= 599:
             return status
