@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -15,11 +14,12 @@ from blockstore.unixfs_walk import dir_find
 
 from . import car_http, mime, params
 from .errors import GatewayError
-from .limits import limits_middleware
+from .limits import gateway_middleware
+from .nodecache import DecodedNode, NodeCache, decoded
 from .params import DIR_LISTING_CACHE, IMMUTABLE, RAW_TYPE, ContentPath, Wanted
 from .source import BlockSource
 from .unixfs_http import file_size, listing_etag, path_escape, read_file, render_listing
-from .walk import Resolved, fetch, resolve_path, run, unixfs_of
+from .walk import Resolved, fetch, resolve_path, run
 
 __all__ = ["make_gateway_app", "CORS_HEADERS"]
 
@@ -39,8 +39,15 @@ _CODEC_TYPES = {
     0x51: ("application/cbor", "cbor"),
     0x0200: ("application/json", "json"),
 }
+#: file bodies up to this size are read whole and sent as one response (headers and body in one
+#: write); larger ones are streamed. A streamed body also sits up to ~64 KiB deep in the socket's
+#: write buffer (asyncio's high-water mark), so this holds no more per connection than streaming.
+SMALL_BODY = 64 * 1024
+#: the fixed headers of every response about an immutable file (a prebuilt set, copied per request)
+_FILE_HEADERS = {"Vary": "Accept", "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
+_VARY = {"Vary": "Accept"}
 _SKB = web.AppKey("gateway_source", object)
-_METRICS = web.AppKey("gateway_metrics", object)
+_NODES = web.AppKey("gateway_nodes", NodeCache)
 
 
 def _query_of(query_string: str) -> dict[str, str]:
@@ -61,23 +68,31 @@ class _Request:
     """One gateway request after parsing: what was asked and what the path resolved to."""
 
     def __init__(
-        self, request: web.Request, source: BlockSource, cpath: ContentPath, wanted: Wanted, query: dict[str, str]
+        self,
+        request: web.Request,
+        source: BlockSource,
+        nodes: NodeCache,
+        cpath: ContentPath,
+        wanted: Wanted,
+        query: dict[str, str],
     ) -> None:
         self.http = request
         self.source = source
+        self.nodes = nodes
         self.cpath = cpath
         self.wanted = wanted
         self.head = request.method == "HEAD"
         self.path, _, self.query_string = request.raw_path.partition("?")
         self.query = query
 
-    def base_headers(self, resolved: Resolved, etag: str) -> dict[str, str]:
-        """Headers of every content response: X-Ipfs-Path/Roots, Etag, Vary, Content-Location."""
+    def base_headers(self, resolved: Resolved, etag: str, fixed: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers of every content response: X-Ipfs-Path/Roots, Etag, Vary, Content-Location (and ``fixed``)."""
+        roots = resolved.roots
         headers = {
             "X-Ipfs-Path": self.path,
-            "X-Ipfs-Roots": ",".join(cid_to_str(c) for c in resolved.roots),
+            "X-Ipfs-Roots": cid_to_str(roots[0]) if len(roots) == 1 else ",".join(cid_to_str(c) for c in roots),
             "Etag": etag,
-            "Vary": "Accept",
+            **(fixed or _VARY),
         }
         if self.wanted.via_accept:
             fmt = "raw" if self.wanted.kind == "raw" else "car"
@@ -124,8 +139,8 @@ async def _serve_raw(req: _Request, resolved: Resolved) -> web.StreamResponse:
 
 
 async def _send_bytes(req: _Request, headers: dict[str, str], data: bytes) -> web.StreamResponse:
-    """Send a small in-memory body, honouring a single Range."""
-    status, body = 200, memoryview(data)
+    """Send a small in-memory body in one response (headers and body in one write), honouring a single Range."""
+    status, body = 200, data
     rng = req.http.headers.get("Range")
     if rng:
         try:
@@ -134,10 +149,10 @@ async def _send_bytes(req: _Request, headers: dict[str, str], data: bytes) -> we
             return _text(416, exc.message, {"Content-Range": f"bytes */{len(data)}"})
         if spans:
             first, last = spans[0]
-            status, body = 206, body[first : last + 1]
+            status, body = 206, data[first : last + 1]
             headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
     headers["Content-Length"] = str(len(body))
-    return web.Response(status=status, headers=headers, body=None if req.head else bytes(body))
+    return web.Response(status=status, headers=headers, body=None if req.head else body)
 
 
 # ----------------------------------------------------------------------------- CAR
@@ -184,11 +199,13 @@ def _last_modified(fs: UnixFSData | None) -> str | None:
 
 
 async def _serve_file(
-    req: _Request, resolved: Resolved, cid: bytes, block: bytes, fs: UnixFSData | None, etag: str, name: str | None
+    req: _Request, resolved: Resolved, cid: bytes, block: bytes, node: DecodedNode | None, etag: str, name: str | None
 ) -> web.StreamResponse:
+    """A UnixFS file (``node``) or raw block (``node`` None): a small one-block file whole in one
+    response, anything else streamed block by block; a single range honoured."""
+    fs = node.fs if node is not None else None
     size = file_size(cid, block, fs)
-    headers = req.base_headers(resolved, etag)
-    headers.update({"Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"})
+    headers = req.base_headers(resolved, etag, _FILE_HEADERS)
     modified = _last_modified(fs)
     if modified:
         headers["Last-Modified"] = modified
@@ -198,14 +215,13 @@ async def _serve_file(
         headers["Content-Disposition"] = params.content_disposition(disposition, filename)
     if req.not_modified(etag):
         return web.Response(status=304, headers=headers)
+    whole = _one_block_body(block, node, size)
     kind = mime.type_by_name(filename or name or "")
     if kind is None:
-        head = bytearray()
-        if size:
-            async for piece in read_file(req.source, cid, block, 0, min(size, 512) - 1):
-                head += piece
-        kind = mime.sniff(bytes(head))
+        kind = _sniffed(node, whole) if whole is not None else await _sniff_head(req, cid, block, size)
     headers["Content-Type"] = "text/html" if kind.startswith("text/html") else kind
+    if whole is not None:
+        return await _send_bytes(req, headers, whole)
     first, last, status = 0, size - 1, 200
     rng = req.http.headers.get("Range")
     if rng:
@@ -227,6 +243,33 @@ async def _serve_file(
     return resp
 
 
+def _one_block_body(block: bytes, node: DecodedNode | None, size: int) -> bytes | None:
+    """The whole content of a file of at most :data:`SMALL_BODY` bytes held in its one block, else None."""
+    if size > SMALL_BODY:
+        return None
+    if node is None:
+        return block  # a raw block is its own content
+    return node.inline
+
+
+def _sniffed(node: DecodedNode | None, content: bytes) -> str:
+    """The sniffed type of a one-block file's ``content``, sniffed once per cached node."""
+    if node is None:
+        return mime.sniff(content[:512])
+    if node.sniffed is None:
+        node.sniffed = mime.sniff(content[:512])
+    return node.sniffed
+
+
+async def _sniff_head(req: _Request, cid: bytes, block: bytes, size: int) -> str:
+    """The sniffed type of a file over several blocks (reads the blocks under its first 512 bytes)."""
+    head = bytearray()
+    if size:
+        async for piece in read_file(req.source, cid, block, 0, min(size, 512) - 1):
+            head += piece
+    return mime.sniff(bytes(head))
+
+
 def _dir_url(cpath: ContentPath, query_string: str) -> str:
     url = f"/{cpath.namespace}/{cpath.cid_text}" + "".join("/" + path_escape(s) for s in cpath.segments) + "/"
     return f"{url}?{query_string}" if query_string else url
@@ -238,8 +281,8 @@ async def _serve_dir(req: _Request, resolved: Resolved) -> web.StreamResponse:
     index = await run(dir_find(resolved.cid, resolved.block, b"index.html"), req.source)
     if index is not None:
         block = await fetch(req.source, index.hash, "index.html")
-        ifs = unixfs_of(index.hash, block)[1] if codec_of(index.hash) == DAG_PB else None
-        return await _serve_file(req, resolved, index.hash, block, ifs, f'"{cid_to_str(resolved.cid)}"', "index.html")
+        node = decoded(req.nodes, index.hash, block) if codec_of(index.hash) == DAG_PB else None
+        return await _serve_file(req, resolved, index.hash, block, node, f'"{cid_to_str(resolved.cid)}"', "index.html")
     etag = listing_etag(resolved.cid)
     headers = req.base_headers(resolved, etag)
     headers["Cache-Control"] = DIR_LISTING_CACHE
@@ -265,11 +308,12 @@ async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse
     if codec == RAW:
         return await _serve_file(req, resolved, cid, block, None, f'"{cid_text}"', name)
     if codec == DAG_PB:
-        _node, fs = unixfs_of(cid, block)
+        node = decoded(req.nodes, cid, block)
+        fs = node.fs
         if fs is None or fs.type in (DIRECTORY, HAMT_SHARD):
             return await _serve_dir(req, resolved)
         if fs.type in (FILE, UNIXFS_RAW):
-            return await _serve_file(req, resolved, cid, block, fs, f'"{cid_text}"', name)
+            return await _serve_file(req, resolved, cid, block, node, f'"{cid_text}"', name)
         if fs.type == SYMLINK:
             etag = f'"{cid_text}"'
             headers = req.base_headers(resolved, etag)
@@ -295,7 +339,8 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200, headers={"Allow": _ALLOW})
     if request.method not in ("GET", "HEAD"):
         return _text(405, f"method {request.method} not allowed: the gateway is read-only", {"Allow": _ALLOW})
-    source: BlockSource = request.app[_SKB]  # type: ignore[assignment]
+    app = request.app
+    source: BlockSource = app[_SKB]  # type: ignore[assignment]
     try:
         cpath = params.parse_content_path(request.raw_path)
         if cpath.namespace == "ipns":
@@ -311,7 +356,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         if params.only_if_cached(request.headers.get("Cache-Control")) and not await source.has_local(root):
             path = request.raw_path.split("?", 1)[0]
             return _text(412, f'"{path}" not in local datastore')
-        req = _Request(request, source, cpath, wanted, query)
+        req = _Request(request, source, app[_NODES], cpath, wanted, query)
         resolved = await resolve_path(source, root, cpath.segments)
         if wanted.kind == "raw":
             return await _serve_raw(req, resolved)
@@ -322,32 +367,25 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return _text(exc.status, exc.message)
 
 
-@web.middleware
-async def _observe(request: web.Request, handler: Any) -> web.StreamResponse:
-    metrics: Any = request.app[_METRICS]
-    start = time.perf_counter()
-    resp = await handler(request)
-    # streamed responses are already sent; small ones are sent by aiohttp after this returns
-    sent = resp.body_length if resp.prepared else (resp.content_length or 0)
-    metrics.observe_request(resp.status, sent, time.perf_counter() - start)
-    return resp
-
-
 async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
     for key, value in CORS_HEADERS.items():
         response.headers.setdefault(key, value)
 
 
 def make_gateway_app(
-    blocks: BlockSource, *, metrics: Any = None, max_url: int = 8192, per_client: int = 256
+    blocks: BlockSource,
+    *,
+    metrics: Any = None,
+    max_url: int = 8192,
+    per_client: int = 256,
+    nodes: NodeCache | None = None,
 ) -> web.Application:
     """The path + trustless gateway over ``blocks`` (``metrics``: an object with ``observe_request``;
-    ``max_url``/``per_client``: see :mod:`node.gateway.limits`)."""
-    middlewares: list[Any] = [_observe] if metrics is not None else []
-    middlewares.append(limits_middleware(max_url=max_url, per_client=per_client))
-    app = web.Application(middlewares=middlewares)
+    ``max_url``/``per_client``: see :mod:`node.gateway.limits`; ``nodes``: the cache of decoded
+    small nodes, see :mod:`node.gateway.nodecache`, a default-sized one when None)."""
+    app = web.Application(middlewares=[gateway_middleware(max_url=max_url, per_client=per_client, metrics=metrics)])
     app[_SKB] = blocks
-    app[_METRICS] = metrics
+    app[_NODES] = nodes if nodes is not None else NodeCache()
     app.on_response_prepare.append(_cors)
     app.router.add_route("*", "/ipfs/{tail:.*}", _handle)
     app.router.add_route("*", "/ipns/{tail:.*}", _handle)
