@@ -8,11 +8,11 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from blockstore.cid import DAG_CBOR, DAG_PB, RAW, CidError, cid_from_str, cid_to_str, codec_of
+from blockstore.cid import DAG_CBOR, DAG_PB, RAW, CidError, codec_of
 from blockstore.unixfs import DIRECTORY, FILE, HAMT_SHARD, RAW as UNIXFS_RAW, SYMLINK, UnixFSData
 from blockstore.unixfs_walk import dir_find
 
-from . import car_http, mime, params
+from . import car_http, cidtext, mime, params
 from .errors import GatewayError
 from .limits import gateway_middleware
 from .nodecache import DecodedNode, NodeCache, decoded
@@ -43,9 +43,11 @@ _CODEC_TYPES = {
 #: write); larger ones are streamed. A streamed body also sits up to ~64 KiB deep in the socket's
 #: write buffer (asyncio's high-water mark), so this holds no more per connection than streaming.
 SMALL_BODY = 64 * 1024
-#: the fixed headers of every response about an immutable file (a prebuilt set, copied per request)
-_FILE_HEADERS = {"Vary": "Accept", "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
-_VARY = {"Vary": "Accept"}
+#: the fixed headers of every content response, and of every response about an immutable file
+#: (prebuilt sets, copied per request; the CORS headers are in them, so the ``_cors`` hook has
+#: nothing to add to these)
+_VARY = {"Vary": "Accept", **CORS_HEADERS}
+_FILE_HEADERS = {**_VARY, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
 _SKB = web.AppKey("gateway_source", object)
 _NODES = web.AppKey("gateway_nodes", NodeCache)
 
@@ -90,7 +92,7 @@ class _Request:
         roots = resolved.roots
         headers = {
             "X-Ipfs-Path": self.path,
-            "X-Ipfs-Roots": cid_to_str(roots[0]) if len(roots) == 1 else ",".join(cid_to_str(c) for c in roots),
+            "X-Ipfs-Roots": cidtext.text(roots[0]) if len(roots) == 1 else ",".join(cidtext.text(c) for c in roots),
             "Etag": etag,
             **(fixed or _VARY),
         }
@@ -126,7 +128,7 @@ async def _abort(req: _Request, resp: web.StreamResponse) -> web.StreamResponse:
 
 
 async def _serve_raw(req: _Request, resolved: Resolved) -> web.StreamResponse:
-    cid_text = cid_to_str(resolved.cid)
+    cid_text = cidtext.text(resolved.cid)
     etag = f'"{cid_text}.raw"'
     headers = req.base_headers(resolved, etag)
     headers.update({"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"})
@@ -162,9 +164,9 @@ async def _serve_car(req: _Request, resolved: Resolved) -> web.StreamResponse:
     car = req.wanted.car
     assert car is not None
     root_text = req.cpath.cid_text
-    etag = params.car_etag(cid_to_str(resolved.roots[0]), req.path, car)
+    etag = params.car_etag(cidtext.text(resolved.roots[0]), req.path, car)
     headers = req.base_headers(resolved, etag)
-    name = f"{cid_to_str(resolved.roots[0])}_{req.cpath.segments[-1]}" if req.cpath.segments else root_text
+    name = f"{cidtext.text(resolved.roots[0])}_{req.cpath.segments[-1]}" if req.cpath.segments else root_text
     headers.update(
         {
             "Cache-Control": IMMUTABLE,
@@ -282,7 +284,7 @@ async def _serve_dir(req: _Request, resolved: Resolved) -> web.StreamResponse:
     if index is not None:
         block = await fetch(req.source, index.hash, "index.html")
         node = decoded(req.nodes, index.hash, block) if codec_of(index.hash) == DAG_PB else None
-        return await _serve_file(req, resolved, index.hash, block, node, f'"{cid_to_str(resolved.cid)}"', "index.html")
+        return await _serve_file(req, resolved, index.hash, block, node, f'"{cidtext.text(resolved.cid)}"', "index.html")
     etag = listing_etag(resolved.cid)
     headers = req.base_headers(resolved, etag)
     headers["Cache-Control"] = DIR_LISTING_CACHE
@@ -304,7 +306,7 @@ async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse
     cid, block = resolved.cid, resolved.block
     name = req.cpath.segments[-1] if req.cpath.segments else None
     codec = codec_of(cid)
-    cid_text = cid_to_str(cid)
+    cid_text = cidtext.text(cid)
     if codec == RAW:
         return await _serve_file(req, resolved, cid, block, None, f'"{cid_text}"', name)
     if codec == DAG_PB:
@@ -341,20 +343,21 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return _text(405, f"method {request.method} not allowed: the gateway is read-only", {"Allow": _ALLOW})
     app = request.app
     source: BlockSource = app[_SKB]  # type: ignore[assignment]
+    raw_path = request.raw_path
     try:
-        cpath = params.parse_content_path(request.raw_path)
+        cpath = params.parse_content_path(raw_path)
         if cpath.namespace == "ipns":
             raise GatewayError(501, "/ipns/ paths are not supported by this gateway (no IPNS or DNSLink resolver)")
         if request.headers.get("Service-Worker") == "script" and not cpath.trailing_slash:
             raise GatewayError(400, "registering a service worker is not allowed on a content path")
         try:
-            root = cid_from_str(cpath.cid_text)
+            root = cidtext.parse(cpath.cid_text)
         except CidError as exc:
             raise GatewayError(400, f"invalid CID in path: {exc}") from None
-        query = _query_of(request.raw_path.partition("?")[2])
+        query = _query_of(raw_path.partition("?")[2])
         wanted = params.choose_response(query, request.headers.get("Accept"))
         if params.only_if_cached(request.headers.get("Cache-Control")) and not await source.has_local(root):
-            path = request.raw_path.split("?", 1)[0]
+            path = raw_path.split("?", 1)[0]
             return _text(412, f'"{path}" not in local datastore')
         req = _Request(request, source, app[_NODES], cpath, wanted, query)
         resolved = await resolve_path(source, root, cpath.segments)
@@ -368,8 +371,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
 
 async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
+    """The CORS headers on every response of the app (content responses carry them already)."""
+    headers = response.headers
+    if "Access-Control-Expose-Headers" in headers:
+        return
     for key, value in CORS_HEADERS.items():
-        response.headers.setdefault(key, value)
+        headers.setdefault(key, value)
 
 
 def make_gateway_app(

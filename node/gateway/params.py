@@ -76,6 +76,8 @@ class Wanted(NamedTuple):
 
 
 def _decode_segment(path: str, seg: str) -> str:
+    if "%" not in seg:
+        return seg  # nothing to decode (the common case: a CID, a plain name)
     try:
         return unquote(seg, errors="strict")
     except UnicodeDecodeError:
