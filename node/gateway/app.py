@@ -48,8 +48,6 @@ SMALL_BODY = 64 * 1024
 #: nothing to add to these)
 _VARY = {"Vary": "Accept", **CORS_HEADERS}
 _FILE_HEADERS = {**_VARY, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
-_SKB = web.AppKey("gateway_source", object)
-_NODES = web.AppKey("gateway_nodes", NodeCache)
 
 
 def _query_of(query_string: str) -> dict[str, str]:
@@ -336,38 +334,45 @@ async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse
 # ----------------------------------------------------------------------------- routing
 
 
-async def _handle(request: web.Request) -> web.StreamResponse:
-    if request.method == "OPTIONS":
-        return web.Response(status=200, headers={"Allow": _ALLOW})
-    if request.method not in ("GET", "HEAD"):
-        return _text(405, f"method {request.method} not allowed: the gateway is read-only", {"Allow": _ALLOW})
-    app = request.app
-    source: BlockSource = app[_SKB]  # type: ignore[assignment]
-    raw_path = request.raw_path
-    try:
-        cpath = params.parse_content_path(raw_path)
-        if cpath.namespace == "ipns":
-            raise GatewayError(501, "/ipns/ paths are not supported by this gateway (no IPNS or DNSLink resolver)")
-        if request.headers.get("Service-Worker") == "script" and not cpath.trailing_slash:
-            raise GatewayError(400, "registering a service worker is not allowed on a content path")
+class _Gateway:
+    """The gateway's one route handler, holding what every request reads (no app lookups per request)."""
+
+    def __init__(self, source: BlockSource, nodes: NodeCache) -> None:
+        self.source = source
+        self.nodes = nodes
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one /ipfs/ or /ipns/ request (errors as a status and one line of text)."""
+        source, nodes = self.source, self.nodes
+        if request.method == "OPTIONS":
+            return web.Response(status=200, headers={"Allow": _ALLOW})
+        if request.method not in ("GET", "HEAD"):
+            return _text(405, f"method {request.method} not allowed: the gateway is read-only", {"Allow": _ALLOW})
+        raw_path = request.raw_path
         try:
-            root = cidtext.parse(cpath.cid_text)
-        except CidError as exc:
-            raise GatewayError(400, f"invalid CID in path: {exc}") from None
-        query = _query_of(raw_path.partition("?")[2])
-        wanted = params.choose_response(query, request.headers.get("Accept"))
-        if params.only_if_cached(request.headers.get("Cache-Control")) and not await source.has_local(root):
-            path = raw_path.split("?", 1)[0]
-            return _text(412, f'"{path}" not in local datastore')
-        req = _Request(request, source, app[_NODES], cpath, wanted, query)
-        resolved = await resolve_path(source, root, cpath.segments)
-        if wanted.kind == "raw":
-            return await _serve_raw(req, resolved)
-        if wanted.kind == "car":
-            return await _serve_car(req, resolved)
-        return await _serve_unixfs(req, resolved)
-    except GatewayError as exc:
-        return _text(exc.status, exc.message)
+            cpath = params.parse_content_path(raw_path)
+            if cpath.namespace == "ipns":
+                raise GatewayError(501, "/ipns/ paths are not supported by this gateway (no IPNS or DNSLink resolver)")
+            if request.headers.get("Service-Worker") == "script" and not cpath.trailing_slash:
+                raise GatewayError(400, "registering a service worker is not allowed on a content path")
+            try:
+                root = cidtext.parse(cpath.cid_text)
+            except CidError as exc:
+                raise GatewayError(400, f"invalid CID in path: {exc}") from None
+            query = _query_of(raw_path.partition("?")[2])
+            wanted = params.choose_response(query, request.headers.get("Accept"))
+            if params.only_if_cached(request.headers.get("Cache-Control")) and not await source.has_local(root):
+                path = raw_path.split("?", 1)[0]
+                return _text(412, f'"{path}" not in local datastore')
+            req = _Request(request, source, nodes, cpath, wanted, query)
+            resolved = await resolve_path(source, root, cpath.segments)
+            if wanted.kind == "raw":
+                return await _serve_raw(req, resolved)
+            if wanted.kind == "car":
+                return await _serve_car(req, resolved)
+            return await _serve_unixfs(req, resolved)
+        except GatewayError as exc:
+            return _text(exc.status, exc.message)
 
 
 async def _cors(_request: web.Request, response: web.StreamResponse) -> None:
@@ -391,9 +396,8 @@ def make_gateway_app(
     ``max_url``/``per_client``: see :mod:`node.gateway.limits`; ``nodes``: the cache of decoded
     small nodes, see :mod:`node.gateway.nodecache`, a default-sized one when None)."""
     app = web.Application(middlewares=[gateway_middleware(max_url=max_url, per_client=per_client, metrics=metrics)])
-    app[_SKB] = blocks
-    app[_NODES] = nodes if nodes is not None else NodeCache()
+    gateway = _Gateway(blocks, nodes if nodes is not None else NodeCache())
     app.on_response_prepare.append(_cors)
-    app.router.add_route("*", "/ipfs/{tail:.*}", _handle)
-    app.router.add_route("*", "/ipns/{tail:.*}", _handle)
+    app.router.add_route("*", "/ipfs/{tail:.*}", gateway.handle)
+    app.router.add_route("*", "/ipns/{tail:.*}", gateway.handle)
     return app

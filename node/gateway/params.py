@@ -155,8 +155,14 @@ def _car_params(query: dict[str, str], accept_params: dict[str, str]) -> CarPara
     return CarParams(order, dups_text == "y", scope, span)
 
 
+#: the answer for a request with neither ``?format=`` nor an Accept that asks for raw or CAR
+_DESERIALIZED = Wanted("unixfs", None, False)
+
+
 def choose_response(query: dict[str, str], accept: str | None) -> Wanted:
     """Decide the response kind: ``?format=`` wins over Accept; CAR options from query beat Accept params."""
+    if not accept and not query:
+        return _DESERIALIZED
     fmt = query.get("format")
     if fmt is not None:
         accept_params: dict[str, str] = {}
@@ -181,7 +187,7 @@ def choose_response(query: dict[str, str], accept: str | None) -> Wanted:
             if media in _UNSERVED_TYPES:
                 raise GatewayError(406, f"{media} ({_UNSERVED_TYPES[media]}) is not served by this gateway")
             break
-    return Wanted("unixfs", None, False)
+    return _DESERIALIZED
 
 
 def parse_entity_bytes(text: str) -> tuple[int, int | None]:
