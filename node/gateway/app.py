@@ -14,6 +14,7 @@ from blockstore.unixfs_walk import dir_find
 
 from . import car_http, cidtext, mime, params
 from .errors import GatewayError
+from .answers import Answer, AnswerCache, answer_key
 from .limits import gateway_middleware
 from .nodecache import DecodedNode, NodeCache, decoded
 from .params import DIR_LISTING_CACHE, IMMUTABLE, RAW_TYPE, ContentPath, Wanted
@@ -47,6 +48,8 @@ SMALL_BODY = 64 * 1024
 #: (prebuilt sets, copied per request; the CORS headers are in them, so the ``_cors`` hook has
 #: nothing to add to these)
 _VARY = {"Vary": "Accept", **CORS_HEADERS}
+#: set on a request whose answer is made of one block alone, the CID's own (see :mod:`node.gateway.answers`)
+_ONE_BLOCK = web.RequestKey("gateway_one_block", bytes)
 _FILE_HEADERS = {**_VARY, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
 
 
@@ -100,6 +103,12 @@ class _Request:
             headers["Content-Location"] = f"{self.path}?{urlencode(query)}"
         return headers
 
+    def made_of_root(self, resolved: Resolved, cid: bytes) -> None:
+        """Note that the answer being built is ``cid``'s block alone, when that block is the path's root
+        and nothing else was read for it (only such answers may be prebuilt)."""
+        if cid == resolved.cid and len(resolved.trail) == 1:
+            self.http[_ONE_BLOCK] = cid
+
     def not_modified(self, etag: str) -> bool:
         """Whether the request's If-None-Match matches ``etag`` (answer 304)."""
         inm = self.http.headers.get("If-None-Match")
@@ -134,8 +143,8 @@ async def _serve_raw(req: _Request, resolved: Resolved) -> web.StreamResponse:
     if req.not_modified(etag):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = RAW_TYPE
-    block = resolved.block
-    return await _send_bytes(req, headers, block)
+    req.made_of_root(resolved, resolved.cid)
+    return await _send_bytes(req, headers, resolved.block)
 
 
 async def _send_bytes(req: _Request, headers: dict[str, str], data: bytes) -> web.StreamResponse:
@@ -221,6 +230,7 @@ async def _serve_file(
         kind = _sniffed(node, whole) if whole is not None else await _sniff_head(req, cid, block, size)
     headers["Content-Type"] = "text/html" if kind.startswith("text/html") else kind
     if whole is not None:
+        req.made_of_root(resolved, cid)
         return await _send_bytes(req, headers, whole)
     first, last, status = 0, size - 1, 200
     rng = req.http.headers.get("Range")
@@ -320,6 +330,7 @@ async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse
             headers.update({"Cache-Control": IMMUTABLE, "Content-Type": "inode/symlink"})
             if req.not_modified(etag):
                 return web.Response(status=304, headers=headers)
+            req.made_of_root(resolved, cid)
             return await _send_bytes(req, headers, fs.data or b"")
         raise GatewayError(501, f"{cid_text} is a UnixFS node of type {fs.type} that has no HTTP representation")
     ctype, suffix = _CODEC_TYPES.get(codec, ("application/octet-stream", "bin"))
@@ -328,6 +339,7 @@ async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse
     headers.update({"Cache-Control": IMMUTABLE, "Content-Type": ctype, "Accept-Ranges": "bytes"})
     if req.not_modified(etag):
         return web.Response(status=304, headers=headers)
+    req.made_of_root(resolved, cid)
     return await _send_bytes(req, headers, block)
 
 
@@ -337,12 +349,34 @@ async def _serve_unixfs(req: _Request, resolved: Resolved) -> web.StreamResponse
 class _Gateway:
     """The gateway's one route handler, holding what every request reads (no app lookups per request)."""
 
-    def __init__(self, source: BlockSource, nodes: NodeCache) -> None:
+    def __init__(self, source: BlockSource, nodes: NodeCache, answers: AnswerCache) -> None:
         self.source = source
         self.nodes = nodes
+        self.answers = answers
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer one /ipfs/ or /ipns/ request (errors as a status and one line of text)."""
+        """Answer one /ipfs/ or /ipns/ request: a prebuilt answer when there is one (see
+        :mod:`node.gateway.answers`), else the pipeline, whose small 200 GET answers are kept."""
+        key = answer_key(request.method, request.raw_path, request.headers)
+        if key is None:
+            return await self.answer(request)
+        prebuilt = self.answers.get(key)
+        if prebuilt is None:
+            resp = await self.answer(request)
+            if request.method == "GET" and resp.status == 200 and type(resp) is web.Response:
+                body = resp.body
+                cid = request.get(_ONE_BLOCK)
+                if cid is not None and type(body) is bytes:
+                    self.answers.keep(key, Answer(cid, resp.headers.copy(), body))
+            return resp
+        try:
+            await fetch(self.source, prebuilt.cid)  # the block must still be there (as the pipeline reads it)
+        except GatewayError as exc:
+            return _text(exc.status, exc.message)
+        return web.Response(status=200, headers=prebuilt.headers, body=None if request.method == "HEAD" else prebuilt.body)
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request through the pipeline (errors as a status and one line of text)."""
         source, nodes = self.source, self.nodes
         if request.method == "OPTIONS":
             return web.Response(status=200, headers={"Allow": _ALLOW})
@@ -391,12 +425,14 @@ def make_gateway_app(
     max_url: int = 8192,
     per_client: int = 256,
     nodes: NodeCache | None = None,
+    answers: AnswerCache | None = None,
 ) -> web.Application:
     """The path + trustless gateway over ``blocks`` (``metrics``: an object with ``observe_request``;
     ``max_url``/``per_client``: see :mod:`node.gateway.limits`; ``nodes``: the cache of decoded
-    small nodes, see :mod:`node.gateway.nodecache`, a default-sized one when None)."""
+    small nodes, see :mod:`node.gateway.nodecache`; ``answers``: the prebuilt answers, see
+    :mod:`node.gateway.answers`; default-sized ones when None)."""
     app = web.Application(middlewares=[gateway_middleware(max_url=max_url, per_client=per_client, metrics=metrics)])
-    gateway = _Gateway(blocks, nodes if nodes is not None else NodeCache())
+    gateway = _Gateway(blocks, nodes if nodes is not None else NodeCache(), answers if answers is not None else AnswerCache())
     app.on_response_prepare.append(_cors)
     app.router.add_route("*", "/ipfs/{tail:.*}", gateway.handle)
     app.router.add_route("*", "/ipns/{tail:.*}", gateway.handle)

@@ -19,14 +19,13 @@ the least recently used entries; it cannot grow the cache):
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from blockstore.cid import DAG_PB, codec_of
 from blockstore.dagpb import PBNode
 from blockstore.unixfs import FILE, RAW as UNIXFS_RAW, UnixFSData
 from blockstore.unixfs_walk import CorruptNode, decode_node
 
 from .errors import GatewayError
+from .lru import SizedLRU
 
 __all__ = ["DecodedNode", "NodeCache", "decoded", "MAX_BLOCK", "ENTRY_OVERHEAD"]
 
@@ -64,34 +63,16 @@ class DecodedNode:
         return 2 * self.block_size + ENTRY_OVERHEAD
 
 
-class NodeCache:
-    """A least-recently-used map CID -> :class:`DecodedNode` bounded by entries and bytes (module docstring)."""
+class NodeCache(SizedLRU[bytes, DecodedNode]):
+    """Decoded nodes by CID: a :class:`~node.gateway.lru.SizedLRU` that keeps only nodes of small blocks."""
 
     def __init__(self, max_entries: int = 4096, max_bytes: int = 8 << 20) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[bytes, DecodedNode] = OrderedDict()
+        super().__init__(max_entries, max_bytes)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, cid: bytes) -> DecodedNode | None:
-        """The decoded node of ``cid`` (now the most recently used), or None."""
-        entry = self._entries.get(cid)
-        if entry is not None:
-            self._entries.move_to_end(cid)
-        return entry
-
-    def put(self, entry: DecodedNode) -> None:
-        """Keep ``entry`` if its block is small enough, evicting the least recently used to stay in bounds."""
-        if entry.block_size > MAX_BLOCK or entry.cost > self.max_bytes or entry.cid in self._entries:
-            return
-        self._entries[entry.cid] = entry
-        self.bytes += entry.cost
-        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
-            _cid, old = self._entries.popitem(last=False)
-            self.bytes -= old.cost
+    def keep(self, entry: DecodedNode) -> None:
+        """Keep ``entry`` if its block is at most :data:`MAX_BLOCK` bytes."""
+        if entry.block_size <= MAX_BLOCK:
+            self.put(entry.cid, entry, entry.cost)
 
 
 def decoded(cache: NodeCache | None, cid: bytes, block: bytes) -> DecodedNode:
@@ -111,5 +92,5 @@ def decoded(cache: NodeCache | None, cid: bytes, block: bytes) -> DecodedNode:
         raise GatewayError(500, str(exc)) from None
     entry = DecodedNode(cid, node, fs, len(block))
     if cache is not None:
-        cache.put(entry)
+        cache.keep(entry)
     return entry

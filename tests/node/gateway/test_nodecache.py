@@ -10,6 +10,7 @@ from blockstore.cid import DAG_PB, cid_for
 from blockstore.dagpb import PBLink, PBNode, encode_pbnode
 from blockstore.unixfs import DIRECTORY, FILE, UnixFSData, encode_unixfs
 from node.gateway.errors import GatewayError
+from node.gateway.lru import SizedLRU
 from node.gateway.nodecache import ENTRY_OVERHEAD, MAX_BLOCK, DecodedNode, NodeCache, decoded
 
 
@@ -71,36 +72,38 @@ def test_a_flood_of_distinct_cids_does_not_grow_the_cache() -> None:
     assert cache.get(cid) is not None
 
 
-def _entry(key: int, size: int) -> DecodedNode:
-    return DecodedNode(key.to_bytes(4, "big"), PBNode([], None), None, size)
-
-
 @settings(max_examples=200, deadline=None)
 @given(
     max_entries=st.integers(1, 8),
-    max_bytes=st.integers(ENTRY_OVERHEAD, 40_000),
-    ops=st.lists(
-        st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 15), st.integers(0, MAX_BLOCK + 100)), max_size=60
-    ),
+    max_bytes=st.integers(1, 40_000),
+    ops=st.lists(st.tuples(st.sampled_from(["put", "get"]), st.integers(0, 15), st.integers(0, 20_000)), max_size=60),
 )
-def test_cache_bounds_and_lru_order(max_entries: int, max_bytes: int, ops: list[tuple[str, int, int]]) -> None:
-    cache = NodeCache(max_entries=max_entries, max_bytes=max_bytes)
-    model: list[tuple[bytes, int]] = []  # (cid, cost), least recently used first
-    for op, key, size in ops:
-        cid = key.to_bytes(4, "big")
-        present = [c for c, _ in model]
+def test_sized_lru_bounds_and_order(max_entries: int, max_bytes: int, ops: list[tuple[str, int, int]]) -> None:
+    cache: SizedLRU[int, str] = SizedLRU(max_entries, max_bytes)
+    model: list[tuple[int, int]] = []  # (key, cost), least recently used first
+    for op, key, cost in ops:
+        present = [k for k, _ in model]
         if op == "get":
-            got = cache.get(cid)
-            assert (got is not None) == (cid in present)
+            got = cache.get(key)
+            assert (got is not None) == (key in present)
             if got is not None:
-                model.append(model.pop(present.index(cid)))
+                assert got == f"v{key}"
+                model.append(model.pop(present.index(key)))
             continue
-        entry = _entry(key, size)
-        cache.put(entry)
-        if cid not in present and size <= MAX_BLOCK and entry.cost <= max_bytes:
-            model.append((cid, entry.cost))
-            while len(model) > max_entries or sum(cost for _, cost in model) > max_bytes:
+        cache.put(key, f"v{key}", cost)
+        if key not in present and cost <= max_bytes:
+            model.append((key, cost))
+            while len(model) > max_entries or sum(c for _, c in model) > max_bytes:
                 model.pop(0)
         assert len(cache) <= max_entries and cache.bytes <= max_bytes
-        assert cache.bytes == sum(cost for _, cost in model)
-        assert list(cache._entries) == [c for c, _ in model]
+        assert cache.bytes == sum(c for _, c in model)
+        assert cache.keys() == [k for k, _ in model]
+
+
+def test_node_cache_keeps_only_small_blocks() -> None:
+    cache = NodeCache()
+    small = DecodedNode(b"a", PBNode([], None), None, MAX_BLOCK)
+    large = DecodedNode(b"b", PBNode([], None), None, MAX_BLOCK + 1)
+    cache.keep(small)
+    cache.keep(large)
+    assert cache.keys() == [b"a"] and cache.bytes == small.cost

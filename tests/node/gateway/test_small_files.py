@@ -1,4 +1,4 @@
-"""Small files answered whole in one response: the same answers as the streamed path, and a bounded node cache.
+"""Small files answered whole in one response: the same answers as the streamed path, bounded node and answer caches.
 
 Each content is imported twice: as one block (kubo's default chunker: the bytes inside one dag-pb
 node; and as a CIDv1 raw leaf) and as a tree of 100-byte chunks (streamed block by block). Every
@@ -12,9 +12,12 @@ from collections.abc import Iterator
 import pytest
 
 from blockstore.cid import cid_to_str
-from blockstore.importer import ImportParams, import_bytes
+from multidict import CIMultiDict
+
+from blockstore.importer import DirectoryBuilder, ImportParams, import_bytes
 from blockstore.store import BlockStore
 from node.gateway import StoreBlockSource, make_gateway_app
+from node.gateway.answers import AnswerCache, answer_key
 from node.gateway.app import CORS_HEADERS
 from node.gateway.nodecache import NodeCache
 from node.metrics import NodeMetrics
@@ -154,3 +157,100 @@ def test_metrics_count_refused_and_small_answers(store: BlockStore) -> None:
     assert 'pinion_gateway_requests_total{status="414"} 1.0' in text
     refusal = len(b"URL longer than 300 bytes\n")
     assert f"pinion_gateway_bytes_out_total {8 + refusal}.0" in text
+
+
+# ----------------------------------------------------------------------------- prebuilt answers
+
+
+@pytest.fixture
+def answers() -> AnswerCache:
+    return AnswerCache(max_entries=16, max_bytes=256 * 1024)
+
+
+@pytest.fixture
+def answering(store: BlockStore, answers: AnswerCache) -> Iterator[LiveGateway]:
+    gw = LiveGateway(make_gateway_app(StoreBlockSource(store), answers=answers)).start()
+    yield gw
+    gw.stop()
+
+
+def _without_date(r: Reply) -> tuple[int, dict[str, str], bytes]:
+    return r.status, {k: v for k, v in r.headers.items() if k != "date"}, r.body
+
+
+@pytest.mark.parametrize("query", ["", "?format=raw", "?filename=x.html", "?format=raw&filename=b.bin"])
+@pytest.mark.parametrize("accept", [None, "application/vnd.ipld.raw", "text/html,*/*;q=0.8"])
+def test_a_prebuilt_answer_is_the_pipeline_answer(
+    answering: LiveGateway, answers: AnswerCache, imported: dict[str, dict[str, str]], query: str, accept: str | None
+) -> None:
+    headers = {"Accept": accept} if accept else {}
+    for name in ("html", "png"):
+        for layout in ("node", "raw"):
+            path = f"/ipfs/{imported[name][layout]}{query}"
+            cold = answering.request(path, headers)
+            assert cold.status == 200 and (path, accept or "") in answers.keys()
+            warm = answering.request(path, headers)
+            assert _without_date(warm) == _without_date(cold)
+            head = answering.request(path, headers, "HEAD")
+            assert _without_date(head)[:2] == _without_date(cold)[:2] and head.body == b""
+            # requests whose other headers change the answer take the pipeline, as before
+            r = answering.request(path, {**headers, "Range": "bytes=1-3"})
+            assert r.status == 206 and r.body == cold.body[1:4]
+            assert answering.request(path, {**headers, "If-None-Match": cold.h("Etag")}).status == 304
+
+
+def test_answers_made_of_other_blocks_are_not_prebuilt(answering: LiveGateway, store: BlockStore, answers: AnswerCache) -> None:
+    params = ImportParams(cid_version=1, raw_leaves=True)
+    builder = DirectoryBuilder(params)
+    index = import_bytes(b"<p>the index</p>\n", store, params)
+    builder.add_entry("index.html", index.cid, index.size)
+    root = cid_to_str(builder.finish(store).cid)
+    r = answering.request(f"/ipfs/{root}?go-get=1")  # the directory's index.html, through the directory
+    assert r.status == 200 and r.body == b"<p>the index</p>\n"
+    assert answering.request(f"/ipfs/{root}/index.html").status == 200
+    assert answering.request(f"/ipfs/{root}/").status == 200
+    assert len(answers) == 0
+    store.delete(index.cid)
+    assert answering.request(f"/ipfs/{root}?go-get=1").status == 404
+
+
+def test_a_removed_block_is_not_answered_from_a_prebuilt_answer(answering: LiveGateway, store: BlockStore) -> None:
+    res = import_bytes(b"gone soon\n", store, ONE_NODE)
+    path = f"/ipfs/{cid_to_str(res.cid)}"
+    assert answering.request(path).body == answering.request(path).body == b"gone soon\n"
+    store.delete(res.cid)
+    assert answering.request(path).status == 404
+    assert answering.request(path, method="HEAD").status == 404
+
+
+def test_prebuilt_answers_stay_bounded(answering: LiveGateway, store: BlockStore, answers: AnswerCache) -> None:
+    cid = cid_to_str(import_bytes(b"x" * 900, store, ONE_NODE).cid)
+    for i in range(60):  # a flood of distinct queries on one CID
+        assert answering.request(f"/ipfs/{cid}?n={i}").status == 200
+        assert len(answers) <= 16 and answers.bytes <= 256 * 1024
+    big = cid_to_str(import_bytes(b"y" * 70_000, store, RAW_LEAF).cid)  # one raw block over 64 KiB
+    assert answering.request(f"/ipfs/{big}?format=raw").status == 200
+    assert (f"/ipfs/{big}?format=raw", "") not in answers.keys()
+
+
+@pytest.mark.parametrize(
+    "method,path,headers,eligible",
+    [
+        ("GET", "/ipfs/bafkqaaa", {}, True),
+        ("HEAD", "/ipfs/bafkqaaa?format=raw", {"Accept": "*/*"}, True),
+        ("GET", "/ipfs/bafkqaaa?x=a/b", {}, True),
+        ("POST", "/ipfs/bafkqaaa", {}, False),
+        ("GET", "/ipfs/bafkqaaa/", {}, False),
+        ("GET", "/ipfs/bafkqaaa/name", {}, False),
+        ("GET", "/ipns/example.com", {}, False),
+        ("GET", "/ipfs/bafkqaaa", {"Range": "bytes=0-1"}, False),
+        ("GET", "/ipfs/bafkqaaa", {"if-none-match": "*"}, False),
+        ("GET", "/ipfs/bafkqaaa", {"Cache-Control": "only-if-cached"}, False),
+        ("GET", "/ipfs/bafkqaaa", {"Service-Worker": "script"}, False),
+    ],
+)
+def test_answer_key(method: str, path: str, headers: dict[str, str], eligible: bool) -> None:
+    key = answer_key(method, path, CIMultiDict(headers))
+    assert (key is not None) == eligible
+    if key is not None:
+        assert key == (path, headers.get("Accept", ""))
