@@ -12,7 +12,9 @@ source, ``node.httpserver.ServerRunner`` behind a ``node.http_limits.GuardedSite
   for a fixed time: requests/s.
 A bare aiohttp server answers the same loads in the same run (a stream of 256 KiB in-memory chunks;
 the same 1 KiB bodies from a dict, one ``web.Response`` each): the ceiling of the HTTP stack on this
-machine, and the ratio gateway/bare is the figure to compare across runs.
+machine. The two take turns for several rounds and the median of the rounds' ratios gateway/bare is
+the figure to compare across runs; each server's own CPU time per request is measured too (from
+``/proc``), which other load on a shared machine disturbs less than requests/s.
 
 The load generator is ``wrk`` when it is installed (C, one thread: it costs the server little of the
 machine's CPU), else :data:`CLIENT_PROCS` Python processes of minimal asyncio clients sharing the 32
@@ -31,6 +33,7 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,8 +57,8 @@ CHUNK = 256 * 1024
 CONCURRENCY = 32
 #: Python client processes when ``wrk`` is not installed (they share the 32 connections)
 CLIENT_PROCS = 4
-#: alternating rounds of each request load per server (the best round of each is kept)
-ROUNDS = 3
+#: rounds of each request load, the two servers in turn (medians are reported)
+ROUNDS = 5
 
 
 class _RandomStream:
@@ -380,14 +383,27 @@ def _load_python(port: int, paths: list[str], seconds: float, tmp: Path) -> dict
     return {"requests": ok, "errors": sum(r["errors"] for r in results), "seconds": round(secs, 2), "req/s": round(ok / seconds)}
 
 
-def _load(port: int, paths: list[str], seconds: float, tmp: Path, client: str) -> dict[str, Any]:
-    return (_load_wrk if client == "wrk" else _load_python)(port, paths, seconds, tmp)
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(server: "_Server", paths: list[str], seconds: float, tmp: Path, client: str) -> dict[str, Any]:
+    """One timed load; also the server's requests per CPU-second it used (less sensitive than req/s
+    to what else runs on the machine)."""
+    cpu = _cpu_seconds(server.proc.pid)
+    res = (_load_wrk if client == "wrk" else _load_python)(server.port, paths, seconds, tmp)
+    used = _cpu_seconds(server.proc.pid) - cpu
+    res["req/CPU-s"] = round(res["requests"] / used) if used > 0 else 0
+    return res
 
 
 def run(quick: bool, client: str) -> None:
     size = (128 if quick else 1024) * 1024 * 1024
     small_blocks = 5_000 if quick else 20_000
-    seconds = 2.0 if quick else 4.0
+    seconds = 2.0 if quick else 3.0
+    rounds = 3 if quick else ROUNDS
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp_dir:
         tmp = Path(tmp_dir)
         repo = tmp / "blocks"
@@ -411,16 +427,28 @@ def run(quick: bool, client: str) -> None:
                 if status != 200 or body != bodies[0]:
                     raise SystemExit(f"{mode}: {loads[0][1][0]} answered {status} with {len(body)} bytes, not the file")
             for label, paths in loads:
-                # the machine is shared: the two servers take turns, ROUNDS times, and each keeps its best round
-                best: dict[str, dict[str, Any]] = {}
-                for _ in range(ROUNDS):
+                # the machine is shared: the two servers take turns, ROUNDS times; each round's ratio compares
+                # two loads run back to back, and the medians are reported
+                runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in servers}
+                for _ in range(rounds):
                     for mode, server in servers.items():
-                        res = _load(server.port, paths, seconds, tmp, client)
-                        if mode not in best or res["req/s"] > best[mode]["req/s"]:
-                            best[mode] = res
-                ratio = best["gateway"]["req/s"] / max(best["bare-aiohttp"]["req/s"], 1)
-                rows.append({"server": "gateway", "load": label, **best["gateway"], "vs bare": f"{ratio:.2f}x"})
-                rows.append({"server": "bare-aiohttp", "load": label, **best["bare-aiohttp"]})
+                        runs[mode].append(_load(server, paths, seconds, tmp, client))
+                pairs = list(zip(runs["gateway"], runs["bare-aiohttp"]))
+                ratio = statistics.median(g["req/s"] / max(b["req/s"], 1) for g, b in pairs)
+                cpu_ratio = statistics.median(g["req/CPU-s"] / max(b["req/CPU-s"], 1) for g, b in pairs)
+                for mode, results in runs.items():
+                    row: dict[str, Any] = {
+                        "server": mode,
+                        "load": label,
+                        "requests": sum(r["requests"] for r in results),
+                        "errors": sum(r["errors"] for r in results),
+                        "seconds": round(sum(r["seconds"] for r in results), 1),
+                        "req/s": round(statistics.median(r["req/s"] for r in results)),
+                        "req/CPU-s": round(statistics.median(r["req/CPU-s"] for r in results)),
+                    }
+                    if mode == "gateway":
+                        row.update({"vs bare": f"{ratio:.2f}x", "CPU vs bare": f"{cpu_ratio:.2f}x"})
+                    rows.append(row)
         finally:
             for server in servers.values():
                 server.stop()
@@ -430,7 +458,9 @@ def run(quick: bool, client: str) -> None:
             {"file": root, "profile": "unixfs-v0-2015 (256 KiB dag-pb leaves, CIDv0)",
              "small blocks": small_blocks, "small files": SMALL_FILES, "prepare seconds": round(prep, 1),
              "quick": quick, "client": client if client == "wrk" else f"{CLIENT_PROCS} python processes",
-             "request loads": f"best of {ROUNDS} alternating rounds of {seconds:g} s per server",
+             "request loads": f"{rounds} rounds of {seconds:g} s, the servers in turn; req/s and req/CPU-s (requests "
+                              "per second of the server's own CPU time) are medians of the rounds, 'vs bare' the median "
+                              "of the rounds' ratios",
              "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
              "targets": ">= 400 MB/s streaming with flat RSS; 1 KiB files >= 0.50x bare aiohttp"},
         )
