@@ -57,6 +57,9 @@ def _query_of(query_string: str) -> dict[str, str]:
     """Query parameters (first value wins), parsed from the raw query string without building a URL object."""
     if not query_string:
         return {}
+    if "&" not in query_string and "%" not in query_string and "+" not in query_string:
+        key, _, value = query_string.partition("=")  # one pair, nothing to unescape (e.g. format=raw)
+        return {key: value}
     out: dict[str, str] = {}
     for key, value in parse_qsl(query_string, keep_blank_values=True):
         out.setdefault(key, value)

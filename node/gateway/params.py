@@ -269,11 +269,17 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 
 def content_disposition(disposition: str, filename: str) -> str:
     """``<disposition>; filename="<ascii>"; filename*=UTF-8''<pct-encoded>`` (non-ASCII -> ``_``)."""
+    if _UNRESERVED.issuperset(filename):  # e.g. "<cid>.bin": nothing to replace or percent-encode
+        return f"{disposition}; filename=\"{filename}\"; filename*=UTF-8''{filename}"
     if filename.isascii() and filename.isprintable() and '"' not in filename and "\\" not in filename:
         ascii_name = filename
     else:
         ascii_name = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in filename)
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+#: the characters ``quote(..., safe="")`` leaves as they are (RFC 3986 unreserved)
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def car_etag(root_text: str, path: str, car: CarParams) -> str:
