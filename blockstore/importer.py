@@ -28,6 +28,7 @@ from .chunker import DEFAULT_CHUNK_SIZE, ChunkerError, check_chunk_size, chunk_b
 from .memory import DEFAULT_PLAN
 from .dagpb import PBLink, PBNode, encode_pbnode, encode_varint
 from .unixfs import DIRECTORY, FILE, RAW, SYMLINK, UnixFSData, encode_unixfs
+from .errors import InvalidData
 
 __all__ = [
     "ImporterError",
@@ -62,7 +63,7 @@ _V1_RAW_PREFIX = b"\x01\x55\x12\x20"
 _DIR_DATA = encode_unixfs(UnixFSData(type=DIRECTORY))
 
 
-class ImporterError(ValueError):
+class ImporterError(InvalidData):
     """Import parameters or an input (file type, name) the importer cannot handle."""
 
 

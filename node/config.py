@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from blockstore.memory import MAX_BUDGET, MIN_BUDGET
+from .errors import NodeError
 
 CONFIG_FILE = "config.json"
 
@@ -202,7 +203,7 @@ DEFAULTS_DOC: dict[str, str] = {
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
-class ConfigError(ValueError):
+class ConfigError(NodeError, ValueError):
     """A configuration file or value that cannot be used."""
 
 

@@ -26,13 +26,14 @@ from blockstore.store import BlockStore
 
 from . import config as cfgmod
 from .memlimit import memory_plan
+from .errors import NodeError
 
 DATASTORE_DIR = "datastore"
 API_FILE = "api"
 ENDPOINTS_FILE = "endpoints.json"
 
 
-class RepoError(RuntimeError):
+class RepoError(NodeError, RuntimeError):
     """The repo is missing, locked or unusable; the message is one clear line."""
 
 

@@ -73,6 +73,7 @@ from .kad_message import (
 from .kad_server import KadRequestError, KadServer, check_provider_key
 from .kad_table import RoutingTable
 from .providers_store import ProviderStore
+from ..errors import NetworkUnavailable
 
 __all__ = ["PROTOCOL_ID", "DHT", "DHTError", "ProvideResult", "to_dht_key"]
 
@@ -86,7 +87,7 @@ _FAILURE_BACKOFF = 60.0  #: seconds a peer whose request failed is not asked aga
 _MAX_FAILED_REMEMBERED = 4096
 
 
-class DHTError(RuntimeError):
+class DHTError(NetworkUnavailable):
     """A DHT operation that cannot run (bad key, DHT not running)."""
 
 

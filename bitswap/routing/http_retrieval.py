@@ -57,6 +57,7 @@ from blockstore.store import BlockStore
 
 from .provider_scores import ProviderScores
 from .records import TRANSPORT_HTTP, PeerRecord
+from ..errors import NetworkUnavailable
 
 __all__ = [
     "BlockUnavailable",
@@ -79,7 +80,7 @@ _STORE_BATCH = 4 * 1024 * 1024
 Progress = Callable[[int, int], None]
 
 
-class HttpRetrievalError(RuntimeError):
+class HttpRetrievalError(NetworkUnavailable):
     """A DAG or block could not be fetched over HTTP."""
 
 

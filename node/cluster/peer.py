@@ -25,8 +25,8 @@ from cluster.pin import Pin
 from cluster.trust import TrustedPeers
 
 from ..content import NetworkContent
-from ..core import CoreAPI, CoreError
-from ..core import NotFound as CoreNotFound
+from ..core import CoreAPI
+from ..errors import CoreError, NotFound
 from ..fetching import FetchingCore
 from ..p2p.peer_rpc import PeerRPC
 from ..p2p.service import P2PService
@@ -211,7 +211,7 @@ class ClusterPeer:
             path = "/ipfs/" + path[len("/ipld/") :]
         try:
             return await self._resolver.resolve(path)  # missing blocks are awaited on the loop, in no thread
-        except CoreNotFound as exc:
+        except NotFound as exc:
             raise NotFoundError(str(exc)) from None
         except CoreError as exc:
             raise ValueError(str(exc)) from None

@@ -44,6 +44,7 @@ from . import compat
 from .identity import peer_id_of
 from .peerstore import PeerBook
 from .seqno import SeqnoFloor
+from ..errors import NodeError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ AGENT_VERSION = compat.AGENT_VERSION  #: what identify tells peers we run
 StreamHandler = Callable[[INetStream], Awaitable[None]]
 
 
-class P2PError(RuntimeError):
+class P2PError(NodeError, RuntimeError):
     """A libp2p operation failed (bad multiaddr, unreachable peer, host not running...)."""
 
 

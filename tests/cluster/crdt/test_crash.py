@@ -15,12 +15,12 @@ from cluster.crdt import PUT
 
 from .helpers import Peer, key
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _child(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.crdt.crash_child", *args],
+        [sys.executable, "-m", "tests.cluster.crdt.crash_child", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from blockstore.cid import IDENTITY, RAW, cid_to_str, make_cid, make_multihash
-from test_cluster_peers import _cluster_addr, _init, _json, _statuses, _wait
+from cluster_http import cluster_addr, init_peer, request_json, request_stream, statuses, wait_until
 
 WAIT = 120.0
 
@@ -75,11 +75,11 @@ def _node(make_node: Any, name: str, secret: str, ip: str, *, all_apis: bool, **
     if all_apis:
         addrs.update({key: f"/ip4/{ip}/tcp/0" for key in ("API", "Gateway", "ClusterAPI", "PinSvcAPI", "Metrics")})
     if not all_apis:
-        return _init(make_node, name, secret, Addresses=addrs, Cluster=cluster)
+        return init_peer(make_node, name, secret, Addresses=addrs, Cluster=cluster)
     # the APIs listen on the veth pair's private /30 between two namespaces of this machine,
     # which the exposure check (rightly) counts as remote: this test opts out of its auth rule
     remote_ok = {"AllowRemoteWithoutAuth": True}
-    return _init(make_node, name, secret, Addresses=addrs, Cluster=cluster, API=remote_ok, ClusterAPI=remote_ok)
+    return init_peer(make_node, name, secret, Addresses=addrs, Cluster=cluster, API=remote_ok, ClusterAPI=remote_ok)
 
 
 def _inline(data: bytes) -> str:
@@ -87,9 +87,7 @@ def _inline(data: bytes) -> str:
 
 
 def _pins(node: Any) -> set[str]:
-    from test_cluster_peers import _stream
-
-    return {p["cid"] for p in _stream(node, "/allocations")}
+    return {p["cid"] for p in request_stream(node, "/allocations")}
 
 
 @pytest.mark.timeout(600)
@@ -102,34 +100,34 @@ def test_a_partitioned_peer_converges_after_the_partition_heals(make_node: Any, 
     nodes = [a, b, c]
     a.start()
     for n in (b, c):
-        n.start("--bootstrap", _cluster_addr(a))
-    _wait("3 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
+        n.start("--bootstrap", cluster_addr(a))
+    wait_until("3 peers", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
     ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
 
     before = _inline(b"pinned before the partition")
-    _json(a, "POST", f"/pins/{before}")
-    _wait("the first pin on c", lambda: _statuses(_json(c, "GET", f"/pins/{before}?local=true")).get(ids["c"]) == "pinned", nodes)
+    request_json(a, "POST", f"/pins/{before}")
+    wait_until("the first pin on c", lambda: statuses(request_json(c, "GET", f"/pins/{before}?local=true")).get(ids["c"]) == "pinned", nodes)
 
     link.down()
     try:
         # the side with a and b keeps serving: pins added and removed there are pinned there
         during = [_inline(b"pinned during the partition %d" % i) for i in range(3)]
         for cid in during:
-            _json(b, "POST", f"/pins/{cid}")
-        _json(a, "DELETE", f"/pins/{before}")
+            request_json(b, "POST", f"/pins/{cid}")
+        request_json(a, "DELETE", f"/pins/{before}")
         for cid in during:
-            _wait(f"{cid} pinned on a and b", lambda cid=cid: all(_statuses(_json(a, "GET", f"/pins/{cid}")).get(ids[p]) == "pinned" for p in "ab"), [a, b])
+            wait_until(f"{cid} pinned on a and b", lambda cid=cid: all(statuses(request_json(a, "GET", f"/pins/{cid}")).get(ids[p]) == "pinned" for p in "ab"), [a, b])
         assert _pins(a) == set(during)
-        _wait("a seeing c's metrics expire", lambda: ids["c"] not in _json(a, "GET", "/id")["cluster_peers"], [a, b])
+        wait_until("a seeing c's metrics expire", lambda: ids["c"] not in request_json(a, "GET", "/id")["cluster_peers"], [a, b])
     finally:
         link.up()
 
     # healed: c catches up with the changes it missed, and a and b see it again
-    _wait("c's pinset after healing", lambda: _pins(c) == set(during), nodes, timeout=WAIT)
-    _wait("c back in a's peer list", lambda: ids["c"] in _json(a, "GET", "/id")["cluster_peers"], nodes, timeout=WAIT)
+    wait_until("c's pinset after healing", lambda: _pins(c) == set(during), nodes, timeout=WAIT)
+    wait_until("c back in a's peer list", lambda: ids["c"] in request_json(a, "GET", "/id")["cluster_peers"], nodes, timeout=WAIT)
     for cid in during:
-        _wait(f"{cid} pinned on c", lambda cid=cid: _statuses(_json(c, "GET", f"/pins/{cid}?local=true")).get(ids["c"]) == "pinned", nodes, timeout=WAIT)
-    _wait("c unpinning what was removed meanwhile", lambda: before not in c.cli("pin", "ls").stdout.decode(), nodes, timeout=WAIT)
+        wait_until(f"{cid} pinned on c", lambda cid=cid: statuses(request_json(c, "GET", f"/pins/{cid}?local=true")).get(ids["c"]) == "pinned", nodes, timeout=WAIT)
+    wait_until("c unpinning what was removed meanwhile", lambda: before not in c.cli("pin", "ls").stdout.decode(), nodes, timeout=WAIT)
 
 
 def _ctl_inside(node: Any, *args: str) -> Any:
@@ -156,9 +154,7 @@ def _names(pins: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _pinned_here(node: Any) -> set[str]:
-    from test_cluster_peers import _stream
-
-    return {g["cid"] for g in _stream(node, "/pins?local=true&filter=pinned")}
+    return {g["cid"] for g in request_stream(node, "/pins?local=true&filter=pinned")}
 
 
 @pytest.mark.timeout(600)
@@ -181,25 +177,25 @@ def test_both_sides_of_a_partition_pin_and_unpin_then_converge(make_node: Any, l
     nodes = [a, b, c, d]
     a.start()
     for n in (b, c, d):
-        n.start("--bootstrap", _cluster_addr(a))
+        n.start("--bootstrap", cluster_addr(a))
     ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
-    _wait("4 peers on a and on c", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 4 == len(_json(c, "GET", "/id")["cluster_peers"]), nodes)
+    wait_until("4 peers on a and on c", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 4 == len(request_json(c, "GET", "/id")["cluster_peers"]), nodes)
 
     kept, gone_here, gone_there, contested = (_inline(b"before: %s" % w) for w in (b"kept", b"gone here", b"gone there", b"contested"))
     before = [kept, gone_here, gone_there, contested]
     for cid in before:
-        _json(a, "POST", f"/pins/{cid}?name=before")
+        request_json(a, "POST", f"/pins/{cid}?name=before")
     for n in nodes:
-        _wait(f"the first pins pinned on {n.path.name}", lambda n=n: _pinned_here(n) >= set(before), nodes)
+        wait_until(f"the first pins pinned on {n.path.name}", lambda n=n: _pinned_here(n) >= set(before), nodes)
 
     link.down()
     try:
         here = [_inline(b"pinned here %d" % i) for i in range(3)]
         there = [_inline(b"pinned there %d" % i) for i in range(3)]
         for i, cid in enumerate(here):
-            _json((a, b)[i % 2], "POST", f"/pins/{cid}?name=here")
-        _json(b, "DELETE", f"/pins/{gone_here}")
-        _json(a, "DELETE", f"/pins/{contested}")
+            request_json((a, b)[i % 2], "POST", f"/pins/{cid}?name=here")
+        request_json(b, "DELETE", f"/pins/{gone_here}")
+        request_json(a, "DELETE", f"/pins/{contested}")
         for i, cid in enumerate(there):
             _ctl_inside((c, d)[i % 2], "pin", "add", "--no-status", "--name", "there", cid)
         _ctl_inside(d, "pin", "rm", gone_there)
@@ -208,27 +204,25 @@ def test_both_sides_of_a_partition_pin_and_unpin_then_converge(make_node: Any, l
         side_here = {kept, gone_there, *here}
         side_there = {kept, gone_here, contested, *there}
         for n in (a, b):
-            _wait(f"{n.path.name}'s side of the pinset", lambda n=n: _pins(n) == side_here and _pinned_here(n) == side_here, [a, b])
+            wait_until(f"{n.path.name}'s side of the pinset", lambda n=n: _pins(n) == side_here and _pinned_here(n) == side_here, [a, b])
         for n in (c, d):
-            _wait(f"{n.path.name}'s side of the pinset", lambda n=n: set(_names(_ctl_inside(n, "pin", "ls"))) == side_there, nodes)
-        _wait("a seeing c and d leave", lambda: set(_json(a, "GET", "/id")["cluster_peers"]) == {ids["a"], ids["b"]}, [a, b])
+            wait_until(f"{n.path.name}'s side of the pinset", lambda n=n: set(_names(_ctl_inside(n, "pin", "ls"))) == side_there, nodes)
+        wait_until("a seeing c and d leave", lambda: set(request_json(a, "GET", "/id")["cluster_peers"]) == {ids["a"], ids["b"]}, [a, b])
     finally:
         link.up()
 
     final = {kept, contested, *here, *there}
     for n in nodes:
-        _wait(f"{n.path.name}'s pinset after healing", lambda n=n: _pins(n) == final, nodes, timeout=WAIT)
+        wait_until(f"{n.path.name}'s pinset after healing", lambda n=n: _pins(n) == final, nodes, timeout=WAIT)
     names = [_names(_json_lines(n, "/allocations")) for n in nodes]
     assert all(x == names[0] for x in names), names
     assert names[0][contested] == "again"  # the concurrent re-pin beats the removal
     for n in nodes:
-        _wait(f"{n.path.name} pinning exactly the pinset", lambda n=n: _pinned_here(n) == final, nodes, timeout=WAIT)
+        wait_until(f"{n.path.name} pinning exactly the pinset", lambda n=n: _pinned_here(n) == final, nodes, timeout=WAIT)
         local = n.cli("pin", "ls").stdout.decode()
         assert gone_here not in local and gone_there not in local
-    _wait("4 peers again", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 4, nodes, timeout=WAIT)
+    wait_until("4 peers again", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 4, nodes, timeout=WAIT)
 
 
 def _json_lines(node: Any, path: str) -> list[dict[str, Any]]:
-    from test_cluster_peers import _stream
-
-    return _stream(node, path)
+    return request_stream(node, path)

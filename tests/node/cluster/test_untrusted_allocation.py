@@ -12,7 +12,7 @@ import pytest
 
 from blockstore.cid import cid_for, cid_to_str
 from node import config as cfgmod
-from test_cluster_peers import _cluster_addr, _init, _json, _req, _wait
+from cluster_http import cluster_addr, init_peer, request_json, request, wait_until
 
 
 def _set(node: Any, section: str, **values: Any) -> None:
@@ -25,30 +25,30 @@ def _set(node: Any, section: str, **values: Any) -> None:
 def _both_allocation_metrics(node: Any) -> bool:
     """Whether ``node`` holds both peers' metrics of every ``AllocateBy`` name (tag:group, freespace):
     a peer lacking one of them is no candidate, whatever its trust."""
-    return all(len(_json(node, "GET", f"/monitor/metrics/{name}")) == 2 for name in ("tag:group", "freespace"))
+    return all(len(request_json(node, "GET", f"/monitor/metrics/{name}")) == 2 for name in ("tag:group", "freespace"))
 
 
 @pytest.mark.timeout(300)
 def test_an_untrusted_member_with_huge_storage_gets_no_allocations(make_node: Any) -> None:
     secret = secrets.token_hex(32)
-    a = _init(make_node, "a", secret)
-    b = _init(make_node, "b", secret, Datastore={"StorageMax": 10**16})  # "announces" 1e16 bytes free
+    a = init_peer(make_node, "a", secret)
+    b = init_peer(make_node, "b", secret, Datastore={"StorageMax": 10**16})  # "announces" 1e16 bytes free
     a_id = json.loads((a.path / cfgmod.CONFIG_FILE).read_text())["Cluster"]["PeerID"]
     _set(a, "Cluster", TrustedPeers=[a_id])  # a trusts itself only; b trusts everyone
     a.start()
-    b.start("--bootstrap", _cluster_addr(a))
+    b.start("--bootstrap", cluster_addr(a))
     nodes = [a, b]
     b_id = b.endpoints["cluster_peer_id"]
-    _wait("both peers' allocation metrics on a", lambda: _both_allocation_metrics(a), nodes)
+    wait_until("both peers' allocation metrics on a", lambda: _both_allocation_metrics(a), nodes)
 
     cid = cid_to_str(cid_for(b"replication one"))
-    pin = _json(a, "POST", f"/pins/{cid}?replication=1")
+    pin = request_json(a, "POST", f"/pins/{cid}?replication=1")
     assert pin["allocations"] == [a_id]  # not the untrusted peer, however much room it announces
-    status, body, _h = _req(a, "POST", f"/pins/{cid_to_str(cid_for(b'named'))}?replication=1&user-allocations={b_id}")
+    status, body, _h = request(a, "POST", f"/pins/{cid_to_str(cid_for(b'named'))}?replication=1&user-allocations={b_id}")
     assert status == 400 and b"not trusted" in body and b"AllocateToUntrustedPeers" in body, body
 
     # item 16: more copies than peers -> how many peers exist and how many are needed
-    status, body, _h = _req(a, "POST", f"/pins/{cid_to_str(cid_for(b'hundred'))}?replication=100")
+    status, body, _h = request(a, "POST", f"/pins/{cid_to_str(cid_for(b'hundred'))}?replication=100")
     message = json.loads(body)["message"]
     assert status == 400, body
     assert "100 peers needed" in message and "the cluster has 2 peers" in message, message
@@ -57,7 +57,7 @@ def test_an_untrusted_member_with_huge_storage_gets_no_allocations(make_node: An
     # the operator opts in: b's metrics count again
     a.stop()
     _set(a, "Cluster", AllocateToUntrustedPeers=True)
-    a.start("--bootstrap", _cluster_addr(b))  # a listens on a new port: it joins b
-    _wait("both peers' allocation metrics on a", lambda: _both_allocation_metrics(a), nodes)
+    a.start("--bootstrap", cluster_addr(b))  # a listens on a new port: it joins b
+    wait_until("both peers' allocation metrics on a", lambda: _both_allocation_metrics(a), nodes)
     other = cid_to_str(cid_for(b"replication one, opted in"))
-    assert _json(a, "POST", f"/pins/{other}?replication=1")["allocations"] == [b_id]
+    assert request_json(a, "POST", f"/pins/{other}?replication=1")["allocations"] == [b_id]

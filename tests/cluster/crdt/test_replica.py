@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from blockstore.cid import DAG_CBOR, HashMismatch, cid_for, multihash_of
-from cluster.crdt import DELETE, PUT, Change, DeltaError, MissingBlock, QueueFull, decode_delta
+from cluster.crdt import DELETE, PUT, Change, DeltaError, MissingBlock, ReceiveQueueFull, decode_delta
 from cluster.crdt.delta import Delta
 
 from .helpers import Peer, key
@@ -91,7 +91,7 @@ def test_queue_full(peers) -> None:
     r = peers("a", max_batch_size=100, max_batch_age=1.0, max_queue_size=2).replica
     r.put(key(1), b"")
     r.put(key(2), b"")
-    with pytest.raises(QueueFull, match="max_queue_size"):
+    with pytest.raises(ReceiveQueueFull, match="max_queue_size"):
         r.put(key(3), b"")
 
 

@@ -24,7 +24,7 @@ from blockstore.store import BlockStore
 from cluster.pin import Pin
 from node.cluster.pintracker import PinTracker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ME = "12D3KooWTrackerPeer"
 CONFIG = {"ConcurrentPins": 2, "PinTimeout": 0.5, "RetryBackoff": 0.05, "MaxRetries": 3, "RecoverInterval": 3600}
 

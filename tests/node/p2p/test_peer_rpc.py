@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from node.p2p.identity import generate_identity
-from node.p2p.peer_rpc import PeerRPC, RpcError, one, paged
+from node.p2p.peer_rpc import PeerRPC, PeerRpcError, one, paged
 from node.p2p.service import P2PService, P2PSettings
 
 from .conftest import LOOPBACK, new_secret
@@ -82,13 +82,13 @@ def test_unary_streamed_errors_and_untrusted_callers() -> None:
             got = [i async for i in caller.stream(target, "count", {"n": 2500})]
             assert got == list(range(2500))
             assert [i async for i in caller.stream(target, "count", {"n": 0})] == []
-            with pytest.raises(RpcError, match="handler broke"):
+            with pytest.raises(PeerRpcError, match="handler broke"):
                 [i async for i in caller.stream(target, "boom")]
-            with pytest.raises(RpcError, match="unknown method 'nope'"):
+            with pytest.raises(PeerRpcError, match="unknown method 'nope'"):
                 await caller.call(target, "nope")
-            with pytest.raises(RpcError, match="expected one result, got 3"):
+            with pytest.raises(PeerRpcError, match="expected one result, got 3"):
                 await caller.call(target, "count", {"n": 3})
-            with pytest.raises(RpcError, match="not trusted"):
+            with pytest.raises(PeerRpcError, match="not trusted"):
                 await stranger.call(target, "echo", 1)
             assert seen == [b.cluster.peer_id]  # the untrusted call never reached the handler
             assert server.counters["calls_refused"] == 1
@@ -106,7 +106,7 @@ def test_call_to_an_unreachable_peer_fails_cleanly() -> None:
         async with P2PService(_settings(new_secret())) as a:
             rpc = _rpc(a)
             stranger = generate_identity()[0]
-            with pytest.raises(RpcError, match="cannot call id"):
+            with pytest.raises(PeerRpcError, match="cannot call id"):
                 await rpc.call(stranger, "id", timeout=2)
 
     asyncio.run(main())

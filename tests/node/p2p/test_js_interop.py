@@ -2,7 +2,7 @@
 host's private network against @libp2p/pnet (XSalsa20, the spec), both directions, and
 gossipsub inside that network against @chainsafe/libp2p-gossipsub.
 
-Needs Node >= 20 and npm (installs tests/p2p/js/ from its lockfile with ``npm ci``
+Needs Node >= 20 and npm (installs tests/node/p2p/js/ from its lockfile with ``npm ci``
 on first run); skipped where they are missing, so it runs on any machine or CI with Node.
 """
 

@@ -21,8 +21,6 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import sys
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -30,8 +28,7 @@ from aiohttp import web
 from bitswap.routing.records import PeerRecord, encode_json_answer
 from blockstore.cid import cid_from_str
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "routing"))
-from http_helpers import ed25519_peer  # noqa: E402
+from tests.bitswap.routing.http_helpers import ed25519_peer
 
 
 class _Servers:

@@ -1,6 +1,6 @@
 """Child process of the crash tests: writes to a replica until killed.
 
-``python -m tests.crdt.crash_child put REPO`` queues pins with batching on
+``python -m tests.cluster.crdt.crash_child put REPO`` queues pins with batching on
 and prints ``ack <i>`` after each acknowledged one. ``... receive REPO SRC``
 applies SRC's heads to REPO, printing ``start`` first.
 """
@@ -13,7 +13,7 @@ import time
 from blockstore.db import open_db
 from blockstore.store import BlockStore
 from cluster.crdt import Replica
-from tests.crdt.helpers import key
+from tests.cluster.crdt.helpers import key
 
 
 def main() -> None:

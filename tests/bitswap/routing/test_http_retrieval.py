@@ -21,7 +21,7 @@ from blockstore.importer import ImportParams, import_bytes
 from blockstore.store import BlockStore
 from node.gateway import StoreBlockSource, make_gateway_app
 
-from gateway.helpers import LiveGateway
+from tests.node.gateway.helpers import LiveGateway
 from .http_helpers import ed25519_peer, serve
 
 LOCAL = UrlPolicy(allow_http=True, allow_private=True)

@@ -13,7 +13,7 @@
 //        finds a provider through the DHT, dials it, fetches the block over bitswap (verified by hash)
 //   {"cmd": "stop"}                                      -> {"ok": true}, then the process exits
 // A failed command answers {"ok": false, "error": "..."}.
-import '../../interop/node20.mjs'
+import '../../../interop/node20.mjs'
 import { createInterface } from 'node:readline'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'

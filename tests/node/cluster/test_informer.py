@@ -12,8 +12,8 @@ from cluster.monitor import Alert, Metric, MetricStore
 from node.cluster.informer import Informer, topic_for
 from node.p2p.service import P2PService
 
-from .conftest import new_secret
-from .test_peer_rpc import _settings
+from tests.node.p2p.conftest import new_secret
+from tests.node.p2p.test_peer_rpc import _settings
 
 PING = 0.3
 TTL = 1.2

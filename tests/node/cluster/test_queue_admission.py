@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from blockstore.cid import cid_for, cid_to_str
-from test_cluster_peers import _init, _json, _multipart, _req, _statuses, _wait
+from cluster_http import init_peer, request_json, multipart, request, statuses, wait_until
 
 MAX = 50
 
@@ -39,12 +39,12 @@ def _post(url: str, body: bytes | None = None, headers: dict[str, str] | None = 
 
 @pytest.mark.timeout(300)
 def test_a_full_pin_queue_answers_429_and_uploads_still_go_first(make_node: Any) -> None:
-    node = _init(make_node, "a", secrets.token_hex(32), PinTracker={"MaxPinQueueSize": MAX, "PinTimeout": 600})
+    node = init_peer(make_node, "a", secrets.token_hex(32), PinTracker={"MaxPinQueueSize": MAX, "PinTimeout": 600})
     node.start()
     me = node.endpoints["cluster_peer_id"]
     unreachable = [cid_to_str(cid_for(os.urandom(32))) for _ in range(2 * MAX + 1)]
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda c: _req(node, "POST", f"/pins/{c}"), unreachable))
+        answers = list(pool.map(lambda c: request(node, "POST", f"/pins/{c}"), unreachable))
     accepted = [c for c, (status, _b, _h) in zip(unreachable, answers) if status == 200]
     refused = [(body, headers) for status, body, headers in answers if status == 429]
     assert len(accepted) + len(refused) == len(unreachable), {a[0] for a in answers}
@@ -55,7 +55,7 @@ def test_a_full_pin_queue_answers_429_and_uploads_still_go_first(make_node: Any)
     assert refused[0][1]["Retry-After"]
     assert _metric(node, "ipfscluster_pins_pin_queued") <= MAX
     first_refused = next(c for c in unreachable if c not in accepted)
-    assert _req(node, "GET", f"/allocations/{first_refused}")[0] == 404  # a refused pin is not in the pinset
+    assert request(node, "GET", f"/allocations/{first_refused}")[0] == 404  # a refused pin is not in the pinset
 
     # the pinning service API and the kubo RPC say the same
     status, body, headers = _post(
@@ -68,13 +68,13 @@ def test_a_full_pin_queue_answers_429_and_uploads_still_go_first(make_node: Any)
 
     # an upload is admitted into the reserved tenth and pinned at once, ahead of the queue
     precious = os.urandom(300_000)
-    body, ctype = _multipart("file", "precious.bin", precious)
-    status, out, _h = _req(node, "POST", "/add?cid-version=1&stream-channels=false", body, {"Content-Type": ctype})
+    body, ctype = multipart("file", "precious.bin", precious)
+    status, out, _h = request(node, "POST", "/add?cid-version=1&stream-channels=false", body, {"Content-Type": ctype})
     assert status == 200, out
     cid = json.loads(out)[-1]["cid"]
-    _wait("the upload pinned", lambda: _statuses(_json(node, "GET", f"/pins/{cid}"))[me] == "pinned", [node])
-    assert _statuses(_json(node, "GET", f"/pins/{accepted[-1]}"))[me] == "pin_queued"  # the queue did not move
+    wait_until("the upload pinned", lambda: statuses(request_json(node, "GET", f"/pins/{cid}"))[me] == "pinned", [node])
+    assert statuses(request_json(node, "GET", f"/pins/{accepted[-1]}"))[me] == "pin_queued"  # the queue did not move
     # once pinned here, the upload marker goes: the local pin keeps the content from now on
-    _wait("the upload released", lambda: _metric(node, "pinion_uploads_kept") == 0, [node])
+    wait_until("the upload released", lambda: _metric(node, "pinion_uploads_kept") == 0, [node])
     node.cli("repo", "gc")
     assert node.cli("cat", cid).stdout == precious

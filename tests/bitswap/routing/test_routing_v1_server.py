@@ -202,7 +202,7 @@ def test_our_client_reads_our_server(tmp_path: Path) -> None:
 def test_routes_mounted_on_the_real_gateway_app(tmp_path: Path) -> None:
     """How the gateway will expose them (Gateway.ExposeRoutingAPI): added to its app, beside /ipfs."""
     from node.gateway import StoreBlockSource, make_gateway_app
-    from gateway.helpers import LiveGateway
+    from tests.node.gateway.helpers import LiveGateway
 
     store = BlockStore(open_db(tmp_path / "db"))
     store.put(HELD, b"held block")
