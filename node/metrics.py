@@ -250,6 +250,8 @@ class NodeMetrics:
         )
         self.gateway_requests = Counter("pinion_gateway_requests", "Gateway requests by status", ["status"], registry=reg)
         self.gateway_bytes_out = Counter("pinion_gateway_bytes_out", "Body bytes the gateway sent", registry=reg)
+        #: (status, route) -> (requests counter, latency histogram) children of the gateway's requests
+        self._gateway_children: dict[tuple[int, str], tuple[Any, Any]] = {}
         self.rpc_requests = Counter(
             "pinion_rpc_requests", "kubo RPC requests by endpoint and status", ["endpoint", "status"], registry=reg
         )
@@ -264,11 +266,16 @@ class NodeMetrics:
 
     # ------------------------------------------------------------ hooks
     def observe_request(self, status: int, bytes_out: int, seconds: float, route: str = "gateway") -> None:
-        """Record one gateway request (the gateway app calls this)."""
-        self.gateway_requests.labels(str(status)).inc()
+        """Record one gateway request (the gateway app calls this, once per request: the labelled
+        children are looked up once per status and route, not per request)."""
+        children = self._gateway_children.get((status, route))
+        if children is None:
+            children = (self.gateway_requests.labels(str(status)), self.latency.labels("gateway", route))
+            self._gateway_children[(status, route)] = children
+        children[0].inc()
         if bytes_out:
             self.gateway_bytes_out.inc(bytes_out)
-        self.latency.labels("gateway", route).observe(seconds)
+        children[1].observe(seconds)
 
     def observe_rpc(self, endpoint: str, status: int, seconds: float) -> None:
         """Record one kubo RPC request."""

@@ -76,6 +76,8 @@ class Wanted(NamedTuple):
 
 
 def _decode_segment(path: str, seg: str) -> str:
+    if "%" not in seg:
+        return seg  # nothing to decode (the common case: a CID, a plain name)
     try:
         return unquote(seg, errors="strict")
     except UnicodeDecodeError:
@@ -153,8 +155,14 @@ def _car_params(query: dict[str, str], accept_params: dict[str, str]) -> CarPara
     return CarParams(order, dups_text == "y", scope, span)
 
 
+#: the answer for a request with neither ``?format=`` nor an Accept that asks for raw or CAR
+_DESERIALIZED = Wanted("unixfs", None, False)
+
+
 def choose_response(query: dict[str, str], accept: str | None) -> Wanted:
     """Decide the response kind: ``?format=`` wins over Accept; CAR options from query beat Accept params."""
+    if not accept and not query:
+        return _DESERIALIZED
     fmt = query.get("format")
     if fmt is not None:
         accept_params: dict[str, str] = {}
@@ -179,7 +187,7 @@ def choose_response(query: dict[str, str], accept: str | None) -> Wanted:
             if media in _UNSERVED_TYPES:
                 raise GatewayError(406, f"{media} ({_UNSERVED_TYPES[media]}) is not served by this gateway")
             break
-    return Wanted("unixfs", None, False)
+    return _DESERIALIZED
 
 
 def parse_entity_bytes(text: str) -> tuple[int, int | None]:
@@ -261,11 +269,17 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
 
 def content_disposition(disposition: str, filename: str) -> str:
     """``<disposition>; filename="<ascii>"; filename*=UTF-8''<pct-encoded>`` (non-ASCII -> ``_``)."""
+    if _UNRESERVED.issuperset(filename):  # e.g. "<cid>.bin": nothing to replace or percent-encode
+        return f"{disposition}; filename=\"{filename}\"; filename*=UTF-8''{filename}"
     if filename.isascii() and filename.isprintable() and '"' not in filename and "\\" not in filename:
         ascii_name = filename
     else:
         ascii_name = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in filename)
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+#: the characters ``quote(..., safe="")`` leaves as they are (RFC 3986 unreserved)
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def car_etag(root_text: str, path: str, car: CarParams) -> str:

@@ -195,6 +195,9 @@ async def resolve_path(source: BlockSource, root: bytes, segments: list[str]) ->
     A path that ends on a value inside a DAG-CBOR block resolves to that block.
     Raises :class:`GatewayError` 404 for a missing block or name.
     """
+    if not segments:  # the root itself: nothing to walk (the core would return at once)
+        block = await fetch(source, root)
+        return Resolved(root, block, [(root, block)], [root])
     res = await run(resolve(root, segments), source)
     if res.rest:
         return Resolved(res.cid, res.trail[-1][1], res.trail, res.roots)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, quote
+
 import libipld
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blockstore.cid import cid_from_str
 from blockstore.cborvalue import Link
 from node.gateway import mime, params
+from node.gateway.app import _query_of
 from node.gateway.car_http import car_header
 from node.gateway.errors import GatewayError
 
@@ -195,3 +198,23 @@ def test_car_header_round_trip() -> None:
         assert header == {"roots": [Link(root)], "version": 1} and sections == []
         n = car_header(root)
         assert libipld.decode_dag_cbor(n[1:])["version"] == 1
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("abXZ09-._~ \"\\é%/+=&;")), max_size=16))
+def test_content_disposition_fast_path_matches_the_general_rule(name: str) -> None:
+    if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name:
+        ascii_name = name
+    else:
+        ascii_name = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
+    expected = f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+    assert params.content_disposition("inline", name) == expected
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("ab=&%+2F; é")), max_size=12))
+def test_query_parsing_fast_path_matches_parse_qsl(query: str) -> None:
+    first: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        first.setdefault(key, value)
+    assert _query_of(query) == first
