@@ -33,11 +33,35 @@ sans-I/O), ``client`` (want manager core, sans-I/O), ``network`` (stream
 adapter, framing), ``bitswap`` (the service), ``fetcher`` (DAG fetcher).
 """
 
-from .bitswap import Bitswap, BitswapConfig
-from .errors import BadMessage, BitswapError, BlockNotDelivered, NetworkUnavailable
-from .fetcher import FetchError, FetchResult, fetch_dag
-from .message import MAX_BLOCK_SIZE, MAX_MESSAGE_SIZE, MessageError
-from .network import PROTOCOLS
+from importlib import import_module
+from typing import Any
+
+# The names below are imported when first used (PEP 562), so that importing a light submodule
+# (``bitswap.errors``, ``bitswap.routing.dht_config``: the config check of every CLI command)
+# does not load py-libp2p and trio, about a second and 50 MiB per process.
+_HOMES = {
+    "Bitswap": ".bitswap",
+    "BitswapConfig": ".bitswap",
+    "BadMessage": ".errors",
+    "BitswapError": ".errors",
+    "BlockNotDelivered": ".errors",
+    "NetworkUnavailable": ".errors",
+    "FetchError": ".fetcher",
+    "FetchResult": ".fetcher",
+    "fetch_dag": ".fetcher",
+    "MessageError": ".message",
+    "MAX_BLOCK_SIZE": ".message",
+    "MAX_MESSAGE_SIZE": ".message",
+    "PROTOCOLS": ".network",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(home, __name__), name)
+
 
 __all__ = [
     "Bitswap",

@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -79,10 +77,3 @@ def test_status_hints() -> None:
     # builtin bases are kept, so existing except clauses keep their meaning
     assert isinstance(InvalidData("x"), ValueError) and isinstance(BlockNotFound(b"\x00"), LookupError)
 
-
-def test_error_modules_import_no_network_stack() -> None:
-    """The error modules are light: the gateway and the CLI import them without libp2p or trio
-    (node.errors once pulled in bitswap's package, 1,000 modules and ~50 MiB more per process)."""
-    code = "import sys, node.errors, node.gateway, cluster.errors; print(sorted(m for m in ('libp2p', 'trio') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    assert out.strip() == "[]"

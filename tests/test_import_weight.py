@@ -1,0 +1,35 @@
+"""Light paths stay light: the offline CLI, the config check, the gateway and the error modules
+import neither py-libp2p nor trio (each costs about a second and 50 MiB per process).
+
+Found twice: node.errors once pulled in bitswap's package, and the config check imported
+bitswap.routing.dht_config, whose package loaded the whole network stack: an offline
+``pinion car import`` of 64 MiB took 1.48 s instead of 0.39 s.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _heavy_modules_after(code: str) -> list[str]:
+    probe = code + "; import sys; print(sorted(m for m in ('libp2p', 'trio') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return eval(out.strip())  # a printed list of module names
+
+
+def test_error_modules_and_gateway_import_no_network_stack() -> None:
+    assert _heavy_modules_after("import node.errors, node.gateway, cluster.errors, bitswap.errors") == []
+
+
+def test_cli_and_config_check_import_no_network_stack() -> None:
+    code = "import node.cli.main, node.config as c; c.validate(c.default_config())"
+    assert _heavy_modules_after(code) == []
+    assert _heavy_modules_after("import bitswap.routing.dht_config, bitswap.routing.provide_queue") == []
+
+
+def test_bitswap_names_still_import_on_use() -> None:
+    assert _heavy_modules_after("from bitswap import Bitswap, fetch_dag") == ["libp2p", "trio"]
