@@ -17,6 +17,12 @@ plain bytes, so bytes fields would silently turn pin CIDs into links.
 Values are opaque bytes (a pin's own DAG-CBOR encoding, which starts with a
 map header and so never looks like a CID; values that do look like a CID
 still decode to the same bytes).
+
+Every peer decodes every delta, so the per-element work is kept small: element
+keys of the common shapes (CIDv1 with a one-byte codec and a sha2-256 or short
+identity multihash) are rebuilt from libipld's parse of the string without the
+generic path (:func:`key_from_str`, tested against the ``multiformats``
+reference), and walking the DAG reads only the links (:func:`delta_links`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 
 import libipld
 
-from blockstore.cid import DAG_CBOR, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
+from blockstore.cid import DAG_CBOR, IDENTITY, MAX_IDENTITY_DIGEST, SHA2_256, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
 
 FORMAT_VERSION = 1
 #: largest encoded delta accepted from the network
@@ -66,8 +72,8 @@ class Delta:
         return cid_for(data, DAG_CBOR), data
 
 
-def decode_delta(data: bytes) -> Delta:
-    """Decode and validate a delta block; raise DeltaError naming the problem."""
+def _node(data: bytes) -> tuple[dict, int, list[bytes]]:
+    """The decoded map of a delta block, its priority and links, checked; DeltaError otherwise."""
     if len(data) > MAX_DELTA_SIZE:
         raise DeltaError(f"delta of {len(data)} bytes exceeds the {MAX_DELTA_SIZE}-byte limit")
     try:
@@ -92,6 +98,18 @@ def decode_delta(data: bytes) -> Delta:
             raise DeltaError(f"delta link is not a valid CID: {exc}") from None
     if len(set(links)) != len(links):
         raise DeltaError("delta links the same head twice")
+    return node, prio, links
+
+
+def delta_links(data: bytes) -> list[bytes]:
+    """The links of a delta block (the heads it was written on), checked as :func:`decode_delta`
+    checks them, without decoding its elements: what walking the DAG needs."""
+    return _node(data)[2]
+
+
+def decode_delta(data: bytes) -> Delta:
+    """Decode and validate a delta block; raise DeltaError naming the problem."""
+    node, prio, links = _node(data)
     elements = []
     for item in _list(node, "e"):
         if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], bytes):
@@ -116,10 +134,28 @@ def _list(node: dict, name: str) -> list:
     return value
 
 
+def key_from_str(text: str) -> bytes:
+    """The binary CID of a CID string: :func:`blockstore.cid.cid_from_str`, with its result for the
+    common shapes (CIDv1, one-byte codec, sha2-256 or identity digest of < 128 bytes) built
+    directly from libipld's parse. CidError for what is not a valid CID."""
+    try:
+        parsed = libipld.decode_cid(text)
+    except (ValueError, TypeError) as exc:
+        raise CidError(f"invalid CID {text[:80]!r}: {exc}") from None
+    if parsed["version"] == 1:
+        codec = parsed["codec"]
+        mh = parsed["hash"]
+        code, digest = mh["code"], mh["digest"]
+        n = len(digest)
+        if codec < 0x80 and mh["size"] == n and ((code == SHA2_256 and n == 32) or (code == IDENTITY and n < 0x80 and n <= MAX_IDENTITY_DIGEST)):
+            return bytes((1, codec, code, n)) + digest  # every varint here is one byte
+    return cid_from_str(text)
+
+
 def _cid(text: object, what: str) -> bytes:
     if not isinstance(text, str):
         raise DeltaError(f"delta {what} must be a CID string, got {type(text).__name__}")
     try:
-        return cid_from_str(text)
+        return key_from_str(text) if text else cid_from_str(text)
     except CidError as exc:
         raise DeltaError(f"delta {what} is not a valid CID: {exc}") from None
