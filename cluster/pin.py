@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import libipld
@@ -82,8 +82,17 @@ class Pin:
         return not self.allocations or peer in self.allocations
 
     def with_(self, **changes: Any) -> Pin:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
+        """A copy with some fields changed (as ``dataclasses.replace``; the checks of
+        ``__post_init__`` run again only when a field they check changed)."""
+        if not _CHECKED.isdisjoint(changes):
+            return replace(self, **changes)
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"Pin has no field {sorted(unknown)[0]!r}")
+        copy = object.__new__(Pin)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
 
     # ------------------------------------------------------------------ DAG-CBOR
     def to_cbor(self) -> bytes:
@@ -202,6 +211,11 @@ class Pin:
             timestamp=rfc3339_to_ns(obj.get("timestamp") or ZERO_TIME),
             pin_update=_json_cid(obj["pin_update"], "pin_update") if obj.get("pin_update") else None,
         )
+
+
+#: the fields ``Pin.__post_init__`` checks (a copy changing none of them needs no check)
+_CHECKED = frozenset({"cid", "reference", "pin_update", "type", "max_depth", "replication_factor_min", "replication_factor_max", "metadata"})
+_FIELDS = frozenset(f.name for f in fields(Pin))
 
 
 # ---------------------------------------------------------------------- index terms

@@ -18,11 +18,8 @@ Values are opaque bytes (a pin's own DAG-CBOR encoding, which starts with a
 map header and so never looks like a CID; values that do look like a CID
 still decode to the same bytes).
 
-Every peer decodes every delta, so the per-element work is kept small: element
-keys of the common shapes (CIDv1 with a one-byte codec and a sha2-256 or short
-identity multihash) are rebuilt from libipld's parse of the string without the
-generic path (:func:`key_from_str`, tested against the ``multiformats``
-reference), and walking the DAG reads only the links (:func:`delta_links`).
+Every peer decodes every delta: walking the DAG reads only the links
+(:func:`delta_links`); the elements are decoded once, when the delta is merged.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from dataclasses import dataclass, field
 
 import libipld
 
-from blockstore.cid import DAG_CBOR, IDENTITY, MAX_IDENTITY_DIGEST, SHA2_256, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
+from blockstore.cid import DAG_CBOR, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
 
 FORMAT_VERSION = 1
 #: largest encoded delta accepted from the network
@@ -134,28 +131,10 @@ def _list(node: dict, name: str) -> list:
     return value
 
 
-def key_from_str(text: str) -> bytes:
-    """The binary CID of a CID string: :func:`blockstore.cid.cid_from_str`, with its result for the
-    common shapes (CIDv1, one-byte codec, sha2-256 or identity digest of < 128 bytes) built
-    directly from libipld's parse. CidError for what is not a valid CID."""
-    try:
-        parsed = libipld.decode_cid(text)
-    except (ValueError, TypeError) as exc:
-        raise CidError(f"invalid CID {text[:80]!r}: {exc}") from None
-    if parsed["version"] == 1:
-        codec = parsed["codec"]
-        mh = parsed["hash"]
-        code, digest = mh["code"], mh["digest"]
-        n = len(digest)
-        if codec < 0x80 and mh["size"] == n and ((code == SHA2_256 and n == 32) or (code == IDENTITY and n < 0x80 and n <= MAX_IDENTITY_DIGEST)):
-            return bytes((1, codec, code, n)) + digest  # every varint here is one byte
-    return cid_from_str(text)
-
-
 def _cid(text: object, what: str) -> bytes:
     if not isinstance(text, str):
         raise DeltaError(f"delta {what} must be a CID string, got {type(text).__name__}")
     try:
-        return key_from_str(text) if text else cid_from_str(text)
+        return cid_from_str(text)
     except CidError as exc:
         raise DeltaError(f"delta {what} is not a valid CID: {exc}") from None

@@ -194,7 +194,7 @@ class Pinning:
                 wanted[req.pin.pin_update] = None
         cids = list(wanted)
         held: dict[bytes, Pin | None] = dict(zip(cids, await self._pinset.get_many(cids))) if cids else {}
-        view = self.view()  # one view of the peers and metrics for the whole batch
+        view, rules = self.view(), self.rules()  # one view of the peers and metrics for the whole batch
         written: list[int] = []  # indexes of the requests in the pinset write
         committed: list[Pin] = []
         admitted = 0
@@ -207,7 +207,7 @@ class Pinning:
                     if pin.pin_update is not None and pin.pin_update != pin.cid and held[pin.pin_update] is None:
                         raise ValueError(f"pin-update: {cid_to_str(pin.pin_update)} is not pinned in the cluster")
                     existing = held[pin.cid]
-                    done = self._prepare(pin, existing, size=req.size, defaults=req.defaults, view=view, upload=req.upload)
+                    done = self._prepare(pin, existing, size=req.size, defaults=req.defaults, view=view, upload=req.upload, rules=rules)
                 except Exception as exc:
                     outcomes[i] = exc
                     continue
@@ -262,10 +262,11 @@ class Pinning:
         blacklist: Collection[str] = (),
         view: AllocationView | None = None,
         upload: bool = False,
+        rules: Placement | None = None,
     ) -> Pin:
         now = now_ns()
         committed = prepare(
-            pin, existing, view or self.view(), self.rules(),
+            pin, existing, view or self.view(), rules or self.rules(),
             now=now, size=size, defaults=defaults, blacklist=blacklist, upload=upload,
         )
         if size:
@@ -280,14 +281,14 @@ class Pinning:
         the queues are full) and nothing of the batch is written.
         """
         existing = await self._pinset.get_many([p.cid for p in pins])
-        view = self.view()  # one view of the peers and metrics for the whole batch
+        view, rules = self.view(), self.rules()  # one view of the peers and metrics for the whole batch
         committed = []
         admitted = 0
         try:
             for i, (pin, old) in enumerate(zip(pins, existing)):
                 try:
                     check_user_options(pin)
-                    committed.append(self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view))
+                    committed.append(self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view, rules=rules))
                 except (ValueError, PinError, AllocationError) as exc:
                     self.counters["pin_add_errors"] += 1
                     raise type(exc)(f"{cid_to_str(pin.cid)}: {exc}") from None

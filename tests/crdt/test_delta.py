@@ -115,63 +115,7 @@ def test_mutated_delta_only_raises_delta_error(data: st.DataObject) -> None:
         pass
 
 
-# ---------------------------------------------------------------- the receive fast paths
-_CODECS = ["raw", "dag-cbor", "dag-pb", "dag-json", "libp2p-key", "git-raw"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    codec=st.sampled_from(_CODECS),
-    hasher=st.sampled_from(["sha2-256", "identity", "sha2-512", "blake2b-256", "sha3-256"]),
-    data=st.binary(max_size=140),
-    base=st.sampled_from(["base32", "base58btc", "base36", "base64url", "base16"]),
-)
-def test_key_from_str_equals_the_multiformats_reference(codec: str, hasher: str, data: bytes, base: str) -> None:
-    """Element keys decode to the bytes of the reference CID (whatever base, codec and hash),
-    and what the reference accepts but our limits refuse is refused the same way as cid_from_str."""
-    from blockstore.cid import CidError, cid_from_str
-    from cluster.crdt.delta import key_from_str
-
-    if hasher == "identity":
-        mh = multiformats.multihash.wrap(data, "identity")
-    else:
-        mh = multiformats.multihash.digest(data, hasher)
-    ref = multiformats.CID(base, 1, codec, mh)
-    text = ref.encode(base)
-    try:
-        expected = cid_from_str(text)
-    except CidError:
-        with pytest.raises(CidError):
-            key_from_str(text)
-        return
-    assert expected == bytes(ref)
-    assert key_from_str(text) == bytes(ref)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=70) | st.from_regex(r"b[a-z2-7]{0,70}", fullmatch=True))
-def test_key_from_str_refuses_what_cid_from_str_refuses(text: str) -> None:
-    from blockstore.cid import CidError, cid_from_str
-    from cluster.crdt.delta import key_from_str
-
-    try:
-        expected = cid_from_str(text)
-    except CidError:
-        with pytest.raises(CidError):
-            key_from_str(text)
-        return
-    assert key_from_str(text) == expected
-
-
-def test_key_from_str_of_cidv0_and_multibyte_codecs() -> None:
-    from cluster.crdt.delta import key_from_str
-
-    v0 = multiformats.CID("base58btc", 0, "dag-pb", multiformats.multihash.digest(b"x", "sha2-256"))
-    assert key_from_str(str(v0)) == bytes(v0)
-    wide = multiformats.CID("base32", 1, "dag-jose", multiformats.multihash.digest(b"x", "sha2-256"))  # codec 0x85
-    assert key_from_str(str(wide)) == bytes(wide)
-
-
+# ---------------------------------------------------------------- walking reads links only
 def test_delta_links_checks_links_only() -> None:
     from cluster.crdt.delta import delta_links
 
