@@ -254,6 +254,17 @@ class Replica:
                 head = self._commit_one(self.max_batch_size) or head
             return head
 
+    def update_many(
+        self,
+        keys: list[bytes],
+        build: Callable[[list[bytes | None]], Iterable[tuple[int, bytes, bytes]]],
+        now: float = 0.0,
+    ) -> bytes | None:
+        """Read the values of ``keys``, then queue the operations ``build(values)`` returns, under
+        the replica's lock (no other write comes between the read and the write); as :meth:`apply_many`."""
+        with self._lock:
+            return self.apply_many(build([self.set.get(key) for key in keys]), now)
+
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called (None: nothing queued)."""
         with self._lock:

@@ -23,6 +23,7 @@ kubo RPC's ``pin/add``.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -80,6 +81,8 @@ class Pinning:
         self.reservations = Reservations(self.peer_id, int(RESERVATION_TTL * 1e9))
         #: pins admitted to this peer's queue, not yet written to the pinset
         self.admitting = 0
+        #: guards ``admitting`` and ``reservations``: a batch is placed in the pinset's worker thread
+        self._lock = threading.Lock()
         #: counters for metrics
         self.counters = {"pin_add": 0, "pin_add_errors": 0, "unpin": 0}
         #: the view of the peer set's metrics, rebuilt when they change
@@ -119,7 +122,9 @@ class Pinning:
             base = self.views.put(key, self._build_view(now, allocate_by, allow_untrusted), self.monitor.next_expiry(now))
         queues = dict(base.queues)
         queues[self.peer_id] = self.own_queue()
-        return base._replace(reserved=self.reservations.reserved(now, self._freespace_seen), queues=queues)
+        with self._lock:
+            reserved = self.reservations.reserved(now, self._freespace_seen)
+        return base._replace(reserved=reserved, queues=queues)
 
     def _build_view(self, now: int, allocate_by: list[str], allow_untrusted: bool) -> AllocationView:
         """The view of the metrics at ``now`` (this peer's queue and the reservations left empty)."""
@@ -174,13 +179,14 @@ class Pinning:
         return await self.batcher.submit(PinRequest(pin, size, defaults, upload))
 
     async def _pin_batch(self, requests: list[PinRequest]) -> list[Pin | BaseException]:
-        """Pin a batch of :meth:`pin` requests: one pinset read, one view, one pinset write.
+        """Pin a batch of :meth:`pin` requests: one view, one worker-thread call that reads the held
+        pins, places the batch and writes it (``PinsetState.update_many``).
 
         Requests are placed in order, each against the pins written before it in the
         batch (a pin twice in a batch, or a pin update of a pin of the same batch, see
         the earlier one). A request that cannot be made gets its own error; when the
         pinset write fails, every request written by it gets that error."""
-        outcomes: list[Pin | BaseException] = []
+        outcomes: list[Pin | BaseException | None] = []  # None: not decided yet
         wanted: dict[bytes, None] = {}
         for req in requests:
             try:
@@ -188,19 +194,21 @@ class Pinning:
             except Exception as exc:
                 outcomes.append(exc)
                 continue
-            outcomes.append(req.pin)
+            outcomes.append(None)
             wanted[req.pin.cid] = None
             if req.pin.pin_update is not None and req.pin.pin_update != req.pin.cid:
                 wanted[req.pin.pin_update] = None
         cids = list(wanted)
-        held: dict[bytes, Pin | None] = dict(zip(cids, await self._pinset.get_many(cids))) if cids else {}
         view, rules = self.view(), self.rules()  # one view of the peers and metrics for the whole batch
-        written: list[int] = []  # indexes of the requests in the pinset write
-        committed: list[Pin] = []
         admitted = 0
-        try:
+
+        def place(held_pins: list[Pin | None]) -> list[Pin]:
+            """In the pinset's worker thread, between its read and its write: the pins to write."""
+            nonlocal admitted
+            held = dict(zip(cids, held_pins))
+            committed: list[Pin] = []
             for i, req in enumerate(requests):
-                if isinstance(outcomes[i], BaseException):
+                if outcomes[i] is not None:
                     continue
                 pin = req.pin
                 try:
@@ -220,19 +228,26 @@ class Pinning:
                             view.reserved[peer] = view.reserved.get(peer, 0) + req.size
                 held[pin.cid] = done
                 outcomes[i] = done
-                written.append(i)
                 committed.append(done)
-            if committed:
-                try:
-                    await self._pinset.add_many(committed)
-                except Exception as exc:  # nothing of this write is stored: each of its pins fails
-                    for i in written:
-                        outcomes[i] = exc
+            return committed
+
+        written: list[int] = [i for i, o in enumerate(outcomes) if o is None]
+        try:
+            if cids:
+                await self._pinset.update_many(cids, place)
+        except Exception as exc:  # nothing of this write is stored: each of its pins fails
+            for i in written:
+                if not isinstance(outcomes[i], BaseException):
+                    outcomes[i] = exc
         finally:
-            self.admitting -= admitted
+            with self._lock:
+                self.admitting -= admitted
+        results: list[Pin | BaseException] = []
         for outcome in outcomes:
+            assert outcome is not None  # place() decided every pending request, or the write failed
             self.counters["pin_add_errors" if isinstance(outcome, BaseException) else "pin_add"] += 1
-        return outcomes
+            results.append(outcome)
+        return results
 
     async def write(self, pin: Pin, *, size: int | None, defaults: bool, blacklist: Collection[str] = (), upload: bool = False) -> Pin:
         """Prepare ``pin`` over the pinset's current pin and write it (no user-option check, no counters)."""
@@ -242,13 +257,15 @@ class Pinning:
         try:
             await self._pinset.add(committed)
         finally:
-            self.admitting -= admitted
+            with self._lock:
+                self.admitting -= admitted
         return committed
 
     def _admit(self, pin: Pin, existing: Pin | None) -> int:
         """Count ``pin`` in this peer's queue until the pinset write reaches the tracker (1 or 0)."""
         if admits(pin, existing, self.peer_id):
-            self.admitting += 1
+            with self._lock:
+                self.admitting += 1
             return 1
         return 0
 
@@ -270,7 +287,8 @@ class Pinning:
             now=now, size=size, defaults=defaults, blacklist=blacklist, upload=upload,
         )
         if size:
-            self.reservations.reserve(committed.allocations, size, now)
+            with self._lock:
+                self.reservations.reserve(committed.allocations, size, now)
         return committed
 
     async def pin_many(self, pins: list[Pin], *, defaults: Sequence[bool] | None = None) -> list[Pin]:
@@ -280,24 +298,37 @@ class Pinning:
         made raises (ValueError/PinError/AllocationError naming its CID; QueueFull when
         the queues are full) and nothing of the batch is written.
         """
-        existing = await self._pinset.get_many([p.cid for p in pins])
         view, rules = self.view(), self.rules()  # one view of the peers and metrics for the whole batch
-        committed = []
         admitted = 0
-        try:
-            for i, (pin, old) in enumerate(zip(pins, existing)):
+        failed: list[BaseException] = []
+        committed: list[Pin] = []
+
+        def place(held_pins: list[Pin | None]) -> list[Pin]:
+            """In the pinset's worker thread, between its read and its write: the pins to write."""
+            nonlocal admitted
+            held = dict(zip(cids, held_pins))
+            for i, pin in enumerate(pins):
+                old = held[pin.cid]  # a CID twice in the batch: the second sees the first
                 try:
                     check_user_options(pin)
-                    committed.append(self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view, rules=rules))
+                    done = self._prepare(pin, old, size=None, defaults=defaults[i] if defaults else True, view=view, rules=rules)
                 except (ValueError, PinError, AllocationError) as exc:
-                    self.counters["pin_add_errors"] += 1
+                    failed.append(exc)
                     raise type(exc)(f"{cid_to_str(pin.cid)}: {exc}") from None
-                n = self._admit(committed[-1], old)
+                n = self._admit(done, old)
                 admitted += n
                 view.queues[self.peer_id] += n
-            await self._pinset.add_many(committed)
+                held[pin.cid] = done
+                committed.append(done)
+            return committed
+
+        cids = list(dict.fromkeys(p.cid for p in pins))
+        try:
+            await self._pinset.update_many(cids, place)
         finally:
-            self.admitting -= admitted
+            with self._lock:
+                self.admitting -= admitted
+            self.counters["pin_add_errors"] += len(failed)
         self.counters["pin_add"] += len(committed)
         return committed
 

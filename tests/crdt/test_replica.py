@@ -423,3 +423,24 @@ def test_a_replaced_key_is_tombstoned_and_a_new_key_is_not(peers) -> None:
     assert r.set.live_ids(key(2)) == [] and r.set.get(key(2)) is None
     head = r.put(key(2), b"back")
     assert decode_delta(r._blocks.get(head)).tombstones == () and r.set.get(key(2)) == b"back"
+
+
+def test_update_many_builds_from_the_values_it_read(peers) -> None:
+    r = peers("a").replica
+    r.put(key(1), b"one")
+    seen: list[list[bytes | None]] = []
+
+    def build(values: list[bytes | None]) -> list[tuple[int, bytes, bytes]]:
+        seen.append(values)
+        return [(PUT, key(i), (v or b"") + b"+") for i, v in zip((1, 2), values)]
+
+    assert r.update_many([key(1), key(2)], build) is not None
+    assert seen == [[b"one", None]]
+    assert r.set.get(key(1)) == b"one+" and r.set.get(key(2)) == b"+"
+
+    def refuse(_values: list[bytes | None]) -> list[tuple[int, bytes, bytes]]:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        r.update_many([key(3)], refuse)
+    assert r.set.get(key(3)) is None and r.queued() == 0

@@ -25,7 +25,7 @@ from node.repo import Repo
 
 
 class ReplicaPinset:
-    """The pinset calls Pinning makes, on the repo's real replica (the daemon runs them in a worker thread)."""
+    """The pinset calls Pinning makes, on the repo's real replica (``update_many`` in a worker thread, as the daemon)."""
 
     def __init__(self, replica: Any) -> None:
         self.replica = replica
@@ -41,6 +41,16 @@ class ReplicaPinset:
     async def add_many(self, pins: list[Pin]) -> None:
         self.replica.apply_many([(PUT, p.cid, p.to_cbor()) for p in pins], time.monotonic())
         self.writes.append(len(pins))
+
+    async def update_many(self, cids: list[bytes], build: Any) -> None:
+        written: list[Pin] = []
+
+        def ops(values: list[bytes | None]) -> list[tuple[int, bytes, bytes]]:
+            written.extend(build([Pin.from_cbor(v) if v is not None else None for v in values]))
+            return [(PUT, p.cid, p.to_cbor()) for p in written]
+
+        await asyncio.to_thread(self.replica.update_many, cids, ops, time.monotonic())  # as the daemon: off the loop
+        self.writes.append(len(written))
 
 
 @pytest.fixture
@@ -162,3 +172,16 @@ def test_the_view_is_built_once_until_the_metrics_change(cluster: Any) -> None:
     asyncio.run(pin_some(10))
     assert pinning.views.builds == 2
     assert pinning.view().metrics["freespace"][0].value == str(10**11)
+
+
+def test_pin_many_writes_all_or_nothing_in_one_step(cluster: Any) -> None:
+    pinning, pinset = cluster
+    pins = [_pin(i) for i in range(5)] + [_pin(2, name="second")]  # a CID twice: the second sees the first
+    written = asyncio.run(pinning.pin_many(pins))
+    assert pinset.writes == [6] and [p.cid for p in written] == [p.cid for p in pins]
+    assert Pin.from_cbor(pinset.replica.set.get(_pin(2).cid)).name == "second"
+    bad = [_pin(10), _pin(11, replication_factor_min=4, replication_factor_max=4), _pin(12)]
+    with pytest.raises(AllocationError, match=r"^bafk\S+: not enough peers"):
+        asyncio.run(pinning.pin_many(bad))
+    assert all(pinset.replica.set.get(p.cid) is None for p in bad) and pinset.replica.queued() == 0
+    assert pinning.admitting == 0 and pinning.counters["pin_add"] == 6 and pinning.counters["pin_add_errors"] == 1
