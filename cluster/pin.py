@@ -230,12 +230,21 @@ def meta_term(key: str, value: str) -> bytes:
     return b"m=" + encode_varint(len(k)) + k + value.encode()
 
 
+#: the DAG-CBOR encodings of the map keys "name" and "metadata" (RFC 8949 section 3.1, major type 3)
+_NAME_KEY = b"\x64name"
+_META_KEY = b"\x68metadata"
+
+
 def pin_index_terms(key: bytes, value: bytes) -> Iterator[bytes]:
     """Index terms of a stored pin (name and each metadata key=value).
 
     Reads only the two fields it needs (the value was validated when the pin
-    was made); a value that is not a pin map has no terms.
+    was made); a value that is not a pin map has no terms. A DAG-CBOR map key is a
+    text string with a one-byte header here, so a value holding neither key's bytes
+    has neither field and is not decoded at all (most pins have no name or metadata).
     """
+    if _NAME_KEY not in value and _META_KEY not in value:
+        return
     try:
         node = libipld.decode_dag_cbor(value)
     except (ValueError, TypeError, OverflowError):

@@ -150,3 +150,21 @@ def test_with_copies_like_replace_and_checks_what_it_must() -> None:
         pin.with_(cid=b"\x01\x02")
     with pytest.raises(TypeError):
         pin.with_(allocation=("p1",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.text(max_size=20),
+    meta=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
+    origin=st.sampled_from(["", "name", "metadata", "\x64name"]),
+)
+def test_index_terms_skip_no_pin_that_has_some(name: str, meta: dict[str, str], origin: str) -> None:
+    """The byte test that skips decoding never hides a name or metadata term (values that merely
+    contain the key bytes are decoded as before)."""
+    import libipld
+
+    pin = Pin(cid_for(b"terms"), name=name, metadata=meta, origins=(origin,) if origin else ())
+    value = pin.to_cbor()
+    node = libipld.decode_dag_cbor(value)
+    expected = ([name_term(name)] if node.get("name") else []) + [meta_term(k, v) for k, v in node.get("metadata", {}).items()]
+    assert sorted(pin_index_terms(pin.cid, value)) == sorted(expected)
