@@ -78,7 +78,7 @@ def _send(d: Daemon, cids: list[str], errors: list[str]) -> None:
         conn.close()
 
 
-def ingest(work: Path, n: int, clients: int, batch: int, bulk: bool) -> dict[str, Any]:
+def ingest(work: Path, n: int, clients: int, batch: int, bulk: bool, visible_timeout: float = 1800.0) -> dict[str, Any]:
     secret = secrets.token_hex(32)
     daemons = [Daemon(work / f"p{i}", secret, f"p{i}", "abc"[i % 3]) for i in range(5)]
     for d in daemons:
@@ -104,13 +104,26 @@ def ingest(work: Path, n: int, clients: int, batch: int, bulk: bool) -> dict[str
         accepted = time.perf_counter() - t0
         if errors:
             raise RuntimeError(f"{len(errors)} pins refused, first: {errors[0]}")
-        deadline = time.monotonic() + 1800
+        print(f"{'bulk' if bulk else 'single'}: {n} pins accepted in {accepted:.1f} s ({n / accepted:.0f}/s)", flush=True)
+        deadline = time.monotonic() + visible_timeout
+        counts: list[float] = []
         while time.monotonic() < deadline:
             counts = [_metric(d, "pinion_pinset_pins") for d in daemons]
             if all(c >= n for c in counts):
                 break
             time.sleep(0.2)
         visible = time.perf_counter() - t0
+        if not all(c >= n for c in counts):  # reported, not waited for longer
+            return {
+                "route": "bulk POST /pins (NDJSON, 1,000 per request)" if bulk else "POST /pins/{cid}",
+                "pins": n,
+                "clients": clients,
+                "batch": batch,
+                "accepted s": round(accepted, 2),
+                "accepted/s": round(n / accepted),
+                "visible on all 5 s": f"not after {visible:.0f} s (pins per peer {[int(c) for c in counts]})",
+                "visible on all/s": None,
+            }
         return {
             "route": "bulk POST /pins (NDJSON, 1,000 per request)" if bulk else "POST /pins/{cid}",
             "pins": n,
@@ -132,13 +145,14 @@ def main() -> None:
     ap.add_argument("--pins", type=int)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--visible-timeout", type=float, default=1800.0, help="seconds to wait for every peer to hold the pins")
     args = ap.parse_args()
     n = args.pins or (5_000 if args.quick else 50_000)
     rows = []
     for bulk in (False, True):
         work = Path(tempfile.mkdtemp(prefix="pinion-bench-ingest-"))
         try:
-            rows.append(ingest(work, n, args.clients if not bulk else 2, 1000 if bulk else args.batch, bulk))
+            rows.append(ingest(work, n, args.clients if not bulk else 2, 1000 if bulk else args.batch, bulk, args.visible_timeout))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     report(
