@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import report
-from tests.node.memcgroup import CgroupUnavailable, make_memory_cgroup
+from tests.harness.memcgroup import CgroupUnavailable, make_memory_cgroup
 
 MiB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]

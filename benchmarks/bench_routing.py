@@ -45,7 +45,7 @@ import trio
 from benchmarks.common import report
 import blockstore.db
 from blockstore.cid import cid_for
-from tests.routing.dht_hosts import LOOPBACK, dht_nodes, make_host, p2p_addr
+from tests.bitswap.routing.dht_hosts import LOOPBACK, dht_nodes, make_host, p2p_addr
 
 
 def anon_rss_mib() -> float:

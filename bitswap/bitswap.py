@@ -33,19 +33,16 @@ from blockstore.store import BlockStore
 from .client import WantManager
 from .engine import Engine
 from .message import MAX_MESSAGE_SIZE, Message
+from .errors import BlockNotDelivered
 from .network import BitswapNetwork
 
-__all__ = ["Bitswap", "BitswapConfig", "BlockNotFound"]
+__all__ = ["Bitswap", "BitswapConfig", "BlockNotDelivered"]
 
 
 log = logging.getLogger(__name__)
 
 #: received messages with at least this many block bytes are written to the store from a worker thread
 _THREAD_WRITE_BYTES = 128 * 1024
-
-
-class BlockNotFound(LookupError):
-    """No peer delivered the block before the timeout."""
 
 
 @dataclass(slots=True)
@@ -140,7 +137,7 @@ class Bitswap:
                 await trio.sleep_forever()
             finally:
                 self._running = False
-                # local callers stop waiting: their blocks will not come (they get BlockNotFound)
+                # local callers stop waiting: their blocks will not come (they get BlockNotDelivered)
                 for pending in self._pending.values():
                     pending.event.set()
                 self._pending.clear()
@@ -151,12 +148,12 @@ class Bitswap:
     async def get_block(self, cid: bytes, timeout: float | None = None) -> bytes:
         """The block's bytes, from the store or else from the network.
 
-        Raises BlockNotFound if no peer delivers it within ``timeout`` seconds
+        Raises BlockNotDelivered if no peer delivers it within ``timeout`` seconds
         (None: wait until cancelled) or if the service stops first.
         """
         found, failure = await self._get_blocks([cid], timeout)
         if cid not in found:
-            raise BlockNotFound(f"block {cid_to_str(cid)} {failure or f'not found within {timeout} s'}")
+            raise BlockNotDelivered(f"block {cid_to_str(cid)} {failure or f'not found within {timeout} s'}")
         return found[cid]
 
     async def get_blocks(self, cids: Iterable[bytes], timeout: float | None = None) -> dict[bytes, bytes]:

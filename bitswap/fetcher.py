@@ -20,7 +20,8 @@ import trio
 from blockstore.cid import RAW, cid_to_str, codec_of, multihash_of
 from blockstore.links import LinksError, iter_links
 
-from .bitswap import BlockNotFound
+from .errors import BlockNotDelivered
+from .errors import NetworkUnavailable
 
 __all__ = ["FetchError", "FetchResult", "fetch_dag"]
 
@@ -28,7 +29,7 @@ __all__ = ["FetchError", "FetchResult", "fetch_dag"]
 Progress = Callable[[int, int], None]
 
 
-class FetchError(RuntimeError):
+class FetchError(NetworkUnavailable):
     """A block of the DAG could not be fetched or decoded."""
 
 
@@ -82,7 +83,7 @@ async def fetch_dag(
             else:
                 try:
                     data = await bitswap.get_block(cid, block_timeout)
-                except BlockNotFound as exc:
+                except BlockNotDelivered as exc:
                     # "block <cid> not found within <t> s", or "... not found: no connected peer for <g> s"
                     raise FetchError(str(exc) or f"block {cid_to_str(cid)} not found") from None
                 result.fetched += 1

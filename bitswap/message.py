@@ -39,6 +39,7 @@ from blockstore.cid import (
     make_multihash,
     parse_cid,
 )
+from .errors import BadMessage
 
 __all__ = [
     "MessageError",
@@ -77,7 +78,7 @@ _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
 
 
-class MessageError(ValueError):
+class MessageError(BadMessage):
     """A bitswap message that is malformed, oversize or uses something unsupported."""
 
 

@@ -30,6 +30,7 @@ from libp2p.peer.id import ID
 from blockstore.cid import encode_varint
 
 from .message import MAX_MESSAGE_SIZE, Message, MessageError, decode_message, encode_message
+from .errors import BadMessage
 
 __all__ = ["PROTOCOLS", "BitswapNetwork", "NetworkStats", "FrameError", "read_frames"]
 
@@ -42,7 +43,7 @@ _READ_SIZE = 1 << 20
 _LANE_DEPTH = 64
 
 
-class FrameError(ValueError):
+class FrameError(BadMessage):
     """A length prefix that is malformed or announces a message over the limit."""
 
 

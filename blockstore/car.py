@@ -25,6 +25,9 @@ Policies (each checked against the go-car and IPLD spec fixtures listed in
 
 Every error is a :class:`CarError` naming the problem and the byte offset in
 the stream where it was found.
+
+Why one module of over 500 lines: the CAR v1/v2 reader, the sans-I/O streaming parser and the
+writer share the header and section codecs; each is a small class.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import libipld
 
 from .cid import BLAKE2B_256, IDENTITY, SHA2_256, SHA2_512, CidError, cid_to_str, encode_varint, hash_digest, parse_cid, read_cid
 from .links import LinksError, scan_cbor_cids
+from .errors import InvalidData
 
 __all__ = [
     "CarError",
@@ -71,7 +75,7 @@ _HASH_NAMES = {SHA2_256: "sha2-256", SHA2_512: "sha2-512", BLAKE2B_256: "blake2b
 _HEADER_LEN, _HEADER, _V2_HEADER, _SKIP, _SECTION_LEN, _SECTION, _DONE = range(7)
 
 
-class CarError(ValueError):
+class CarError(InvalidData):
     """A malformed or rejected CAR; ``offset`` is the byte offset in the stream where the problem is."""
 
     def __init__(self, message: str, offset: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from typing import Any, NamedTuple
+from .errors import InvalidData
 
 __all__ = ["CborError", "Link", "decode_cbor", "MAX_DEPTH"]
 
@@ -18,7 +19,7 @@ __all__ = ["CborError", "Link", "decode_cbor", "MAX_DEPTH"]
 MAX_DEPTH = 256
 
 
-class CborError(ValueError):
+class CborError(InvalidData):
     """Bytes that are not one well-formed DAG-CBOR item."""
 
 

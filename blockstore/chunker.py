@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol
+from .errors import InvalidData
 
 __all__ = ["ChunkerError", "DEFAULT_CHUNK_SIZE", "MAX_CHUNK_SIZE", "parse_chunker", "chunk_stream", "chunk_bytes"]
 
@@ -24,7 +25,7 @@ MAX_CHUNK_SIZE = 2 * 1024 * 1024 - 256
 _SIZE_RE = re.compile(r"size-([0-9]+)")
 
 
-class ChunkerError(ValueError):
+class ChunkerError(InvalidData):
     """A chunker specification that is malformed or not supported."""
 
 

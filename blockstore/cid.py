@@ -13,6 +13,7 @@ import hashlib
 from typing import NamedTuple
 
 import libipld
+from .errors import InvalidData
 
 # multicodec codes used by Pinion
 IDENTITY = 0x00
@@ -30,11 +31,11 @@ MAX_IDENTITY_DIGEST = 128
 _DIGEST_SIZES = {SHA2_256: 32, SHA2_512: 64, BLAKE2B_256: 32}
 
 
-class CidError(ValueError):
+class CidError(InvalidData):
     """A CID or multihash that cannot be parsed or is not supported."""
 
 
-class HashMismatch(ValueError):
+class HashMismatch(InvalidData):
     """A block whose bytes do not hash to the digest in its CID."""
 
 

@@ -21,6 +21,7 @@ from . import dagjson
 from .cid import DAG_CBOR, DAG_PB, RAW
 from .dagpb import DagPBError, PBLink, PBNode, decode_pbnode, encode_pbnode
 from .links import DAG_JSON
+from .errors import InvalidData
 
 JSON = 0x0200
 CBOR = 0x51
@@ -28,7 +29,7 @@ CBOR = 0x51
 CODECS = {"dag-cbor": DAG_CBOR, "dag-json": DAG_JSON, "dag-pb": DAG_PB, "json": JSON, "cbor": CBOR, "raw": RAW}
 
 
-class CodecError(ValueError):
+class CodecError(InvalidData):
     """An unknown codec name, input that does not decode, or a value the store codec cannot hold."""
 
 

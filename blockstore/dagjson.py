@@ -17,11 +17,12 @@ import math
 from typing import Any
 
 from multiformats import CID
+from .errors import InvalidData
 
 __all__ = ["DagJsonError", "decode", "encode", "decode_json", "encode_json"]
 
 
-class DagJsonError(ValueError):
+class DagJsonError(InvalidData):
     """Input that is not valid (DAG-)JSON or a value DAG-JSON cannot hold."""
 
 

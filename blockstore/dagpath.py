@@ -21,12 +21,15 @@ from . import dagjson, exporter
 from .cid import DAG_CBOR, DAG_PB, cid_to_str, parse_cid
 from .dagwalk import BlockNotFound, inline_data
 from .links import DAG_JSON
+from .errors import BlockstoreError
 
 GetBlock = Callable[[bytes], "bytes | None"]
 
 
-class NoLink(LookupError):
-    """A path segment that names nothing in the block reached so far."""
+class NoLink(BlockstoreError, LookupError):
+    """A path segment that names nothing in the block reached so far (HTTP 404)."""
+
+    status = 404
 
     def __init__(self, name: str, node: bytes) -> None:
         super().__init__(f'no link named "{name}" under {cid_to_str(node)}')

@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .cid import CidError, read_cid
+from .errors import InvalidData
 
 __all__ = ["DagPBError", "PBLink", "PBNode", "encode_pbnode", "decode_pbnode", "encode_varint", "read_pb_varint", "node_size"]
 
 
-class DagPBError(ValueError):
+class DagPBError(InvalidData):
     """Bytes that are not a valid dag-pb block."""
 
 

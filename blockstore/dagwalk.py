@@ -12,25 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .cid import CidError, cid_to_str, parse_cid
+from .cid import CidError, parse_cid
+from .errors import BlockNotFound
 from .links import iter_links
 
 __all__ = ["BlockNotFound", "GetBlock", "LinksFn", "inline_data", "walk_dag"]
 
 GetBlock = Callable[[bytes], "bytes | None"]
 LinksFn = Callable[[bytes, bytes], Iterable[bytes]]
-
-
-class BlockNotFound(LookupError):
-    """A block the operation needs is not available; ``cid`` names it."""
-
-    def __init__(self, cid: bytes) -> None:
-        self.cid = cid
-        try:
-            text = cid_to_str(cid)
-        except (ValueError, TypeError):
-            text = cid.hex()
-        super().__init__(text)
 
 
 def inline_data(cid: bytes) -> bytes | None:

@@ -13,6 +13,7 @@ import plyvel
 
 from .layout import NS_META
 from .memory import DEFAULT_PLAN, MemoryPlan
+from .errors import BlockstoreError
 
 FORMAT_VERSION = b"1"
 
@@ -22,7 +23,7 @@ FORMAT_VERSION = b"1"
 BLOOM_FILTER_BITS = 10
 
 
-class RepoLockedError(RuntimeError):
+class RepoLockedError(BlockstoreError, RuntimeError):
     """Another process holds the LevelDB lock of this repo."""
 
 

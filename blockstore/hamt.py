@@ -29,6 +29,7 @@ from .cid import DAG_PB, SHA2_256, make_cid, make_multihash
 from .dagpb import PBLink, PBNode, decode_pbnode, encode_pbnode
 from .unixfs import HAMT_SHARD, UnixFSData, decode_unixfs, encode_unixfs
 from .walk_protocol import Need, Visited, Walk, run_sync, stream_sync
+from .errors import InvalidData
 
 __all__ = [
     "MURMUR3_X64_64",
@@ -56,7 +57,7 @@ GetBlock = Callable[[bytes], bytes]
 BlockSink = Callable[[bytes, bytes], None]
 
 
-class HamtError(ValueError):
+class HamtError(InvalidData):
     """A malformed HAMT shard, or a parameter the HAMT cannot use."""
 
 

@@ -15,6 +15,7 @@ import libipld
 
 from .cid import DAG_CBOR, DAG_PB, IDENTITY, LIBP2P_KEY, RAW, CidError, cid_from_str, parse_cid, read_cid
 from .dagpb import DagPBError, decode_pbnode
+from .errors import InvalidData
 
 __all__ = ["LinksError", "DAG_JSON", "iter_links", "cbor_links", "dag_json_links"]
 
@@ -26,7 +27,7 @@ _CBOR = 0x51
 _LEAF_CODECS = frozenset({RAW, _JSON, _CBOR, LIBP2P_KEY, IDENTITY})
 
 
-class LinksError(ValueError):
+class LinksError(InvalidData):
     """A block that does not decode as its CID's codec, or a codec whose links are unknown."""
 
 

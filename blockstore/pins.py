@@ -21,6 +21,7 @@ from .cid import parse_cid
 from .kv import KVStore
 from .layout import NS_GC_MARK, NS_PINS
 from .store import BlockStore
+from .errors import InvalidData
 
 RECURSIVE = "recursive"
 DIRECT = "direct"
@@ -29,12 +30,12 @@ _NAMES = {v: k for k, v in _CODES.items()}
 #: kubo's limit on a pin name (cmdutils.MaxPinNameBytes)
 MAX_PIN_NAME_BYTES = 255
 
-__all__ = ["DIRECT", "NS_GC_MARK", "RECURSIVE", "PinError", "Pins", "collect_garbage"]
+__all__ = ["DIRECT", "NS_GC_MARK", "RECURSIVE", "LocalPinError", "Pins", "collect_garbage"]
 
 LinksFn = Callable[[bytes, bytes], list[bytes]]
 
 
-class PinError(ValueError):
+class LocalPinError(InvalidData):
     """A pin operation that cannot be done (e.g. unpinning what is not pinned)."""
 
 
@@ -49,13 +50,13 @@ def check_pin_name(name: str) -> None:
     """Refuse a name longer than kubo allows (255 bytes of UTF-8)."""
     n = len(name.encode("utf-8", "surrogateescape"))
     if n > MAX_PIN_NAME_BYTES:
-        raise PinError(f"pin name is {n} bytes (max {MAX_PIN_NAME_BYTES} bytes)")
+        raise LocalPinError(f"pin name is {n} bytes (max {MAX_PIN_NAME_BYTES} bytes)")
 
 
 def _decode(value: bytes) -> PinRecord:
     kind = _NAMES.get(value[:1])
     if kind is None:
-        raise PinError(f"corrupt pin record (type byte {value[:1]!r})")
+        raise LocalPinError(f"corrupt pin record (type byte {value[:1]!r})")
     return PinRecord(kind, value[1:].decode("utf-8", "surrogateescape"))
 
 
@@ -77,7 +78,7 @@ class Pins:
         keeps the name the pin already has.
         """
         if kind not in _CODES:
-            raise PinError(f"unknown pin type {kind!r}")
+            raise LocalPinError(f"unknown pin type {kind!r}")
         if name is not None:
             check_pin_name(name)
         parse_cid(cid)
@@ -130,11 +131,11 @@ class Pins:
                 logging.getLogger(__name__).exception("pin listener failed")
 
     def remove(self, cid: bytes) -> str:
-        """Unpin ``cid``; return the type it had. PinError if it was not pinned."""
+        """Unpin ``cid``; return the type it had. LocalPinError if it was not pinned."""
         key = NS_PINS + cid
         value = self._db.get(key)
         if value is None:
-            raise PinError("not pinned")
+            raise LocalPinError("not pinned")
         self._db.delete(key, sync=True)
         return _decode(value).kind
 

@@ -39,6 +39,7 @@ from .kv import KVStore
 from .layout import NS_BLOCKS, NS_GC_MARK, NS_JOURNAL, NS_META
 from .memory import DEFAULT_PLAN
 from .uploads import marker as upload_marker
+from .errors import InvalidData
 
 _TOTALS_KEY = NS_META + b"totals"
 _RAW = b"\x00"
@@ -53,7 +54,7 @@ COMPRESS_MIN = 256
 SAMPLE = 4096
 
 
-class BlockTooLarge(ValueError):
+class BlockTooLarge(InvalidData):
     """A block over the configured maximum block size."""
 
 

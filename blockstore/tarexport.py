@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 from . import exporter
+from .errors import InvalidData
 
 GetBlock = Callable[[bytes], "bytes | None"]
 BLOCK = tarfile.BLOCKSIZE
@@ -31,7 +32,7 @@ BLOCK = tarfile.BLOCKSIZE
 OUTSIDE_ROOT = "relative UnixFS paths outside the root are not allowed, use CAR instead"
 
 
-class TarExportError(ValueError):
+class TarExportError(InvalidData):
     """A tree that cannot be written as a tar (an entry name that leaves the root, a non-UnixFS node)."""
 
 

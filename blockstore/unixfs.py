@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 
 from .dagpb import DagPBError, encode_varint, read_pb_varint
+from .errors import InvalidData
 
 __all__ = [
     "RAW",
@@ -43,7 +44,7 @@ TYPE_NAMES = {RAW: "raw", DIRECTORY: "directory", FILE: "file", METADATA: "metad
 _MAX_U64 = (1 << 64) - 1
 
 
-class UnixFSError(ValueError):
+class UnixFSError(InvalidData):
     """Bytes that are not a valid UnixFS Data message, or a value that cannot be encoded."""
 
 

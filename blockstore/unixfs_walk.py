@@ -40,6 +40,7 @@ from .dagpb import DagPBError, PBLink, PBNode, decode_pbnode
 from .unixfs import DIRECTORY, FILE, HAMT_SHARD, TYPE_NAMES, UnixFSData, UnixFSError, decode_unixfs
 from .unixfs import RAW as UNIXFS_RAW
 from .walk_protocol import Ahead, Need, Visited, Walk, collect
+from .errors import InvalidData
 
 __all__ = [
     "ExportError",
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 
-class ExportError(ValueError):
+class ExportError(InvalidData):
     """Content that cannot be read the way it was asked for."""
 
 
@@ -76,7 +77,9 @@ class NotAFile(ExportError):
 
 
 class PathNotFound(ExportError):
-    """A path segment that names nothing in its directory."""
+    """A path segment that names nothing in its directory (HTTP 404)."""
+
+    status = 404
 
 
 # ---------------------------------------------------------------------- decoding

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from blockstore.cid import cid_to_str
 
 from .monitor import Metric
+from .errors import InvalidRequest
 
 FREESPACE = "freespace"
 
 
-class AllocationError(ValueError):
+class AllocationError(InvalidRequest):
     """No valid allocation exists (too few peers with the metrics, the space, or not blacklisted)."""
 
 

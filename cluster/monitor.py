@@ -22,6 +22,7 @@ from typing import Any
 import libipld
 
 from .pin import ns_to_rfc3339
+from .errors import InvalidRequest
 
 #: the metric whose freshness defines the peer set
 PING = "ping"
@@ -31,7 +32,7 @@ MAX_ALERTS = 1000
 MAX_METRIC_BYTES = 16 * 1024
 
 
-class MetricError(ValueError):
+class MetricError(InvalidRequest):
     """A metric that cannot be decoded or used; the message names the problem."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import libipld
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str, encode_varint, parse_cid
+from .errors import InvalidRequest
 
 RECURSIVE = "recursive"
 DIRECT = "direct"
@@ -29,7 +30,7 @@ PIN_TYPES = ("pin", "meta-pin", "clusterdag-pin", "shard-pin")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-class PinError(ValueError):
+class PinError(InvalidRequest):
     """A pin that cannot be decoded or breaks a rule of the pin format."""
 
 

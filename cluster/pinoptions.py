@@ -26,6 +26,7 @@ from multiformats import multibase
 from blockstore.cid import LIBP2P_KEY, CidError, cid_from_str, codec_of, read_varint
 
 from .pin import Pin, PinError, rfc3339_to_ns
+from .errors import InvalidRequest
 
 #: nanoseconds per Go duration unit
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -49,7 +50,7 @@ MAX_META_VALUE = 4096
 MAX_ADDR = 1024
 
 
-class PinOptionsError(ValueError):
+class PinOptionsError(InvalidRequest):
     """A pin option that cannot be used; the message names the parameter."""
 
 

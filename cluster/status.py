@@ -21,6 +21,7 @@ import libipld
 from blockstore.cid import CidError, cid_to_str, parse_cid
 
 from .pin import Pin, ns_to_rfc3339
+from .errors import InvalidRequest
 
 #: TrackerStatus name -> bit (IPFS Cluster's values; ``pin_failed`` is ours)
 STATUSES: dict[str, int] = {
@@ -49,7 +50,7 @@ COMPOSITES: dict[str, int] = {
 ERROR_STATUSES = frozenset({"cluster_error", "pin_error", "unpin_error", "pin_failed", "unexpectedly_unpinned"})
 
 
-class StatusError(ValueError):
+class StatusError(InvalidRequest):
     """A status, filter or encoded PinInfo that cannot be used; the message names it."""
 
 

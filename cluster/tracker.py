@@ -87,6 +87,8 @@ _U64 = struct.Struct(">Q")
 class QueueFull(AllocationError):
     """A new pin would go to a peer whose pin queue is full: HTTP 429, try again later."""
 
+    status = 429
+
 
 def admission_limit(max_queue: int, *, upload: bool) -> int:
     """How many pins may be queued on a peer when a new one is admitted to its queue.

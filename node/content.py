@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import trio
 
 from bitswap import Bitswap, BitswapConfig, fetch_dag
-from bitswap import BlockNotFound as BitswapNotFound
+from bitswap import BlockNotDelivered
 from bitswap import FetchError
 from blockstore.store import BlockStore
 
@@ -78,7 +78,7 @@ class NetworkContent:
         async with self._searching(cid) as search:
             try:
                 return await self._p2p.run_in_libp2p(bs.get_block, cid, timeout or self.fetch_timeout)
-            except BitswapNotFound:
+            except BlockNotDelivered:
                 timeout_error = BlockTimeout(cid)
                 timeout_error.args = (search.explain(timeout_error.args[0]),)
                 raise timeout_error from None

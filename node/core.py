@@ -4,6 +4,10 @@ Every method is synchronous and streams where the data can be large. The
 daemon calls them from worker threads; the CLI calls them directly when no
 daemon runs. CIDs are bytes; paths are strings (``CID[/a/b]`` or
 ``/ipfs/CID/a/b``).
+
+Why one module of over 500 lines: :class:`CoreAPI` is the one facade both the offline CLI and
+the daemon's APIs call, a thin method per command over the block store, pins and walks that live
+in ``blockstore/``; splitting it would scatter the commands a reader looks up by name.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from blockstore.dagwalk import BlockNotFound, inline_data, walk_dag
 from blockstore.gc import record_pin
 from blockstore.kv import KVStore
 from blockstore.links import LinksError, iter_links
-from blockstore.pins import DIRECT, RECURSIVE, PinError, check_pin_name, collect_garbage
+from blockstore.pins import DIRECT, RECURSIVE, LocalPinError, check_pin_name, collect_garbage
 from blockstore.store import BlockTooLarge
 from blockstore.uploads import Uploads
 from blockstore.visited import VisitedSet
 
+from .errors import BadRequest, Busy, CoreError, NodeError, NotFound
 from .repo import Repo
 
 Progress = Callable[[int], None] | None
@@ -45,22 +50,6 @@ PIN_TYPES = ("all", RECURSIVE, DIRECT, "indirect")
 
 _CODECS = {"raw": RAW, "dag-pb": DAG_PB, "dag-cbor": DAG_CBOR}
 _MHTYPES = {"sha2-256": SHA2_256, "blake2b-256": BLAKE2B_256}
-
-
-class CoreError(Exception):
-    """An operation that cannot be done; the message is one clear line."""
-
-
-class NotFound(CoreError):
-    """A CID, path or block that is not there."""
-
-
-class BadRequest(CoreError):
-    """Malformed input: a bad CID, path, option or file."""
-
-
-class Busy(CoreError):
-    """The node cannot take it now (its pin queue is full): HTTP 429, try again later."""
 
 
 def parse_path(path: str) -> tuple[bytes, list[str]]:
@@ -81,7 +70,7 @@ def parse_path(path: str) -> tuple[bytes, list[str]]:
     return root, segments
 
 
-class FetchNeeded(Exception):
+class FetchNeeded(NodeError):
     """A block (with ``dag``: the DAG under it) is not in the store and must come from the network.
 
     Raised by the daemon's :class:`Network` from a worker thread instead of waiting there: the
@@ -605,7 +594,7 @@ class CoreAPI:
         Returns the CID's pin type now (None: not pinned)."""
         try:
             check_pin_name(name)
-        except PinError as exc:
+        except LocalPinError as exc:
             raise BadRequest(str(exc)) from None
         before = self.pins.get(cid)
         if not recursive and before == RECURSIVE:
@@ -633,7 +622,7 @@ class CoreAPI:
             raise CoreError(f"{cid_to_str(cid)} is pinned recursively")
         try:
             self.pins.remove(cid)
-        except PinError:
+        except LocalPinError:
             raise NotFound("not pinned or pinned indirectly") from None
         return cid
 
@@ -741,7 +730,7 @@ class CoreAPI:
             from .cluster.pinset import open_replica
 
             replica = open_replica(self.repo)
-        peer = str(self.repo.config.get("Cluster", {}).get("PeerID", ""))
+        peer = str(self.repo.config["Cluster"]["PeerID"])
         uploads = Uploads(self.repo.db)
         sources = [
             lambda: ((cid, True) for cid, _ts in uploads),
@@ -754,13 +743,12 @@ class CoreAPI:
 
 def _allocated_pins(replica: Any, peer: str) -> Iterator[tuple[bytes, bool]]:
     """(CID, recursive) of every pin of the cluster pinset allocated to ``peer`` (or to every peer)."""
-    from cluster.pin import Pin
-    from cluster.pin import PinError as ClusterPinError
+    from cluster.pin import Pin, PinError
 
     for cid, value in replica.set.items():
         try:
             pin = Pin.from_cbor(value)
-        except ClusterPinError:
+        except PinError:
             continue
         if not pin.allocations or peer in pin.allocations:
             yield cid, pin.max_depth != 0

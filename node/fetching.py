@@ -5,7 +5,7 @@ network hooks (node/content.py) never wait in the worker thread: a block that is
 ends the operation with :class:`~node.core.FetchNeeded`. :class:`FetchingCore` then awaits
 the block (or the DAG) over bitswap on the event loop, where a wait costs no thread, and runs
 the operation again. Each CID is fetched at most once per call, so an operation ends:
-a block that does not come within ``Gateway.FetchTimeout`` is a :class:`~node.core.NotFound`.
+a block that does not come within ``Gateway.FetchTimeout`` is a :class:`~node.errors.NotFound`.
 
 Streams are blocking generators pulled by :func:`pull` a batch at a time: each batch is one
 job in the pool (up to :data:`BATCH_BYTES` or :data:`BATCH_SECONDS`), and between batches no
@@ -36,7 +36,8 @@ from typing import Any, TypeVar
 
 from blockstore.cid import cid_to_str
 
-from .core import CoreAPI, FetchNeeded, NotFound
+from .core import CoreAPI, FetchNeeded
+from .errors import NotFound
 
 T = TypeVar("T")
 

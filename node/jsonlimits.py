@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from .errors import NodeError
 
 #: deepest nesting accepted (a pin is 3 levels deep)
 MAX_DEPTH = 64
@@ -31,7 +32,7 @@ MAX_BYTES = 1024 * 1024
 _SPECIAL = re.compile(rb'[\[\]{}"\\]')
 
 
-class JsonLimitError(ValueError):
+class JsonLimitError(NodeError, ValueError):
     """JSON refused before decoding (too large, too deep) or not JSON at all; the message says which."""
 
 

@@ -44,7 +44,7 @@ class LineFormatter(logging.Formatter):
 
 def setup(config: dict[str, Any], stream: TextIO | None = None) -> None:
     """Configure the root logger from the ``Logging`` config section (idempotent)."""
-    section = config.get("Logging", {})
+    section = config["Logging"]
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_pinion", False):
@@ -54,7 +54,7 @@ def setup(config: dict[str, Any], stream: TextIO | None = None) -> None:
     handler.addFilter(ResourceErrorFilter())
     handler._pinion = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(section.get("Level", "WARNING"))
-    for name, level in (section.get("Subsystems") or {}).items():
+    root.setLevel(section["Level"])
+    for name, level in (section["Subsystems"] or {}).items():
         for prefix in ("", *_PREFIXES):
             logging.getLogger(prefix + name).setLevel(level)

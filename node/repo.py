@@ -26,13 +26,14 @@ from blockstore.store import BlockStore
 
 from . import config as cfgmod
 from .memlimit import memory_plan
+from .errors import NodeError
 
 DATASTORE_DIR = "datastore"
 API_FILE = "api"
 ENDPOINTS_FILE = "endpoints.json"
 
 
-class RepoError(RuntimeError):
+class RepoError(NodeError, RuntimeError):
     """The repo is missing, locked or unusable; the message is one clear line."""
 
 
@@ -56,7 +57,7 @@ class Repo:
         self.db = db
         ds = config["Datastore"]
         #: how Datastore.MemoryBudget is split (LevelDB buffers, import batches, upload buffer)
-        self.memory = memory or memory_plan(ds.get("MemoryBudget", 0))
+        self.memory = memory or memory_plan(ds["MemoryBudget"])
         self.store = BlockStore(
             db,
             max_block_size=ds["MaxBlockSize"],
@@ -111,7 +112,7 @@ class Repo:
             cfg = cfgmod.load(p)
         except cfgmod.ConfigError as exc:
             raise RepoError(str(exc)) from None
-        memory = memory_plan(cfg["Datastore"].get("MemoryBudget", 0))
+        memory = memory_plan(cfg["Datastore"]["MemoryBudget"])
         return cls(p, cfg, _open_db(p, memory), memory)
 
     def save_config(self) -> None:

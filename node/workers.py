@@ -49,6 +49,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from .errors import NodeError
 
 T = TypeVar("T")
 
@@ -56,8 +57,10 @@ T = TypeVar("T")
 ADMISSION_WAIT = 30.0
 
 
-class PoolBusy(Exception):
+class PoolBusy(NodeError):
     """No worker could be had in time (answered 503 with ``Retry-After``)."""
+
+    status = 503
 
     def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)

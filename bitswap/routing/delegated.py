@@ -55,6 +55,7 @@ from .records import (
     filter_record,
     peer_id_to_str,
 )
+from ..errors import NetworkUnavailable
 
 __all__ = [
     "DEFAULT_FILTER_PROTOCOLS",
@@ -97,7 +98,7 @@ def default_routers(routing_type: str) -> list[str]:
     return []
 
 
-class RouterError(RuntimeError):
+class RouterError(NetworkUnavailable):
     """One router's request failed (status, content type, timeout, connection, unusable body)."""
 
 

@@ -28,6 +28,10 @@ loop, every complete frame answered in order, so a peer may pipeline; batched
 ADD_PROVIDERs go many frames per write on one stream per peer. A peer enters
 the routing table only after it answered a request of ours (so it is a DHT
 server); a new connection is probed with FIND_NODE(our ID) to find out.
+
+Why one module of over 500 lines: it is one class, the I/O shell that owns the host's streams
+(handler, lookups, batched providing, bootstrap, probes); every rule it applies lives in a sans-I/O
+``kad_*.py`` module of its own (message codec, keyspace, table, lookup, server).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ from .kad_message import (
 from .kad_server import KadRequestError, KadServer, check_provider_key
 from .kad_table import RoutingTable
 from .providers_store import ProviderStore
+from ..errors import NetworkUnavailable
 
 __all__ = ["PROTOCOL_ID", "DHT", "DHTError", "ProvideResult", "to_dht_key"]
 
@@ -86,7 +91,7 @@ _FAILURE_BACKOFF = 60.0  #: seconds a peer whose request failed is not asked aga
 _MAX_FAILED_REMEMBERED = 4096
 
 
-class DHTError(RuntimeError):
+class DHTError(NetworkUnavailable):
     """A DHT operation that cannot run (bad key, DHT not running)."""
 
 

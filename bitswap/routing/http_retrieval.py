@@ -35,6 +35,10 @@ Use (on the node's asyncio loop, beside bitswap in the trio thread)::
 For a DAG fetch the node can race ``fetch_dag`` against bitswap's ``fetch_dag`` on the same
 store: both skip blocks already present, so whichever is faster fills the store and the other
 finds the blocks there.
+
+Why one module of over 500 lines: one fetcher whose block and DAG paths share the verification,
+the connection pool and the provider scoring; the scores (``provider_scores.py``) and the URL
+policy are separate.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from blockstore.store import BlockStore
 
 from .provider_scores import ProviderScores
 from .records import TRANSPORT_HTTP, PeerRecord
+from ..errors import NetworkUnavailable
 
 __all__ = [
     "BlockUnavailable",
@@ -79,7 +84,7 @@ _STORE_BATCH = 4 * 1024 * 1024
 Progress = Callable[[int, int], None]
 
 
-class HttpRetrievalError(RuntimeError):
+class HttpRetrievalError(NetworkUnavailable):
     """A DAG or block could not be fetched over HTTP."""
 
 

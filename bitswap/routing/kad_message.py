@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from ..errors import BadMessage
 
 __all__ = [
     "KadMessageError",
@@ -78,7 +79,7 @@ _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
 
 
-class KadMessageError(ValueError):
+class KadMessageError(BadMessage):
     """A DHT message that is malformed, over a limit, or of an unknown type."""
 
 

@@ -46,6 +46,7 @@ from .kad_message import (
 )
 from .kad_table import RoutingTable
 from .providers_store import STORED, RENEWED, ProviderStore, multihash_len
+from ..errors import BadMessage
 
 __all__ = ["KadRequestError", "ServerStats", "KadServer", "MAX_PROVIDER_KEY_SIZE", "check_provider_key"]
 
@@ -55,7 +56,7 @@ MAX_PROVIDER_KEY_SIZE = 80  #: longest multihash accepted in ADD_PROVIDER / GET_
 PeerInfoFn = Callable[[bytes], tuple[list[bytes], bool]]
 
 
-class KadRequestError(ValueError):
+class KadRequestError(BadMessage):
     """A request that is malformed or not supported: the shell resets the stream."""
 
 

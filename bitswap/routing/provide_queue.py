@@ -53,6 +53,10 @@ Use (on the node's asyncio loop)::
 
 ``announce(batch)`` is awaited by up to ``workers`` tasks at once; it returns None (all
 announced), or one bool per key, or raises (the whole batch failed).
+
+Why one module of over 500 lines: the queue's LevelDB layout (the table above) is read and
+written by all three parts; keeping them beside it keeps every key of ``q/`` in one file. The
+sans-I/O rules are the first section and are tested alone (tests/bitswap/routing/test_provide_queue.py).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from typing import Any
 import multiaddr
 
 from blockstore.cid import IDENTITY, SHA2_256, CidError, cid_from_str, read_varint
+from ..errors import BadMessage
 
 __all__ = [
     "JSON_TYPE",
@@ -64,11 +65,11 @@ MAX_ADDR_LEN = 1024
 MAX_INLINE_KEY = 42
 
 
-class PeerIdError(ValueError):
+class PeerIdError(BadMessage):
     """A string or multihash that is not a libp2p peer ID."""
 
 
-class RoutingAnswerError(ValueError):
+class RoutingAnswerError(BadMessage):
     """A routing answer that cannot be used at all (not JSON, wrong shape); single bad records are skipped instead."""
 
 

@@ -6,7 +6,7 @@ for the entry point.
 
 from .delta import Delta, DeltaError, decode_delta
 from .orset import Change, ORSet
-from .replica import DELETE, PUT, MissingBlock, QueueFull, Received, Replica
+from .replica import DELETE, PUT, MissingBlock, ReceiveQueueFull, Received, Replica
 from .snapshot import SnapshotError
 
 __all__ = [
@@ -17,7 +17,7 @@ __all__ = [
     "DeltaError",
     "MissingBlock",
     "ORSet",
-    "QueueFull",
+    "ReceiveQueueFull",
     "Received",
     "Replica",
     "SnapshotError",

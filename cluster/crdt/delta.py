@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 import libipld
 
 from blockstore.cid import DAG_CBOR, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
+from ..errors import InvalidRequest
 
 FORMAT_VERSION = 1
 #: largest encoded delta accepted from the network
 MAX_DELTA_SIZE = 2 * 1024 * 1024
 
 
-class DeltaError(ValueError):
+class DeltaError(InvalidRequest):
     """A delta block that cannot be decoded or breaks the delta format."""
 
 

@@ -39,6 +39,7 @@ from . import layout as L
 from .delta import MAX_DELTA_SIZE, Delta, DeltaError, decode_delta, delta_links
 from .orset import Change, IndexTerms, ORSet
 from .snapshot import SnapshotError, build_snapshot, decode_covered, decode_elements, decode_root
+from ..errors import ClusterError
 
 #: cid -> block bytes, or None when the block cannot be had now
 BlockGetter = Callable[[bytes], "bytes | None"]
@@ -49,7 +50,7 @@ DELETE = 2
 DELTA_BUDGET = MAX_DELTA_SIZE // 2
 
 
-class MissingBlock(LookupError):
+class MissingBlock(ClusterError, LookupError):
     """A delta needed to apply a head is neither stored locally nor returned by the getter."""
 
     def __init__(self, cid: bytes) -> None:
@@ -57,7 +58,7 @@ class MissingBlock(LookupError):
         self.cid = cid
 
 
-class QueueFull(RuntimeError):
+class ReceiveQueueFull(ClusterError, RuntimeError):
     """The batching queue holds ``max_queue_size`` items."""
 
 
@@ -235,7 +236,7 @@ class Replica:
             _check_key(key)
         with self._lock:
             if self._queued + len(ops) > self.max_queue_size:
-                raise QueueFull(f"batching max_queue_size reached ({self.max_queue_size} items queued)")
+                raise ReceiveQueueFull(f"batching max_queue_size reached ({self.max_queue_size} items queued)")
             entries = []
             with self._db.write_batch(transaction=True, sync=self._sync) as wb:
                 for op, key, value in ops:

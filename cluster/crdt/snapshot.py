@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import libipld
 
 from blockstore.cid import DAG_CBOR, CidError, cid_for, cid_from_str, cid_to_str, parse_cid
+from ..errors import InvalidRequest
 
 FORMAT_VERSION = 1
 KIND = "pinion-crdt-snapshot"
@@ -33,7 +34,7 @@ KIND = "pinion-crdt-snapshot"
 CHUNK_BUDGET = 512 * 1024
 
 
-class SnapshotError(ValueError):
+class SnapshotError(InvalidRequest):
     """A snapshot block that cannot be decoded or breaks the snapshot format."""
 
 

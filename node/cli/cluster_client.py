@@ -22,11 +22,12 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from .multipart_body import multipart_body, walk_parts
+from ..errors import NodeError
 
 DEFAULT_API = "/ip4/127.0.0.1/tcp/9094"
 
 
-class ClusterClientError(RuntimeError):
+class ClusterClientError(NodeError, RuntimeError):
     """The API answered an error, or could not be reached; the message says which."""
 
     def __init__(self, message: str, status: int = 0) -> None:

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as cfgmod
+from ..errors import NodeError
 
 #: keys whose values are secrets
 SECRET_KEYS = ("Identity.PrivKey", "Cluster.PrivKey", "Cluster.Secret")
 MASK = "<hidden: use --show-secrets>"
 
 
-class ConfigCliError(ValueError):
+class ConfigCliError(NodeError, ValueError):
     """A config command that cannot be done; the message says why."""
 
 

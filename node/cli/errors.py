@@ -1,7 +1,8 @@
 """The CLI's one error: a message printed as ``Error: <message>`` before exiting with status 1."""
 
 from __future__ import annotations
+from ..errors import NodeError
 
 
-class CliError(Exception):
+class CliError(NodeError):
     """An error to print as one line before exiting with status 1."""

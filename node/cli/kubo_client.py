@@ -1,8 +1,8 @@
 """A synchronous client of a running daemon's kubo RPC, shaped like :class:`node.core.CoreAPI`.
 
 The CLI uses it when ``$PINION_PATH/api`` names a daemon that answers: same method names, same
-return types, same exceptions (:class:`~node.core.NotFound`,
-:class:`~node.core.BadRequest`, :class:`~node.core.CoreError`), so every
+return types, same exceptions (:class:`~node.errors.NotFound`,
+:class:`~node.errors.BadRequest`, :class:`~node.errors.CoreError`), so every
 command works the same online and offline. Uploads are sent as kubo's client
 sends them (multipart, chunked, streamed from disk); downloads stream.
 """
@@ -24,7 +24,7 @@ from blockstore.exporter import DirEntry
 from blockstore.importer import AddedEntry
 
 from ..config import ConfigError, tcp_host_port
-from ..core import BadRequest, CoreError, NotFound
+from ..errors import BadRequest, CoreError, NotFound
 from .multipart_body import READ_SIZE, multipart_body, walk_parts
 
 Progress = Callable[[int], None] | None

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pinion`` console script."""
     from ..config import ConfigError
-    from ..core import CoreError
+    from ..errors import CoreError
     from ..repo import RepoError
     from .cluster_client import ClusterClientError
     from .config_cli import ConfigCliError

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
-from ..core import BadRequest
+from ..errors import BadRequest
 
 #: bytes read from a file per chunk of the body
 READ_SIZE = 256 * 1024

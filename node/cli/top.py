@@ -39,6 +39,7 @@ from rich.text import Text
 
 from .cluster_client import ClusterClient, ClusterClientError, api_url, default_host
 from ..routing.top_rows import routing_rows
+from ..errors import NodeError
 
 #: pin errors listed at most
 ERRORS_SHOWN = 5
@@ -59,7 +60,7 @@ STATUS_ORDER = (
 )
 
 
-class TopError(RuntimeError):
+class TopError(NodeError, RuntimeError):
     """The dashboard cannot read the peer (message says where and why)."""
 
 

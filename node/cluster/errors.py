@@ -1,11 +1,7 @@
-"""The cluster peer's errors, mapped to HTTP by the REST and pinning-service APIs."""
+"""The cluster peer's errors are the cluster layer's: see :mod:`cluster.errors`."""
 
 from __future__ import annotations
 
+from cluster.errors import ClusterError, NotFoundError
 
-class NotFoundError(LookupError):
-    """The pin (or peer) is not there: HTTP 404."""
-
-
-class ClusterError(RuntimeError):
-    """The cluster cannot do it now: HTTP 500 with the message."""
+__all__ = ["ClusterError", "NotFoundError"]

@@ -112,11 +112,11 @@ class PeerCaller(Protocol):
     """Calls to other cluster peers over the peer RPC."""
 
     async def call(self, peer: str, method: str, args: Any = None, *, timeout: float = ...) -> Any:
-        """One result of ``method`` on ``peer``; RpcError when it fails."""
+        """One result of ``method`` on ``peer``; PeerRpcError when it fails."""
         ...
 
     def stream(self, peer: str, method: str, args: Any = None, *, timeout: float = ...) -> AsyncIterator[Any]:
-        """The streamed results of ``method`` on ``peer``; RpcError when it fails."""
+        """The streamed results of ``method`` on ``peer``; PeerRpcError when it fails."""
         ...
 
 

@@ -18,7 +18,7 @@ from cluster.monitor import MetricStore
 from cluster.trust import TrustedPeers
 
 from ..jsonlimits import loads as json_loads
-from ..p2p.peer_rpc import RpcError
+from ..p2p.peer_rpc import PeerRpcError
 from ..p2p.service import P2PService
 from .errors import ClusterError, NotFoundError
 from .interfaces import PeerCaller
@@ -147,7 +147,7 @@ class Membership:
                 return await self.id()
             try:
                 return await self._rpc.call(peer, "id", timeout=PEER_TIMEOUT)
-            except RpcError as exc:
+            except PeerRpcError as exc:
                 info = self.ping_info(peer)
                 return {
                     "id": peer,

@@ -25,8 +25,8 @@ from cluster.pin import Pin
 from cluster.trust import TrustedPeers
 
 from ..content import NetworkContent
-from ..core import CoreAPI, CoreError
-from ..core import NotFound as CoreNotFound
+from ..core import CoreAPI
+from ..errors import CoreError, NotFound
 from ..fetching import FetchingCore
 from ..p2p.peer_rpc import PeerRPC
 from ..p2p.service import P2PService
@@ -42,7 +42,7 @@ from .pinning import Pinning
 from .pinset import PinsetService, open_replica
 from .pintracker import PinTracker
 from .status import ClusterStatus
-from .upkeep import Upkeep
+from .upkeep import Upkeep, UpkeepConfig
 from .uploads import UploadReleaser
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class ClusterPeer:
         self.graph = ConnectGraph(p2p, members, rpc)
         self.pinning = Pinning(pinset, tracker, members, self.monitor, self.config)
         self.cluster_status = ClusterStatus(pinset, tracker, members, rpc)
-        self.upkeep = Upkeep(pinset, members, self.pinning, self.config)
+        self.upkeep = Upkeep(pinset, members, self.pinning, UpkeepConfig.from_config(self.config))
         self.uploads = UploadReleaser(
             Uploads(repo.db), pinset, tracker, self.cluster_status,
             peer_id=self.peer_id, interval=float(cluster["MonitorPingInterval"]),
@@ -212,7 +212,7 @@ class ClusterPeer:
             path = "/ipfs/" + path[len("/ipld/") :]
         try:
             return await self._resolver.resolve(path)  # missing blocks are awaited on the loop, in no thread
-        except CoreNotFound as exc:
+        except NotFound as exc:
             raise NotFoundError(str(exc)) from None
         except CoreError as exc:
             raise ValueError(str(exc)) from None

@@ -54,6 +54,7 @@ from cluster.pin import Pin, PinError, meta_term, name_term, pin_index_terms
 from ..p2p.service import P2PService, Subscription
 from ..repo import Repo
 from .interfaces import PeerCaller
+from cluster.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ BRANCH_FETCH_CHUNK = 2_000
 PAGE = 1000
 
 
-class PinsetError(ValueError):
+class PinsetError(InvalidRequest):
     """A broadcast message or pinset request that cannot be used; the message names the problem."""
 
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from blockstore.cid import cid_to_str
 from cluster.pin import Pin
 
-from ..kuborpc.options import Options, RpcError, parse_cid_arg
+from ..kuborpc.options import Options, KuboRpcError, parse_cid_arg
 from .pinset import PAGE, PinsetService
 
 
@@ -37,7 +37,7 @@ def rpc_routes(service: PinsetService) -> dict[str, Any]:
     async def h_rm(_request: web.Request, _ctx: Any, opts: Options) -> web.StreamResponse:
         cid = parse_cid_arg(opts.one_arg("cid"))
         if not await service.remove(cid):
-            raise RpcError(f"{cid_to_str(cid)} is not in the cluster pinset")
+            raise KuboRpcError(f"{cid_to_str(cid)} is not in the cluster pinset")
         return web.json_response({"cid": cid_to_str(cid)})
 
     async def h_ls(request: web.Request, _ctx: Any, _opts: Options) -> web.StreamResponse:

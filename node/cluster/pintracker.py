@@ -31,7 +31,7 @@ from blockstore.dagwalk import BlockNotFound
 from blockstore.gc import record_pin
 from blockstore.kv import KVStore
 from blockstore.pins import DIRECT, RECURSIVE
-from blockstore.pins import PinError as LocalPinError
+from blockstore.pins import LocalPinError
 from blockstore.pins import Pins
 from blockstore.cid import cid_to_str
 from blockstore.store import BlockStore

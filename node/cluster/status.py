@@ -20,7 +20,7 @@ from blockstore.cid import cid_to_str
 from cluster.pin import Pin
 from cluster.status import PinInfo, global_pin_info, status_bit
 
-from ..p2p.peer_rpc import RpcError
+from ..p2p.peer_rpc import PeerRpcError
 from .errors import NotFoundError
 from .interfaces import PeerCaller, PinsetState, TrackerView
 from .membership import PEER_TIMEOUT, Membership, now_ns
@@ -85,7 +85,7 @@ class ClusterStatus:
         try:
             data = await self._rpc.call(peer, "status", cid, timeout=PEER_TIMEOUT)
             return self.decorate(PinInfo.decode(data))
-        except (RpcError, ValueError) as exc:
+        except (PeerRpcError, ValueError) as exc:
             return self.plain(cid, peer, "cluster_error", str(exc))
 
     # ------------------------------------------------------------ every pin
@@ -144,7 +144,7 @@ class ClusterStatus:
                 return self.plain(cid, peer, "remote")
             try:
                 return self.decorate(PinInfo.decode(await self._rpc.call(peer, "recover", cid, timeout=PEER_TIMEOUT)))
-            except (RpcError, ValueError) as exc:
+            except (PeerRpcError, ValueError) as exc:
                 return self.plain(cid, peer, "cluster_error", str(exc))
 
         infos = await asyncio.gather(*(one_peer(p) for p in peers))
@@ -163,7 +163,7 @@ class ClusterStatus:
                         self.decorate(PinInfo.decode(d))
                         async for d in self._rpc.stream(peer, "recover_all", timeout=PEER_TIMEOUT)
                     ]
-                except (RpcError, ValueError) as exc:
+                except (PeerRpcError, ValueError) as exc:
                     log.warning("recover on %s failed: %s", peer, exc)
                     continue
             for info in infos:
@@ -184,7 +184,7 @@ class ClusterStatus:
                 return peer, self._tracker.counts(), ""
             try:
                 return peer, await self._rpc.call(peer, "counts", timeout=PEER_TIMEOUT), ""
-            except RpcError as exc:
+            except PeerRpcError as exc:
                 return peer, None, str(exc)
 
         out: dict[str, Any] = {"peers": {}, "total": {}, "errors": {}}
@@ -227,7 +227,7 @@ class PeerStream:
                     self._head = await self._next()
                     if self._head is None:
                         break
-            except (RpcError, ValueError) as exc:
+            except (PeerRpcError, ValueError) as exc:
                 self._error = str(exc)
         if self._error is not None:
             return self._status.plain(cid, self.peer, "cluster_error", self._error)

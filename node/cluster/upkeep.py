@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,14 +28,35 @@ from .pinning import Pinning
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class UpkeepConfig:
+    """The ``Cluster`` settings upkeep acts on, read once at construction."""
+
+    #: ``Cluster.StateSyncInterval``: seconds between expiry rounds
+    state_sync_interval: float
+    #: ``Cluster.DisableRepinning``: never re-allocate a gone peer's pins
+    disable_repinning: bool
+    #: ``Cluster.RepinningGrace``: seconds a peer may be gone before its pins move
+    repinning_grace: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> UpkeepConfig:
+        """From a loaded config (defaults filled by :mod:`node.config`)."""
+        cluster = config["Cluster"]
+        return cls(
+            state_sync_interval=float(cluster["StateSyncInterval"]),
+            disable_repinning=bool(cluster["DisableRepinning"]),
+            repinning_grace=float(cluster["RepinningGrace"]),
+        )
+
+
 class Upkeep:
     """The expiry loop and re-allocation after a peer left (see module docstring)."""
 
-    def __init__(self, pinset: PinsetState, members: Membership, pinning: Pinning, config: Mapping[str, Any]) -> None:
+    def __init__(self, pinset: PinsetState, members: Membership, pinning: Pinning, config: UpkeepConfig) -> None:
         self._pinset = pinset
         self._members = members
         self._pinning = pinning
-        #: the node's config (``Cluster``), read when it acts
         self._config = config
         self._gone_since: dict[str, int] = {}  # peer -> ns of its ping alert
         self._tasks: list[asyncio.Task[None]] = []  # re-allocations waiting (awaited at stop)
@@ -43,7 +65,7 @@ class Upkeep:
 
     async def run(self) -> None:
         """Every ``Cluster.StateSyncInterval`` s: remove expired pins (only the XOR-closest peer acts)."""
-        interval = float(self._config["Cluster"]["StateSyncInterval"])
+        interval = self._config.state_sync_interval
         while True:
             await asyncio.sleep(interval)
             try:
@@ -84,13 +106,13 @@ class Upkeep:
         if metric.name != "ping" or metric.peer == self._members.peer_id:
             return
         self._gone_since.setdefault(metric.peer, alert.triggered_at)
-        if self._config["Cluster"]["DisableRepinning"]:
+        if self._config.disable_repinning:
             return
         task = asyncio.get_running_loop().create_task(self._repin_after_grace(metric.peer), name="cluster-repin")
         self._tasks.append(task)
 
     async def _repin_after_grace(self, peer: str) -> None:
-        await asyncio.sleep(float(self._config["Cluster"]["RepinningGrace"]))
+        await asyncio.sleep(self._config.repinning_grace)
         if peer in self._members.peerset():
             self._gone_since.pop(peer, None)
             return

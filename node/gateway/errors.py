@@ -1,11 +1,12 @@
 """The gateway's one error: a request that ends in an HTTP status with one clear message."""
 
 from __future__ import annotations
+from ..errors import NodeError
 
 __all__ = ["GatewayError"]
 
 
-class GatewayError(Exception):
+class GatewayError(NodeError):
     """A request that ends in an HTTP error: ``status`` plus one clear message."""
 
     def __init__(self, status: int, message: str) -> None:

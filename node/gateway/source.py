@@ -5,21 +5,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from blockstore.cid import cid_to_str
+from blockstore.errors import BlockNotFound
 from blockstore.store import BlockStore
+
+from ..errors import NodeError
 
 __all__ = ["BlockNotFound", "BlockTimeout", "BlockSource", "StoreBlockSource"]
 
 
-class BlockNotFound(LookupError):
-    """The block is not available from the source (answered as 404 by the gateway)."""
-
-    def __init__(self, cid: bytes) -> None:
-        super().__init__(f"block {cid_to_str(cid)} not found")
-        self.cid = cid
-
-
-class BlockTimeout(BlockNotFound):
+class BlockTimeout(NodeError, BlockNotFound):
     """The block is not local and the network did not deliver it in time (answered as 504)."""
+
+    status = 504
 
     def __init__(self, cid: bytes) -> None:
         super().__init__(cid)

@@ -12,6 +12,10 @@ a thread; uploads stream through :func:`node.uploads.drive.drive_upload` with
 bounded memory (in their own pool, ``uploads``); downloads stream in batches
 (respond.py). Commands are grouped by module: this one (node, files, blocks,
 CAR, repo), pins.py, dag.py (``dag put/resolve/stat``), refs.py and get.py.
+
+Why one module of over 500 lines: the dispatch (one error mapping, auth, origin check, metrics)
+and the handlers of the node, files, blocks, CAR and repo commands; the other command families
+are in their own modules, as listed above.
 """
 
 from __future__ import annotations
@@ -31,22 +35,23 @@ from aiohttp import ClientPayloadError, web
 from blockstore import importer
 from blockstore.cid import DAG_PB, RAW, codec_of, make_cid
 from blockstore.db import disk_full_message
-from blockstore.pins import PinError, check_pin_name
+from blockstore.pins import LocalPinError, check_pin_name
 
-from ..core import Busy, CarImportReport, CoreAPI, CoreError, NotFound
+from ..core import CarImportReport, CoreAPI
+from ..errors import Busy, CoreError, NotFound
 from ..fetching import FetchingCore
-from ..p2p.identity import public_key_b64
 from ..restapi.auth import AuthError, authenticate, unauthorized
 from ..uploads.car_parts import CarParts
-from ..uploads.drive import BODY_IDLE_TIMEOUT, drive_upload
+from ..uploads.drive import drive_upload
 from ..uploads.errors import UploadError
 from ..uploads.multipart import PartStart
 from ..uploads.pipe import ItemPipe, PartReader, UploadAborted
 from ..uploads.unixfs_add import Added, AddOptions, AddResult, AddWorker
 from ..workers import PoolBusy
 from . import dag, get, pins, refs
-from .options import CODE_CLIENT, CODE_NORMAL, Options, RpcError, format_cid, parse_cid_arg
+from .options import CODE_CLIENT, CODE_NORMAL, KuboRpcError, Options, format_cid, parse_cid_arg
 from .respond import error_response, json_response, ndjson_response, stream_generator, stream_headers, text_error
+from .settings import RpcSettings
 
 API_PREFIX = "/api/v0/"
 VERSION = "0.1.0"
@@ -77,6 +82,18 @@ class RpcContext:
     fetching: FetchingCore | None = None
     #: one ``repo/gc`` at a time holds a thread; the others wait on the event loop
     gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: what the handlers need from ``config``, read once (None: built from ``config`` here)
+    settings: RpcSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            self.settings = RpcSettings.from_config(self.config)
+
+    @property
+    def conf(self) -> RpcSettings:
+        """The settings (always set after construction)."""
+        assert self.settings is not None
+        return self.settings
 
     def writer_lock(self) -> Any:
         """The core's import/GC exclusion, held while an upload writes blocks."""
@@ -94,12 +111,12 @@ class RpcContext:
 
 
 # --------------------------------------------------------------------------- errors and streams
-def _core_error(exc: CoreError) -> RpcError:
+def _core_error(exc: CoreError) -> KuboRpcError:
     """Every error of a command is kubo's code 0 / HTTP 500 (go-ipfs-cmds has no 404 for them);
     ours: 429 when the node's pin queue is full (``Busy``)."""
     if isinstance(exc, Busy):
-        return RpcError(str(exc), CODE_NORMAL, status=429)
-    return RpcError(str(exc), CODE_NORMAL)
+        return KuboRpcError(str(exc), CODE_NORMAL, status=429)
+    return KuboRpcError(str(exc), CODE_NORMAL)
 
 
 async def stream_chunks(
@@ -131,25 +148,23 @@ async def h_version(request: web.Request, ctx: RpcContext, o: Options) -> web.St
 
 async def h_id(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamResponse:
     """``id``: this node's identity (other peers cannot be looked up)."""
-    ident = ctx.config["Identity"]
+    conf = ctx.conf
     args = o.args()
-    if args and args[0] != ident["PeerID"]:
-        raise RpcError(f"peer {args[0]} is not known to this node (only its own identity is answered)")
-    try:
-        pub = public_key_b64(ident["PrivKey"]) if ident.get("PrivKey") else ""
-    except ValueError as exc:
-        raise RpcError(str(exc), CODE_NORMAL) from None
+    if args and args[0] != conf.peer_id:
+        raise KuboRpcError(f"peer {args[0]} is not known to this node (only its own identity is answered)")
+    if conf.public_key_error:
+        raise KuboRpcError(conf.public_key_error, CODE_NORMAL)
     if ctx.p2p is not None:
         info = await ctx.p2p.id("swarm")
         return json_response({**info, "AgentVersion": info.get("AgentVersion") or AGENT_VERSION})
     return json_response(
-        {"ID": ident["PeerID"], "PublicKey": pub, "Addresses": [], "AgentVersion": AGENT_VERSION, "Protocols": []}
+        {"ID": conf.peer_id, "PublicKey": conf.public_key, "Addresses": [], "AgentVersion": AGENT_VERSION, "Protocols": []}
     )
 
 
 def _need_p2p(ctx: RpcContext) -> Any:
     if ctx.p2p is None:
-        raise RpcError("this node runs offline (started with --offline): no swarm", CODE_NORMAL)
+        raise KuboRpcError("this node runs offline (started with --offline): no swarm", CODE_NORMAL)
     return ctx.p2p
 
 
@@ -176,9 +191,9 @@ async def h_swarm_connect(request: web.Request, ctx: RpcContext, o: Options) -> 
         try:
             peer = await p2p.connect(addr, "swarm")
         except P2PError as exc:
-            raise RpcError(f"connect {addr} failure: {exc}", CODE_NORMAL) from None
+            raise KuboRpcError(f"connect {addr} failure: {exc}", CODE_NORMAL) from None
         except ValueError as exc:
-            raise RpcError(f"invalid peer address {addr!r}: {exc}") from None
+            raise KuboRpcError(f"invalid peer address {addr!r}: {exc}") from None
         out.append(f"connect {peer} success")
     return json_response({"Strings": out})
 
@@ -191,9 +206,9 @@ async def h_cat(request: web.Request, ctx: RpcContext, o: Options) -> web.Stream
     length = o.integer("length", None)
     o.boolean("progress", False)
     if offset < 0:
-        raise RpcError("cannot specify negative offset")
+        raise KuboRpcError("cannot specify negative offset")
     if length is not None and length < 0:
-        raise RpcError("cannot specify negative length")
+        raise KuboRpcError("cannot specify negative length")
 
     async def chunks() -> AsyncIterator[bytes]:
         for path in args:
@@ -287,13 +302,13 @@ async def h_ls(request: web.Request, ctx: RpcContext, o: Options) -> web.StreamR
 def _add_options(o: Options) -> AddOptions:
     for name in ("nocopy", "fscache", "to-files", "inline", "preserve-mode", "preserve-mtime", "mode", "mtime"):
         if o.boolean(name, False) if name not in ("to-files", "mode", "mtime") else o.has(name):
-            raise RpcError(f"option {name!r} is not supported by this node (UnixFS mode/mtime are not stored)")
+            raise KuboRpcError(f"option {name!r} is not supported by this node (UnixFS mode/mtime are not stored)")
     hash_fn = o.string("hash", "sha2-256")
     if hash_fn != "sha2-256":
-        raise RpcError(f"option 'hash': unsupported hash function {hash_fn!r} (only sha2-256)")
+        raise KuboRpcError(f"option 'hash': unsupported hash function {hash_fn!r} (only sha2-256)")
     cid_version = o.integer("cid-version", None)
     if cid_version not in (None, 0, 1):
-        raise RpcError(f"option 'cid-version': unknown CID version {cid_version} (0 or 1)")
+        raise KuboRpcError(f"option 'cid-version': unknown CID version {cid_version} (0 or 1)")
     wrap = o.boolean("wrap-with-directory", False)
     try:
         params = importer.ImportParams.from_options(
@@ -307,7 +322,7 @@ def _add_options(o: Options) -> AddOptions:
             max_links=o.integer("max-file-links", None, minimum=1),
         )
     except ValueError as exc:
-        raise RpcError(str(exc)) from None
+        raise KuboRpcError(str(exc)) from None
     base = o.string("cid-base", None)
     if base:
         format_cid(make_cid(1, RAW, b"\x12\x20" + bytes(32)), base)
@@ -316,10 +331,10 @@ def _add_options(o: Options) -> AddOptions:
     if pin_name is not None:
         try:
             check_pin_name(pin_name)
-        except PinError as exc:
-            raise RpcError(str(exc)) from None
+        except LocalPinError as exc:
+            raise KuboRpcError(str(exc)) from None
         if not pin:
-            raise RpcError("pin-name option requires pin to be set")
+            raise KuboRpcError("pin-name option requires pin to be set")
     return AddOptions(
         params=params,
         pin=pin,
@@ -362,8 +377,8 @@ async def _upload(request: web.Request, ctx: RpcContext, worker: Callable[[ItemP
         def on_bytes(n: int) -> None:
             m.add_upload_bytes(endpoint, n)
 
-    max_bytes = int(ctx.config.get("Datastore", {}).get("MaxUploadSize", 0))
-    idle = float(ctx.config.get("HTTP", {}).get("BodyTimeout", BODY_IDLE_TIMEOUT))
+    max_bytes = ctx.conf.max_upload_size
+    idle = ctx.conf.body_timeout
     return await drive_upload(
         request,
         worker,
@@ -430,19 +445,19 @@ async def h_block_put(request: web.Request, ctx: RpcContext, o: Options) -> web.
     version = 1
     fmt = o.string("format", None)
     if fmt and o.string("cid-codec", "raw") not in ("", "raw"):
-        raise RpcError('unable to use "format" (deprecated) and a custom "cid-codec" at the same time')
+        raise KuboRpcError('unable to use "format" (deprecated) and a custom "cid-codec" at the same time')
     if fmt:
         if fmt not in _CODEC_ALIASES and fmt not in ("raw", "dag-pb", "dag-cbor"):
-            raise RpcError(f"option 'format': unsupported block format {fmt!r}")
+            raise KuboRpcError(f"option 'format': unsupported block format {fmt!r}")
         codec, version = _CODEC_ALIASES.get(fmt, (fmt, 1))
     mhtype = o.string("mhtype", "sha2-256") or "sha2-256"
     mhlen = o.integer("mhlen", -1)
     if mhlen not in (-1, 32):
-        raise RpcError(f"option 'mhlen': unsupported digest length {mhlen} (32)")
+        raise KuboRpcError(f"option 'mhlen': unsupported digest length {mhlen} (32)")
     if codec not in ("raw", "dag-pb", "dag-cbor"):
-        raise RpcError(f"option 'cid-codec': unsupported codec {codec!r} (raw, dag-pb, dag-cbor)")
+        raise KuboRpcError(f"option 'cid-codec': unsupported codec {codec!r} (raw, dag-pb, dag-cbor)")
     if mhtype not in ("sha2-256", "blake2b-256"):
-        raise RpcError(f"option 'mhtype': unsupported hash {mhtype!r} (sha2-256, blake2b-256)")
+        raise KuboRpcError(f"option 'mhtype': unsupported hash {mhtype!r} (sha2-256, blake2b-256)")
     if version == 0 and (codec != "dag-pb" or mhtype != "sha2-256"):
         version = 1
     pin = o.boolean("pin", False)
@@ -461,12 +476,12 @@ async def h_block_put(request: web.Request, ctx: RpcContext, o: Options) -> web.
             data = reader.read(max_size + 1)
             if len(data) > max_size:
                 reader.drain()
-                raise RpcError(f"block too large: over the node's maximum of {max_size} bytes")
+                raise KuboRpcError(f"block too large: over the node's maximum of {max_size} bytes")
             reader.drain()
             cid, size = ctx.core.block_put(data, codec=codec, mhtype=mhtype, cid_version=version, pin=pin)
             out.append({"Key": format_cid(cid, base), "Size": size})
         if not out:
-            raise RpcError("no block was sent (expected a multipart part named 'file')")
+            raise KuboRpcError("no block was sent (expected a multipart part named 'file')")
         return out
 
     out = await _upload(request, ctx, worker, "block/put")
@@ -486,7 +501,7 @@ async def h_dag_import(request: web.Request, ctx: RpcContext, o: Options) -> web
     o.boolean("allow-big-block", False)
     local_only = o.boolean("local-only", False)  # a partial CAR: kubo then pins nothing
     if local_only and o.has("pin-roots") and o.boolean("pin-roots", False):
-        raise RpcError(
+        raise KuboRpcError(
             "--local-only implies --pin-roots=false and cannot be combined with --pin-roots=true; please drop one of them"
         )
     pin_roots = o.boolean("pin-roots", True) and not local_only
@@ -623,7 +638,7 @@ def _origin_allowed(request: web.Request) -> bool:
 def make_rpc_app(ctx: RpcContext) -> web.Application:
     """The aiohttp app serving ``/api/v0/<command>`` for every command of :data:`ROUTES`."""
     routes = {**ROUTES, **ctx.extra_routes}
-    credentials: dict[str, str] | None = (ctx.config.get("API") or {}).get("BasicAuthCredentials") or None
+    credentials = ctx.conf.credentials
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         command = request.match_info["command"].strip("/")
@@ -652,7 +667,7 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             resp = await handler(request, ctx, Options(request.query))
             status = resp.status
             return resp
-        except RpcError as exc:
+        except KuboRpcError as exc:
             status = exc.status
             return error_response(exc)
         except CoreError as exc:
@@ -660,16 +675,16 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             status = err.status
             return error_response(err)
         except UploadError as exc:
-            err = RpcError(exc.message, CODE_CLIENT if exc.client else CODE_NORMAL, status=exc.status)
+            err = KuboRpcError(exc.message, CODE_CLIENT if exc.client else CODE_NORMAL, status=exc.status)
             status = err.status
             return error_response(err)
         except UploadAborted as exc:
-            err = RpcError(f"upload aborted: {exc}")
+            err = KuboRpcError(f"upload aborted: {exc}")
             status = err.status
             return error_response(err)
         except PoolBusy as exc:
             status = 503
-            resp = error_response(RpcError(str(exc), CODE_NORMAL, status=503))
+            resp = error_response(KuboRpcError(str(exc), CODE_NORMAL, status=503))
             resp.headers["Retry-After"] = str(exc.retry_after)
             return resp
         except (ConnectionResetError, ClientPayloadError):
@@ -677,15 +692,15 @@ def make_rpc_app(ctx: RpcContext) -> web.Application:
             status = 499
             return web.Response(status=499)
         except ValueError as exc:
-            err = RpcError(str(exc), CODE_NORMAL)
+            err = KuboRpcError(str(exc), CODE_NORMAL)
             status = err.status
             return error_response(err)
         except Exception as exc:  # noqa: BLE001 - answered as kubo's error JSON, not a bare 500 page
             full = disk_full_message(exc)
             if full is not None:
-                err = RpcError(full, CODE_NORMAL, status=507)
+                err = KuboRpcError(full, CODE_NORMAL, status=507)
             else:
-                err = RpcError(f"internal error: {type(exc).__name__}: {exc}", CODE_NORMAL)
+                err = KuboRpcError(f"internal error: {type(exc).__name__}: {exc}", CODE_NORMAL)
             status = err.status
             return error_response(err)
         finally:

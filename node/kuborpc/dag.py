@@ -21,7 +21,7 @@ from aiohttp import web
 from blockstore.cid import cid_to_str
 from blockstore.visited import VisitedSet
 
-from .options import Options, RpcError, format_cid
+from .options import Options, KuboRpcError, format_cid
 from ..uploads.multipart import PartStart
 from ..uploads.pipe import ItemPipe, PartReader, UploadAborted
 from .respond import chunked_headers, encode_json, json_response, ndjson_response, stream_generator
@@ -55,7 +55,7 @@ async def h_dag_put(request: web.Request, ctx: RpcContext, o: Options) -> web.St
             data = reader.read(MAX_DAG_PUT_INPUT + 1)
             reader.drain()
             if len(data) > MAX_DAG_PUT_INPUT:
-                raise RpcError(f"dag/put input over {MAX_DAG_PUT_INPUT} bytes: a node must encode to at most 2 MiB")
+                raise KuboRpcError(f"dag/put input over {MAX_DAG_PUT_INPUT} bytes: a node must encode to at most 2 MiB")
             cid = ctx.core.dag_put(
                 data, input_codec=input_codec, store_codec=store_codec, hash_fn=hash_fn, pin=pin, allow_big_block=allow_big
             )
@@ -133,7 +133,7 @@ async def h_dag_stat(request: web.Request, ctx: RpcContext, o: Options) -> web.S
         for path in args:
             cid, rest = ctx.core.dag_resolve(path)
             if rest:
-                raise RpcError("cannot return size for anything other than a DAG with a root CID")
+                raise KuboRpcError("cannot return size for anything other than a DAG with a root CID")
             out.append(cid)
         return out
 

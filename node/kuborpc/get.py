@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .options import Options, RpcError
+from .options import Options, KuboRpcError
 from .respond import stream_generator, stream_headers
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def compression_level(o: Options) -> int:
     if level is None:
         return zlib.Z_DEFAULT_COMPRESSION
     if not 1 <= level <= 9:
-        raise RpcError("compression level must be between 1 and 9")
+        raise KuboRpcError("compression level must be between 1 and 9")
     return level
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from multidict import MultiMapping
 
 from blockstore.cid import CidError, cid_from_str, cid_to_str
+from ..errors import NodeError
 
 CODE_NORMAL = 0  #: a command failed (HTTP 500)
 CODE_CLIENT = 1  #: the request could not be parsed (HTTP 400)
@@ -29,7 +30,7 @@ _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
-class RpcError(Exception):
+class KuboRpcError(NodeError):
     """An error answered as kubo's error JSON with the matching HTTP status.
 
     The default is a command error (code 0, HTTP 500); :func:`client_error`
@@ -48,9 +49,9 @@ class RpcError(Exception):
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def client_error(message: str) -> RpcError:
+def client_error(message: str) -> KuboRpcError:
     """A request go-ipfs-cmds would refuse before running the command (code 1, HTTP 400)."""
-    return RpcError(message, CODE_CLIENT)
+    return KuboRpcError(message, CODE_CLIENT)
 
 
 class Options:
@@ -112,7 +113,7 @@ class Options:
         except ValueError:
             raise client_error(f'could not convert value "{value}" to type "int" (for option "-{name}")') from None
         if minimum is not None and n < minimum:
-            raise RpcError(f"option {name!r} must be >= {minimum}, got {n}")
+            raise KuboRpcError(f"option {name!r} must be >= {minimum}, got {n}")
         return n
 
     def string(self, name: str, default: str | None) -> str | None:
@@ -123,7 +124,7 @@ class Options:
         """A string option restricted to ``choices``."""
         value = self._q.get(name, default)
         if value not in choices:
-            raise RpcError(f"option {name!r}: invalid value {value!r} (expected one of {', '.join(choices)})")
+            raise KuboRpcError(f"option {name!r}: invalid value {value!r} (expected one of {', '.join(choices)})")
         return value
 
 
@@ -133,11 +134,11 @@ def parse_cid_arg(text: str) -> bytes:
     if t.startswith("/ipfs/"):
         t = t[len("/ipfs/") :]
     if "/" in t:
-        raise RpcError(f"expected a CID, got the path {text!r}")
+        raise KuboRpcError(f"expected a CID, got the path {text!r}")
     try:
         return cid_from_str(t)
     except CidError as exc:
-        raise RpcError(f"invalid CID: {exc}") from None
+        raise KuboRpcError(f"invalid CID: {exc}") from None
 
 
 def format_cid(cid: bytes, base: str | None = None) -> str:
@@ -152,4 +153,4 @@ def format_cid(cid: bytes, base: str | None = None) -> str:
             c = c.set(version=1)
         return c.encode(base)
     except (KeyError, ValueError) as exc:
-        raise RpcError(f"option 'cid-base': {exc}") from None
+        raise KuboRpcError(f"option 'cid-base': {exc}") from None

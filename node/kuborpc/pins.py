@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from blockstore.pins import PinError, check_pin_name
+from blockstore.pins import LocalPinError, check_pin_name
 
-from ..core import PIN_TYPES, CoreError
-from .options import Options, RpcError, format_cid
+from ..core import PIN_TYPES
+from ..errors import CoreError
+from .options import Options, KuboRpcError, format_cid
 from .respond import chunked_headers, encode_json, json_response, stream_generator
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 def _pin_type(o: Options) -> str:
     kind = o.string("type", "all") or "all"
     if kind not in PIN_TYPES:
-        raise RpcError(f"invalid type '{kind}', must be one of {{direct, indirect, recursive, all}}")
+        raise KuboRpcError(f"invalid type '{kind}', must be one of {{direct, indirect, recursive, all}}")
     return kind
 
 
@@ -38,8 +39,8 @@ def _name_option(o: Options, option: str) -> str:
     name = o.string(option, "") or ""
     try:
         check_pin_name(name)
-    except PinError as exc:
-        raise RpcError(str(exc)) from None
+    except LocalPinError as exc:
+        raise KuboRpcError(str(exc)) from None
     return name
 
 
@@ -90,8 +91,8 @@ async def _pin_add_with_progress(
                     getter.cancel()
             pinned.append(format_cid(job.result(), base))
         await resp.write(encode_json({"Pins": pinned}))
-    except (CoreError, RpcError) as exc:
-        message = exc.message if isinstance(exc, RpcError) else str(exc)
+    except (CoreError, KuboRpcError) as exc:
+        message = exc.message if isinstance(exc, KuboRpcError) else str(exc)
         await resp.write(json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode() + b"\n")
     await resp.write_eof()
     return resp
@@ -125,7 +126,7 @@ async def h_pin_ls(request: web.Request, ctx: RpcContext, o: Options) -> web.Str
         out = []
         for path, cid, pin in zip(args, cids, found):
             if pin is None:
-                raise RpcError(f"path '{path}' is not pinned")
+                raise KuboRpcError(f"path '{path}' is not pinned")
             out.append((cid, pin[0], pin[1]))
         return out
 

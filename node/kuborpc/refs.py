@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .options import Options, RpcError, format_cid
+from .options import Options, KuboRpcError, format_cid
 from .respond import chunked_headers, encode_json, stream_generator
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ async def h_refs(request: web.Request, ctx: RpcContext, o: Options) -> web.Strea
         max_depth = 1  # only the direct links
     if edges:
         if fmt != "<dst>":
-            raise RpcError("using format argument with edges is not allowed")
+            raise KuboRpcError("using format argument with edges is not allowed")
         fmt = "<src> -> <dst>"
 
     roots = await ctx.run(lambda: [ctx.core.resolve(p) for p in args])

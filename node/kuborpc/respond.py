@@ -23,9 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..core import CoreError
+from ..errors import CoreError
 from ..fetching import pull
-from .options import RpcError
+from .options import KuboRpcError
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Vary": "Origin", "Trailer": "X-Stream-Error"}
 
@@ -46,7 +46,7 @@ def ndjson_response(objs: list[dict[str, Any]]) -> web.Response:
     return web.Response(body=body, headers={**_JSON_HEADERS, "X-Chunked-Output": "1"})
 
 
-def error_response(err: RpcError) -> web.Response:
+def error_response(err: KuboRpcError) -> web.Response:
     """kubo's error JSON with the error's HTTP status."""
     return web.Response(body=err.body(), status=err.status, headers={"Content-Type": "application/json"})
 
@@ -90,7 +90,7 @@ async def stream_generator(
             await resp.write(chunk)  # type: ignore[arg-type]
             try:
                 chunk = await anext(it, _END)
-            except (CoreError, RpcError, OSError, ValueError, LookupError) as exc:
+            except (CoreError, KuboRpcError, OSError, ValueError, LookupError) as exc:
                 if request.transport is not None:
                     request.transport.close()
                 raise ConnectionResetError(f"stream failed after it started: {exc}") from None

@@ -27,13 +27,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import trio
+from ..errors import NodeError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class BridgeError(RuntimeError):
+class BridgeError(NodeError, RuntimeError):
     """The bridge is not running (never started, or stopped) or was misused."""
 
 

@@ -1,7 +1,7 @@
 """Fixes for py-libp2p 0.8.1 that Pinion needs (each defect measured by a test
-in ``tests/p2p/test_compat.py``; connect and gossipsub figures by ``benchmarks/bench_p2p.py``).
+in ``tests/node/p2p/test_compat.py``; connect and gossipsub figures by ``benchmarks/bench_p2p.py``).
 
-Every fix lives here, and each has a test in ``tests/p2p/test_compat.py`` that
+Every fix lives here, and each has a test in ``tests/node/p2p/test_compat.py`` that
 asserts the upstream defect is still present, so the test fails (and tells us
 to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
 
@@ -105,6 +105,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux import yamux as yamux_mod
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.utils.varint import read_length_prefixed_protobuf
+from ..errors import NodeError
 
 
 def _package_version() -> str:
@@ -132,7 +133,7 @@ _SIGMA = struct.unpack("<4I", b"expand 32-byte k")
 _MASK = 0xFFFFFFFF
 
 
-class PnetError(ValueError):
+class PnetError(NodeError, ValueError):
     """A malformed private-network key or a broken pnet handshake."""
 
 

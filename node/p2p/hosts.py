@@ -14,6 +14,9 @@ host also adds members that only ever dialled us). Known peers that drop are red
 ``HostHandle`` lives in the bridge's trio thread: every ``async`` method is a
 trio coroutine, and stream handlers are trio coroutines taking the stream.
 Code on asyncio goes through ``node.p2p.service.P2PService``.
+
+Why one module of over 500 lines: both hosts share one build (transport, security, muxer, pnet),
+the peer book and the redial loop; py-libp2p's own workarounds are in ``compat.py``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from . import compat
 from .identity import peer_id_of
 from .peerstore import PeerBook
 from .seqno import SeqnoFloor
+from ..errors import NodeError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ AGENT_VERSION = compat.AGENT_VERSION  #: what identify tells peers we run
 StreamHandler = Callable[[INetStream], Awaitable[None]]
 
 
-class P2PError(RuntimeError):
+class P2PError(NodeError, RuntimeError):
     """A libp2p operation failed (bad multiaddr, unreachable peer, host not running...)."""
 
 

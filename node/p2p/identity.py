@@ -15,9 +15,10 @@ from libp2p.crypto.ed25519 import Ed25519PrivateKey
 from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.crypto.pb import crypto_pb2
 from libp2p.peer.id import ID
+from ..errors import NodeError
 
 
-class IdentityError(ValueError):
+class IdentityError(NodeError, ValueError):
     """A private key that cannot be decoded or is not an Ed25519 key."""
 
 

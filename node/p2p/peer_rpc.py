@@ -30,6 +30,7 @@ import trio
 from blockstore.cid import encode_varint
 
 from .hosts import HostHandle, P2PError
+from ..errors import NodeError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ PAGE_SIZE = 1000
 Handler = Callable[[str, Any], AsyncIterator[list[Any]]]
 
 
-class RpcError(RuntimeError):
+class PeerRpcError(NodeError, RuntimeError):
     """A remote call failed: refused, unknown method, handler error, bad frame, or transport error."""
 
 
@@ -54,7 +55,7 @@ async def _read_exact(stream: Any, n: int) -> bytes:
     while len(buf) < n:
         chunk = await stream.read(n - len(buf))
         if not chunk:
-            raise RpcError("stream closed in the middle of a frame")
+            raise PeerRpcError("stream closed in the middle of a frame")
         buf += chunk
     return bytes(buf)
 
@@ -68,20 +69,20 @@ async def read_frame(stream: Any) -> Any | None:
         if not byte:
             if i == 0:
                 return None
-            raise RpcError("stream closed in the middle of a frame length")
+            raise PeerRpcError("stream closed in the middle of a frame length")
         length |= (byte[0] & 0x7F) << shift
         if not byte[0] & 0x80:
             break
         shift += 7
     else:
-        raise RpcError("frame length varint is too long")
+        raise PeerRpcError("frame length varint is too long")
     if length > MAX_FRAME:
-        raise RpcError(f"frame of {length} bytes exceeds {MAX_FRAME}")
+        raise PeerRpcError(f"frame of {length} bytes exceeds {MAX_FRAME}")
     data = await _read_exact(stream, length)
     try:
         return libipld.decode_dag_cbor(data)
     except Exception as exc:
-        raise RpcError(f"frame is not DAG-CBOR: {exc}") from None
+        raise PeerRpcError(f"frame is not DAG-CBOR: {exc}") from None
 
 
 def encode_frame(obj: Any) -> bytes:
@@ -140,7 +141,7 @@ class PeerRPC:
                 return
             self.counters["calls_served"] += 1
             await self._answer(stream, handler, peer, request.get("a"))
-        except (RpcError, trio.TooSlowError) as exc:
+        except (PeerRpcError, trio.TooSlowError) as exc:
             log.debug("rpc from %s: %s", peer, exc)
         except Exception as exc:  # a broken stream is the caller's loss, never ours
             log.debug("rpc from %s failed: %s", peer, exc)
@@ -175,7 +176,7 @@ class PeerRPC:
 
     # ------------------------------------------------------------ calling (asyncio)
     async def stream(self, peer: str, method: str, args: Any = None, *, timeout: float = CALL_TIMEOUT) -> AsyncIterator[Any]:
-        """Call ``method`` on ``peer`` and yield every item of its answer; RpcError on failure."""
+        """Call ``method`` on ``peer`` and yield every item of its answer; PeerRpcError on failure."""
         self.counters["calls_made"] += 1
         host = self._host
 
@@ -199,38 +200,38 @@ class PeerRPC:
             s = await self._run(open_stream)
         except (P2PError, trio.TooSlowError, OSError) as exc:
             self.counters["call_errors"] += 1
-            raise RpcError(f"cannot call {method} on {peer}: {exc or 'timed out'}") from None
+            raise PeerRpcError(f"cannot call {method} on {peer}: {exc or 'timed out'}") from None
         try:
             while True:
                 try:
                     frame = await self._run(next_frame, s)
                 except trio.TooSlowError:
-                    raise RpcError(f"{method} on {peer}: no answer in {timeout} s") from None
-                except RpcError:
+                    raise PeerRpcError(f"{method} on {peer}: no answer in {timeout} s") from None
+                except PeerRpcError:
                     raise
                 except Exception as exc:
-                    raise RpcError(f"{method} on {peer}: {exc}") from None
+                    raise PeerRpcError(f"{method} on {peer}: {exc}") from None
                 if frame is None:
-                    raise RpcError(f"{method} on {peer}: stream ended without an end frame")
+                    raise PeerRpcError(f"{method} on {peer}: stream ended without an end frame")
                 if not isinstance(frame, dict):
-                    raise RpcError(f"{method} on {peer}: malformed frame")
+                    raise PeerRpcError(f"{method} on {peer}: malformed frame")
                 if "err" in frame:
-                    raise RpcError(f"{method} on {peer}: {frame['err']}")
+                    raise PeerRpcError(f"{method} on {peer}: {frame['err']}")
                 if frame.get("end"):
                     return
                 page = frame.get("v")
                 if not isinstance(page, list):
-                    raise RpcError(f"{method} on {peer}: malformed frame")
+                    raise PeerRpcError(f"{method} on {peer}: malformed frame")
                 for item in page:
                     yield item
-        except RpcError:
+        except PeerRpcError:
             self.counters["call_errors"] += 1
             raise
         finally:
             await self._run(close, s)
 
     async def call(self, peer: str, method: str, args: Any = None, *, timeout: float = CALL_TIMEOUT) -> Any:
-        """Call ``method`` on ``peer`` and return its single result; RpcError on failure or after ``timeout`` s."""
+        """Call ``method`` on ``peer`` and return its single result; PeerRpcError on failure or after ``timeout`` s."""
         items: list[Any] = []
         try:
             async with asyncio.timeout(timeout):
@@ -238,9 +239,9 @@ class PeerRPC:
                     items.append(item)
         except TimeoutError:
             self.counters["call_errors"] += 1
-            raise RpcError(f"{method} on {peer}: no answer in {timeout} s") from None
+            raise PeerRpcError(f"{method} on {peer}: no answer in {timeout} s") from None
         if len(items) != 1:
-            raise RpcError(f"{method} on {peer}: expected one result, got {len(items)}")
+            raise PeerRpcError(f"{method} on {peer}: expected one result, got {len(items)}")
         return items[0]
 
 

@@ -48,14 +48,14 @@ class P2PSettings:
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "P2PSettings":
         """Settings from a Pinion config dict (``Identity``, ``Addresses``, ``Cluster``)."""
-        cluster = cfg.get("Cluster", {})
+        cluster = cfg["Cluster"]
         return cls(
             swarm_privkey=cfg["Identity"]["PrivKey"],
             swarm_addrs=tuple(cfg["Addresses"]["Swarm"]),
-            cluster_privkey=cluster.get("PrivKey") or None,
-            cluster_secret=cluster.get("Secret") or None,
-            cluster_addrs=tuple(cfg["Addresses"].get("Cluster", [DEFAULT_CLUSTER_ADDR])),
-            cluster_bootstrap=tuple(cluster.get("Bootstrap", ())),
+            cluster_privkey=cluster["PrivKey"] or None,
+            cluster_secret=cluster["Secret"] or None,
+            cluster_addrs=tuple(cfg["Addresses"]["Cluster"]),
+            cluster_bootstrap=tuple(cluster["Bootstrap"]),
         )
 
 

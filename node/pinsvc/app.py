@@ -37,6 +37,7 @@ from ..jsonlimits import loads as json_loads
 from ..restapi.app import RETRY_AFTER, error_of, health_response
 from ..restapi.auth import middlewares, response_headers, token_handler
 from ..workers import PoolBusy
+from ..errors import NodeError
 
 STATUSES = ("queued", "pinning", "pinned", "failed")
 MATCHES = ("exact", "iexact", "partial", "ipartial")
@@ -68,12 +69,16 @@ REASONS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class BadRequest(ValueError):
+class InvalidPinRequest(NodeError, ValueError):
     """A request the spec says to refuse with 400; the message is the details."""
 
+    status = 400
 
-class UnknownRequest(LookupError):
+
+class UnknownRequest(NodeError, LookupError):
     """A request id this service never issued (404)."""
+
+    status = 404
 
 
 def _error(status: int, reason: str, details: str) -> web.Response:
@@ -89,7 +94,7 @@ def _cid(text: str) -> bytes:
     try:
         return cid_from_str(text)
     except CidError as exc:
-        raise BadRequest(f"invalid CID {text[:100]!r}: {exc}") from None
+        raise InvalidPinRequest(f"invalid CID {text[:100]!r}: {exc}") from None
 
 
 def _request_id(request: web.Request) -> bytes:
@@ -143,65 +148,65 @@ def _query(request: web.Request) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["cids"] = [_cid(c.strip()) for c in q.get("cid", "").split(",") if c.strip()] or None
     if out["cids"] and len(out["cids"]) > 10:
-        raise BadRequest("at most 10 CIDs per request")
+        raise InvalidPinRequest("at most 10 CIDs per request")
     name = q.get("name")
     if name is not None and len(name) > 255:
-        raise BadRequest("name is longer than 255 characters")
+        raise InvalidPinRequest("name is longer than 255 characters")
     out["name"] = name
     match = q.get("match", "exact")
     if match not in MATCHES:
-        raise BadRequest(f"match must be one of {', '.join(MATCHES)}")
+        raise InvalidPinRequest(f"match must be one of {', '.join(MATCHES)}")
     out["match"] = match
     statuses = [s.strip() for s in q.get("status", "pinned").split(",") if s.strip()]
     for s in statuses:
         if s not in STATUSES:
-            raise BadRequest(f"unknown status {s!r} (one of {', '.join(STATUSES)})")
+            raise InvalidPinRequest(f"unknown status {s!r} (one of {', '.join(STATUSES)})")
     out["status"] = set(statuses) or {"pinned"}
     for key in ("before", "after"):
         try:
             out[key] = rfc3339_to_ns(q[key]) if key in q else None
         except PinError as exc:
-            raise BadRequest(f"{key}: {exc}") from None
+            raise InvalidPinRequest(f"{key}: {exc}") from None
     try:
         limit = int(q.get("limit", "10"))
     except ValueError:
-        raise BadRequest("limit must be an integer") from None
+        raise InvalidPinRequest("limit must be an integer") from None
     if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        raise InvalidPinRequest(f"limit must be between 1 and {MAX_LIMIT}")
     out["limit"] = limit
     meta: dict[str, str] = {}
     if "meta" in q:
         try:
             meta = json_loads(q["meta"], max_depth=2, max_bytes=64 * 1024)
         except JsonLimitError:
-            raise BadRequest("meta must be a JSON object") from None
+            raise InvalidPinRequest("meta must be a JSON object") from None
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-            raise BadRequest("meta must be a JSON object of strings")
+            raise InvalidPinRequest("meta must be a JSON object of strings")
     out["meta"] = meta
     return out
 
 
 def _body_pin(body: Any) -> tuple[bytes, dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("cid"), str):
-        raise BadRequest("the body must be a JSON object with a 'cid' string")
+        raise InvalidPinRequest("the body must be a JSON object with a 'cid' string")
     fields: dict[str, Any] = {}
     name = body.get("name")
     if name is not None:
         if not isinstance(name, str) or len(name) > 255:
-            raise BadRequest("name must be a string of at most 255 characters")
+            raise InvalidPinRequest("name must be a string of at most 255 characters")
         fields["name"] = name
     origins = body.get("origins") or []
     if not isinstance(origins, list) or len(origins) > MAX_ORIGINS or len(set(map(str, origins))) != len(origins):
-        raise BadRequest(f"origins must be a list of at most {MAX_ORIGINS} distinct multiaddrs with /p2p/<peer ID>")
+        raise InvalidPinRequest(f"origins must be a list of at most {MAX_ORIGINS} distinct multiaddrs with /p2p/<peer ID>")
     try:
         fields["origins"] = tuple(check_origin(o) for o in origins)
     except PinOptionsError as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidPinRequest(str(exc)) from None
     meta = body.get("meta") or {}
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-        raise BadRequest("meta must be an object of strings")
+        raise InvalidPinRequest("meta must be an object of strings")
     if len(meta) > MAX_META:
-        raise BadRequest(f"meta has more than {MAX_META} entries")
+        raise InvalidPinRequest(f"meta has more than {MAX_META} entries")
     if meta:
         fields["metadata"] = meta
     return _cid(body["cid"]), fields
@@ -291,7 +296,7 @@ async def _json(request: web.Request) -> Any:
     try:
         return json_loads(await request.read(), max_bytes=MAX_BODY)
     except JsonLimitError as exc:
-        raise BadRequest(f"the body: {exc}") from None
+        raise InvalidPinRequest(f"the body: {exc}") from None
 
 
 @web.middleware
@@ -299,10 +304,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Errors in the spec's shape."""
     try:
         return await handler(request)
-    except BadRequest as exc:
-        return failure(400, str(exc))
-    except UnknownRequest as exc:
-        return failure(404, str(exc))
     except web.HTTPException as exc:
         if exc.status == 404:
             return failure(404, f"no route {request.method} {request.path[:200]}")

@@ -27,8 +27,9 @@ from blockstore.uploads import Uploads
 from cluster.pin import Pin
 from cluster.pinoptions import pin_from_query
 
-from ..core import CarImportReport, CoreError
-from ..kuborpc.options import Options, RpcError
+from ..core import CarImportReport
+from ..errors import CoreError
+from ..kuborpc.options import Options, KuboRpcError
 from ..uploads.car_parts import CarParts
 from ..uploads.drive import BODY_IDLE_TIMEOUT, drive_upload
 from ..uploads.errors import UploadError
@@ -41,13 +42,13 @@ UNSUPPORTED = ("shard", "nocopy")
 
 def _params(o: Options) -> Any:
     if o.string("hash", "sha2-256") != "sha2-256":
-        raise RpcError("parameter hash: only sha2-256 is supported")
+        raise KuboRpcError("parameter hash: only sha2-256 is supported")
     cid_version = o.integer("cid-version", None)
     if cid_version not in (None, 0, 1):
-        raise RpcError(f"parameter cid-version: unknown CID version {cid_version} (0 or 1)")
+        raise KuboRpcError(f"parameter cid-version: unknown CID version {cid_version} (0 or 1)")
     layout = o.string("layout", "balanced") or "balanced"
     if layout not in ("balanced", "trickle"):
-        raise RpcError(f"parameter layout: {layout!r} is not balanced or trickle")
+        raise KuboRpcError(f"parameter layout: {layout!r} is not balanced or trickle")
     try:
         return importer.ImportParams.from_options(
             cid_version=cid_version,
@@ -58,7 +59,7 @@ def _params(o: Options) -> Any:
             wrap_with_directory=o.boolean("wrap-with-directory", False),
         )
     except ValueError as exc:
-        raise RpcError(f"bad add parameters: {exc}") from None
+        raise KuboRpcError(f"bad add parameters: {exc}") from None
 
 
 async def _import_unixfs(
@@ -80,7 +81,7 @@ async def _import_unixfs(
             added.append({"name": item.name, "bytes": item.bytes})
     root = result.root()
     if root is None:
-        raise RpcError("nothing was added")
+        raise KuboRpcError("nothing was added")
     return added, root.cid, root.size, roots
 
 
@@ -99,10 +100,10 @@ async def _import_car(
             request, worker, executor=executor, max_bytes=max_upload, idle_timeout=body_timeout
         )
     except CoreError as exc:  # a malformed or rejected CAR: answered 500 with its message, as the kubo RPC's
-        raise RpcError(str(exc)) from None
+        raise KuboRpcError(str(exc)) from None
     if len(report.roots) != 1:
         _release(core, report.roots)
-        raise RpcError(f"a CAR upload must have exactly one root, this one has {len(report.roots)}")
+        raise KuboRpcError(f"a CAR upload must have exactly one root, this one has {len(report.roots)}")
     filename = ""
     for part in (parts.dispositions[0] if parts is not None else "").split(";"):
         key, _, value = part.strip().partition("=")
@@ -131,12 +132,12 @@ async def handle_add(
     o = Options(request.query)
     for name in UNSUPPORTED:
         if o.boolean(name, False):
-            raise RpcError(f"parameter {name}: not supported by this node")
+            raise KuboRpcError(f"parameter {name}: not supported by this node")
     fmt = o.string("format", "unixfs") or "unixfs"
     if fmt not in ("unixfs", "car"):
-        raise RpcError(f"parameter format: {fmt!r} is not unixfs or car")
+        raise KuboRpcError(f"parameter format: {fmt!r} is not unixfs or car")
     if fmt == "car" and o.boolean("wrap-with-directory", False):
-        raise RpcError("wrap-with-directory cannot be used with format=car")
+        raise KuboRpcError("wrap-with-directory cannot be used with format=car")
     stream = o.boolean("stream-channels", True)
     no_pin = o.boolean("no-pin", False)
     local = o.boolean("local", False)
@@ -148,7 +149,7 @@ async def handle_add(
         else:
             added, root, size, roots = await _import_unixfs(request, core, o, executor, max_upload, body_timeout, keep)
     except UploadError as exc:  # the REST API answers it as the kubo RPC's error (node/restapi/app.py error_of)
-        raise RpcError(exc.message, status=exc.status) from None
+        raise KuboRpcError(exc.message, status=exc.status) from None
     if not no_pin:
         # only the last root is cluster-pinned: the others (several files without wrap) are not kept
         _release(core, [r for r in roots if r != root])

@@ -30,15 +30,17 @@ from blockstore.cid import CidError, cid_from_str
 from blockstore.db import disk_full_message
 from cluster.allocator import AllocationError
 from cluster.pin import PIN_TYPES, Pin, PinError
-from cluster.pinoptions import PinOptionsError, pin_from_query
-from cluster.status import StatusError, parse_filter
+from cluster.pinoptions import pin_from_query
+from cluster.status import parse_filter
+from cluster.errors import ClusterError
 from cluster.tracker import QueueFull
 
 from ..cluster.interfaces import ClusterAPI
+from ..errors import status_hint
 from ..httpserver import ERROR_RESPONSE
 from ..jsonlimits import is_json_type
 from ..jsonlimits import loads as json_loads
-from ..kuborpc.options import RpcError
+from ..kuborpc.options import KuboRpcError
 from ..uploads.drive import BODY_IDLE_TIMEOUT
 from ..workers import PoolBusy
 from .add import handle_add
@@ -53,29 +55,22 @@ MAX_LINE = 64 * 1024
 
 
 def error_of(exc: BaseException) -> tuple[int, str] | None:
-    """HTTP status and message for an exception a handler raised (None: let aiohttp handle it)."""
-    from ..cluster.errors import ClusterError, NotFoundError
+    """HTTP status and message for an exception a handler raised (None: let aiohttp handle it).
 
-    if isinstance(exc, NotFoundError):
-        return 404, str(exc)
-    if isinstance(exc, PoolBusy):
-        return 503, str(exc)
+    The status is the error's own hint (:func:`node.errors.status_hint`: 404 for a pin that is
+    not there, 429 for a full pin queue, 400 for input that does not parse, 503 for busy
+    workers, ...); a full disk is 507 whatever raised it; anything else is 500 naming its type."""
+    if isinstance(exc, web.HTTPException):
+        return None
     full = disk_full_message(exc)
     if full is not None:
         return 507, full
-    if isinstance(exc, RpcError):
-        return exc.status or 400, str(exc.message if hasattr(exc, "message") else exc)
-    if isinstance(exc, QueueFull):
-        return 429, str(exc)
-    if isinstance(exc, (PinOptionsError, PinError, AllocationError, StatusError, ValueError)):
-        return 400, str(exc)
-    if isinstance(exc, ClusterError):
-        return 500, str(exc)
-    if isinstance(exc, web.HTTPException):
-        return None
-    if isinstance(exc, Exception):
-        return 500, f"{type(exc).__name__}: {exc}"
-    return None
+    status = status_hint(exc)
+    if status is None:
+        return (500, f"{type(exc).__name__}: {exc}") if isinstance(exc, Exception) else None
+    if status != 500 or isinstance(exc, (ClusterError, KuboRpcError)):
+        return status, str(exc)
+    return status, f"{type(exc).__name__}: {exc}"
 
 
 #: seconds a client is told to wait after a 429 (a full pin queue drains as pins complete)

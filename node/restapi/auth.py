@@ -34,6 +34,7 @@ from aiohttp import web
 from ..jsonlimits import JsonLimitError
 from ..jsonlimits import loads as json_loads
 from .cors import CorsPolicy, add_cors_headers, cors_middleware
+from ..errors import NodeError
 
 REALM = 'Basic realm="Restricted IPFS Cluster API"'
 
@@ -45,7 +46,7 @@ USER: web.RequestKey[str] = web.RequestKey("pinion_user")
 SCHEME: web.RequestKey[str] = web.RequestKey("pinion_auth_scheme")
 
 
-class AuthError(ValueError):
+class AuthError(NodeError, ValueError):
     """Credentials that do not let the request in; the message says why."""
 
 

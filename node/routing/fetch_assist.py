@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from bitswap.routing.http_retrieval import HttpFetcher, UrlPolicy, gateway_urls
 from bitswap.routing.records import TRANSPORT_BITSWAP, PeerRecord
 from blockstore.cid import cid_to_str
-from blockstore.dagwalk import BlockNotFound as DagBlockNotFound
+from blockstore.errors import BlockNotFound
 from blockstore.dagwalk import walk_dag
 from blockstore.store import BlockStore
 
@@ -187,7 +187,7 @@ class FetchAssist:
         try:
             for cid, _data in walk_dag(root, self.store.get, max_depth=max_depth):
                 out.append(cid)
-        except DagBlockNotFound:
+        except BlockNotFound:
             pass
         return out
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from bitswap.routing.records import PeerIdError, parse_peer_id
 from blockstore.cid import multihash_of
 
-from ..kuborpc.options import Options, RpcError, parse_cid_arg
+from ..kuborpc.options import Options, KuboRpcError, parse_cid_arg
 from ..kuborpc.respond import json_response
 from .kubo_shapes import FINAL_PEER, PEER_RESPONSE, PROVIDER, query_event
 from .service import RoutingService, RoutingUnavailable
@@ -33,9 +33,9 @@ def routing_rpc_routes(routing: RoutingService | None, repo: Any) -> dict[str, A
 
     def need() -> RoutingService:
         if routing is None:
-            raise RpcError("routing is not available: the daemon runs offline")
+            raise KuboRpcError("routing is not available: the daemon runs offline")
         if not routing.active:
-            raise RpcError("routing is not available: Routing.Type is none")
+            raise KuboRpcError("routing is not available: Routing.Type is none")
         return routing
 
     async def h_findprovs(request: web.Request, _ctx: Any, o: Options) -> web.StreamResponse:
@@ -51,7 +51,7 @@ def routing_rpc_routes(routing: RoutingService | None, repo: Any) -> dict[str, A
                 async for rec in found:
                     await resp.write(json.dumps(query_event(PROVIDER, [rec])).encode() + b"\n")
         except RoutingUnavailable as exc:  # pragma: no cover - need() catches it first
-            raise RpcError(str(exc)) from None
+            raise KuboRpcError(str(exc)) from None
         await resp.write_eof()
         return resp
 
@@ -60,10 +60,10 @@ def routing_rpc_routes(routing: RoutingService | None, repo: Any) -> dict[str, A
         try:
             peer = parse_peer_id(text)
         except PeerIdError as exc:
-            raise RpcError(f"invalid peer ID {text!r}: {exc}") from None
+            raise KuboRpcError(f"invalid peer ID {text!r}: {exc}") from None
         rec = await need().find_peer(peer)
         if rec is None:
-            raise RpcError("routing: not found")
+            raise KuboRpcError("routing: not found")
 
 
         body = json.dumps(query_event(FINAL_PEER, [rec])) + "\n"
@@ -77,13 +77,13 @@ def routing_rpc_routes(routing: RoutingService | None, repo: Any) -> dict[str, A
         if missing:
             from blockstore.cid import cid_to_str
 
-            raise RpcError(f"block was not found locally (offline): {cid_to_str(missing[0])}")
+            raise KuboRpcError(f"block was not found locally (offline): {cid_to_str(missing[0])}")
         try:
             result = await r.provide_now([multihash_of(c) for c in cids])
         except RoutingUnavailable as exc:
-            raise RpcError(str(exc)) from None
+            raise KuboRpcError(str(exc)) from None
         if result.keys < len(cids):
-            raise RpcError(f"failed to provide: {len(cids) - result.keys} of {len(cids)} keys reached no DHT server")
+            raise KuboRpcError(f"failed to provide: {len(cids) - result.keys} of {len(cids)} keys reached no DHT server")
 
 
         extra = f"provided {result.keys} keys to {result.peers} peers"
@@ -94,7 +94,7 @@ def routing_rpc_routes(routing: RoutingService | None, repo: Any) -> dict[str, A
         r = need()
         stats = r.provide_stats()
         if stats is None:
-            raise RpcError(f"nothing is provided: Routing.Type {r.settings.routing_type} has no DHT")
+            raise KuboRpcError(f"nothing is provided: Routing.Type {r.settings.routing_type} has no DHT")
         return json_response(stats.to_json())
 
     return {

@@ -44,6 +44,7 @@ from ..p2p.service import P2PService
 from .bootstrap_addrs import dialable, resolve_bootstrap
 from .connmgr import ConnectionManager
 from .settings import RoutingSettings
+from ..errors import NodeError
 
 __all__ = ["RoutingService", "RoutingUnavailable", "record_of"]
 
@@ -59,7 +60,7 @@ RECENT_MAX = 200_000
 _DONE = object()
 
 
-class RoutingUnavailable(RuntimeError):
+class RoutingUnavailable(NodeError, RuntimeError):
     """The operation needs a router this node does not run (e.g. provide with Routing.Type none)."""
 
 

@@ -30,6 +30,7 @@ from ..workers import WorkerPool
 from .multipart import MultipartError, MultipartParser, PartData, boundary_of
 from .errors import UploadError
 from .pipe import DEFAULT_LIMIT, ItemPipe, ReaderGone, UploadAborted
+from ..errors import NodeError
 
 T = TypeVar("T")
 
@@ -42,14 +43,14 @@ _EVENT_WEIGHT = 256
 BODY_IDLE_TIMEOUT = 60.0
 
 
-class UploadTooLarge(Exception):
+class UploadTooLarge(NodeError):
     """The body passed ``Datastore.MaxUploadSize``."""
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(f"upload exceeds the {max_bytes}-byte limit (Datastore.MaxUploadSize)")
 
 
-class UploadStalled(Exception):
+class UploadStalled(NodeError):
     """The client sent no body data for the idle timeout."""
 
     def __init__(self, seconds: float) -> None:

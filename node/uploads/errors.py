@@ -7,9 +7,10 @@ command; else code 0), the cluster REST API (:mod:`node.restapi.add`) as its
 """
 
 from __future__ import annotations
+from ..errors import NodeError
 
 
-class UploadError(Exception):
+class UploadError(NodeError):
     """An upload refused or failed: ``status`` is the HTTP status, ``client`` whether the
     request itself is malformed (400, 408, 413) rather than the command failing (500)."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
+from ..errors import NodeError
 
 #: largest header block of one part (kubo's go client sends ~150 bytes)
 MAX_PART_HEADER_BYTES = 16 * 1024
@@ -27,7 +28,7 @@ DIRECTORY_TYPE = "application/x-directory"
 SYMLINK_TYPE = "application/symlink"
 
 
-class MultipartError(ValueError):
+class MultipartError(NodeError, ValueError):
     """A body that is not well-formed multipart (or that ends early)."""
 
 

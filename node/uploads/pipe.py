@@ -18,15 +18,16 @@ from collections import deque
 from typing import Any
 
 from .multipart import PartData, PartEnd, PartStart
+from ..errors import NodeError
 
 DEFAULT_LIMIT = 8 * 1024 * 1024
 
 
-class UploadAborted(Exception):
+class UploadAborted(NodeError):
     """The upload stopped before its end (client gone, or a bad body)."""
 
 
-class ReaderGone(Exception):
+class ReaderGone(NodeError):
     """The worker stopped taking items (it finished or failed)."""
 
 

@@ -10,14 +10,14 @@ import pytest
 import trio
 from libp2p.custom_types import TProtocol
 
-from bitswap import BitswapConfig, BlockNotFound, FetchError, fetch_dag
+from bitswap import BitswapConfig, BlockNotDelivered, FetchError, fetch_dag
 from bitswap.message import Block, Message, WantEntry, block_prefix, decode_message, encode_message
 from bitswap.network import PROTOCOLS, read_frames
 from blockstore.cid import RAW, cid_for, encode_varint
 from blockstore.importer import ImportParams, import_bytes
 from blockstore.links import iter_links
 
-from bitswap_hosts import bitswap_node, connect, running_host
+from .bitswap_hosts import bitswap_node, connect, running_host
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,7 +119,7 @@ def test_missing_block_times_out_without_leaks(tmp_path: Path) -> None:
         async with bitswap_node(tmp_path / "a", FAST) as a, bitswap_node(tmp_path / "b", FAST) as b:
             await connect(b.host, a.host)
             cid = cid_for(b"nobody has this", RAW)
-            with pytest.raises(BlockNotFound):
+            with pytest.raises(BlockNotDelivered):
                 await b.get_block(cid, timeout=0.5)
             assert b.stats()["wantlist_size"] == 0 and not b._pending
             with trio.fail_after(5):  # b's CANCEL reaches a and empties b's ledger there
@@ -189,7 +189,7 @@ def test_wrong_hash_and_unrequested_blocks_are_never_stored(tmp_path: Path) -> N
                 async def want() -> None:
                     try:
                         result.append(await b.get_block(cid, timeout=20))
-                    except BlockNotFound as exc:
+                    except BlockNotDelivered as exc:
                         result.append(exc)
 
                 n.start_soon(want)
@@ -266,7 +266,7 @@ def test_a_peer_that_never_answers_is_passed_over(tmp_path: Path) -> None:
             data = b"only a has it"
             cid = cid_for(data, RAW)
             a.store.put(cid, data)
-            with pytest.raises(BlockNotFound):
+            with pytest.raises(BlockNotDelivered):
                 await b.get_block(cid, timeout=1.5)
             assert mute.inbox
             await connect(b.host, a.host)
@@ -350,7 +350,7 @@ def test_waiters_are_released_when_the_service_stops(tmp_path: Path) -> None:
                         async def wait_forever() -> None:
                             try:
                                 await bs.get_block(cid_for(b"never", RAW))
-                            except BlockNotFound as exc:
+                            except BlockNotDelivered as exc:
                                 outcome.append(exc)
 
                         outer.start_soon(wait_forever)
@@ -401,7 +401,7 @@ def test_a_failing_store_read_does_not_stop_serving(tmp_path: Path) -> None:
 
             a.store.get = failing_get  # type: ignore[method-assign]
             await connect(b.host, a.host)
-            with pytest.raises(BlockNotFound):
+            with pytest.raises(BlockNotDelivered):
                 await b.get_block(bad_cid, timeout=1.0)
             assert await b.get_block(good_cid, timeout=10) == good
 

@@ -8,7 +8,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from hypothesis import given, settings
 
 from bitswap.message import Block, Message, Presence, WantEntry, decode_message, encode_message
-from test_bitswap_message import messages
+from .test_bitswap_message import messages
 
 F = descriptor_pb2.FieldDescriptorProto
 

@@ -9,7 +9,7 @@ import pytest
 from blockstore.cid import RAW, cid_for
 from blockstore.db import open_db
 from blockstore.layout import NS_PINS
-from blockstore.pins import DIRECT, RECURSIVE, PinError, PinRecord, Pins
+from blockstore.pins import DIRECT, RECURSIVE, LocalPinError, PinRecord, Pins
 
 
 def _pins(tmp_path: Path) -> tuple[Pins, object]:
@@ -52,7 +52,7 @@ def test_name_rules(tmp_path: Path) -> None:
     assert pins.record(a) == PinRecord(RECURSIVE, "")
     pins.add(a, DIRECT, name="ignored")  # a direct pin never replaces a recursive one
     assert pins.record(a) == PinRecord(RECURSIVE, "")
-    with pytest.raises(PinError, match=r"pin name is 256 bytes \(max 255 bytes\)"):
+    with pytest.raises(LocalPinError, match=r"pin name is 256 bytes \(max 255 bytes\)"):
         pins.add(a, RECURSIVE, name="x" * 256)
     pins.add(a, RECURSIVE, name="é" * 127)  # 254 bytes of UTF-8
     assert pins.record(a) == PinRecord(RECURSIVE, "é" * 127)

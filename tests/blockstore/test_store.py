@@ -9,7 +9,7 @@ import pytest
 
 from blockstore.cid import DAG_PB, IDENTITY, HashMismatch, cid_for, to_v1
 from blockstore.db import RepoLockedError, open_db
-from blockstore.pins import DIRECT, RECURSIVE, PinError, Pins, collect_garbage
+from blockstore.pins import DIRECT, RECURSIVE, LocalPinError, Pins, collect_garbage
 from blockstore.store import BlockStore, BlockTooLarge
 
 
@@ -131,9 +131,9 @@ def test_pins(tmp_path: Path) -> None:
     pins.add_many([b], DIRECT)
     assert dict(pins) == {a: RECURSIVE, b: DIRECT}
     assert pins.remove(b) == DIRECT
-    with pytest.raises(PinError):
+    with pytest.raises(LocalPinError):
         pins.remove(b)
-    with pytest.raises(PinError):
+    with pytest.raises(LocalPinError):
         pins.add(a, "sideways")
 
 

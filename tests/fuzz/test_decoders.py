@@ -25,7 +25,7 @@ from cluster.crdt.delta import DeltaError, decode_delta
 from cluster.pin import PinError, Pin
 from node.gateway.params import choose_response, parse_accept, parse_content_path, parse_entity_bytes, parse_range
 from node.gateway.errors import GatewayError
-from node.kuborpc.options import Options, RpcError
+from node.kuborpc.options import Options, KuboRpcError
 from node.uploads.multipart import MultipartError, MultipartParser
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -167,7 +167,7 @@ def test_rpc_options(query: dict[str, str]) -> None:
     ):
         try:
             call()
-        except RpcError:
+        except KuboRpcError:
             pass
 
 

@@ -8,72 +8,37 @@ goes to a log file whose tail is quoted in every error.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
 import os
 import queue
-import shutil
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from npm_project import NpmError, node_problem, npm_install
+
+__all__ = ["HeliaError", "HeliaPeer", "ensure_installed", "listing_digest", "node_problem"]
+
 #: the folder holding package.json, package-lock.json and helia_peer.mjs
 INTEROP_DIR = Path(__file__).resolve().parent
 PEER_SCRIPT = INTEROP_DIR / "helia_peer.mjs"
 #: written into node_modules after a successful ``npm ci``: the sha256 of the lockfile it installed
-_STAMP = INTEROP_DIR / "node_modules" / ".pinion-lock-sha256"
-MIN_NODE_MAJOR = 20
 
 
 class HeliaError(RuntimeError):
     """A Helia peer failed to start, answered ``ok: false``, timed out or died."""
 
 
-def node_problem() -> str | None:
-    """Why Helia cannot run here (no ``node``/``npm`` on PATH, or Node older than 20), or None."""
-    node = shutil.which("node")
-    if node is None or shutil.which("npm") is None:
-        return "needs Node >= 20 and npm on PATH (CI has them)"
-    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    try:
-        major = int(out.lstrip("v").split(".")[0])
-    except ValueError:
-        return f"cannot read the Node version from {out!r}"
-    if major < MIN_NODE_MAJOR:
-        return f"needs Node >= {MIN_NODE_MAJOR}, found {out}"
-    return None
-
-
-def _lock_digest(folder: Path) -> str:
-    return hashlib.sha256((folder / "package-lock.json").read_bytes()).hexdigest()
-
-
 def ensure_installed(timeout: float = 600, folder: Path = INTEROP_DIR) -> None:
-    """Run ``npm ci`` in ``folder`` (default: Helia's, this one) unless its node_modules matches its package-lock.json.
-
-    Serialised with a file lock so that concurrent test runs and benchmarks
-    do not install over each other. Raises HeliaError with npm's output on failure.
-    """
-    lock_path = Path(tempfile.gettempdir()) / "pinion-interop-npm-ci.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        digest = _lock_digest(folder)
-        stamp = folder / _STAMP.relative_to(INTEROP_DIR)
-        if stamp.exists() and stamp.read_text().strip() == digest:
-            return
-        proc = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if proc.returncode != 0:
-            raise HeliaError(f"npm ci failed in {folder} (exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
-        stamp.write_text(digest + "\n")
+    """``npm ci`` in ``folder`` (default: Helia's, this one) unless its node_modules matches its
+    package-lock.json; raises HeliaError with npm's output on failure."""
+    try:
+        npm_install(folder, timeout)
+    except NpmError as exc:
+        raise HeliaError(str(exc)) from None
 
 
 class HeliaPeer:

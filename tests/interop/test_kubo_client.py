@@ -10,7 +10,6 @@ calls. Skipped (with the reason) where Node >= 20 or npm is missing.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from blockstore.cid import DAG_CBOR, cid_for, cid_to_str
 from .helia import HeliaError
 from .kubo_js import install, node_problem, run_driver
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))  # the daemon harness of tests/node
 from node_proc import PinionNode  # noqa: E402
 
 

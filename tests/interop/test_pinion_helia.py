@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from bitswap import BitswapConfig, BlockNotFound, FetchError, fetch_dag
+from bitswap import BitswapConfig, BlockNotDelivered, FetchError, fetch_dag
 from blockstore.cid import RAW, cid_for, cid_from_str, cid_to_str
 from blockstore.importer import ImportParams, import_file, import_path
 
@@ -170,7 +170,7 @@ def test_missing_blocks_and_a_vanishing_helia(start_helia: StartHelia, tmp_path:
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(helia_gives_up)
-                with pytest.raises(BlockNotFound):
+                with pytest.raises(BlockNotDelivered):
                     await pinion.bitswap.get_block(absent, timeout=2)
             # the peer holding a DAG is killed mid-fetch: the fetch fails with FetchError, nothing unverified is kept
             await pinion.host.connect(holder.addr)

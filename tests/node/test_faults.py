@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from blockstore.car import CarReader
-from test_cluster_peers import _add_local, _cluster_addr, _init, _json, _multipart, _req, _statuses, _stream, _wait
+from cluster_http import add_local, cluster_addr, init_peer, request_json, multipart, request, statuses, request_stream, wait_until
 
 
 def _blocks(node: Any, cid: str) -> dict[bytes, bytes]:
@@ -22,20 +22,20 @@ def _blocks(node: Any, cid: str) -> dict[bytes, bytes]:
 def test_kill_9_during_a_fetch_and_a_frozen_peer(make_node: Any, tmp_path: Path) -> None:
     secret = secrets.token_hex(32)
     tracker = {"PinTimeout": 600}
-    nodes = [_init(make_node, n, secret, PinTracker=tracker) for n in ("a", "b", "c")]
+    nodes = [init_peer(make_node, n, secret, PinTracker=tracker) for n in ("a", "b", "c")]
     a, b, c = nodes
     a.start()
     for n in (b, c):
-        n.start("--bootstrap", _cluster_addr(a))
-    _wait("3 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
+        n.start("--bootstrap", cluster_addr(a))
+    wait_until("3 peers", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
     ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
 
     # content nobody has yet: every peer starts fetching it and waits for a provider
     data = os.urandom(2_000_000)
     scratch = make_node("scratch")
-    cid = _add_local(scratch, data, tmp_path, "later.bin")
-    _json(a, "POST", f"/pins/{cid}")
-    _wait("b fetching", lambda: _json(b, "GET", f"/pins/{cid}?local=true")["peer_map"][ids["b"]]["status"] == "pinning", nodes)
+    cid = add_local(scratch, data, tmp_path, "later.bin")
+    request_json(a, "POST", f"/pins/{cid}")
+    wait_until("b fetching", lambda: request_json(b, "GET", f"/pins/{cid}?local=true")["peer_map"][ids["b"]]["status"] == "pinning", nodes)
 
     # b is killed in the middle of its fetch and restarted: the pin is still its job
     assert b.proc is not None
@@ -44,27 +44,27 @@ def test_kill_9_during_a_fetch_and_a_frozen_peer(make_node: Any, tmp_path: Path)
     b.proc = None
     for name in ("api", "endpoints.json"):
         (b.path / name).unlink(missing_ok=True)
-    b.start("--bootstrap", _cluster_addr(a))
+    b.start("--bootstrap", cluster_addr(a))
     assert cid not in b.cli("pin", "ls").stdout.decode()  # nothing half-done shows as pinned
 
     # c freezes; the content appears on a: a and b pin it, the cluster keeps answering
     assert c.proc is not None
     c.proc.send_signal(signal.SIGSTOP)
     try:
-        assert _add_local(a, data, tmp_path, "later.bin") == cid
+        assert add_local(a, data, tmp_path, "later.bin") == cid
         for n in (a, b):
-            _wait(f"{n.path.name} pinned", lambda n=n: _json(n, "GET", f"/pins/{cid}?local=true")["peer_map"][ids[n.path.name]]["status"] == "pinned", nodes)
+            wait_until(f"{n.path.name} pinned", lambda n=n: request_json(n, "GET", f"/pins/{cid}?local=true")["peer_map"][ids[n.path.name]]["status"] == "pinned", nodes)
         with urllib.request.urlopen(f"{b.url('gateway')}/ipfs/{cid}", timeout=30) as resp:
             assert resp.read() == data
         assert _blocks(b, cid) == _blocks(a, cid)
     finally:
         c.proc.send_signal(signal.SIGCONT)
     # c wakes up and catches up
-    _wait("c pinned", lambda: _statuses(_json(a, "GET", f"/pins/{cid}")).get(ids["c"]) == "pinned", nodes)
+    wait_until("c pinned", lambda: statuses(request_json(a, "GET", f"/pins/{cid}")).get(ids["c"]) == "pinned", nodes)
 
 
 def test_a_full_peer_refuses_new_content_and_keeps_what_it_has(make_node: Any, tmp_path: Path) -> None:
-    node = _init(
+    node = init_peer(
         make_node,
         "full",
         secrets.token_hex(32),
@@ -72,27 +72,27 @@ def test_a_full_peer_refuses_new_content_and_keeps_what_it_has(make_node: Any, t
         Cluster={"ReplicationFactorMin": 1, "ReplicationFactorMax": 1},
     )
     node.start()
-    _wait("own metrics", lambda: len(_json(node, "GET", "/monitor/metrics/freespace")) == 1, [node])
+    wait_until("own metrics", lambda: len(request_json(node, "GET", "/monitor/metrics/freespace")) == 1, [node])
     first = os.urandom(250_000)
-    body, ctype = _multipart("file", "first.bin", first)
-    status, out, _h = _req(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
+    body, ctype = multipart("file", "first.bin", first)
+    status, out, _h = request(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
     assert status == 200, out
     first_cid = [line for line in out.decode().splitlines() if line.strip()][-1]
     # once the peer's free-space metric shows the first upload, a second one that does not fit
     # in what is left is refused with the reason
-    _wait(
+    wait_until(
         "the free-space metric after the upload",
-        lambda: int(_json(node, "GET", "/monitor/metrics/freespace")[0]["value"]) < 400_000 - 250_000 + 20_000,
+        lambda: int(request_json(node, "GET", "/monitor/metrics/freespace")[0]["value"]) < 400_000 - 250_000 + 20_000,
         [node],
     )
-    body, ctype = _multipart("file", "second.bin", os.urandom(250_000))
-    status, out, _h = _req(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
+    body, ctype = multipart("file", "second.bin", os.urandom(250_000))
+    status, out, _h = request(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
     assert status == 400 and b"without room" in out, out
     # what was stored before is intact
     import json
 
     cid = json.loads(first_cid)["cid"]
-    _wait("the first upload pinned", lambda: _statuses(_json(node, "GET", f"/pins/{cid}"))[node.endpoints["cluster_peer_id"]] == "pinned", [node])
+    wait_until("the first upload pinned", lambda: statuses(request_json(node, "GET", f"/pins/{cid}"))[node.endpoints["cluster_peer_id"]] == "pinned", [node])
     with urllib.request.urlopen(f"{node.url('gateway')}/ipfs/{cid}", timeout=30) as resp:
         assert resp.read() == first
 
@@ -107,16 +107,16 @@ def test_kill_9_during_a_multi_gib_car_upload(make_node: Any, tmp_path: Path) ->
     from blockstore.car import encode_header, encode_section
     from blockstore.cid import RAW, cid_for, cid_to_str
 
-    node = _init(make_node, "upload", secrets.token_hex(32), Datastore={"StorageMax": 64 * 1024**3})
+    node = init_peer(make_node, "upload", secrets.token_hex(32), Datastore={"StorageMax": 64 * 1024**3})
     node.start()
     kept = os.urandom(300_000)
-    body, ctype = _multipart("file", "kept.bin", kept)
-    status, out, _h = _req(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
+    body, ctype = multipart("file", "kept.bin", kept)
+    status, out, _h = request(node, "POST", "/add?cid-version=1", body, {"Content-Type": ctype})
     assert status == 200, out
     kept_cid = [line for line in out.decode().splitlines() if line.strip()][-1]
     kept_cid = json.loads(kept_cid)["cid"]
     me = node.endpoints["cluster_peer_id"]
-    _wait("the first upload pinned", lambda: _statuses(_json(node, "GET", f"/pins/{kept_cid}"))[me] == "pinned", [node])
+    wait_until("the first upload pinned", lambda: statuses(request_json(node, "GET", f"/pins/{kept_cid}"))[me] == "pinned", [node])
     before = json.loads(node.cli("repo", "stat", "--enc", "json").stdout)
 
     chunk = os.urandom(1024 * 1024)
@@ -234,11 +234,11 @@ def test_gc_during_a_half_fetched_pin_keeps_what_was_fetched(make_node: Any, tmp
     from blockstore.cid import RAW, cid_to_str, codec_of
 
     secret = secrets.token_hex(32)
-    a = _init(make_node, "a", secret)
-    b = _init(make_node, "b", secret, PinTracker={"PinTimeout": 600}, Gateway={"FetchTimeout": 600})
+    a = init_peer(make_node, "a", secret)
+    b = init_peer(make_node, "b", secret, PinTracker={"PinTimeout": 600}, Gateway={"FetchTimeout": 600})
     a.start()
-    b.start("--bootstrap", _cluster_addr(a))
-    _wait("2 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 2, [a, b])
+    b.start("--bootstrap", cluster_addr(a))
+    wait_until("2 peers", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 2, [a, b])
     b_id = b.endpoints["cluster_peer_id"]
 
     data = os.urandom(8 * 262_144)
@@ -251,20 +251,20 @@ def test_gc_during_a_half_fetched_pin_keeps_what_was_fetched(make_node: Any, tmp
     for leaf in gone:
         a.cli("block", "rm", leaf)
 
-    _json(a, "POST", f"/pins/{cid}?replication-min=1&replication-max=1&user-allocations={b_id}")
-    _wait(
+    request_json(a, "POST", f"/pins/{cid}?replication-min=1&replication-max=1&user-allocations={b_id}")
+    wait_until(
         "b holding the half a has",
         lambda: all(b.cli("block", "stat", c, check=False).returncode == 0 for c in [cid, *present]),
         [a, b],
     )
-    assert _statuses(_json(b, "GET", f"/pins/{cid}?local=true"))[b_id] == "pinning"
+    assert statuses(request_json(b, "GET", f"/pins/{cid}?local=true"))[b_id] == "pinning"
     b.cli("repo", "gc")
     for c in [cid, *present]:  # a block fetched for a pin in progress survives GC
         assert b.cli("block", "stat", c, check=False).returncode == 0, f"GC removed {c} of the pin being fetched"
 
     (tmp_path / "again.bin").write_bytes(data)
     assert a.cli("add", "-Q", "--cid-version", "1", "--pin", "false", str(tmp_path / "again.bin")).stdout.decode().split()[-1] == cid
-    _wait("b pinned", lambda: _statuses(_json(b, "GET", f"/pins/{cid}?local=true"))[b_id] == "pinned", [a, b])
+    wait_until("b pinned", lambda: statuses(request_json(b, "GET", f"/pins/{cid}?local=true"))[b_id] == "pinned", [a, b])
     assert _blocks(b, cid) == full
     b.cli("repo", "gc")
     assert _blocks(b, cid) == full
@@ -298,7 +298,7 @@ def test_a_pin_burst_on_two_peers_with_trusted_peers_configured(make_node: Any) 
     from node import config as cfgmod
 
     secret = secrets.token_hex(32)
-    a, b = (_init(make_node, n, secret) for n in ("a", "b"))
+    a, b = (init_peer(make_node, n, secret) for n in ("a", "b"))
     ids = [json.loads((n.path / cfgmod.CONFIG_FILE).read_text())["Cluster"]["PeerID"] for n in (a, b)]
     for n in (a, b):
         path = n.path / cfgmod.CONFIG_FILE
@@ -306,8 +306,8 @@ def test_a_pin_burst_on_two_peers_with_trusted_peers_configured(make_node: Any) 
         cfg["Cluster"]["TrustedPeers"] = ids
         path.write_text(json.dumps(cfg))
     a.start()
-    b.start("--bootstrap", _cluster_addr(a))
-    _wait("2 peers", lambda: len(_json(a, "GET", "/id")["cluster_peers"]) == 2, [a, b])
+    b.start("--bootstrap", cluster_addr(a))
+    wait_until("2 peers", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 2, [a, b])
     cids = {
         n.path.name: [to_str(make_cid(1, RAW, make_multihash(IDENTITY, b"%s burst %d" % (n.path.name.encode(), i)))) for i in range(400)]
         for n in (a, b)
@@ -329,10 +329,10 @@ def test_a_pin_burst_on_two_peers_with_trusted_peers_configured(make_node: Any) 
     everything = set(cids["a"]) | set(cids["b"])
 
     def pinned_here(n: Any) -> set[str]:
-        status, data, _h = _req(n, "GET", "/pins?local=true&filter=pinned")
+        status, data, _h = request(n, "GET", "/pins?local=true&filter=pinned")
         assert status in (200, 204), data[:300]
         return {json.loads(line)["cid"] for line in data.decode().splitlines() if line.strip()}
 
     for n in (a, b):
-        _wait(f"all 800 pins in {n.path.name}'s pinset", lambda n=n: {p["cid"] for p in _stream(n, "/allocations")} == everything, [a, b], timeout=180)
-        _wait(f"all 800 pinned on {n.path.name}", lambda n=n: pinned_here(n) == everything, [a, b], timeout=180)
+        wait_until(f"all 800 pins in {n.path.name}'s pinset", lambda n=n: {p["cid"] for p in request_stream(n, "/allocations")} == everything, [a, b], timeout=180)
+        wait_until(f"all 800 pinned on {n.path.name}", lambda n=n: pinned_here(n) == everything, [a, b], timeout=180)

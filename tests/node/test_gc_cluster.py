@@ -25,29 +25,29 @@ from cluster.tracker import TrackerStore
 from node.core import CoreAPI
 from node.cluster.pinset import open_replica
 from node.repo import Repo
-from test_cluster_peers import _init, _json, _multipart, _req, _statuses, _wait
+from cluster_http import init_peer, request_json, multipart, request, statuses, wait_until
 
 
 @pytest.mark.timeout(300)
 def test_gc_keeps_uploads_and_queued_pins_until_their_cluster_pin_is_done(make_node: Any, tmp_path: Path) -> None:
     # one worker, pins that never finish: whatever comes next waits in the queue
-    node = _init(make_node, "a", secrets.token_hex(32), PinTracker={"ConcurrentPins": 1, "PinTimeout": 600})
+    node = init_peer(make_node, "a", secrets.token_hex(32), PinTracker={"ConcurrentPins": 1, "PinTimeout": 600})
     node.start()
     me = node.endpoints["cluster_peer_id"]
     unreachable = [cid_to_str(cid_for(os.urandom(32))) for _ in range(3)]
     for cid in unreachable:
-        _json(node, "POST", f"/pins/{cid}")
-    _wait("one pin fetching", lambda: _statuses(_json(node, "GET", f"/pins/{unreachable[0]}"))[me] == "pinning", [node])
+        request_json(node, "POST", f"/pins/{cid}")
+    wait_until("one pin fetching", lambda: statuses(request_json(node, "GET", f"/pins/{unreachable[0]}"))[me] == "pinning", [node])
 
     precious = os.urandom(700_000)
-    body, ctype = _multipart("file", "precious.bin", precious)
-    status, out, _h = _req(node, "POST", "/add?cid-version=1&stream-channels=false", body, {"Content-Type": ctype})
+    body, ctype = multipart("file", "precious.bin", precious)
+    status, out, _h = request(node, "POST", "/add?cid-version=1&stream-channels=false", body, {"Content-Type": ctype})
     assert status == 200, out
     cid = json.loads(out)[-1]["cid"]
 
     node.cli("repo", "gc")  # online: through the daemon
     assert node.cli("cat", cid).stdout == precious
-    allocations = {p["cid"] for p in [_json(node, "GET", f"/allocations/{c}") for c in [cid, *unreachable]]}
+    allocations = {p["cid"] for p in [request_json(node, "GET", f"/allocations/{c}") for c in [cid, *unreachable]]}
     assert allocations == {cid, *unreachable}  # nothing left the pinset either
 
     # offline too: the daemon stopped, GC on the repo keeps the cluster's pins and the upload

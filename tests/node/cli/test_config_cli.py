@@ -15,7 +15,7 @@ import pytest
 from node import config as cfgmod
 from node.cli.config_cli import MASK, reference
 
-from node_proc import ROOT  # the repository root (tests/node/node_proc.py)
+from node_proc import ROOT  # the repository root (tests/harness/node_proc.py)
 
 
 def test_docs_config_md_is_the_generated_reference() -> None:

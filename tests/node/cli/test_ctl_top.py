@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node_proc import ROOT
-from test_cluster_peers import _cluster_addr, _init, _wait
+from cluster_http import cluster_addr, init_peer, wait_until
 
 
 def _ctl(node: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -60,12 +60,12 @@ def _screen(node: Any, *args: str, keys: bytes = b"", wait_for: str = "", timeou
 
 def test_ctl_and_top_on_three_peers(make_node: Any, tmp_path: Path) -> None:
     secret = secrets.token_hex(32)
-    nodes = [_init(make_node, f"c{i}", secret, Cluster={"Tags": {"group": g}}) for i, g in enumerate("xyz")]
+    nodes = [init_peer(make_node, f"c{i}", secret, Cluster={"Tags": {"group": g}}) for i, g in enumerate("xyz")]
     nodes[0].start()
     for n in nodes[1:]:
-        n.start("--bootstrap", _cluster_addr(nodes[0]))
+        n.start("--bootstrap", cluster_addr(nodes[0]))
     a = nodes[0]
-    _wait("3 peers", lambda: len(_lines(_ctl(a, "--enc", "json", "peers", "ls"))) == 3, nodes)
+    wait_until("3 peers", lambda: len(_lines(_ctl(a, "--enc", "json", "peers", "ls"))) == 3, nodes)
 
     ident = _lines(_ctl(a, "--enc", "json", "id"))[0]
     assert ident["peername"] == "c0"
