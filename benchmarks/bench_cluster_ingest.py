@@ -8,7 +8,8 @@ cores) with pinset batching on (``Cluster.BatchMaxSize`` B, ``BatchMaxAge``
 1 over keep-alive connections (IPFS Cluster's REST call, one pin per
 request, as ``ipfs-cluster-ctl pin add`` does). Reported:
 
-- accepted/s: pins acknowledged by peer 1 per second (each durably queued);
+- accepted/s: pins acknowledged by peer 1 per second (each durably queued;
+  concurrent requests are written in batches, node/cluster/coalesce.py);
 - visible on all/s: pins divided by the time until every peer's
   ``pinion_pinset_pins`` reached N (sync over gossipsub + bitswap);
 - pins are identity CIDs with replication 1, so the allocated peer's tracker
@@ -77,7 +78,7 @@ def _send(d: Daemon, cids: list[str], errors: list[str]) -> None:
         conn.close()
 
 
-def ingest(work: Path, n: int, clients: int, batch: int, bulk: bool) -> dict[str, Any]:
+def ingest(work: Path, n: int, clients: int, batch: int, bulk: bool, visible_timeout: float = 1800.0) -> dict[str, Any]:
     secret = secrets.token_hex(32)
     daemons = [Daemon(work / f"p{i}", secret, f"p{i}", "abc"[i % 3]) for i in range(5)]
     for d in daemons:
@@ -103,13 +104,26 @@ def ingest(work: Path, n: int, clients: int, batch: int, bulk: bool) -> dict[str
         accepted = time.perf_counter() - t0
         if errors:
             raise RuntimeError(f"{len(errors)} pins refused, first: {errors[0]}")
-        deadline = time.monotonic() + 1800
+        print(f"{'bulk' if bulk else 'single'}: {n} pins accepted in {accepted:.1f} s ({n / accepted:.0f}/s)", flush=True)
+        deadline = time.monotonic() + visible_timeout
+        counts: list[float] = []
         while time.monotonic() < deadline:
             counts = [_metric(d, "pinion_pinset_pins") for d in daemons]
             if all(c >= n for c in counts):
                 break
             time.sleep(0.2)
         visible = time.perf_counter() - t0
+        if not all(c >= n for c in counts):  # reported, not waited for longer
+            return {
+                "route": "bulk POST /pins (NDJSON, 1,000 per request)" if bulk else "POST /pins/{cid}",
+                "pins": n,
+                "clients": clients,
+                "batch": batch,
+                "accepted s": round(accepted, 2),
+                "accepted/s": round(n / accepted),
+                "visible on all 5 s": f"not after {visible:.0f} s (pins per peer {[int(c) for c in counts]})",
+                "visible on all/s": None,
+            }
         return {
             "route": "bulk POST /pins (NDJSON, 1,000 per request)" if bulk else "POST /pins/{cid}",
             "pins": n,
@@ -131,13 +145,14 @@ def main() -> None:
     ap.add_argument("--pins", type=int)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--visible-timeout", type=float, default=1800.0, help="seconds to wait for every peer to hold the pins")
     args = ap.parse_args()
     n = args.pins or (5_000 if args.quick else 50_000)
     rows = []
     for bulk in (False, True):
         work = Path(tempfile.mkdtemp(prefix="pinion-bench-ingest-"))
         try:
-            rows.append(ingest(work, n, args.clients if not bulk else 2, 1000 if bulk else args.batch, bulk))
+            rows.append(ingest(work, n, args.clients if not bulk else 2, 1000 if bulk else args.batch, bulk, args.visible_timeout))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     report(
@@ -145,7 +160,7 @@ def main() -> None:
         rows,
         {
             "setup": "5 daemons on one 2-core machine; POST /pins/{cid}?replication=1 to peer 1 over keep-alive connections",
-            "target": ">= 5,000 pins/s accepted and visible on all 5 (issue 5)",
+            "target": ">= 5,000 pins/s single, >= 20,000 pins/s bulk, accepted and visible on all 5 (issue 17)",
         },
     )
 

@@ -126,8 +126,15 @@ def read_cid(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[bytes, 
 
 def parse_cid(cid: bytes) -> CidParts:
     """Decode a whole binary CID into its parts; raise CidError if malformed."""
-    if len(cid) == 34 and cid[0] == 0x12 and cid[1] == 0x20:
+    n = len(cid)
+    if n == 34 and cid[0] == 0x12 and cid[1] == 0x20:
         return CidParts(0, DAG_PB, SHA2_256, cid[2:], cid)
+    if n >= 4 and cid[0] == 1 and cid[1] < 0x80 and cid[2] < 0x80 and cid[3] < 0x80 and n == 4 + cid[3]:
+        # CIDv1 whose codec, hash code and digest length are one-byte varints (nearly all):
+        # the checks of the general path below, without reading varints
+        code, size = cid[2], cid[3]
+        if code == IDENTITY or _DIGEST_SIZES.get(code, size) == size:
+            return CidParts(1, cid[1], code, cid[4:], cid[2:])
     version, p = read_varint(cid, 0)
     if version != 1:
         raise CidError(f"unsupported CID version {version}")
@@ -224,8 +231,12 @@ def cid_from_str(text: str) -> bytes:
     except (ValueError, TypeError) as exc:
         raise CidError(f"invalid CID {text[:80]!r}: {exc}") from None
     h = d["hash"]
-    mh = make_multihash(h["code"], h["digest"])
-    cid = mh if d["version"] == 0 else make_cid(1, d["codec"], mh)
+    code, digest, codec = h["code"], h["digest"], d["codec"]
+    if d["version"] == 1 and codec < 0x80 and code < 0x80 and len(digest) < 0x80:
+        cid = bytes((1, codec, code, len(digest))) + digest  # every varint is one byte
+    else:
+        mh = make_multihash(code, digest)
+        cid = mh if d["version"] == 0 else make_cid(1, codec, mh)
     parse_cid(cid)  # apply our own limits (digest sizes, identity length)
     return cid
 

@@ -153,6 +153,8 @@ class MetricStore:
         self._metrics: dict[tuple[str, str], deque[Metric]] = {}  # (name, peer) -> oldest..newest
         self._alerted: set[tuple[str, str]] = set()  # (name, peer) alerted since its last fresh metric
         self._alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
+        #: bumped by every change of the metrics held (what reads them may cache until it moves)
+        self.version = 0
 
     def add(self, m: Metric) -> bool:
         """Record a metric (a newer one of the same peer and name clears its alert); False when
@@ -166,6 +168,7 @@ class MetricStore:
                 return False
             window.append(m)
             self._alerted.discard(key)
+            self.version += 1
             return True
 
     def _latest(self, name: str, peer: str) -> Metric | None:
@@ -197,6 +200,12 @@ class MetricStore:
         with self._lock:
             m = self._latest(name, peer)
         return m if m is not None and m.valid and not m.expired(now_ns) else None
+
+    def next_expiry(self, now_ns: int) -> int | None:
+        """The earliest expiry after ``now_ns`` of a latest metric (when what :meth:`latest` and
+        :meth:`peerset` return next changes without a new metric); None when none expires later."""
+        with self._lock:
+            return min((w[-1].expire for w in self._metrics.values() if w and w[-1].expire > now_ns), default=None)
 
     def history(self, name: str, peer: str) -> list[Metric]:
         """The window of ``name`` metrics of ``peer``, oldest first."""
@@ -247,6 +256,7 @@ class MetricStore:
             for key in [k for k in self._metrics if k[1] == peer]:
                 del self._metrics[key]
                 self._alerted.discard(key)
+            self.version += 1
 
 
 def with_received(m: Metric, now_ns: int) -> Metric:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import libipld
@@ -87,8 +87,17 @@ class Pin:
         return not self.allocations or peer in self.allocations
 
     def with_(self, **changes: Any) -> Pin:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
+        """A copy with some fields changed (as ``dataclasses.replace``; the checks of
+        ``__post_init__`` run again only when a field they check changed)."""
+        if not _CHECKED.isdisjoint(changes):
+            return replace(self, **changes)
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"Pin has no field {sorted(unknown)[0]!r}")
+        copy = object.__new__(Pin)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
 
     # ------------------------------------------------------------------ DAG-CBOR
     def to_cbor(self) -> bytes:
@@ -271,6 +280,10 @@ def pin_as_fields(pin: Pin) -> dict[str, Any]:
         "timestamp": pin.timestamp,
     }
 
+#: the fields ``Pin.__post_init__`` checks (a copy changing none of them needs no check)
+_CHECKED = frozenset({"cid", "reference", "pin_update", "type", "max_depth", "replication_factor_min", "replication_factor_max", "metadata"})
+_FIELDS = frozenset(f.name for f in fields(Pin))
+
 
 # ---------------------------------------------------------------------- index terms
 def name_term(name: str) -> bytes:
@@ -284,12 +297,21 @@ def meta_term(key: str, value: str) -> bytes:
     return b"m=" + encode_varint(len(k)) + k + value.encode()
 
 
+#: the DAG-CBOR encodings of the map keys "name" and "metadata" (RFC 8949 section 3.1, major type 3)
+_NAME_KEY = b"\x64name"
+_META_KEY = b"\x68metadata"
+
+
 def pin_index_terms(key: bytes, value: bytes) -> Iterator[bytes]:
     """Index terms of a stored pin (name and each metadata key=value).
 
     Reads only the two fields it needs (the value was validated when the pin
-    was made); a value that is not a pin map has no terms.
+    was made); a value that is not a pin map has no terms. A DAG-CBOR map key is a
+    text string with a one-byte header here, so a value holding neither key's bytes
+    has neither field and is not decoded at all (most pins have no name or metadata).
     """
+    if _NAME_KEY not in value and _META_KEY not in value:
+        return
     try:
         node = libipld.decode_dag_cbor(value)
     except (ValueError, TypeError, OverflowError):

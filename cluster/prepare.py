@@ -15,12 +15,21 @@ placed but for full queues it raises :class:`~cluster.tracker.QueueFull`
 holds the pin is no new entry in its queue and is never refused for a full
 queue.
 
+An :class:`AllocationView` is built from the metrics once and reused while they
+do not change (:class:`ViewCache`, keyed by the metric store's version and
+valid until the first of its metrics expires); only this peer's queue and the
+byte reservations are read per batch. A view built for reuse carries a memo of
+allocations: a pin with nothing that makes its placement its own (no current or
+user allocations, no size, no blacklist) is placed like any other pin with the
+same replication factors and excluded peers, so the balanced order is computed
+once per view, not once per pin.
+
 Pure: the view, the time and the trust rule come in as arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from typing import NamedTuple
 
 from blockstore.cid import cid_to_str
@@ -40,6 +49,46 @@ class AllocationView(NamedTuple):
     reserved: dict[str, int]  #: bytes reserved per peer (:mod:`cluster.reservations`)
     untrusted: set[str]  #: peers whose metrics may not be used (not in TrustedPeers, no opt-in)
     queues: dict[str, int]  #: pins queued per peer (this peer: exact; others: their pinqueue metric)
+    #: allocations of plain pins by (rmin, rmax, excluded peers), shared by the views derived
+    #: from one cached view (None: not memoized)
+    memo: dict[tuple[int, int, frozenset[tuple[str, str]]], tuple[str, ...]] | None = None
+
+
+#: most entries of a view's allocation memo (replication factors come from users)
+MEMO_LIMIT = 256
+
+
+class ViewCache:
+    """The latest :class:`AllocationView` built from the metrics, reused while nothing it was built from changed.
+
+    ``key`` names what the view was built from (the metric store's version, the
+    config it read); ``until`` is when it expires by itself (the first expiry of
+    a metric it read, unix ns; None: never). Pure: the time comes in as an argument.
+    """
+
+    def __init__(self) -> None:
+        self._key: Hashable = None
+        self._view: AllocationView | None = None
+        self._until: int | None = None
+        #: views built (for tests and metrics)
+        self.builds = 0
+
+    def get(self, key: Hashable, now: int) -> AllocationView | None:
+        """The cached view when it was built for ``key`` and has not expired at ``now``, else None."""
+        if self._view is None or key != self._key or (self._until is not None and now >= self._until):
+            return None
+        return self._view
+
+    def put(self, key: Hashable, view: AllocationView, until: int | None) -> AllocationView:
+        """Keep ``view`` (built for ``key``, valid before ``until``) with a fresh allocation memo; returns it."""
+        view = view._replace(memo={})
+        self._key, self._view, self._until = key, view, until
+        self.builds += 1
+        return view
+
+    def clear(self) -> None:
+        """Forget the cached view (the next :meth:`get` misses)."""
+        self._view = None
 
 
 class Placement(NamedTuple):
@@ -96,8 +145,22 @@ def allocations(
         return []
     current = [p for p in (existing.allocations if existing else ()) if p in view.peers and p not in blacklist]
     excluded = {p: "untrusted" for p in view.untrusted}
+    # a plain pin's placement depends on the view, its replication factors and the excluded peers only
+    memo = view.memo if not current and not pin.user_allocations and not size and not blacklist else None
 
     def run(exclude: dict[str, str]) -> list[str]:
+        if memo is None:
+            return _allocate(exclude)
+        key = (rmin, rmax, frozenset(exclude.items()))
+        got = memo.get(key)
+        if got is None:
+            got = tuple(_allocate(exclude))  # an AllocationError is not kept: its message names the CID
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = got
+        return list(got)
+
+    def _allocate(exclude: dict[str, str]) -> list[str]:
         return allocate(
             pin.cid,
             rmin=rmin,

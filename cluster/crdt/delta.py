@@ -17,6 +17,9 @@ plain bytes, so bytes fields would silently turn pin CIDs into links.
 Values are opaque bytes (a pin's own DAG-CBOR encoding, which starts with a
 map header and so never looks like a CID; values that do look like a CID
 still decode to the same bytes).
+
+Every peer decodes every delta: walking the DAG reads only the links
+(:func:`delta_links`); the elements are decoded once, when the delta is merged.
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ class Delta:
         return cid_for(data, DAG_CBOR), data
 
 
-def decode_delta(data: bytes) -> Delta:
-    """Decode and validate a delta block; raise DeltaError naming the problem."""
+def _node(data: bytes) -> tuple[dict, int, list[bytes]]:
+    """The decoded map of a delta block, its priority and links, checked; DeltaError otherwise."""
     if len(data) > MAX_DELTA_SIZE:
         raise DeltaError(f"delta of {len(data)} bytes exceeds the {MAX_DELTA_SIZE}-byte limit")
     try:
@@ -94,6 +97,18 @@ def decode_delta(data: bytes) -> Delta:
             raise DeltaError(f"delta link is not a valid CID: {exc}") from None
     if len(set(links)) != len(links):
         raise DeltaError("delta links the same head twice")
+    return node, prio, links
+
+
+def delta_links(data: bytes) -> list[bytes]:
+    """The links of a delta block (the heads it was written on), checked as :func:`decode_delta`
+    checks them, without decoding its elements: what walking the DAG needs."""
+    return _node(data)[2]
+
+
+def decode_delta(data: bytes) -> Delta:
+    """Decode and validate a delta block; raise DeltaError naming the problem."""
+    node, prio, links = _node(data)
     elements = []
     for item in _list(node, "e"):
         if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], bytes):

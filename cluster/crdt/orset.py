@@ -10,6 +10,10 @@ order, therefore holds the same values.
 Nothing here keeps the set in memory: reads stream from LevelDB and
 :meth:`ORSet.merge` stages its writes in the caller's write batch, so a delta
 is merged together with its bookkeeping or not at all.
+
+Invariant: a key has a current value (``c/v/``) exactly when it has live
+elements (every merge writes both in one batch), so a key without a value
+has no elements to scan: adding a new key costs point reads, not a scan.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ class ORSet:
 
     def live_ids(self, key: bytes) -> list[bytes]:
         """Ids (delta CIDs) of the live elements of ``key``."""
+        if self._db.get(L.VALUE + key) is None:
+            return []  # no value: no live element (module docstring)
         prefix = L.keyed(L.ELEMENT, key)
         n = len(prefix)
         with self._db.iterator(prefix=prefix, include_value=False) as it:
@@ -118,14 +124,19 @@ class ORSet:
         """Stage tombstones (key, id), then elements (key, id, priority + value); see :meth:`merge`."""
         db = self._db
         live: dict[bytes, dict[bytes, bytes]] = {}
+        values: dict[bytes, bytes | None] = {}  # current values read by load()
 
         def load(key: bytes) -> dict[bytes, bytes]:
             got = live.get(key)
             if got is None:
-                prefix = L.keyed(L.ELEMENT, key)
-                n = len(prefix)
-                with db.iterator(prefix=prefix) as it:
-                    got = live[key] = {k[n:]: v for k, v in it}
+                current = values[key] = db.get(L.VALUE + key)
+                if current is None:
+                    got = live[key] = {}  # no value: no live element (module docstring)
+                else:
+                    prefix = L.keyed(L.ELEMENT, key)
+                    n = len(prefix)
+                    with db.iterator(prefix=prefix) as it:
+                        got = live[key] = {k[n:]: v for k, v in it}
             return got
 
         tombed: set[tuple[bytes, bytes]] = set()
@@ -149,7 +160,7 @@ class ORSet:
         changes: list[Change] = []
         for key, elems in live.items():
             best = max(elems.values()) if elems else None
-            current = db.get(L.VALUE + key)
+            current = values[key]
             if best == current:
                 continue
             if current is not None:

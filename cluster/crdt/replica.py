@@ -24,6 +24,7 @@ Crash safety: every step writes in one LevelDB write batch.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from blockstore.kv import KVStore, KVWriteBatch
 from blockstore.store import BlockStore
 
 from . import layout as L
-from .delta import MAX_DELTA_SIZE, Delta, DeltaError, decode_delta
+from .delta import MAX_DELTA_SIZE, Delta, DeltaError, decode_delta, delta_links
 from .orset import Change, IndexTerms, ORSet
 from .snapshot import SnapshotError, build_snapshot, decode_covered, decode_elements, decode_root
 from ..errors import ClusterError
@@ -113,19 +114,16 @@ class Replica:
         n = len(L.HEAD)
         for k, v in db.iterator(prefix=L.HEAD):
             self._heads[k[n:]] = L.read_u64(v)
-        self._queued = 0
         self._next_seq = 0
-        #: lowest sequence number that may still be queued (scans start there,
-        #: skipping the deleted entries LevelDB has not compacted away yet)
-        self._queue_start = None
-        with db.iterator(prefix=L.QUEUE, include_value=False) as it:
-            for k in it:
-                self._queued += 1
+        #: the queue in memory, oldest first: (queue key, op, key, value), what ``c/q/`` holds
+        #: (commits take their items from here instead of reading the queue back)
+        self._pending: deque[tuple[bytes, int, bytes, bytes]] = deque()
+        with db.iterator(prefix=L.QUEUE) as it:
+            for k, v in it:
+                op, key, value = libipld.decode_dag_cbor(v)
+                self._pending.append((k, op, key, value))
                 self._next_seq = L.read_u64(k, len(L.QUEUE)) + 1
-                if self._queue_start is None:
-                    self._queue_start = self._next_seq - 1
-        if self._queue_start is None:
-            self._queue_start = self._next_seq
+        self._queued = len(self._pending)
         #: time of the first item of the open batch; None = due now (replayed items)
         self._first_at: float | None = None
         self._deltas = self._counter(L.DELTAS)
@@ -239,10 +237,14 @@ class Replica:
         with self._lock:
             if self._queued + len(ops) > self.max_queue_size:
                 raise ReceiveQueueFull(f"batching max_queue_size reached ({self.max_queue_size} items queued)")
+            entries = []
             with self._db.write_batch(transaction=True, sync=self._sync) as wb:
                 for op, key, value in ops:
-                    wb.put(L.QUEUE + L.u64(self._next_seq), libipld.encode_dag_cbor([op, key, value]))
+                    qkey = L.QUEUE + L.u64(self._next_seq)
+                    wb.put(qkey, libipld.encode_dag_cbor([op, key, value]))
+                    entries.append((qkey, op, key, value))
                     self._next_seq += 1
+            self._pending.extend(entries)
             if self._queued == 0:
                 self._first_at = now
             self._queued += len(ops)
@@ -252,6 +254,17 @@ class Replica:
             while self._queued >= self.max_batch_size:
                 head = self._commit_one(self.max_batch_size) or head
             return head
+
+    def update_many(
+        self,
+        keys: list[bytes],
+        build: Callable[[list[bytes | None]], Iterable[tuple[int, bytes, bytes]]],
+        now: float = 0.0,
+    ) -> bytes | None:
+        """Read the values of ``keys``, then queue the operations ``build(values)`` returns, under
+        the replica's lock (no other write comes between the read and the write); as :meth:`apply_many`."""
+        with self._lock:
+            return self.apply_many(build([self.set.get(key) for key in keys]), now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must next be called (None: nothing queued)."""
@@ -283,13 +296,11 @@ class Replica:
         db = self._db
         items: list[tuple[bytes, int, bytes, bytes]] = []
         size = 0
-        with db.iterator(start=L.QUEUE + L.u64(self._queue_start), stop=L.QUEUE + b"\xff" * 9) as it:
-            for k, v in it:
-                op, key, value = libipld.decode_dag_cbor(v)
-                items.append((k, op, key, value))
-                size += len(key) + len(value) + 64
-                if len(items) >= limit or size >= DELTA_BUDGET:
-                    break
+        for item in self._pending:
+            items.append(item)
+            size += len(item[2]) + len(item[3]) + 64
+            if len(items) >= limit or size >= DELTA_BUDGET:
+                break
         final: dict[bytes, bytes | None] = {}
         for _k, op, key, value in items:
             final[key] = value if op == PUT else None
@@ -311,9 +322,9 @@ class Replica:
         except BaseException:
             self._reload_counters()
             raise
+        for _ in items:
+            self._pending.popleft()
         self._queued -= len(items)
-        if items:
-            self._queue_start = L.read_u64(items[-1][0], len(L.QUEUE)) + 1
         self._first_at = None if self._queued == 0 else self._first_at
         if cid is not None:
             self._finish_apply(cid, delta, changes)
@@ -351,8 +362,9 @@ class Replica:
             raise
         self._finish_apply(cid, delta, changes)
 
-    def _load(self, cid: bytes, get_block: BlockGetter | None) -> Delta:
-        """Read (or fetch, verify and store) the delta ``cid`` and decode it."""
+    def _load(self, cid: bytes, get_block: BlockGetter | None, decode: Callable[[bytes], Any] = decode_delta) -> Any:
+        """Read (or fetch, verify and store) the delta ``cid`` and decode it (``decode``:
+        :func:`~.delta.decode_delta`, or :func:`~.delta.delta_links` for its links only)."""
         if codec_of(cid) != DAG_CBOR:
             raise DeltaError(f"CRDT delta {cid_to_str(cid)}: not a dag-cbor CID")
         data = self._blocks.get_kept(cid)  # kept by a collection running now (blockstore/gc.py)
@@ -363,7 +375,7 @@ class Replica:
             self._blocks.put(cid, data)  # verifies the hash; HashMismatch if forged
             self._db.put(L.BLOCK + cid, b"")
         try:
-            return decode_delta(data)
+            return decode(data)
         except DeltaError as exc:
             raise DeltaError(f"CRDT delta {cid_to_str(cid)}: {exc}") from None
 
@@ -405,9 +417,9 @@ class Replica:
                 if cid in visited or self.is_processed(cid):
                     continue
                 visited.add(cid)
-                delta = self._load(cid, get_block)
+                links = self._load(cid, get_block, delta_links)  # the full decode comes with the merge
                 stack.append((cid, True))
-                for link in delta.links:
+                for link in links:
                     if link not in visited and not self.is_processed(link):
                         stack.append((link, False))
         except ValueError:
@@ -448,10 +460,10 @@ class Replica:
                 missing.append(cid)
                 continue
             try:
-                delta = decode_delta(data)
+                links = delta_links(data)
             except DeltaError:
                 continue  # receive() reports it
-            stack.extend(delta.links)
+            stack.extend(links)
         return missing
 
     def branch(self, head: bytes, above: int, limit: int = 100_000) -> tuple[list[bytes], list[bytes]]:

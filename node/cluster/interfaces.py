@@ -60,6 +60,10 @@ class PinsetState(Protocol):
         """Put several pins in one write."""
         ...
 
+    async def update_many(self, cids: list[bytes], build: Callable[[list[Pin | None]], list[Pin]]) -> None:
+        """Write the pins ``build(held pins of cids)`` returns, read and written in one step."""
+        ...
+
     async def remove(self, cid: bytes) -> bool:
         """Remove the pin of ``cid``; False when absent."""
         ...

@@ -124,6 +124,7 @@ class ClusterPeer:
             except Exception:
                 log.exception("cluster task %s failed", task.get_name())
         self._tasks.clear()
+        await self.pinning.close()
         await self.upkeep.stop()
         await self.informer.stop()
         await self.tracker.stop()

@@ -36,7 +36,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -253,6 +253,18 @@ class PinsetService:
         """Put several pins in one write (queued in one batch, committed as the batching says)."""
         ops = [(PUT, pin.cid, pin.to_cbor()) for pin in pins]
         head = await self.in_thread(self.replica.apply_many, ops, time.monotonic())
+        await self._after_write(head)
+
+    async def update_many(self, cids: list[bytes], build: Callable[[list[Pin | None]], list[Pin]]) -> None:
+        """Read the pins of ``cids`` and write the pins ``build(held)`` returns, in one worker-thread
+        call under the replica's lock (``build`` runs in that thread: no other write of the pinset
+        comes between its read and its write); queued as :meth:`add_many`."""
+
+        def ops(values: list[bytes | None]) -> list[tuple[int, bytes, bytes]]:
+            held = [Pin.from_cbor(v) if v is not None else None for v in values]
+            return [(PUT, pin.cid, pin.to_cbor()) for pin in build(held)]
+
+        head = await self.in_thread(self.replica.update_many, cids, ops, time.monotonic())
         await self._after_write(head)
 
     async def get_many(self, cids: list[bytes]) -> list[Pin | None]:

@@ -85,3 +85,57 @@ def test_digest_length_checked() -> None:
         c.parse_cid(bad)
     with pytest.raises(c.CidError):
         c.parse_cid(c.cid_for(b"x") + b"\x00")
+
+
+# ---------------------------------------------------------------- the one-byte-varint fast paths
+_CODECS = ["raw", "dag-cbor", "dag-pb", "dag-json", "libp2p-key", "git-raw", "dag-jose"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    codec=st.sampled_from(_CODECS),
+    hasher=st.sampled_from(["sha2-256", "identity", "sha2-512", "blake2b-256", "sha3-256"]),
+    data=st.binary(max_size=140),
+    base=st.sampled_from(["base32", "base58btc", "base36", "base64url", "base16"]),
+)
+def test_cid_from_str_and_parse_cid_equal_the_multiformats_reference(codec: str, hasher: str, data: bytes, base: str) -> None:
+    """Whatever the base, codec and hash, a string parses to the reference CID's bytes and parse_cid
+    agrees with the reference; identity digests over 128 bytes are refused (our limit)."""
+    mh = multihash.wrap(data, "identity") if hasher == "identity" else multihash.digest(data, hasher)
+    ref = CID(base, 1, codec, mh)
+    if hasher == "identity" and len(data) > c.MAX_IDENTITY_DIGEST:
+        with pytest.raises(c.CidError):
+            c.cid_from_str(ref.encode(base))
+        with pytest.raises(c.CidError):
+            c.parse_cid(bytes(ref))
+        return
+    assert c.cid_from_str(ref.encode(base)) == bytes(ref)
+    parts = c.parse_cid(bytes(ref))
+    assert (parts.version, parts.codec, parts.mh_code, parts.digest) == (1, ref.codec.code, ref.hashfun.code, ref.raw_digest)
+    assert parts.multihash == bytes(ref)[len(bytes(ref)) - len(mh) :]
+
+
+def _general_parse(cid: bytes) -> tuple[int, int, int, bytes] | None:
+    """parse_cid's rules read the slow way (varint by varint); None when they refuse ``cid``."""
+    try:
+        version, p = c.read_varint(cid, 0)
+        codec, p = c.read_varint(cid, p)
+        code, digest, p = c._read_multihash(cid, p)
+    except c.CidError:
+        return None
+    return (version, codec, code, digest) if version == 1 and p == len(cid) else None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(min_size=3, max_size=40), st.sampled_from([0x00, 0x12, 0x13, 0xB220, 0x55]))
+def test_parse_cid_fast_path_agrees_with_the_varint_rules(tail: bytes, code: int) -> None:
+    """Bytes shaped like a one-byte-varint CIDv1 (or not) are accepted exactly when the
+    varint-reading rules accept them, with the same parts."""
+    for cid in (b"\x01" + tail, b"\x01\x55" + c.encode_varint(code) + tail[1:]):
+        expected = _general_parse(cid)
+        try:
+            parts = c.parse_cid(cid)
+        except c.CidError:
+            assert expected is None, cid
+            continue
+        assert expected == (parts.version, parts.codec, parts.mh_code, parts.digest), cid

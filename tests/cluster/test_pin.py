@@ -128,3 +128,43 @@ def test_index_terms() -> None:
         [name_term("photos"), meta_term("a", "b"), meta_term("c", "d")]
     )
     assert meta_term("a=b", "c") != meta_term("a", "b=c")
+
+
+def test_with_copies_like_replace_and_checks_what_it_must() -> None:
+    """``Pin.with_`` skips the checks only when no checked field changes: the copy equals
+    ``dataclasses.replace``'s; a bad checked field or an unknown field is still refused."""
+    import dataclasses
+
+    from blockstore.cid import cid_for
+    from cluster.pin import PinError
+
+    pin = Pin(cid_for(b"w"), name="a", replication_factor_min=1, replication_factor_max=2, metadata={"k": "v"})
+    for changes in ({"allocations": ("p1", "p2"), "timestamp": 5}, {"name": "b"}, {"max_depth": 0}, {}):
+        copy = pin.with_(**changes)
+        assert copy == dataclasses.replace(pin, **changes) and copy is not pin
+        assert Pin.from_cbor(copy.to_cbor()) == copy
+    assert pin.allocations == () and pin.name == "a"  # the original is untouched
+    with pytest.raises(PinError):
+        pin.with_(replication_factor_min=3)
+    with pytest.raises(PinError):
+        pin.with_(cid=b"\x01\x02")
+    with pytest.raises(TypeError):
+        pin.with_(allocation=("p1",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.text(max_size=20),
+    meta=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
+    origin=st.sampled_from(["", "name", "metadata", "\x64name"]),
+)
+def test_index_terms_skip_no_pin_that_has_some(name: str, meta: dict[str, str], origin: str) -> None:
+    """The byte test that skips decoding never hides a name or metadata term (values that merely
+    contain the key bytes are decoded as before)."""
+    import libipld
+
+    pin = Pin(cid_for(b"terms"), name=name, metadata=meta, origins=(origin,) if origin else ())
+    value = pin.to_cbor()
+    node = libipld.decode_dag_cbor(value)
+    expected = ([name_term(name)] if node.get("name") else []) + [meta_term(k, v) for k, v in node.get("metadata", {}).items()]
+    assert sorted(pin_index_terms(pin.cid, value)) == sorted(expected)

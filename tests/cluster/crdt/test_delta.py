@@ -113,3 +113,21 @@ def test_mutated_delta_only_raises_delta_error(data: st.DataObject) -> None:
         decode_delta(bytes(raw))
     except DeltaError:
         pass
+
+
+# ---------------------------------------------------------------- walking reads links only
+def test_delta_links_checks_links_only() -> None:
+    from cluster.crdt.delta import delta_links
+
+    d = _sample()
+    assert delta_links(d.encode()) == list(d.links)
+    # a delta whose elements are bad still has its links read; decode_delta refuses it
+    node = dag_cbor.decode(d.encode())
+    node["e"] = [["not a cid", b"v"]]
+    bad = dag_cbor.encode(node)
+    assert delta_links(bad) == list(d.links)
+    with pytest.raises(DeltaError, match="element key is not a valid CID"):
+        decode_delta(bad)
+    node["l"] = [b"\x01\x02"]
+    with pytest.raises(DeltaError, match="link"):
+        delta_links(dag_cbor.encode(node))

@@ -384,3 +384,63 @@ def test_branch_lists_the_stored_deltas_above_a_height(peers) -> None:
     assert b.replica.branch(head, 0) == (listed, [oldest])
     nowhere = cid_for(b"not stored", codec=DAG_CBOR)
     assert b.replica.branch(nowhere, 0) == ([], [nowhere])
+
+
+def test_failed_commit_keeps_the_queue_and_the_next_commit_takes_it(peers, monkeypatch) -> None:
+    """Commits take their items from the queue held in memory: a commit whose write fails
+    leaves them queued (in memory and on disk), the next commit writes them once, in order."""
+    a = peers("a", max_batch_size=100, max_batch_age=60.0)
+    r = a.replica
+    r.apply_many([(PUT, key(i), b"v%d" % i) for i in range(5)], now=0.0)
+    real = r._blocks.put
+
+    def full(*_a, **_k):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(r._blocks, "put", full)
+    with pytest.raises(OSError):
+        r.commit()
+    assert r.queued() == 5 and len(r.set) == 0
+    monkeypatch.setattr(r._blocks, "put", real)
+    r.put(key(1), b"newer", now=0.0)  # queued after: wins over the first value of key 1
+    head = r.commit()
+    assert head is not None and r.queued() == 0
+    assert [r.set.get(key(i)) for i in range(5)] == [b"v0", b"newer", b"v2", b"v3", b"v4"]
+    assert len(decode_delta(r._blocks.get(head)).elements) == 5
+    a.reopen()
+    assert a.replica.queued() == 0 and a.replica.commit() is None  # nothing replayed twice
+
+
+def test_a_replaced_key_is_tombstoned_and_a_new_key_is_not(peers) -> None:
+    """A key without a value has no live elements (no scan): only replaced keys get tombstones."""
+    r = peers("a").replica
+    first = r.put(key(1), b"one")
+    head = r.apply_many([(PUT, key(1), b"uno"), (PUT, key(2), b"two")])
+    delta = decode_delta(r._blocks.get(head))
+    assert delta.tombstones == ((key(1), first),)
+    assert r.set.live_ids(key(1)) == [head] and r.set.live_ids(key(2)) == [head] and r.set.live_ids(key(3)) == []
+    head = r.delete(key(2))
+    assert r.set.live_ids(key(2)) == [] and r.set.get(key(2)) is None
+    head = r.put(key(2), b"back")
+    assert decode_delta(r._blocks.get(head)).tombstones == () and r.set.get(key(2)) == b"back"
+
+
+def test_update_many_builds_from_the_values_it_read(peers) -> None:
+    r = peers("a").replica
+    r.put(key(1), b"one")
+    seen: list[list[bytes | None]] = []
+
+    def build(values: list[bytes | None]) -> list[tuple[int, bytes, bytes]]:
+        seen.append(values)
+        return [(PUT, key(i), (v or b"") + b"+") for i, v in zip((1, 2), values)]
+
+    assert r.update_many([key(1), key(2)], build) is not None
+    assert seen == [[b"one", None]]
+    assert r.set.get(key(1)) == b"one+" and r.set.get(key(2)) == b"+"
+
+    def refuse(_values: list[bytes | None]) -> list[tuple[int, bytes, bytes]]:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        r.update_many([key(3)], refuse)
+    assert r.set.get(key(3)) is None and r.queued() == 0
