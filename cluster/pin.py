@@ -280,6 +280,7 @@ def pin_as_fields(pin: Pin) -> dict[str, Any]:
         "timestamp": pin.timestamp,
     }
 
+
 #: the fields ``Pin.__post_init__`` checks (a copy changing none of them needs no check)
 _CHECKED = frozenset({"cid", "reference", "pin_update", "type", "max_depth", "replication_factor_min", "replication_factor_max", "metadata"})
 _FIELDS = frozenset(f.name for f in fields(Pin))
