@@ -38,7 +38,7 @@ from .graph import ConnectGraph
 from .informer import Informer
 from .membership import Membership
 from .peer_rpc import PeerRPCHandlers
-from .pinning import Pinning
+from .pinning import Pinning, PinningConfig
 from .pinset import PinsetService, open_replica
 from .pintracker import PinTracker
 from .status import ClusterStatus
@@ -75,7 +75,7 @@ class ClusterPeer:
         self._connector = connector
         cluster = self.config["Cluster"]
         self.graph = ConnectGraph(p2p, members, rpc)
-        self.pinning = Pinning(pinset, tracker, members, self.monitor, self.config)
+        self.pinning = Pinning(pinset, tracker, members, self.monitor, PinningConfig.from_config(self.config))
         self.cluster_status = ClusterStatus(pinset, tracker, members, rpc)
         self.upkeep = Upkeep(pinset, members, self.pinning, UpkeepConfig.from_config(self.config))
         self.uploads = UploadReleaser(

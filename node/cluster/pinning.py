@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -60,6 +61,31 @@ class PinRequest(NamedTuple):
     upload: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PinningConfig:
+    """The settings pinning reads, from ``Cluster`` and ``PinTracker``, read once at construction."""
+
+    #: ``Cluster.ReplicationFactorMin`` / ``ReplicationFactorMax``: a pin's defaults
+    replication: tuple[int, int]
+    #: ``PinTracker.MaxPinQueueSize``: a peer whose queue is this full takes no new pin
+    max_queue: int
+    #: ``Cluster.AllocateBy``: the metrics allocation sorts peers by
+    allocate_by: tuple[str, ...]
+    #: ``Cluster.AllocateToUntrustedPeers``
+    allow_untrusted: bool
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> PinningConfig:
+        """From a loaded config (defaults filled by :mod:`node.config`)."""
+        cluster = config["Cluster"]
+        return cls(
+            replication=(int(cluster["ReplicationFactorMin"]), int(cluster["ReplicationFactorMax"])),
+            max_queue=int(config["PinTracker"]["MaxPinQueueSize"]),
+            allocate_by=tuple(cluster["AllocateBy"]),
+            allow_untrusted=bool(cluster["AllocateToUntrustedPeers"]),
+        )
+
+
 class Pinning:
     """Pins and unpins in the cluster pinset (see module docstring)."""
 
@@ -69,13 +95,12 @@ class Pinning:
         tracker: TrackerView,
         members: Membership,
         monitor: MetricStore,
-        config: Mapping[str, Any],
+        config: PinningConfig,
     ) -> None:
         self._pinset = pinset
         self._tracker = tracker
         self._members = members
         self.monitor = monitor
-        #: the node's config (``Cluster``, ``PinTracker``), read at each pin
         self.config = config
         self.peer_id = members.peer_id
         self.reservations = Reservations(self.peer_id, int(RESERVATION_TTL * 1e9))
@@ -92,14 +117,14 @@ class Pinning:
 
     # ------------------------------------------------------------ the rules and the view
     def rules(self) -> Placement:
-        """The allocation rules of this peer, from its config now."""
-        cluster = self.config["Cluster"]
+        """The allocation rules of this peer."""
+        config = self.config
         return Placement(
             me=self.peer_id,
-            max_queue=int(self.config["PinTracker"]["MaxPinQueueSize"]),
+            max_queue=config.max_queue,
             is_trusted=self._members.is_trusted,
-            allow_untrusted=bool(cluster["AllocateToUntrustedPeers"]),
-            defaults=(int(cluster["ReplicationFactorMin"]), int(cluster["ReplicationFactorMax"])),
+            allow_untrusted=config.allow_untrusted,
+            defaults=config.replication,
         )
 
     def own_queue(self) -> int:
@@ -111,12 +136,11 @@ class Pinning:
         the untrusted peers (unless ``Cluster.AllocateToUntrustedPeers``) and the pin queues.
 
         Everything but this peer's queue and the reservations comes from the cached view,
-        rebuilt when a metric arrives or expires, a peer is removed, or the config read changes."""
+        rebuilt when a metric arrives or expires or a peer is removed."""
         now = now_ns()
-        cluster = self.config["Cluster"]
-        allocate_by = list(cluster["AllocateBy"])
-        allow_untrusted = bool(cluster["AllocateToUntrustedPeers"])
-        key = (self.monitor.version, tuple(allocate_by), allow_untrusted)  # a removed peer: its metrics are dropped
+        allocate_by = list(self.config.allocate_by)
+        allow_untrusted = self.config.allow_untrusted
+        key = (self.monitor.version, self.config.allocate_by, allow_untrusted)  # a removed peer: its metrics are dropped
         base = self.views.get(key, now)
         if base is None:
             base = self.views.put(key, self._build_view(now, allocate_by, allow_untrusted), self.monitor.next_expiry(now))
@@ -159,7 +183,7 @@ class Pinning:
     def admit_local_pin(self) -> None:
         """Raise QueueFull when this peer's pin queue cannot take a pin of the kubo RPC's ``pin/add``
         (blocking-safe: reads counters only)."""
-        max_queue = int(self.config["PinTracker"]["MaxPinQueueSize"])
+        max_queue = self.config.max_queue
         if self.own_queue() >= admission_limit(max_queue, upload=False):
             raise QueueFull(queue_message(None, {self.peer_id: ""}, {self.peer_id: self.own_queue()}, max_queue))
 

@@ -7,6 +7,7 @@ out. This peer's queue is counted exactly, other peers' from their pinqueue metr
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from cluster.pin import Pin
 from cluster.tracker import QueueFull
 from cluster.trust import TrustedPeers
 from node.cluster.membership import Membership
-from node.cluster.pinning import Pinning
+from node.cluster.pinning import Pinning, PinningConfig
 from node.cluster.pintracker import PinTracker
 from node.repo import Repo
 
@@ -35,7 +36,7 @@ def peer(tmp_path: Path) -> Any:
     trust = TrustedPeers(me, repo.config["Cluster"]["TrustedPeers"])
     members = Membership(None, MetricStore(me), trust, None, peer_id=me, peername="me", ipfs_id="")  # type: ignore[arg-type]
     tracker = PinTracker(repo.db, repo.pins, me, repo.config["PinTracker"], fetch=_never)
-    yield Pinning(None, tracker, members, members.monitor, repo.config)  # type: ignore[arg-type]
+    yield Pinning(None, tracker, members, members.monitor, PinningConfig.from_config(repo.config))  # type: ignore[arg-type]
     repo.close()
 
 
@@ -64,9 +65,8 @@ def test_untrusted_metrics_and_full_queues_are_left_out(peer: Pinning) -> None:
     _announce(peer, TRUSTED, 10**12, 0)
     _announce(peer, UNTRUSTED, 10**16, 0)
     assert peer.allocate(_pin(1), None, None) == [TRUSTED]  # the most free space among the trusted
-    peer.config["Cluster"]["AllocateToUntrustedPeers"] = True
-    assert peer.allocate(_pin(1), None, None) == [UNTRUSTED]
-    peer.config["Cluster"]["AllocateToUntrustedPeers"] = False
+    untrusting = Pinning(None, peer._tracker, peer._members, peer.monitor, replace(peer.config, allow_untrusted=True))  # type: ignore[arg-type]
+    assert untrusting.allocate(_pin(1), None, None) == [UNTRUSTED]
 
     # the trusted peer's queue is full (18 of 20: only uploads may take the last 2 places)
     _announce(peer, TRUSTED, 10**12, 18)

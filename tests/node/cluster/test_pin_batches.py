@@ -18,7 +18,7 @@ from cluster.pin import Pin
 from cluster.tracker import QueueFull as PinQueueFull
 from cluster.trust import TrustedPeers
 from node.cluster.membership import Membership
-from node.cluster.pinning import Pinning
+from node.cluster.pinning import Pinning, PinningConfig
 from node.cluster.pinset import open_replica
 from node.cluster.pintracker import PinTracker
 from node.repo import Repo
@@ -62,7 +62,7 @@ def cluster(tmp_path: Path) -> Any:
     members = Membership(None, MetricStore(me), TrustedPeers(me, ["*"]), None, peer_id=me, peername="me", ipfs_id="")  # type: ignore[arg-type]
     tracker = PinTracker(repo.db, repo.pins, me, repo.config["PinTracker"], fetch=_never)
     pinset = ReplicaPinset(open_replica(repo, max_queue_size=1000))
-    pinning = Pinning(pinset, tracker, members, members.monitor, repo.config)  # type: ignore[arg-type]
+    pinning = Pinning(pinset, tracker, members, members.monitor, PinningConfig.from_config(repo.config))  # type: ignore[arg-type]
     expire = time.time_ns() + 600 * 10**9
     for m in (
         Metric("ping", me, "{}", expire),
