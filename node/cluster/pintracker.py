@@ -41,6 +41,9 @@ from cluster.status import PinInfo
 from cluster.tracker import DONE_PIN, LOCAL, PIN, UNPIN, TrackerConfig, TrackerStore
 
 log = logging.getLogger(__name__)
+#: one DEBUG line per pin stage (``Logging.Subsystems: {"pintracker.stages": "DEBUG"}``):
+#: ``queued <cid> <unix s>`` and ``done <cid> taken=.. fetch_start=.. fetch_end=.. recorded=..``
+stages = logging.getLogger(__name__ + ".stages")
 
 Fetch = Callable[[Pin, Callable[[int], None]], Awaitable[None]]
 #: longest sleep of an idle worker before it looks at the queue again (retries come due)
@@ -136,6 +139,8 @@ class PinTracker:
         if pin is not None and pin.is_allocated_to(self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
             local = self._is_local is not None and self._is_local(cid)
             if self.store.want_pin(pin, now, raw, local=local) == "queued":
+                if stages.isEnabledFor(logging.DEBUG):
+                    stages.debug("queued %s %.6f", cid_to_str(cid), now / 1e9)
                 self._notify(LOCAL if local else PIN, cid)
         else:
             if self.store.want_unpin(cid, now) != "none":
@@ -198,10 +203,13 @@ class PinTracker:
             return
         kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
         error: str | None = None
+        marks = [time.time()]  # taken, then fetch start/end and recorded (the stages log)
         for _round in range(RECORD_ROUNDS):
             since = self._blocks.gc_epoch if self._blocks is not None else None
             try:
+                marks.append(time.time())
                 error = await self._fetch_once(cid, pin)
+                marks.append(time.time())
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     raise  # the tracker is stopping
@@ -222,7 +230,11 @@ class PinTracker:
             self.counters["pinned"] += 1
         else:
             self.counters["pin_errors"] += 1
+        marks.append(time.time())
         await loop.run_in_executor(None, self.store.finish, cid, PIN, error)
+        if stages.isEnabledFor(logging.DEBUG):
+            stages.debug("done %s taken=%.6f fetch_start=%.6f fetch_end=%.6f recorded=%.6f finished=%.6f error=%s",
+                         cid_to_str(cid), marks[0], marks[1], marks[-2], marks[-1], time.time(), error is not None)
 
     async def _pin_local(self, cid: bytes, pin: Pin | None) -> None:
         """A pin of the local lane: record it from the blocks here, or move it to the pin queue."""
