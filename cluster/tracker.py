@@ -213,6 +213,17 @@ class TrackerStore:
             self._counts[key[len(C) :].decode()] = _U64.unpack(value)[0]
 
     # ------------------------------------------------------------ reads
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every change of the records: a caller that must act only while a record
+        stays as it read it (record a local pin for a pin still running) holds it meanwhile."""
+        return self._lock
+
+    def is_running(self, cid: bytes, op: str) -> bool:
+        """Whether ``op`` on ``cid`` is running (not replaced or finished meanwhile)."""
+        rec = self.get(cid)
+        return rec is not None and rec.op == op and rec.status == RUNNING[op]
+
     def get(self, cid: bytes) -> Record | None:
         """The record of ``cid`` (None when untracked)."""
         data = self._db.get(R + cid)
