@@ -8,7 +8,7 @@ a peer with no free space (``Datastore.StorageMax``) refuses new content.
 Many small pins start at about the same time (the tracker takes them in one
 step), so the per-pin work is shared: the local checks of the pins that start
 together run in one worker-thread job (free space read once), pins with the
-same providers dial them once per ``MonitorPingInterval``, and their bitswap
+same providers share one dial per second (:data:`DIAL_SHARED`), and their bitswap
 fetches cross to the libp2p thread together (:meth:`NetworkContent.fetch_dag`).
 """
 
@@ -25,6 +25,10 @@ from cluster.pin import Pin
 
 from ..content import NetworkContent
 from .connect import Connector
+
+#: seconds in which pins with the same providers share one dial (a provider that went away
+#: meanwhile is dialled again by the next pins, and by each fetch's ``keep_connecting``)
+DIAL_SHARED = 1.0
 
 
 class DagFetcher:
@@ -100,12 +104,12 @@ class DagFetcher:
         return [(c, free) for c in complete]
 
     async def _connect(self, pin: Pin) -> None:
-        """Dial ``pin``'s providers, once per ``MonitorPingInterval`` for pins with the same ones
-        (a dial already running for them is awaited, not repeated)."""
+        """Dial ``pin``'s providers, once per :data:`DIAL_SHARED` seconds for pins with the same
+        ones (a dial already running for them is awaited, not repeated)."""
         key: tuple[object, ...] = (tuple(pin.origins), tuple(sorted(pin.allocations))) if pin.origins else ()
         running = self._dialling.get(key)
         if running is None:
-            if time.monotonic() - self._dialled.get(key, -1e9) < self._connector.interval:
+            if time.monotonic() - self._dialled.get(key, -1e9) < DIAL_SHARED:
                 return
             running = asyncio.create_task(self._connector.connect_providers(pin), name="pin-dial")
             self._dialling[key] = running
@@ -115,7 +119,7 @@ class DagFetcher:
                 self._dialled[key] = time.monotonic()
                 if len(self._dialled) > 1024:  # pins with origins of their own: keep the recent ones
                     now = time.monotonic()
-                    self._dialled = {k: t for k, t in self._dialled.items() if now - t < self._connector.interval}
+                    self._dialled = {k: t for k, t in self._dialled.items() if now - t < DIAL_SHARED}
 
             running.add_done_callback(ended)
         await asyncio.shield(running)
