@@ -220,10 +220,20 @@ def pin_latency(work: Path, n_pins: int, *, stages: bool = False) -> dict[str, A
         cids = add_files(p1, n_pins)
         wait_peers(p1, 5)  # metrics may have expired while a loaded machine added the files
 
+        retries = [0]
+
         def pin(cid: str) -> None:
-            status, data = request(p1, "cluster_api", "POST", f"/pins/{cid}?replication=2")
-            if status != 200:
-                raise RuntimeError(f"POST /pins/{cid}: {status} {data[:200]!r}")
+            # on a loaded machine peers' metrics can expire for a moment ("not enough peers"):
+            # such a pin is retried (counted in the row), any other refusal ends the run
+            for _attempt in range(120):
+                status, data = request(p1, "cluster_api", "POST", f"/pins/{cid}?replication=2")
+                if status == 200:
+                    return
+                if status != 400 or b"not enough peers" not in data:
+                    break
+                retries[0] += 1
+                time.sleep(1.0)
+            raise RuntimeError(f"POST /pins/{cid}: {status} {data[:200]!r}")
 
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -257,6 +267,7 @@ def pin_latency(work: Path, n_pins: int, *, stages: bool = False) -> dict[str, A
         row = {
             "what": f"{n_pins} pins, rf 2, 5 peers" + ("" if complete else f" ({len(latencies)} pinned after 600 s)"),
             "accepted_per_s": n_pins / accepted,
+            "post_retries": retries[0],
             "all_pinned_s": all_pinned if complete else None,
             "pinned_per_s": len(latencies) / all_pinned,
             "latency_p50_s": statistics.median(latencies),
