@@ -42,6 +42,10 @@ Rules (IPFS Cluster's stateless tracker, made persistent):
 - a pinned CID keeps a small record (status only) so that an unpin later
   removes only what the cluster pinned, never a pin a user made with
   ``pinion pin add``.
+
+Size: over 500 lines because every rule above changes the same records, queue
+entries, indexes and counters inside one write batch (:class:`_Batch`); split,
+each part would need the others' key layout.
 """
 
 from __future__ import annotations

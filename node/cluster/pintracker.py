@@ -25,7 +25,11 @@ in one write batch (:meth:`TrackerStore.take_many`) and starts a task per pin;
 each task fetches its DAG (the fetcher batches the local checks and the
 bitswap requests of the pins that start together); local pins are recorded
 and the tracker's records finished for all the pins done meanwhile in one
-worker-thread job (:class:`_Batcher`, one write batch).
+worker-thread job (:class:`~node.cluster.batcher.Batcher`, one write batch).
+
+Size: over 500 lines because the pin lane's dispatcher, the unpin and local
+workers, reconciliation and recovery share the in-flight state (running fetches,
+pin tasks, wake-up tokens) that cancels a pin replaced by an unpin.
 """
 
 from __future__ import annotations
@@ -35,8 +39,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import Executor
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from blockstore.dagwalk import BlockNotFound
 from blockstore.gc import record_pin
@@ -50,6 +53,8 @@ from cluster.crdt.orset import Change
 from cluster.pin import Pin, PinError
 from cluster.status import PinInfo
 from cluster.tracker import DONE_PIN, LOCAL, PIN, UNPIN, TrackerConfig, TrackerStore
+
+from .batcher import Batcher
 
 log = logging.getLogger(__name__)
 #: one DEBUG line per pin stage (``Logging.Subsystems: {"pintracker.stages": "DEBUG"}``):
@@ -100,8 +105,8 @@ class PinTracker:
         self._running: dict[bytes, asyncio.Task[None]] = {}  # cid -> its fetch task
         self._pinning: set[asyncio.Task[None]] = set()  # the pin tasks the dispatcher started
         #: record the local pins, then finish the records, of every pin done meanwhile (one job)
-        self._recorder: _Batcher[tuple[bytes, Pin, str, int | None], BaseException | None] = _Batcher(self._record_many)
-        self._finisher: _Batcher[tuple[bytes, str, str | None], Any] = _Batcher(self.store.finish_many)
+        self._recorder: Batcher[tuple[bytes, Pin, str, int | None], BaseException | None] = Batcher(self._record_many)
+        self._finisher: Batcher[tuple[bytes, str, str | None], Any] = Batcher(self.store.finish_many)
         self._tasks: list[asyncio.Task[None]] = []
         #: counters for metrics
         self.counters = {"pinned": 0, "unpinned": 0, "pin_errors": 0, "timeouts": 0}
@@ -570,50 +575,6 @@ class PinTracker:
 
 class _Replaced(Exception):
     """The pin was replaced (an unpin, a changed pin) before its local pin was recorded."""
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class _Batcher(Generic[T, R]):
-    """Runs ``fn(items)`` in a worker thread for all the items submitted while the previous
-    call ran (group commit): many pins done at about the same time cost one job and one
-    LevelDB write batch. ``fn`` returns one result per item, in order."""
-
-    def __init__(self, fn: Callable[[list[T]], list[R]], executor: Executor | None = None) -> None:
-        self._fn = fn
-        self._executor = executor
-        self._items: list[tuple[T, asyncio.Future[R]]] = []
-        self._draining: asyncio.Task[None] | None = None
-
-    async def submit(self, item: T) -> R:
-        """``item``'s result, once the job that carries it ran (an error of the whole job is raised)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
-        self._items.append((item, future))
-        if self._draining is None:
-            self._draining = loop.create_task(self._drain(), name="tracker-batch")
-        # shielded: a caller cancelled meanwhile does not undo what the job writes for it
-        return await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._items:
-                batch, self._items = self._items, []
-                try:
-                    results = await loop.run_in_executor(self._executor, self._fn, [item for item, _f in batch])
-                except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
-                    for _item, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_item, future), result in zip(batch, results):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._draining = None
 
 
 class _Cursor:
