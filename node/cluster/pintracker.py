@@ -54,6 +54,7 @@ from cluster.pin import Pin, PinError
 from cluster.status import PinInfo
 from cluster.tracker import DONE_PIN, LOCAL, PIN, UNPIN, TrackerConfig, TrackerStore
 
+from ..errors import NodeError
 from .batcher import Batcher
 
 log = logging.getLogger(__name__)
@@ -573,7 +574,7 @@ class PinTracker:
         return rec is not None and rec.op == PIN
 
 
-class _Replaced(Exception):
+class _Replaced(NodeError):
     """The pin was replaced (an unpin, a changed pin) before its local pin was recorded."""
 
 
