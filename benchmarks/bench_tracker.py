@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import report
-from blockstore.cid import cid_for
+from blockstore.cid import RAW, cid_for
 from blockstore.db import open_db
 from cluster.pin import Pin
 from cluster.tracker import PIN, TrackerStore
@@ -98,14 +98,62 @@ def run(n: int, work_slice: int) -> list[dict[str, object]]:
     return rows
 
 
+def pipeline(n: int) -> dict[str, object]:
+    """The pin tracker's own cost per pin, end to end on the event loop: ``n`` pins of small
+    DAGs already in the block store go through ``on_state_change`` -> queue -> take -> the
+    real :class:`DagFetcher` (finds them complete here: no network) -> local pin recorded ->
+    record finished, with ``ConcurrentPins`` 16 as in bench_cluster_pins. Reports pins/s
+    from the first change to the last pin recorded."""
+    import asyncio
+
+    from blockstore.pins import Pins
+    from blockstore.store import BlockStore
+    from node.cluster.fetch import DagFetcher
+    from node.cluster.pintracker import PinTracker
+
+    with tempfile.TemporaryDirectory(prefix="bench-tracker-pipe-") as tmp:
+        db = open_db(Path(tmp) / "db")
+        blocks = BlockStore(db)
+        pins = Pins(db)
+        cids = [cid_for(b"small DAG %d " % i * 64, RAW) for i in range(n)]
+        blocks.put_many([(cid, b"small DAG %d " % i * 64) for i, cid in enumerate(cids)])
+        fetcher = DagFetcher(None, blocks, None, freespace=lambda: 1 << 40)  # type: ignore[arg-type]
+        tracker = PinTracker(db, pins, PEER, {"ConcurrentPins": 16, "PinTimeout": 60}, fetch=fetcher.fetch, blocks=blocks)
+        now = time.time_ns()
+        todo = [Pin(cid, timestamp=now, allocations=(PEER,), replication_factor_min=1, replication_factor_max=1) for cid in cids]
+
+        async def go() -> float:
+            await tracker.start()
+            t0 = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            # the replica's thread: one change at a time (a delta of one pin each)
+            await loop.run_in_executor(None, lambda: [tracker.on_state_change(p.cid, p) for p in todo])
+            while tracker.counts().get("pinned", 0) < n:
+                await asyncio.sleep(0.005)
+            dt = time.perf_counter() - t0
+            await tracker.stop()
+            return dt
+
+        dt = asyncio.run(go())
+        assert all(pins.get(c) is not None for c in cids)
+        db.close()
+    return {"phase": "pipeline: queued -> pinned (DAGs local)", "pins": n, "seconds": round(dt, 2),
+            "per_s": round(n / dt), "rss_mb": round(_rss_mb(), 1)}
+
+
 def main() -> None:
     """Parse the arguments, run, report."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="50,000 pins instead of 1,000,000")
     ap.add_argument("--pins", type=int, default=0, help="number of pins (overrides --quick)")
+    ap.add_argument("--pipeline", type=int, default=0, help="only the tracker pipeline phase, with this many pins")
     args = ap.parse_args()
+    if args.pipeline:
+        report("tracker_pipeline", [pipeline(args.pipeline)], {"pins": args.pipeline})
+        return
     n = args.pins or (50_000 if args.quick else 1_000_000)
     rows = run(n, work_slice=min(n, 100_000))
+    rows.append(pipeline(min(n, 5000)))
     report("tracker", rows, {"pins": n, "note": "the CID list itself (~40 B per pin) is part of the RSS"})
 
 

@@ -107,19 +107,34 @@ async def fetch_dag(
             send.close()
 
     failure: list[FetchError] = []
+    #: workers started, and those inside ``visit``: a worker is started only when a queued
+    #: block finds none idle (a one-block DAG costs one task, not ``concurrency``)
+    live = busy = 0
 
     async def worker(scope: trio.CancelScope) -> None:
+        nonlocal busy
         async for cid, depth in recv:
+            busy += 1
             try:
                 await visit(cid, depth)
             except FetchError as exc:
                 failure.append(exc)
                 scope.cancel()
                 return
+            finally:
+                busy -= 1
+            if outstanding > 0:
+                grow()
+
+    def grow() -> None:
+        nonlocal live
+        queued = recv.statistics().current_buffer_used
+        while live < concurrency and queued > live - busy:
+            live += 1
+            nursery.start_soon(worker, nursery.cancel_scope)
 
     async with trio.open_nursery() as nursery:
-        for _ in range(concurrency):
-            nursery.start_soon(worker, nursery.cancel_scope)
+        grow()
     if failure:
         raise failure[0]
     return result

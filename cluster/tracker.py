@@ -15,8 +15,11 @@ One :class:`TrackerStore` per peer keeps, in LevelDB under ``NS_TRACKER``:
 
 Every change of a record, its index entries and the counters is one write
 batch: a crash never leaves a half state, and millions of queued pins never
-sit in memory. The asyncio shell (``node/pintracker.py``) takes due
-operations, runs them, and reports the outcome here.
+sit in memory. Each step also exists for many CIDs at once (:meth:`TrackerStore.want_pins`,
+:meth:`~TrackerStore.take_many`, :meth:`~TrackerStore.finish_many`): one write batch for
+all of them, with the same outcome as the single steps one after the other. The asyncio
+shell (``node/cluster/pintracker.py``) takes due operations, runs them, and reports the
+outcome here.
 
 Rules (IPFS Cluster's stateless tracker, made persistent):
 
@@ -39,6 +42,10 @@ Rules (IPFS Cluster's stateless tracker, made persistent):
 - a pinned CID keeps a small record (status only) so that an unpin later
   removes only what the cluster pinned, never a pin a user made with
   ``pinion pin add``.
+
+Size: over 500 lines because every rule above changes the same records, queue
+entries, indexes and counters inside one write batch (:class:`_Batch`); split,
+each part would need the others' key layout.
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -216,6 +224,17 @@ class TrackerStore:
             self._counts[key[len(C) :].decode()] = _U64.unpack(value)[0]
 
     # ------------------------------------------------------------ reads
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every change of the records: a caller that must act only while a record
+        stays as it read it (record a local pin for a pin still running) holds it meanwhile."""
+        return self._lock
+
+    def is_running(self, cid: bytes, op: str) -> bool:
+        """Whether ``op`` on ``cid`` is running (not replaced or finished meanwhile)."""
+        rec = self.get(cid)
+        return rec is not None and rec.op == op and rec.status == RUNNING[op]
+
     def get(self, cid: bytes) -> Record | None:
         """The record of ``cid`` (None when untracked)."""
         data = self._db.get(R + cid)
@@ -287,31 +306,41 @@ class TrackerStore:
     def _write(self, old: Record | None, new: Record | None) -> None:
         """Replace ``old`` by ``new`` (None: absent) with their index entries and counters, in one batch."""
         with self._db.write_batch() as wb:
+            self._stage(wb, old, new)
+
+    def _stage(self, wb: Any, old: Record | None, new: Record | None) -> None:
+        """Stage the replacement of ``old`` by ``new`` in the write batch ``wb`` (see :meth:`_write`)."""
+        if old is not None:
+            if old.queue_key is not None:
+                wb.delete(old.queue_key)
+            if old.status in ERRORS:
+                wb.delete(E + old.cid)
+            if old.status in RUNNING.values():
+                wb.delete(P + old.cid)
+            self._count(wb, old.status, -1)
+        if new is None:
             if old is not None:
-                if old.queue_key is not None:
-                    wb.delete(old.queue_key)
-                if old.status in ERRORS:
-                    wb.delete(E + old.cid)
-                if old.status in RUNNING.values():
-                    wb.delete(P + old.cid)
-                self._count(wb, old.status, -1)
-            if new is None:
-                if old is not None:
-                    wb.delete(R + old.cid)
-            else:
-                wb.put(R + new.cid, new.encode())
-                if new.queue_key is not None:
-                    wb.put(new.queue_key, b"")
-                    prefix = _queue_prefix(new.queue_key)
-                    low = self._low.get(prefix)  # None: not known yet, scans start at the prefix
-                    if low is not None and new.queue_key < low:
-                        self._low[prefix] = new.queue_key
-                if new.status in ERRORS:
-                    wb.put(E + new.cid, b"")
-                if new.status in RUNNING.values():
-                    wb.put(P + new.cid, b"")
-                self._count(wb, new.status, +1)
-            wb.put(SEQ, _U64.pack(self._seq))
+                wb.delete(R + old.cid)
+        else:
+            wb.put(R + new.cid, new.encode())
+            if new.queue_key is not None:
+                wb.put(new.queue_key, b"")
+                prefix = _queue_prefix(new.queue_key)
+                low = self._low.get(prefix)  # None: not known yet, scans start at the prefix
+                if low is not None and new.queue_key < low:
+                    self._low[prefix] = new.queue_key
+            if new.status in ERRORS:
+                wb.put(E + new.cid, b"")
+            if new.status in RUNNING.values():
+                wb.put(P + new.cid, b"")
+            self._count(wb, new.status, +1)
+        wb.put(SEQ, _U64.pack(self._seq))
+
+    @contextmanager
+    def _batch(self) -> Iterator[_Batch]:
+        """Under the lock, a write batch whose staged records are read back before it is written."""
+        with self._lock, self._db.write_batch() as wb:
+            yield _Batch(self, wb)
 
     def _count(self, wb: Any, status: str, delta: int) -> None:
         n = max(0, self._counts.get(status, 0) + delta)
@@ -345,58 +374,93 @@ class TrackerStore:
         """The state says: this peer must hold ``pin``. Returns what happened:
         ``queued``, ``updated`` (same op queued or running), ``kept`` (already pinned as asked).
         ``local``: its content was uploaded to this peer (queued in the local lane)."""
+        return self.want_pins([(pin, data, local)], now)[0]
+
+    def want_pins(self, items: Iterable[tuple[Pin, bytes | None, bool]], now: int | None = None) -> list[str]:
+        """:meth:`want_pin` of each (pin, its DAG-CBOR or None, local) in one write batch; the outcomes in order."""
         now = now or time.time_ns()
+        with self._batch() as b:
+            return [self._want_pin(b, pin, now, data, local) for pin, data, local in items]
+
+    def _want_pin(self, b: _Batch, pin: Pin, now: int, data: bytes | None, local: bool) -> str:
         data = data if data is not None else pin.to_cbor()  # the pinset's bytes when the caller has them
-        with self._lock:
-            old = self.get(pin.cid)
-            if old is not None and old.op == PIN:
-                if old.status in (QUEUED[PIN], RUNNING[PIN]):
-                    self._write(old, replace(old, pin=data))
-                    return "updated"
-                if old.status == DONE_PIN and old.pin is None:
-                    return "kept"
-                if old.status in (FAILED[PIN], FINAL) and old.pin == data:
-                    return "kept"  # the same pin again: its retry schedule stands
-            attempts = old.attempts if old is not None and old.op == PIN else 0
-            self._write(old, self._queued(pin.cid, PIN, attempts, data, pin.timestamp, now, now, local=local))
-            return "queued"
+        old = b.get(pin.cid)
+        if old is not None and old.op == PIN:
+            if old.status in (QUEUED[PIN], RUNNING[PIN]):
+                b.write(old, replace(old, pin=data))
+                return "updated"
+            if old.status == DONE_PIN and old.pin is None:
+                return "kept"
+            if old.status in (FAILED[PIN], FINAL) and old.pin == data:
+                return "kept"  # the same pin again: its retry schedule stands
+        attempts = old.attempts if old is not None and old.op == PIN else 0
+        b.write(old, self._queued(pin.cid, PIN, attempts, data, pin.timestamp, now, now, local=local))
+        return "queued"
 
     def want_unpin(self, cid: bytes, now: int | None = None) -> str:
         """The state says: this peer must not hold ``cid``. Returns ``queued``, ``dropped``
         (a pin that had not started: nothing to undo) or ``none`` (nothing tracked here)."""
         now = now or time.time_ns()
-        with self._lock:
-            old = self.get(cid)
-            if old is None:
-                return "none"
-            if old.op == UNPIN and old.status in (QUEUED[UNPIN], RUNNING[UNPIN]):
-                return "none"
-            if old.op == PIN and old.status in (QUEUED[PIN], FAILED[PIN], FINAL):
-                self._write(old, None)
-                return "dropped"
-            attempts = old.attempts if old.op == UNPIN else 0
-            self._write(old, self._queued(cid, UNPIN, attempts, None, 0, now, now))
-            return "queued"
+        with self._batch() as b:
+            return self._want_unpin(b, cid, now)
+
+    def _want_unpin(self, b: _Batch, cid: bytes, now: int) -> str:
+        old = b.get(cid)
+        if old is None:
+            return "none"
+        if old.op == UNPIN and old.status in (QUEUED[UNPIN], RUNNING[UNPIN]):
+            return "none"
+        if old.op == PIN and old.status in (QUEUED[PIN], FAILED[PIN], FINAL):
+            b.write(old, None)
+            return "dropped"
+        attempts = old.attempts if old.op == UNPIN else 0
+        b.write(old, self._queued(cid, UNPIN, attempts, None, 0, now, now))
+        return "queued"
+
+    def want_many(self, items: Iterable[tuple[bytes, Pin | None, bytes | None, bool]], now: int | None = None) -> list[str]:
+        """Many changes of the state in one write batch: for each (cid, pin, its DAG-CBOR or None,
+        local), :meth:`want_pin` when ``pin`` is given, else :meth:`want_unpin`; the outcomes in order."""
+        now = now or time.time_ns()
+        with self._batch() as b:
+            return [
+                self._want_pin(b, pin, now, data, local) if pin is not None else self._want_unpin(b, cid, now)
+                for cid, pin, data, local in items
+            ]
 
     def take(self, op: str, now: int | None = None) -> Record | None:
         """The next due ``op`` (priority pins first), marked running with one more attempt; None if none is due."""
+        taken = self.take_many(op, 1, now)
+        return taken[0] if taken else None
+
+    def take_many(self, op: str, limit: int, now: int | None = None) -> list[Record]:
+        """Up to ``limit`` due ``op`` operations in queue order (priority pins first), each marked
+        running with one more attempt, in one write batch."""
         now = now or time.time_ns()
-        prefixes = QUEUES[op]
-        with self._lock:
-            for prefix in prefixes:
-                key = self._first(prefix)
-                if key is None or _U64.unpack_from(key, len(prefix))[0] > now:
-                    continue
-                cid = key[len(prefix) + 16 :]
-                old = self.get(cid)
-                if old is None or old.queue_key != key:  # stale index entry (should not happen): drop it
-                    self._db.delete(key)
-                    return self.take(op, now)
-                run = UNPIN if op == UNPIN else PIN
-                new = replace(old, status=RUNNING[run], ts=now, attempts=old.attempts + 1, error="", queue_key=None)
-                self._write(old, new)
-                return new
-        return None
+        run = UNPIN if op == UNPIN else PIN
+        out: list[Record] = []
+        with self._batch() as b:
+            for prefix in QUEUES[op]:
+                if len(out) >= limit:
+                    break
+                start = self._low.get(prefix, prefix)
+                last: bytes | None = None
+                with self._db.iterator(start=start, stop=_after(prefix), include_value=False) as it:
+                    for key in it:
+                        if len(out) >= limit or _U64.unpack_from(key, len(prefix))[0] > now:
+                            last = key  # not taken: the first live key from here on
+                            break
+                        last = key
+                        cid = key[len(prefix) + 16 :]
+                        old = b.get(cid)
+                        if old is None or old.queue_key != key:  # stale index entry (should not happen): drop it
+                            b.wb.delete(key)
+                            continue
+                        new = replace(old, status=RUNNING[run], ts=now, attempts=old.attempts + 1, error="", queue_key=None)
+                        b.write(old, new)
+                        out.append(new)
+                # every key below ``last`` was taken (deleted): it is a lower bound of the live ones
+                self._low[prefix] = last if last is not None else start
+        return out
 
     def demote(self, cid: bytes, now: int | None = None) -> Record | None:
         """A pin taken from the local lane whose content is not all here after all: queue it in
@@ -416,21 +480,28 @@ class TrackerStore:
 
         Ignored when the record is no longer that running op (it was replaced meanwhile).
         """
+        return self.finish_many([(cid, op, error)], now)[0]
+
+    def finish_many(self, items: Iterable[tuple[bytes, str, str | None]], now: int | None = None) -> list[Record | None]:
+        """:meth:`finish` of each (cid, op, error) in one write batch; the new records in order."""
         now = now or time.time_ns()
-        with self._lock:
-            old = self.get(cid)
-            if old is None or old.op != op or old.status != RUNNING[op]:
-                return old
-            if error is None:
-                new = None if op == UNPIN else replace(old, status=DONE_PIN, ts=now, error="", pin=None, priority=False)
-            elif op == PIN and old.attempts >= self.config.max_retries:
-                new = replace(old, status=FINAL, ts=now, error=error)
-            else:
-                due = now + self.config.backoff_ns(old.attempts)
-                pin_ts = old.pin_obj().timestamp if old.pin is not None else 0  # type: ignore[union-attr]
-                new = self._queued(cid, op, old.attempts, old.pin, pin_ts, due, now, status=FAILED[op], error=error)
-            self._write(old, new)
-            return new
+        with self._batch() as b:
+            return [self._finish(b, cid, op, error, now) for cid, op, error in items]
+
+    def _finish(self, b: _Batch, cid: bytes, op: str, error: str | None, now: int) -> Record | None:
+        old = b.get(cid)
+        if old is None or old.op != op or old.status != RUNNING[op]:
+            return old
+        if error is None:
+            new = None if op == UNPIN else replace(old, status=DONE_PIN, ts=now, error="", pin=None, priority=False)
+        elif op == PIN and old.attempts >= self.config.max_retries:
+            new = replace(old, status=FINAL, ts=now, error=error)
+        else:
+            due = now + self.config.backoff_ns(old.attempts)
+            pin_ts = old.pin_obj().timestamp if old.pin is not None else 0  # type: ignore[union-attr]
+            new = self._queued(cid, op, old.attempts, old.pin, pin_ts, due, now, status=FAILED[op], error=error)
+        b.write(old, new)
+        return new
 
     def recover(self, cid: bytes, now: int | None = None) -> Record | None:
         """Re-queue a failed operation of ``cid`` now (``pin_failed`` starts its attempts again)."""
@@ -491,6 +562,29 @@ class TrackerStore:
         for rec in self.iter_records():
             out[rec.status] = out.get(rec.status, 0) + 1
         return out
+
+
+class _Batch:
+    """The changes of one tracker step on many CIDs: staged in one write batch, and read back
+    (:meth:`get`) before it is written, so that a CID met twice sees its first change."""
+
+    def __init__(self, store: TrackerStore, wb: Any) -> None:
+        self.store = store
+        self.wb = wb
+        self._records: dict[bytes, Record | None] = {}
+
+    def get(self, cid: bytes) -> Record | None:
+        """The record of ``cid`` as this batch leaves it."""
+        if cid in self._records:
+            return self._records[cid]
+        return self.store.get(cid)
+
+    def write(self, old: Record | None, new: Record | None) -> None:
+        """Stage the replacement of ``old`` by ``new``."""
+        self.store._stage(self.wb, old, new)
+        rec = new if new is not None else old
+        if rec is not None:
+            self._records[rec.cid] = new
 
 
 def pin_roots(db: KVStore) -> Iterator[tuple[bytes, bool]]:

@@ -16,6 +16,7 @@ event loops: through :class:`node.p2p.service.P2PService`'s bridge only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
@@ -51,6 +52,9 @@ class NetworkContent:
         self._assist = assist
         #: (root, max_depth) -> when fetch_dag last completed it (see fetch_dag_blocking)
         self._fetched: dict[tuple[bytes, int | None], float] = {}
+        #: DAG fetches asked for in this turn of the event loop (see _dag_session), and the batches running
+        self._dag_queue: list[_DagRequest] = []
+        self._dag_batches: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Start bitswap in the libp2p thread (it stops with the p2p service)."""
@@ -89,23 +93,85 @@ class NetworkContent:
         """Fetch every missing block of the DAG under ``root`` (cancellable); LookupError names a block that never came.
 
         ``progress(blocks, bytes)`` is called from the libp2p thread as blocks arrive.
+        The DAGs asked for in one turn of the event loop (many small pins at once) start
+        together in the libp2p thread: one crossing of the bridge for all of them, and their
+        wants leave in the same bitswap messages.
         """
-        bs = self._bitswap()
-
-        async def run() -> None:
-            await fetch_dag(bs, root, max_depth=max_depth, block_timeout=self.fetch_timeout, progress=progress)
-
+        self._bitswap()
         async with self._searching(root, dag=True, max_depth=max_depth) as search:
-            try:
-                await self._p2p.run_in_libp2p(run)
-            except FetchError as exc:
-                raise LookupError(search.explain(str(exc))) from None
+            error = await self._dag_session(root, max_depth, progress)
+            if error is not None:
+                raise LookupError(search.explain(error))
         now = time.monotonic()
         self._fetched[(root, max_depth)] = now
         if len(self._fetched) > FETCHED_MAX:
             self._fetched = {k: t for k, t in self._fetched.items() if now - t < FETCHED_TTL}
             while len(self._fetched) > FETCHED_MAX:
                 del self._fetched[next(iter(self._fetched))]
+
+    async def _dag_session(
+        self, root: bytes, max_depth: int | None, progress: Callable[[int, int], None] | None
+    ) -> str | None:
+        """Fetch one DAG in the next batch that crosses to the libp2p thread; the FetchError's
+        message (None: complete). Cancelling the caller cancels that DAG's fetch only."""
+        loop = asyncio.get_running_loop()
+        req = _DagRequest(root, max_depth, progress, loop.create_future())
+        self._dag_queue.append(req)
+        if len(self._dag_queue) == 1:
+            loop.call_soon(self._start_dag_batch, loop)
+        try:
+            return await req.future
+        except asyncio.CancelledError:
+            req.cancel(self._p2p.bridge)
+            raise
+
+    def _start_dag_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop: start the queued DAG fetches in the libp2p thread, all in one crossing."""
+        batch, self._dag_queue = self._dag_queue, []
+        task = loop.create_task(self._run_dag_batch(batch, loop), name="bitswap-dag-batch")
+        self._dag_batches.add(task)
+        task.add_done_callback(self._dag_batches.discard)
+
+    async def _run_dag_batch(self, batch: list[_DagRequest], loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            await self._p2p.run_in_libp2p(self._fetch_dags, batch, loop)
+        except BaseException as exc:  # the libp2p thread stopped: the unsettled requests fail with it
+            for req in batch:
+                if not req.future.done():
+                    req.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("bitswap stopped"))
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _fetch_dags(self, batch: list[_DagRequest], loop: asyncio.AbstractEventLoop) -> None:
+        """In the libp2p thread: fetch each DAG of ``batch`` in its own cancel scope, and settle
+        its future on the event loop as soon as it is done."""
+        bs = self._bs
+
+        async def one(req: _DagRequest) -> None:
+            error: str | None = None
+            failure: BaseException | None = None
+            with trio.CancelScope() as scope:
+                req.scope = scope
+                if req.cancelled:
+                    scope.cancel()
+                try:
+                    if bs is None:
+                        raise RuntimeError("bitswap is not running")
+                    await fetch_dag(bs, req.root, max_depth=req.max_depth, block_timeout=self.fetch_timeout, progress=req.progress)
+                except FetchError as exc:
+                    error = str(exc)
+                except Exception as exc:  # noqa: BLE001 - raised to the caller on the loop
+                    failure = exc
+            if scope.cancelled_caught:
+                return  # the caller was cancelled (or the service stops): nobody waits for it
+            try:
+                loop.call_soon_threadsafe(_settle, req.future, error, failure)
+            except RuntimeError:  # the event loop is closed
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for req in batch:
+                nursery.start_soon(one, req)
 
     def _searching(self, cid: bytes, *, dag: bool = False, max_depth: int | None = None) -> Any:
         """The routing provider search beside a fetch (a no-op search without routing)."""
@@ -153,6 +219,52 @@ class NetworkContent:
     def stats(self) -> dict[str, int]:
         """Bitswap counters (blocks/bytes sent and received, wantlist size, peers)."""
         return self._bs.stats() if self._bs is not None else {}
+
+
+class _DagRequest:
+    """One DAG to fetch in a batch: asked on the event loop, fetched in the libp2p thread."""
+
+    __slots__ = ("root", "max_depth", "progress", "future", "scope", "cancelled")
+
+    def __init__(
+        self,
+        root: bytes,
+        max_depth: int | None,
+        progress: Callable[[int, int], None] | None,
+        future: asyncio.Future[str | None],
+    ) -> None:
+        self.root = root
+        self.max_depth = max_depth
+        self.progress = progress
+        self.future = future
+        #: its cancel scope in the libp2p thread, once the fetch started there
+        self.scope: trio.CancelScope | None = None
+        self.cancelled = False
+
+    def cancel(self, bridge: Any) -> None:
+        """From the event loop: stop this fetch (before it starts, or in the libp2p thread)."""
+        self.cancelled = True  # read by the fetch when it starts: set before reading ``scope``
+        scope = self.scope
+        if scope is None:
+            return
+
+        async def cancel() -> None:
+            scope.cancel()
+
+        try:
+            bridge.start_soon(cancel, name="bitswap-dag-cancel")
+        except Exception:  # the libp2p thread is gone, and the fetch with it
+            pass
+
+
+def _settle(future: asyncio.Future[str | None], error: str | None, failure: BaseException | None) -> None:
+    """On the event loop: end a DAG request's wait (unless its caller gave up)."""
+    if future.done():
+        return
+    if failure is not None:
+        future.set_exception(failure)
+    else:
+        future.set_result(error)
 
 
 class _NoSearch:

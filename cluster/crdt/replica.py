@@ -88,12 +88,14 @@ class Replica:
         max_queue_size: int = 50_000,
         index_terms: IndexTerms | None = None,
         on_change: Callable[[Change], None] | None = None,
+        on_changes: Callable[[list[Change]], None] | None = None,
         sync: bool = False,
     ) -> None:
         """Open the replica; resume pending heads from local blocks.
 
         Batching is on only when both ``max_batch_size`` and ``max_batch_age``
-        are > 0 (as IPFS Cluster). ``sync=True`` fsyncs queue and commit
+        are > 0 (as IPFS Cluster). ``on_change`` is told each change of the set;
+        ``on_changes`` (instead) all the changes of one write at once. ``sync=True`` fsyncs queue and commit
         writes (durable across power loss, not only process crashes).
         """
         if max_batch_size < 0 or max_batch_age < 0 or max_queue_size < 1:
@@ -107,6 +109,7 @@ class Replica:
         self.max_batch_age = max_batch_age
         self.max_queue_size = max_queue_size
         self._on_change = on_change
+        self._on_changes = on_changes
         self._sync = sync
         self._lock = threading.RLock()
         self.set = ORSet(db, index_terms)
@@ -349,6 +352,12 @@ class Replica:
         for link in delta.links:
             self._heads.pop(link, None)
         self._heads[cid] = delta.priority
+        self._report(changes)
+
+    def _report(self, changes: list[Change]) -> None:
+        """Tell the change hooks (after the write batch that made ``changes``)."""
+        if self._on_changes is not None and changes:
+            self._on_changes(changes)
         if self._on_change is not None:
             for change in changes:
                 self._on_change(change)
@@ -685,9 +694,7 @@ class Replica:
         except BaseException:
             self._reload_counters()
             raise
-        if self._on_change is not None:
-            for change in changes:
-                self._on_change(change)
+        self._report(changes)
 
     def _clear_prefix(self, prefix: bytes) -> None:
         while True:

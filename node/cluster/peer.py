@@ -326,7 +326,7 @@ async def open_cluster(
             repo,
             max_batch_size=cluster["BatchMaxSize"],
             max_batch_age=float(cluster["BatchMaxAge"]),
-            on_change=tracker.on_replica_change,
+            on_changes=tracker.on_replica_changes,
         ),
     )
     pinset = PinsetService(

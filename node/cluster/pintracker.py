@@ -15,7 +15,21 @@ end in ``pin_failed`` (see the store's rules). Every ``RecoverInterval``
 seconds failed operations are queued again.
 
 ``on_replica_change`` is the CRDT replica's hook (a worker thread, under the
-replica's lock): it writes one LevelDB batch and wakes the workers.
+replica's lock): it writes one LevelDB batch and wakes the workers;
+``on_replica_changes`` does the same for all the changes of one delta at once.
+
+Pins go through a pipeline whose steps each serve many pins at a time, so a
+thousand small pins cost a few LevelDB batches and bridge crossings, not
+thousands: a dispatcher takes every due pin up to ``ConcurrentPins`` in flight
+in one write batch (:meth:`TrackerStore.take_many`) and starts a task per pin;
+each task fetches its DAG (the fetcher batches the local checks and the
+bitswap requests of the pins that start together); local pins are recorded
+and the tracker's records finished for all the pins done meanwhile in one
+worker-thread job (:class:`~node.cluster.batcher.Batcher`, one write batch).
+
+Size: over 500 lines because the pin lane's dispatcher, the unpin and local
+workers, reconciliation and recovery share the in-flight state (running fetches,
+pin tasks, wake-up tokens) that cancels a pin replaced by an unpin.
 """
 
 from __future__ import annotations
@@ -41,7 +55,13 @@ from cluster.pin import Pin, PinError
 from cluster.status import PinInfo, StatusRow
 from cluster.tracker import DONE_PIN, LOCAL, PIN, UNPIN, TrackerConfig, TrackerStore
 
+from ..errors import NodeError
+from .batcher import Batcher
+
 log = logging.getLogger(__name__)
+#: one DEBUG line per pin stage (``Logging.Subsystems: {"pintracker.stages": "DEBUG"}``):
+#: ``queued <cid> <unix s>`` and ``done <cid> taken=.. fetch_start=.. fetch_end=.. recorded=..``
+stages = logging.getLogger(__name__ + ".stages")
 
 Fetch = Callable[[Pin, Callable[[int], None]], Awaitable[None]]
 #: longest sleep of an idle worker before it looks at the queue again (retries come due)
@@ -85,6 +105,10 @@ class PinTracker:
         #: wake-up tokens for idle workers (at most one per worker: no thundering herd)
         self._wake: dict[str, asyncio.Queue[None]] = {}
         self._running: dict[bytes, asyncio.Task[None]] = {}  # cid -> its fetch task
+        self._pinning: set[asyncio.Task[None]] = set()  # the pin tasks the dispatcher started
+        #: record the local pins, then finish the records, of every pin done meanwhile (one job)
+        self._recorder: Batcher[tuple[bytes, Pin, str, int | None], BaseException | None] = Batcher(self._record_many)
+        self._finisher: Batcher[tuple[bytes, str, str | None], Any] = Batcher(self.store.finish_many)
         self._tasks: list[asyncio.Task[None]] = []
         #: counters for metrics
         self.counters = {"pinned": 0, "unpinned": 0, "pin_errors": 0, "timeouts": 0}
@@ -93,20 +117,20 @@ class PinTracker:
     async def start(self) -> None:
         """Re-queue what a crash interrupted and start the workers and the recover loop."""
         self._loop = asyncio.get_running_loop()
-        self._wake = {PIN: asyncio.Queue(self.concurrent_pins), UNPIN: asyncio.Queue(1), LOCAL: asyncio.Queue(1)}
+        self._wake = {PIN: asyncio.Queue(1), UNPIN: asyncio.Queue(1), LOCAL: asyncio.Queue(1)}
         requeued = await self._loop.run_in_executor(None, self.store.requeue_running)
         if requeued:
             log.info("pin tracker: %d interrupted operations queued again", requeued)
-        self._tasks = [asyncio.create_task(self._worker(PIN), name=f"pin-worker-{i}") for i in range(self.concurrent_pins)]
+        self._tasks = [asyncio.create_task(self._pin_dispatcher(), name="pin-dispatcher")]
         self._tasks.append(asyncio.create_task(self._worker(UNPIN), name="unpin-worker"))
         self._tasks.append(asyncio.create_task(self._worker(LOCAL), name="local-pin-worker"))
         self._tasks.append(asyncio.create_task(self._recover_loop(), name="pin-recover"))
 
     async def stop(self) -> None:
         """Cancel the workers (running operations are queued again at the next start)."""
-        for task in [*self._tasks, *self._running.values()]:
+        for task in [*self._tasks, *self._running.values(), *self._pinning]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._pinning]:
             try:
                 await task
             except asyncio.CancelledError:
@@ -115,6 +139,7 @@ class PinTracker:
                 log.exception("pin tracker task %s failed", task.get_name())
         self._tasks.clear()
         self._running.clear()
+        self._pinning.clear()
         self._loop = None
 
     # ------------------------------------------------------------ the replica's hook
@@ -129,6 +154,42 @@ class PinTracker:
                 return
         self.on_state_change(change.key, pin, change.value)
 
+    def on_replica_changes(self, changes: list[Change]) -> None:
+        """The replica's hook for all the changes of one delta: one write batch for all of them."""
+        items: list[tuple[bytes, Pin | None, bytes | None]] = []
+        for change in changes:
+            pin: Pin | None = None
+            if change.value is not None:
+                try:
+                    pin = Pin.from_cbor(change.value)
+                except PinError as exc:
+                    log.warning("pin %s in the state cannot be decoded: %s", cid_to_str(change.key), exc)
+                    continue
+            items.append((change.key, pin, change.value))
+        self.on_state_changes(items)
+
+    def on_state_changes(self, items: list[tuple[bytes, Pin | None, bytes | None]]) -> None:
+        """:meth:`on_state_change` of each (cid, pin or None, its DAG-CBOR or None), in one write batch."""
+        now = time.time_ns()
+        wants: list[tuple[bytes, Pin | None, bytes | None, bool]] = []
+        for cid, pin, raw in items:
+            if pin is not None and pin.is_allocated_to(self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
+                local = self._is_local is not None and self._is_local(cid)
+                wants.append((cid, pin, raw, local))
+            else:
+                wants.append((cid, None, None, False))
+        if not wants:
+            return
+        outcomes = self.store.want_many(wants, now)
+        logged = stages.isEnabledFor(logging.DEBUG)
+        for (cid, pin, _raw, local), outcome in zip(wants, outcomes):
+            if pin is not None and outcome == "queued":
+                if logged:
+                    stages.debug("queued %s %.6f", cid_to_str(cid), now / 1e9)
+                self._notify(LOCAL if local else PIN, cid)
+            elif pin is None and outcome != "none":
+                self._notify(UNPIN, cid)
+
     def on_state_change(self, cid: bytes, pin: Pin | None, raw: bytes | None = None) -> None:
         """A pin was added, changed or removed in the pinset: queue what this peer must do.
 
@@ -137,6 +198,8 @@ class PinTracker:
         if pin is not None and pin.is_allocated_to(self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
             local = self._is_local is not None and self._is_local(cid)
             if self.store.want_pin(pin, now, raw, local=local) == "queued":
+                if stages.isEnabledFor(logging.DEBUG):
+                    stages.debug("queued %s %.6f", cid_to_str(cid), now / 1e9)
                 self._notify(LOCAL if local else PIN, cid)
         else:
             if self.store.want_unpin(cid, now) != "none":
@@ -167,6 +230,46 @@ class PinTracker:
             queue.put_nowait(None)
 
     # ------------------------------------------------------------ workers
+    async def _pin_dispatcher(self) -> None:
+        """Take every due pin (up to ``ConcurrentPins`` in flight) in one step and start a task per pin."""
+        loop = asyncio.get_running_loop()
+        wake = self._wake[PIN]
+        while True:
+            free = self.concurrent_pins - len(self._pinning)
+            if free <= 0:
+                await wake.get()  # a pin task ended (or a pin was queued): look again
+                continue
+            try:
+                recs = await loop.run_in_executor(None, self.store.take_many, PIN, free)
+            except Exception:
+                log.exception("reading the pin queue failed")
+                await asyncio.sleep(1.0)
+                continue
+            if not recs:
+                due = await loop.run_in_executor(None, self.store.next_due, PIN)
+                delay = IDLE_POLL if due is None else max(0.0, min(IDLE_POLL, (due - time.time_ns()) / 1e9))
+                try:
+                    await asyncio.wait_for(wake.get(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            for rec in recs:
+                task = asyncio.create_task(self._pin_task(rec.cid, rec.pin), name="pin")
+                self._pinning.add(task)
+                task.add_done_callback(self._pin_task_done)
+
+    def _pin_task_done(self, task: asyncio.Task[None]) -> None:
+        self._pinning.discard(task)
+        self._wake_one(PIN)  # a slot is free
+
+    async def _pin_task(self, cid: bytes, raw: bytes | None) -> None:
+        try:
+            await self._pin(cid, Pin.from_cbor(raw) if raw is not None else None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the record stays "pinning": queued again at the next start
+            log.exception("pinning %s failed", cid_to_str(cid))
+
     async def _worker(self, op: str) -> None:
         loop = asyncio.get_running_loop()
         wake = self._wake[op]
@@ -193,37 +296,49 @@ class PinTracker:
                 await self._unpin(rec.cid)
 
     async def _pin(self, cid: bytes, pin: Pin | None) -> None:
-        loop = asyncio.get_running_loop()
+        """Fetch a running pin's DAG, record the local pin and finish its record (batched with others)."""
         if pin is None:
-            await loop.run_in_executor(None, self.store.finish, cid, PIN, "the pin's data is missing from the tracker")
+            await self._finisher.submit((cid, PIN, "the pin's data is missing from the tracker"))
             return
         kind = RECURSIVE if pin.max_depth == -1 or pin.max_depth > 0 else DIRECT
         error: str | None = None
+        marks = [time.time()]  # taken, then fetch start/end and recorded (the stages log)
+        recorded = False
         for _round in range(RECORD_ROUNDS):
             since = self._blocks.gc_epoch if self._blocks is not None else None
             try:
+                marks.append(time.time())
                 error = await self._fetch_once(cid, pin)
+                marks.append(time.time())
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     raise  # the tracker is stopping
                 return  # replaced by an unpin (or a changed pin): the new op is queued
             if error is not None:
                 break
-            try:
-                # no fsync: the tracker's "pinned" record written next depends on it (LevelDB keeps order)
-                await loop.run_in_executor(None, self._record, cid, pin, kind, since)
+            # recorded and finished as "pinned" in one job with the other pins done meanwhile
+            failure = await self._recorder.submit((cid, pin, kind, since))
+            if failure is None:
+                recorded = True
                 break
-            except BlockNotFound as exc:
+            if isinstance(failure, _Replaced):
+                return  # replaced meanwhile: the new op is queued, nothing was recorded
+            if isinstance(failure, BlockNotFound):
                 # a garbage collection removed a block between the fetch and the pin: fetch again
-                error = f"block {exc} of the DAG went missing before the pin was recorded"
-            except Exception as exc:  # a block that does not decode, a write that failed
-                error = str(exc) or type(exc).__name__
+                error = f"block {failure} of the DAG went missing before the pin was recorded"
+            else:  # a block that does not decode, a write that failed
+                error = str(failure) or type(failure).__name__
                 break
-        if error is None:
+        if recorded:
             self.counters["pinned"] += 1
         else:
             self.counters["pin_errors"] += 1
-        await loop.run_in_executor(None, self.store.finish, cid, PIN, error)
+        marks.append(time.time())
+        if not recorded:
+            await self._finisher.submit((cid, PIN, error))
+        if stages.isEnabledFor(logging.DEBUG):
+            stages.debug("done %s taken=%.6f fetch_start=%.6f fetch_end=%.6f recorded=%.6f finished=%.6f error=%s",
+                         cid_to_str(cid), marks[0], marks[1], marks[-2], marks[-1], time.time(), error is not None)
 
     async def _pin_local(self, cid: bytes, pin: Pin | None) -> None:
         """A pin of the local lane: record it from the blocks here, or move it to the pin queue."""
@@ -241,6 +356,30 @@ class PinTracker:
             return
         self.counters["pinned"] += 1
         await loop.run_in_executor(None, self.store.finish, cid, PIN, None)
+
+    def _record_many(self, items: list[tuple[bytes, Pin, str, int | None]]) -> list[BaseException | None]:
+        """In a worker thread: record the local pin of each fetched (cid, pin, kind, GC epoch)
+        whose pin is still running, then finish those records as pinned in one write batch;
+        per item None (pinned) or what stopped it (:class:`_Replaced`, BlockNotFound, ...)."""
+        out: list[BaseException | None] = []
+        done: list[tuple[bytes, str, str | None]] = []
+        for cid, pin, kind, since in items:
+            try:
+                # under the tracker's lock: an unpin that replaces this pin comes before the check
+                # (nothing recorded) or after the local pin is written (its unpin removes it)
+                with self.store.lock:
+                    if not self.store.is_running(cid, PIN):
+                        raise _Replaced(cid_to_str(cid))
+                    # no fsync: the tracker's "pinned" record written next depends on it (LevelDB keeps order)
+                    self._record(cid, pin, kind, since)
+            except Exception as exc:  # noqa: BLE001 - handed to the pin's task
+                out.append(exc)
+                continue
+            out.append(None)
+            done.append((cid, PIN, None))
+        if done:
+            self.store.finish_many(done)
+        return out
 
     def _record(self, cid: bytes, pin: Pin, kind: str, since: int | None = None) -> None:
         """Write the local pin once the DAG is complete (blocking; BlockNotFound when it is not).
@@ -341,23 +480,26 @@ class PinTracker:
         self._wake_all()
 
     def _reconcile(self, page: list[Pin], cursor: _Cursor, last: bool) -> None:
-        """Merge one page of the pinset (CID order) with the tracker's records (blocking)."""
+        """Merge one page of the pinset (CID order) with the tracker's records (blocking);
+        the changes of the page are written in one batch."""
+        changes: list[tuple[bytes, Pin | None, bytes | None]] = []
         for pin in page:
             while cursor.head is not None and cursor.head.cid < pin.cid:
-                self.on_state_change(cursor.head.cid, None)  # tracked here, gone from the pinset
+                changes.append((cursor.head.cid, None, None))  # tracked here, gone from the pinset
                 cursor.advance()
             if cursor.head is not None and cursor.head.cid == pin.cid:
                 cursor.advance()
-                self.on_state_change(pin.cid, pin)
+                changes.append((pin.cid, pin, None))
             elif pin.is_allocated_to(self.peer_id):
                 if self._pins.get(pin.cid) is not None:
                     self.store.adopt_pinned(pin.cid)  # already here (e.g. uploaded to this peer)
                 else:
-                    self.on_state_change(pin.cid, pin)
+                    changes.append((pin.cid, pin, None))
         if last:
             while cursor.head is not None:
-                self.on_state_change(cursor.head.cid, None)
+                changes.append((cursor.head.cid, None, None))
                 cursor.advance()
+        self.on_state_changes(changes)
 
     def _wake_all(self) -> None:
         for op, queue in self._wake.items():
@@ -472,6 +614,10 @@ class PinTracker:
 _REMOTE: StatusRow = ("remote", 0, "", 0, False)
 _PINNED: StatusRow = ("pinned", 0, "", 0, False)
 _UNEXPECTED: StatusRow = ("unexpectedly_unpinned", 0, "the item should be pinned but it is not", 0, False)
+
+
+class _Replaced(NodeError):
+    """The pin was replaced (an unpin, a changed pin) before its local pin was recorded."""
 
 
 class _Cursor:

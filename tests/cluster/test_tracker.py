@@ -202,3 +202,73 @@ def test_admission_keeps_the_last_tenth_for_uploads() -> None:
     assert admission_limit(50, upload=False) == 45 and admission_limit(50, upload=True) == 50
     assert admission_limit(1_000_000, upload=False) == 900_000
     assert admission_limit(5, upload=False) == admission_limit(5, upload=True) == 5  # too small to reserve
+
+
+def _dump(store: TrackerStore, db: object) -> list[tuple[bytes, bytes]]:
+    """Every key and value of the tracker's namespace (records, queues, indexes, counters)."""
+    from blockstore.layout import NS_TRACKER
+
+    with db.iterator(prefix=NS_TRACKER) as it:  # type: ignore[attr-defined]
+        return list(it)
+
+
+# rounds of steps on CIDs 0..5; each round is one kind of step on several CIDs (repeats allowed)
+rounds = st.lists(
+    st.tuples(
+        st.sampled_from(["want", "take_pin", "take_unpin", "finish"]),
+        st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.booleans()), min_size=1, max_size=6),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rounds)
+def test_a_step_on_many_cids_in_one_batch_equals_the_single_steps(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, list[tuple[int, bool, bool]]]]
+) -> None:
+    """want_many / take_many / finish_many leave exactly the keys (records, queue entries,
+    indexes, counters) that the single steps one after the other leave, and return the same."""
+    base = tmp_path_factory.mktemp("batch")
+    db1, db2 = open_db(base / "one"), open_db(base / "many")
+    one, many = TrackerStore(db1, CFG), TrackerStore(db2, CFG)
+    t = NOW
+    for kind, items in steps:
+        t += S
+        if kind == "want":
+            # (i, pin?, local?): a pin allocated here, or gone from the state
+            changes = [(_pin(i).cid, _pin(i) if pin else None, None, local) for i, pin, local in items]
+            singles = [one.want_pin(p, t, d, local=loc) if p is not None else one.want_unpin(c, t) for c, p, d, loc in changes]
+            assert many.want_many(changes, t) == singles
+        elif kind in ("take_pin", "take_unpin"):
+            op = PIN if kind == "take_pin" else UNPIN
+            due = t + 10**6 * S  # retries come due too
+            singles = [r for r in (one.take(op, due) for _ in items) if r is not None]
+            assert many.take_many(op, len(items), due) == singles
+        else:
+            finishes = []
+            for i, ok, _ in items:
+                rec = one.get(_pin(i).cid)
+                if rec is not None and rec.status in ("pinning", "unpinning"):
+                    finishes.append((rec.cid, rec.op, None if ok else "x"))
+            singles = [one.finish(c, op, e, t) for c, op, e in finishes]
+            assert many.finish_many(finishes, t) == singles
+        assert _dump(one, db1) == _dump(many, db2)
+        assert many.counts() == many.recount() == one.counts()
+    db1.close()
+    db2.close()
+
+
+def test_take_many_takes_priority_pins_first_up_to_the_limit_and_leaves_later_ones(store: TrackerStore) -> None:
+    old = [_pin(i, ts=NOW - 7200 * S) for i in range(3)]
+    fresh = [_pin(10 + i) for i in range(3)]
+    assert store.want_pins([(p, None, False) for p in old + fresh], NOW) == ["queued"] * 6
+    taken = store.take_many(PIN, 4, NOW)
+    assert [r.cid for r in taken] == [p.cid for p in fresh] + [old[0].cid]
+    assert all(r.status == "pinning" and r.attempts == 1 for r in taken)
+    assert store.counts() == {"pinning": 4, "pin_queued": 2} == store.recount()
+    assert [r.cid for r in store.take_many(PIN, 10, NOW)] == [p.cid for p in old[1:]]
+    assert store.take_many(PIN, 10, NOW) == []
+    done = store.finish_many([(r.cid, PIN, None) for r in taken[:2]] + [(taken[2].cid, PIN, "no")], NOW)
+    assert [r.status for r in done] == ["pinned", "pinned", "pin_error"]  # type: ignore[union-attr]
+    assert store.take_many(PIN, 10, NOW + S) == []  # the failed one waits for its backoff

@@ -230,6 +230,23 @@ def test_on_change_hook_and_index(peers, tmp_path: Path) -> None:
     assert [c.value for c in seen] == [b"xa", b"xb", b"yc", b"yy", None]
 
 
+def test_on_changes_hook_gets_the_changes_of_one_delta_at_once(peers) -> None:
+    """The batch hook (the pin tracker's: one write batch per delta) sees each write's changes
+    together, in the order the per-change hook sees them, also for deltas received from a peer."""
+    batches: list[list[Change]] = []
+    single: list[Change] = []
+    a = peers("a", on_changes=batches.append, on_change=single.append)
+    b = peers("b", trusted_peers=["*"], on_changes=batches.append)
+    a.replica.apply_many([(PUT, key(i), b"v%d" % i) for i in range(3)])
+    a.replica.delete(key(1))
+    assert [sorted(c.value or b"" for c in batch) for batch in batches] == [[b"v0", b"v1", b"v2"], [b""]]
+    assert [c for batch in batches for c in batch] == single
+    batches.clear()
+    b.replica.receive(a.replica.heads()[0][0], "a", a.get_block)
+    last = {c.key: c.value for batch in batches for c in batch}
+    assert batches and {k: v for k, v in last.items() if v is not None} == {key(0): b"v0", key(2): b"v2"}
+
+
 def test_gc_roots_cover_every_delta(peers) -> None:
     a = peers("a")
     heads = [a.replica.put(key(i), b"v") for i in range(5)]

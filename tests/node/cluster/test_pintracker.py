@@ -334,3 +334,64 @@ def test_a_block_collected_between_the_fetch_and_the_pin_is_fetched_again(env: E
         assert [c for c, _d in walk_dag(root, env.store.get)]  # complete: every block is here
 
     asyncio.run(main())
+
+
+def test_many_pins_of_one_delta_run_at_most_concurrent_pins_at_once_and_all_get_pinned(env: Env) -> None:
+    """The dispatcher takes pins in batches but never runs more than ``ConcurrentPins`` fetches,
+    a slot freed by a finished pin is filled at once, and every pin ends pinned (recorded from
+    the block store, counters equal to a recount)."""
+    roots = [env.dag(300, seed) for seed in range(120)]
+    pins = [Pin(r, timestamp=time.time_ns(), allocations=(ME,), replication_factor_min=1, replication_factor_max=1) for r in roots]
+    running = 0
+    most = 0
+
+    async def fetch(pin: Pin, progress: Callable[[int], None]) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.01 * (1 + pin.cid[-1] % 3))  # pins finish out of order
+            await env.fetch(pin, progress)
+        finally:
+            running -= 1
+
+    async def main() -> None:
+        t = PinTracker(env.db, env.pins, ME, {**CONFIG, "ConcurrentPins": 8}, fetch=fetch, blocks=env.store)
+        await t.start()
+        try:
+            loop = asyncio.get_running_loop()
+            # one delta carrying every pin: one write batch (the replica's on_changes hook)
+            await loop.run_in_executor(None, t.on_state_changes, [(p.cid, p, None) for p in pins])
+            await _until("every pin pinned", lambda: t.counts().get("pinned", 0) == len(pins), timeout=60)
+        finally:
+            await t.stop()
+        assert t.counters["pinned"] == len(pins) and t.counters["pin_errors"] == 0
+        assert all(env.pins.get(r) == "recursive" for r in roots)
+        assert t.store.counts() == t.store.recount() == {"pinned": len(pins)}
+        # gone from the state in one delta: every one queued for unpinning in one batch
+        t.on_state_changes([(p.cid, None, None) for p in pins])
+        assert t.store.counts() == {"unpin_queued": len(pins)}
+
+    asyncio.run(main())
+    assert 2 <= most <= 8
+
+
+def test_a_pin_replaced_after_its_fetch_is_not_recorded(env: Env) -> None:
+    """An unpin that replaced a pin between its fetch and its record: the recorder (which checks
+    under the tracker's lock that the pin still runs) writes no local pin and finishes nothing;
+    the pins still running in the same job are recorded and finished."""
+    roots = [env.dag(3000, seed) for seed in (3, 4)]
+    pins = [Pin(r, timestamp=time.time_ns(), allocations=(ME,), replication_factor_min=1, replication_factor_max=1) for r in roots]
+    t = PinTracker(env.db, env.pins, ME, CONFIG, fetch=env.fetch, blocks=env.store)
+    for p in pins:
+        t.on_state_change(p.cid, p)
+        for cid, data in walk_dag(p.cid, env.src.get):
+            env.store.put(cid, data)
+    assert [r.cid for r in t.store.take_many("pin", 10)] == roots
+    t.on_state_change(roots[0], None)  # the unpin arrives: the first pin is replaced
+    assert t.store.get(roots[0]).status == "unpin_queued"  # type: ignore[union-attr]
+    out = t._record_many([(p.cid, p, "recursive", None) for p in pins])
+    assert type(out[0]).__name__ == "_Replaced" and out[1] is None
+    assert env.pins.get(roots[0]) is None and env.pins.get(roots[1]) == "recursive"
+    assert t.store.get(roots[0]).status == "unpin_queued" and t.store.get(roots[1]).status == "pinned"  # type: ignore[union-attr]
+    assert t.store.counts() == t.store.recount()
