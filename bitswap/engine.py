@@ -14,8 +14,14 @@ with a huge wantlist cannot starve the others, and answers each want from a
   (:meth:`Engine.notify_new_blocks`).
 
 Answered wants leave the ledger. Memory per peer is bounded: at most
-``max_wants_per_peer`` wants (a new want of higher priority evicts the
-lowest), CIDs are bounded by the codec. No sockets, no clock.
+``max_wants_per_peer`` wants, CIDs are bounded by the codec. When a peer's
+ledger is full, a new want first takes the place of the oldest want already
+answered as absent (we do not hold that block: it waits only for
+:meth:`Engine.notify_new_blocks`), then of a want of lower priority; else it is
+rejected. Without the first rule a peer that asked for many blocks nobody
+holds any more (CRDT deltas compacted away on every peer) could never get a
+block we do hold (the snapshot that replaced them): boxo fixed the same
+"toxic" overflow in https://github.com/ipfs/boxo/pull/629. No sockets, no clock.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class _Ledger:
     #: wants still to answer: cid -> sequence number of its live heap item
     queued: dict[bytes, int] = field(default_factory=dict)
     heap: list[tuple[int, int, bytes]] = field(default_factory=list)
+    #: wants answered as absent (block not held), oldest first: the first to make room
+    absent: dict[bytes, None] = field(default_factory=dict)
 
 
 class Engine:
@@ -123,10 +131,12 @@ class Engine:
             ledger.wants.clear()
             ledger.queued.clear()
             ledger.heap.clear()
+            ledger.absent.clear()
         for entry in msg.wantlist:
             if entry.cancel:
                 ledger.wants.pop(entry.cid, None)
                 ledger.queued.pop(entry.cid, None)
+                ledger.absent.pop(entry.cid, None)
                 continue
             self.stats.wants_received += 1
             if entry.cid not in ledger.wants and len(ledger.wants) >= self.max_wants_per_peer:
@@ -134,6 +144,7 @@ class Engine:
                     self.stats.wants_rejected += 1
                     continue
             ledger.wants[entry.cid] = entry
+            ledger.absent.pop(entry.cid, None)
             self._enqueue(ledger, entry)
         if ledger.queued:
             self._mark_ready(peer)
@@ -148,6 +159,7 @@ class Engine:
             for cid in cids:
                 entry = ledger.wants.get(cid)
                 if entry is not None and cid not in ledger.queued:
+                    ledger.absent.pop(cid, None)
                     self._enqueue(ledger, entry)
                     hit = True
             if hit:
@@ -197,6 +209,14 @@ class Engine:
             self._ready.append(peer)
 
     def _evict_for(self, ledger: _Ledger, priority: int) -> bool:
+        """Make room in a full ledger for a want of ``priority``: drop the oldest want answered
+        as absent, else the lowest-priority want below ``priority``; False if neither exists."""
+        if ledger.absent:
+            cid = next(iter(ledger.absent))
+            del ledger.absent[cid]
+            del ledger.wants[cid]
+            self.stats.wants_rejected += 1
+            return True
         cid, lowest = min(ledger.wants.items(), key=lambda item: item[1].priority)
         if lowest.priority >= priority:
             return False
@@ -227,6 +247,7 @@ class Engine:
             heapq.heappop(heap)
             del ledger.queued[cid]
             if need is None:
+                ledger.absent[cid] = None
                 if entry.send_dont_have:
                     msg.presences.append(Presence(cid, DONT_HAVE))
                     self.stats.dont_haves_sent += 1
@@ -235,6 +256,7 @@ class Engine:
             if send_block:
                 data = self._source.get(cid)
                 if data is None:  # deleted between size() and get()
+                    ledger.absent[cid] = None
                     if entry.send_dont_have:
                         msg.presences.append(Presence(cid, DONT_HAVE))
                         self.stats.dont_haves_sent += 1

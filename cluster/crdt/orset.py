@@ -23,11 +23,16 @@ from dataclasses import dataclass
 
 from blockstore.kv import KVStore, KVWriteBatch
 
+from ..errors import InvalidRequest
 from . import layout as L
 from .delta import Delta
 
 #: (key, value) -> index terms of that value (e.g. b"n=<name>", b"m:<k>=<v>")
 IndexTerms = Callable[[bytes, bytes], Iterable[bytes]]
+
+
+class OutOfOrder(InvalidRequest):
+    """Elements handed to :meth:`ORSet.merge_sorted_into_empty` are not in element-key order."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class ORSet:
     def __init__(self, db: KVStore, index_terms: IndexTerms | None = None) -> None:
         self._db = db
         self._terms = index_terms
+        #: index term -> its key prefix (few distinct terms: names and metadata repeat)
+        self._term_keys: dict[bytes, bytes] = {}
         raw = db.get(L.COUNT)
         self._count = L.read_u64(raw) if raw else 0
 
@@ -211,6 +218,62 @@ class ORSet:
             wb.put(L.COUNT, L.u64(self._count))
         return changes
 
+    def merge_sorted_into_empty(
+        self,
+        wb: KVWriteBatch,
+        elements: list[tuple[bytes, bytes, bytes]],
+        carry: tuple[bytes, bytes] | None,
+    ) -> tuple[list[Change], tuple[bytes, bytes] | None]:
+        """:meth:`merge_into_empty` for elements in element-key order (a snapshot's): no reads.
+
+        Each key's elements form one run, so its value is the best record of the run,
+        written once; only a run that continues the last key of the previous call (``carry``:
+        that key and its best record so far) meets a value already staged. Returns the
+        changes and the carry for the next call. Raises :class:`OutOfOrder` when the
+        elements are not in that order: what it staged must then be dropped (the caller's
+        write batch is a transaction) and :meth:`merge_into_empty` used instead.
+        """
+        put = wb.put
+        changes: list[Change] = []
+        count = self._count
+        last = L.keyed(L.ELEMENT, carry[0]) if carry is not None else b""
+        key: bytes | None = None
+        prefix = best = previous_eid = b""
+
+        def close(k: bytes, best: bytes) -> None:
+            nonlocal carry, count
+            if carry is not None and carry[0] == k:  # the run goes on from the previous call
+                if best <= carry[1]:
+                    return
+                self._unindex(wb, k, carry[1][8:])
+            else:
+                count += 1
+            carry = (k, best)
+            put(L.VALUE + k, best)
+            self._index(wb, k, best[8:])
+            changes.append(Change(k, best[8:]))
+
+        for k, eid, record in elements:
+            if k != key:
+                if key is not None:
+                    close(key, best)
+                prefix = L.keyed(L.ELEMENT, k)
+                if prefix < last or (prefix == last and key is not None):
+                    raise OutOfOrder("snapshot elements are not in key order")
+                last, key, best, previous_eid = prefix, k, b"", b""
+            elif eid <= previous_eid:
+                raise OutOfOrder("snapshot element ids of a key are not in order")
+            previous_eid = eid
+            put(prefix + eid, record)
+            if record > best:
+                best = record
+        if key is not None:
+            close(key, best)
+        if count != self._count:
+            self._count = count
+            wb.put(L.COUNT, L.u64(count))
+        return changes, carry
+
     def reload_count(self) -> None:
         """Re-read the element count from disk (after a failed write batch)."""
         raw = self._db.get(L.COUNT)
@@ -218,8 +281,14 @@ class ORSet:
 
     def _index(self, wb: KVWriteBatch, key: bytes, value: bytes) -> None:
         if self._terms is not None:
+            cache = self._term_keys
             for term in self._terms(key, value):
-                wb.put(L.keyed(L.INDEX, term) + key, b"")
+                prefix = cache.get(term)
+                if prefix is None:
+                    if len(cache) >= 4096:
+                        cache.clear()
+                    prefix = cache[term] = L.keyed(L.INDEX, term)
+                wb.put(prefix + key, b"")
 
     def _unindex(self, wb: KVWriteBatch, key: bytes, value: bytes) -> None:
         if self._terms is not None:

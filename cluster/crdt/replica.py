@@ -37,7 +37,7 @@ from blockstore.store import BlockStore
 
 from . import layout as L
 from .delta import MAX_DELTA_SIZE, Delta, DeltaError, decode_delta, delta_links
-from .orset import Change, IndexTerms, ORSet
+from .orset import Change, IndexTerms, ORSet, OutOfOrder
 from .snapshot import SnapshotError, build_snapshot, decode_covered, decode_elements, decode_root
 from ..errors import ClusterError
 
@@ -48,6 +48,8 @@ PUT = 1
 DELETE = 2
 #: a delta is cut before its elements reach this many bytes (go-ds-crdt uses 1 MiB)
 DELTA_BUDGET = MAX_DELTA_SIZE // 2
+#: the carry of a snapshot load that met elements out of key order: the rest goes key by key
+_UNSORTED: tuple[bytes, bytes] = (b"", b"")
 
 
 class MissingBlock(ClusterError, LookupError):
@@ -595,6 +597,12 @@ class Replica:
         Afterwards every delta the snapshot covers counts as processed, so
         heads received later are walked only down to the snapshot. Safe to
         kill: the load is recorded and redone by :meth:`resume`.
+
+        Into an empty replica (a new peer) the load is a bulk ingest: each
+        element chunk is one write batch of sorted runs, one per key, with no
+        reads (see :meth:`ORSet.merge_sorted_into_empty`), and the processed
+        marks are written a covered chunk at a time, so memory does not grow
+        with the number of deltas.
         """
         _check_key(root)
         with self._lock:
@@ -602,26 +610,28 @@ class Replica:
             with self._db.write_batch(transaction=True, sync=self._sync) as wb:
                 wb.put(L.LOADING, root)
                 wb.put(L.DIRTY, b"")
-            covered: set[bytes] = set()
-            for link in parsed.covered:
-                covered.update(decode_covered(self._blocks.get(link)))
-            loaded = 0
             # an empty replica (the usual bootstrap) has nothing for step 2 to remove
             with self._db.iterator(prefix=L.ELEMENT, include_value=False) as it:
                 empty = not self._heads and next(it, None) is None
+            covered: set[bytes] = set()
+            if not empty:
+                for link in parsed.covered:
+                    covered.update(decode_covered(self._blocks.get(link)))
+            loaded = 0
+            carry: tuple[bytes, bytes] | None = None
             # 1. the snapshot's live elements, marked so that step 2 can tell them apart
             for link in parsed.elements:
                 elems = decode_elements(self._blocks.get(link))
                 loaded += len(elems)
                 records = [(k, i, L.u64(p) + v) for k, i, p, v in elems]
                 if empty:
-                    self._merge_batch([], records, [], fresh=True)
+                    carry = self._merge_batch([], records, [], fresh=True, carry=carry)
                 else:
                     self._merge_batch([], records, [L.keyed(L.SCRATCH, k) + i for k, i, _p, _v in elems])
             # 2. local elements of covered deltas that the snapshot no longer holds were removed
             if not empty:
                 self._remove_uncovered(covered)
-            # 3. processed marks and heads, in one batch
+            # 3. processed marks and heads (decided before the marks are written)
             local = dict(self._heads)
             snap_heads = dict(parsed.heads)
             new_heads = {c: h for c, h in local.items() if not (c in covered and c not in snap_heads)}
@@ -629,20 +639,18 @@ class Replica:
                 if c not in local and self.is_processed(c):
                     continue  # an ancestor of a local head already
                 new_heads[c] = h
-            fresh = 0
+            if empty:  # streamed, a chunk per batch, the counter with them (a resumed load counts right)
+                for link in parsed.covered:
+                    self._mark_processed(decode_covered(self._blocks.get(link)))
+            else:
+                self._mark_processed(covered)
             with self._db.write_batch(transaction=True, sync=self._sync) as wb:
-                for c in covered:
-                    if not self.is_processed(c):
-                        wb.put(L.PROCESSED + c, b"")
-                        fresh += 1
                 for c in local:
                     if c not in new_heads:
                         wb.delete(L.HEAD + c)
                 for c, h in new_heads.items():
                     wb.put(L.HEAD + c, L.u64(h))
-                wb.put(L.DELTAS, L.u64(self._deltas + fresh))
                 wb.delete(L.LOADING)
-            self._deltas += fresh
             self._heads = new_heads
             self._clear_prefix(L.SCRATCH)
             for head in self.pending_heads():
@@ -660,6 +668,17 @@ class Replica:
             else:
                 self._db.put(L.SNAPSHOT, self.create_snapshot())
             return loaded
+
+    def _mark_processed(self, cids: Iterable[bytes]) -> None:
+        """Mark deltas processed (those not yet) and count them, in one write batch."""
+        fresh = 0
+        with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+            for c in cids:
+                if not self.is_processed(c):
+                    wb.put(L.PROCESSED + c, b"")
+                    fresh += 1
+            wb.put(L.DELTAS, L.u64(self._deltas + fresh))
+        self._deltas += fresh
 
     def _remove_uncovered(self, covered: set[bytes]) -> None:
         """Tombstone local elements of ``covered`` deltas that the loaded snapshot did not mark."""
@@ -682,19 +701,32 @@ class Replica:
         marks: list[bytes],
         *,
         fresh: bool = False,
-    ) -> None:
+        carry: tuple[bytes, bytes] | None = None,
+    ) -> tuple[bytes, bytes] | None:
+        """Stage and write one batch of a snapshot load; with ``fresh`` (an empty replica), the
+        sorted-run path when the elements are in order (``carry``: see
+        :meth:`ORSet.merge_sorted_into_empty`); returns the carry for the next batch."""
         try:
-            with self._db.write_batch(transaction=True, sync=self._sync) as wb:
-                if fresh:
-                    changes = self.set.merge_into_empty(wb, elements)
-                else:
-                    changes = self.set.merge_records(wb, tombs, elements)
-                for m in marks:
-                    wb.put(m, b"")
+            changes: list[Change] | None = None
+            if fresh and carry is not _UNSORTED:
+                try:
+                    with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                        changes, carry = self.set.merge_sorted_into_empty(wb, elements, carry)
+                except OutOfOrder:  # nothing was written: key by key from here on
+                    changes, carry = None, _UNSORTED
+            if changes is None:
+                with self._db.write_batch(transaction=True, sync=self._sync) as wb:
+                    if fresh:
+                        changes = self.set.merge_into_empty(wb, elements)
+                    else:
+                        changes = self.set.merge_records(wb, tombs, elements)
+                    for m in marks:
+                        wb.put(m, b"")
         except BaseException:
             self._reload_counters()
             raise
         self._report(changes)
+        return carry
 
     def _clear_prefix(self, prefix: bytes) -> None:
         while True:

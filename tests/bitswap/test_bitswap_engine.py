@@ -164,6 +164,29 @@ def test_wants_per_peer_are_bounded_with_priority_eviction() -> None:
     assert high in [e.cid for e in eng.wantlist("p")]
 
 
+def test_a_ledger_full_of_wants_for_absent_blocks_still_serves_a_present_block() -> None:
+    """A peer whose ledger is full of wants we answered DONT_HAVE (blocks we do not hold, e.g.
+    CRDT deltas every peer compacted away) still gets a block we hold: the oldest absent want
+    makes room (as boxo does since ipfs/boxo#629), instead of the new want being rejected."""
+    src = DictSource()
+    eng = Engine(src, max_wants_per_peer=4)
+    absent = [cid_for(b"gone %d" % i, RAW) for i in range(4)]
+    eng.receive("p", wants(*[WantEntry(c, want_type=WANT_HAVE, send_dont_have=True) for c in absent]))
+    [(_, msg)] = drain(eng)
+    assert {x.cid for x in msg.presences} == set(absent)
+    present = src.add(b"snapshot root")
+    eng.receive("p", wants(WantEntry(present, want_type=WANT_HAVE, send_dont_have=True)))
+    [(_, msg)] = drain(eng)
+    assert [block_cid(b.prefix, b.data) for b in msg.blocks] == [present]
+    assert len(eng.wantlist("p")) == 3 and present not in [e.cid for e in eng.wantlist("p")]
+    assert absent[0] not in [e.cid for e in eng.wantlist("p")]  # the oldest absent want went first
+    # an absent want that was evicted and then arrives is no longer waited for; the others still are
+    src.blocks[absent[1]] = b"gone 1"
+    eng.notify_new_blocks([absent[1]])
+    [(_, msg)] = drain(eng)
+    assert [block_cid(b.prefix, b.data) for b in msg.blocks] == [absent[1]]
+
+
 def test_disconnect_forgets_the_ledger() -> None:
     src = DictSource()
     cid = src.add(b"d")

@@ -474,3 +474,27 @@ def test_a_want_made_before_any_peer_waits_for_one(tmp_path: Path) -> None:
                 assert await b.get_block(cid, timeout=20) == data
 
     run(main)
+
+
+def test_a_block_held_is_served_while_the_peer_waits_for_many_blocks_nobody_holds(tmp_path: Path) -> None:
+    """The cluster pinset's case: a peer far behind asks for over 1,024 deltas every peer has
+    compacted away, then for the snapshot that replaced them, which one peer holds. Before the
+    engine let absent wants make room, that peer's full ledger rejected the snapshot's want
+    (and every rebroadcast of it) for as long as the absent wants were waited for."""
+
+    async def main() -> None:
+        async with bitswap_node(tmp_path / "a", FAST) as a, bitswap_node(tmp_path / "b", FAST) as b:
+            await connect(b.host, a.host)
+            gone = [cid_for(b"compacted delta %d" % i, RAW) for i in range(1100)]
+            held = b"snapshot root held by a"
+            held_cid = cid_for(held, RAW)
+            a.store.put(held_cid, held)
+            async with trio.open_nursery() as n:
+                n.start_soon(b.get_blocks, gone, 30.0)
+                with trio.fail_after(20):  # a's ledger for b fills up with wants it answered DONT_HAVE
+                    while len(a.engine.wantlist(b.host.get_id())) < a.engine.max_wants_per_peer:
+                        await trio.sleep(0.05)
+                assert await b.get_block(held_cid, timeout=10) == held
+                n.cancel_scope.cancel()
+
+    run(main)

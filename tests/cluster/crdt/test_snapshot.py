@@ -164,7 +164,7 @@ def test_fresh_load_with_concurrent_values_split_across_chunks(peers, monkeypatc
     a.send_heads(b)
     b.send_heads(a)
     assert all(len(a.replica.set.live_ids(key(i))) == 2 for i in range(20))
-    monkeypatch.setattr(snapshot, "CHUNK_BUDGET", 100)  # one element per chunk
+    monkeypatch.setattr(snapshot, "CHUNK_BUDGET", 1)  # one element per chunk
     root = a.replica.create_snapshot()
     assert len(decode_root(a.blocks.get(root)).elements) == 40
     c.replica.load_snapshot(root, a.get_block)
