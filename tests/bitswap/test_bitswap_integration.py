@@ -335,7 +335,7 @@ def test_a_bitswap_1_0_0_peer_gets_blocks_in_the_old_field(tmp_path: Path) -> No
 
 def test_waiters_are_released_when_the_service_stops(tmp_path: Path) -> None:
     from bitswap import Bitswap
-    from bitswap_hosts import open_store
+    from .bitswap_hosts import open_store
 
     async def main() -> None:
         store = open_store(tmp_path / "s")
