@@ -104,37 +104,11 @@ async def stream_ndjson(
     to_error: Callable[[BaseException], tuple[int, str] | None],
 ) -> web.StreamResponse:
     """Send ``items`` as NDJSON; ``to_error(exc)`` maps an exception to (HTTP status, message)
-    (None: not ours, re-raised). Errors after the first item go to the trailer."""
-    it = items.__aiter__()
-    try:
-        first = await it.__anext__()
-    except StopAsyncIteration:
-        return web.Response(status=204, headers=headers)
-    except Exception as exc:
-        mapped = to_error(exc)
-        if mapped is None:
-            raise
-        status, message = mapped
-        return web.json_response({"code": status, "message": message}, status=status, headers=headers)
-    resp = TrailerResponse(headers={**(headers or {}), "Content-Type": "application/json", "Trailer": TRAILER})
-    await resp.prepare(request)
-    await resp.write(_line(first))  # the first item at once: clients see the stream start
-    buf: list[bytes] = []
-    size = 0
-    try:
-        async for item in it:
-            line = _line(item)
-            buf.append(line)
-            size += len(line)
-            if size >= FLUSH_BYTES:
-                await resp.write(b"".join(buf))
-                buf, size = [], 0
-    except Exception as exc:
-        mapped = to_error(exc)
-        if mapped is None:
-            raise
-        resp.stream_error = mapped[1]
-    if buf:
-        await resp.write(b"".join(buf))
-    await resp.write_eof()
-    return resp
+    (None: not ours, re-raised). Errors after the first item go to the trailer. The first
+    item is sent at once, so clients see the stream start (see :func:`stream_ndjson_text`)."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for item in items:
+            yield _line(item)
+
+    return await stream_ndjson_text(request, lines(), headers=headers, to_error=to_error)
