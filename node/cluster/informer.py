@@ -29,6 +29,7 @@ from typing import Any
 from cluster.monitor import Alert, Metric, MetricError, MetricStore, with_received
 
 from ..p2p.service import P2PService, Subscription
+from ..tasks import cancel_tasks
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,7 @@ class Informer:
 
     async def stop(self) -> None:
         """Cancel the tasks and leave the topic."""
-        for task in [*self._tasks, *self._greetings]:
-            task.cancel()
-        for task in [*self._tasks, *self._greetings]:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("informer task %s failed", task.get_name())
+        await cancel_tasks([*self._tasks, *self._greetings], "informer", log)
         self._tasks.clear()
         if self._sub is not None:
             try:

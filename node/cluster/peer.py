@@ -44,6 +44,7 @@ from .pintracker import PinTracker
 from .status import ClusterStatus
 from .upkeep import Upkeep, UpkeepConfig
 from .uploads import UploadReleaser
+from ..tasks import cancel_tasks
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,7 @@ class ClusterPeer:
 
     async def stop(self) -> None:
         """Stop the loops, the informer and the tracker (before the pinset and hosts stop)."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("cluster task %s failed", task.get_name())
+        await cancel_tasks(self._tasks, "cluster", log)
         self._tasks.clear()
         await self.pinning.close()
         await self.upkeep.stop()

@@ -54,6 +54,7 @@ from cluster.pin import Pin, PinError, meta_term, name_term, pin_index_terms
 from ..p2p.service import P2PService, Subscription
 from ..repo import Repo
 from .interfaces import PeerCaller
+from ..tasks import cancel_tasks
 from cluster.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -223,16 +224,7 @@ class PinsetService:
 
     async def stop(self) -> None:
         """Cancel the tasks, leave the topic and commit what is still queued (before the hosts stop)."""
-        tasks = [*self._tasks, *self._sync_tasks]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("pinset task %s failed", task.get_name())
+        await cancel_tasks([*self._tasks, *self._sync_tasks], "pinset", log)
         self._tasks.clear()
         self._sync_tasks.clear()
         if self._sub is not None:

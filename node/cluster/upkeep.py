@@ -24,6 +24,7 @@ from cluster.pin import PinError
 from .interfaces import PinsetState
 from .membership import Membership, now_ns
 from .pinning import Pinning
+from ..tasks import cancel_tasks
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +76,7 @@ class Upkeep:
 
     async def stop(self) -> None:
         """Cancel the re-allocations waiting for their grace period."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("cluster task %s failed", task.get_name())
+        await cancel_tasks(self._tasks, "cluster", log)
         self._tasks.clear()
 
     async def expire_pins(self) -> int:
