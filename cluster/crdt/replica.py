@@ -510,6 +510,41 @@ class Replica:
             stack.extend(delta.links)
         return found, absent
 
+    def merged_by(self, heads: Iterable[bytes], root: bytes, limit: int = 100_000) -> bool:
+        """Whether a peer whose heads are ``heads`` has merged every delta of the snapshot
+        ``root``: each head of the snapshot is one of ``heads`` or an ancestor of one.
+
+        Walks the locally stored deltas below ``heads``, never below the lowest
+        snapshot head's height (so the walk covers only what came after the
+        snapshot). A head we do not store, or a walk of more than ``limit``
+        deltas, counts as not merged: the caller waits and asks again.
+        """
+        _check_key(root)
+        with self._lock:
+            parsed, _chunks = self._snapshot_blocks(root, None)
+            wanted = {cid: height for cid, height in parsed.heads}
+            floor = min(wanted.values(), default=0)
+            visited: set[bytes] = set()
+            stack = list(heads)
+            while stack and wanted:
+                cid = stack.pop()
+                if cid in visited:
+                    continue
+                visited.add(cid)
+                wanted.pop(cid, None)
+                if len(visited) > limit:
+                    return False
+                data = self._blocks.get(cid)
+                if data is None:
+                    continue  # not stored here (compacted, or ahead of us): cannot tell
+                try:
+                    delta = decode_delta(data)
+                except DeltaError:
+                    continue
+                if delta.priority > floor:
+                    stack.extend(delta.links)
+            return not wanted
+
     def resume(self, get_block: BlockGetter | None = None) -> int:
         """Re-walk pending heads (after a crash or missing blocks); deltas applied.
 

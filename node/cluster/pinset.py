@@ -4,8 +4,9 @@
   (``pinion state ...`` on an offline repo, and the daemon).
 - :class:`PinsetService` is the daemon's shell around it when the cluster
   host runs: an asyncio task commits batches at their deadlines, new heads
-  are broadcast on a gossipsub topic derived from ``Cluster.Name`` (and
-  rebroadcast every ``Cluster.RebroadcastInterval`` seconds), and received
+  are broadcast on a gossipsub topic derived from ``Cluster.Name`` (at most
+  one message per ``BROADCAST_GAP``: a burst of commits is announced by its
+  last heads; and rebroadcast every ``Cluster.RebroadcastInterval`` seconds), and received
   heads are synced: the missing deltas are fetched concurrently by a bitswap
   instance on the *cluster* host, then applied by ``Replica.receive`` in a
   worker thread. Every replica call does LevelDB I/O under the replica's
@@ -14,9 +15,19 @@
   event loop first, and the replica only reads the store.
 - Compaction: every ``Cluster.SnapshotInterval`` seconds, when at least
   ``Cluster.SnapshotMinDeltas`` deltas were written since the last snapshot,
-  the service makes a snapshot and compacts to the *previous* one, so deltas
+  the service makes a snapshot and compacts to the *previous* one (also in a
+  round with too few new deltas for a snapshot of its own), so deltas
   stay fetchable for one interval (peers briefly offline catch up by deltas)
   and a peer that needs a dropped delta loads the announced snapshot instead.
+  A compaction also waits (at most ``COMPACTION_MAX_WAIT``) until every
+  trusted peer on the topic has announced heads that include the previous
+  snapshot's heads: a live peer that is only slow keeps catching up by deltas
+  instead of being made to load a whole snapshot.
+- Catching up: the newest snapshot is announced (it covers every delta the
+  compacted ones included). A peer far below it (``JUMP_LEVELS``) loads it
+  before walking when that is cheaper than walking the levels it skips (a
+  restarted peer: minutes of level-by-level walking become one load and a
+  short walk).
 
 Broadcast message (DAG-CBOR): ``{"heads": [CID, ...], "snapshot": CID | null}``.
 
@@ -69,6 +80,9 @@ FETCH_TIMEOUT = 15.0
 SYNC_CONCURRENCY = 8
 #: seconds before a failed batch commit is tried again
 RETRY_DELAY = 1.0
+#: seconds between two broadcasts of new heads: the commits made meanwhile go out in one
+#: message (a new head links the older ones, so only the latest heads matter)
+BROADCAST_GAP = 0.1
 #: most delta CIDs one ``pinset_branch`` answer lists
 BRANCH_LIMIT = 100_000
 #: connected peers asked in turn for a branch listing, seconds each may take, seconds
@@ -82,6 +96,16 @@ BRANCH_ROUNDS = (1, 8, 64)
 BRANCH_FETCH_CHUNK = 2_000
 #: pins read per worker-thread call while listing
 PAGE = 1000
+#: seconds a due compaction waits at most for live peers that have not merged its snapshot
+COMPACTION_MAX_WAIT = 600.0
+#: announced snapshots tried, newest sender's first, when deltas cannot be fetched
+SNAPSHOT_TRIES = 3
+#: a peer whose height is this many levels below an announced snapshot's heads loads the
+#: snapshot before walking, when the snapshot holds at most ``JUMP_ELEMENTS_PER_LEVEL``
+#: elements per level skipped: a delta walked level by level costs a network round trip
+#: (milliseconds), a snapshot element a few microseconds to load
+JUMP_LEVELS = 64
+JUMP_ELEMENTS_PER_LEVEL = 1000
 
 
 class PinsetError(InvalidRequest):
@@ -171,8 +195,14 @@ class PinsetService:
         self._next_compaction: bytes | None = None
         self._deltas_at_snapshot = 0
         self._loaded_at_round = 0
-        #: the latest snapshot a trusted peer announced (loaded when deltas cannot be fetched)
-        self._announced_snapshot: bytes | None = None
+        #: trusted peer -> the heads and the snapshot of its latest message (the snapshots are
+        #: loaded when deltas cannot be fetched; the heads tell compaction who has merged what)
+        self._peer_heads: dict[str, list[bytes]] = {}
+        self._peer_snapshots: dict[str, bytes] = {}
+        #: monotonic time the due compaction was first put off for a lagging peer (None: not put off)
+        self._compaction_put_off: float | None = None
+        #: announced snapshots already weighed for a jump (each root once)
+        self._jump_weighed: set[bytes] = set()
         #: snapshots merged by this process (never loaded twice) and the lock that orders loads
         self._loaded_snapshots: set[bytes] = set()
         self._snapshot_lock = asyncio.Lock()
@@ -182,6 +212,8 @@ class PinsetService:
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._queued = asyncio.Event()
+        #: set when new heads are to be broadcast (by the broadcast task, see ``BROADCAST_GAP``)
+        self._heads_changed = asyncio.Event()
         #: heads being synced -> monotonic time they were first announced (the sync lag)
         self._syncing: dict[bytes, float] = {}
         self._sync_tasks: set[asyncio.Task[None]] = set()
@@ -209,6 +241,7 @@ class PinsetService:
         self._tasks = [
             asyncio.create_task(self._commit_loop(), name="pinset-commit"),
             asyncio.create_task(self._rebroadcast_loop(), name="pinset-rebroadcast"),
+            asyncio.create_task(self._broadcast_loop(), name="pinset-broadcast"),
             asyncio.create_task(self._receive_loop(self._sub), name="pinset-receive"),
         ]
         if self.snapshot_interval > 0:
@@ -227,6 +260,8 @@ class PinsetService:
         await cancel_tasks([*self._tasks, *self._sync_tasks], "pinset", log)
         self._tasks.clear()
         self._sync_tasks.clear()
+        if self._heads_changed.is_set():  # heads committed within the last broadcast gap
+            await self.broadcast()
         if self._sub is not None:
             try:
                 await self._p2p.unsubscribe(self._sub)
@@ -342,7 +377,7 @@ class PinsetService:
 
     async def _after_write(self, head: bytes | None) -> None:
         if head is not None:
-            await self.broadcast()
+            self._heads_changed.set()
         else:
             self._queued.set()  # a batch is open: the commit task watches its deadline
 
@@ -352,7 +387,9 @@ class PinsetService:
         heads = [cid for cid, _h in await self.in_thread(self.replica.heads)]
         if not heads:
             return
-        snapshot = await self.in_thread(self.replica.latest_snapshot)
+        # the newest snapshot made here covers all the older one does (and its blocks are
+        # kept until the round after next): a peer far behind loads it and walks less
+        snapshot = self._next_compaction or await self.in_thread(self.replica.latest_snapshot)
         try:
             await self._p2p.publish(self.topic, encode_heads(heads[:MAX_HEADS], snapshot))
             self.counters["broadcasts"] += 1
@@ -374,10 +411,21 @@ class PinsetService:
                     await asyncio.sleep(delay)
                 head = await self.in_thread(self.replica.tick, time.monotonic())
                 if head is not None:
-                    await self.broadcast()
+                    self._heads_changed.set()
             except Exception:  # a failed commit (disk full...) is retried; the queue is durable
                 log.exception("committing the pinset batch failed; retrying in %s s", RETRY_DELAY)
                 await asyncio.sleep(RETRY_DELAY)
+
+    async def _broadcast_loop(self) -> None:
+        """Broadcast new heads as they are committed, at most once per ``BROADCAST_GAP``."""
+        while True:
+            await self._heads_changed.wait()
+            self._heads_changed.clear()
+            try:
+                await self.broadcast()
+            except Exception:
+                log.exception("broadcasting the pinset heads failed")
+            await asyncio.sleep(BROADCAST_GAP)
 
     async def _rebroadcast_loop(self) -> None:
         """Broadcast at start (peers learn our heads) and every ``rebroadcast_interval`` seconds."""
@@ -404,39 +452,41 @@ class PinsetService:
                 continue
             if not self.replica.is_trusted(sender):
                 continue
+            self._peer_heads[sender] = heads
             if snapshot is not None:
-                self._announced_snapshot = snapshot
+                self._peer_snapshots[sender] = snapshot
             if snapshot is not None and not await self.in_thread(self.replica.heads):
                 await self._load_snapshot(snapshot)
             for head in heads:
                 if head in self._syncing:
                     continue
                 self._syncing[head] = time.monotonic()
-                task = asyncio.create_task(self._sync_head(head, sender, snapshot), name="pinset-sync")
+                task = asyncio.create_task(self._sync_head(head, sender), name="pinset-sync")
                 self._sync_tasks.add(task)
                 task.add_done_callback(self._sync_tasks.discard)
 
-    async def _sync_head(self, head: bytes, sender: str, snapshot: bytes | None = None) -> None:
+    async def _sync_head(self, head: bytes, sender: str) -> None:
         """Fetch the branch of ``head`` (missing deltas in concurrent rounds), then apply it.
 
         When a round of missing deltas gets none of them (every peer compacted
-        them away), the latest snapshot a trusted peer announced is loaded and
-        the walk tried again.
+        them away), a snapshot trusted peers announced is loaded (the sender's
+        latest first, then the others', as announced when the round failed:
+        the one a peer announced earlier may be gone by then) and the walk
+        tried again.
         """
         try:
             async with self._sync_slots:
                 if await self.in_thread(self.replica.is_processed, head):
                     return
-                snapshot = snapshot or self._announced_snapshot
-                if snapshot is not None and (
-                    snapshot in self._loaded_snapshots or snapshot == await self.in_thread(self.replica.latest_snapshot)
-                ):
-                    snapshot = None  # nothing new to fall back on
-                outcome = await self._fetch_branch(head, sender, snapshot_fallback=snapshot is not None)
-                if outcome == "none" and snapshot is not None:
-                    log.info("pinset head %s: loading snapshot %s instead", cid_to_str(head), cid_to_str(snapshot))
-                    await self._load_snapshot(snapshot)
-                    outcome = await self._fetch_branch(head, sender)
+                await self._jump_if_far_behind(sender)
+                fallback = bool(await self._snapshot_candidates(sender))
+                outcome = await self._fetch_branch(head, sender, snapshot_fallback=fallback)
+                if outcome == "none":
+                    for snapshot in (await self._snapshot_candidates(sender))[:SNAPSHOT_TRIES]:
+                        log.info("pinset head %s: loading snapshot %s instead", cid_to_str(head), cid_to_str(snapshot))
+                        if await self._load_snapshot(snapshot):
+                            outcome = await self._fetch_branch(head, sender)
+                            break
                 if outcome != "complete":
                     self.counters["sync_failures"] += 1
                     return
@@ -453,6 +503,36 @@ class PinsetService:
             log.exception("syncing pinset head %s failed", cid_to_str(head))
         finally:
             self._syncing.pop(head, None)
+
+    async def _snapshot_candidates(self, sender: str) -> list[bytes]:
+        """The snapshots trusted peers announced that this replica has not merged yet:
+        ``sender``'s first, then the most recently heard of the others."""
+        latest = await self.in_thread(self.replica.latest_snapshot)
+        announced = [self._peer_snapshots.get(sender), *reversed(self._peer_snapshots.values())]
+        fresh = (s for s in announced if s is not None and s != latest and s not in self._loaded_snapshots)
+        return list(dict.fromkeys(fresh))
+
+    async def _jump_if_far_behind(self, sender: str) -> None:
+        """Load the snapshot ``sender`` (or another peer) announced when this replica is at least
+        ``JUMP_LEVELS`` below its heads and the snapshot is small for the levels it skips."""
+        candidates = await self._snapshot_candidates(sender)
+        if not candidates or candidates[0] in self._jump_weighed:
+            return
+        root = candidates[0]
+        if len(self._jump_weighed) > 1000:
+            self._jump_weighed.clear()
+        self._jump_weighed.add(root)
+        block = (await self._fetch_many([root])).get(root)
+        if block is None:
+            return
+        try:
+            parsed = decode_root(block)
+        except SnapshotError:
+            return  # a sync that needs it reports it
+        gap = max(h for _c, h in parsed.heads) - await self.in_thread(self.replica.height)
+        if gap >= JUMP_LEVELS and parsed.count <= JUMP_ELEMENTS_PER_LEVEL * gap:
+            log.info("pinset %d levels behind snapshot %s (%d pins): loading it first", gap, cid_to_str(root), parsed.count)
+            await self._load_snapshot(root)
 
     async def _fetch_branch(self, head: bytes, sender: str, *, snapshot_fallback: bool = False) -> str:
         """Fetch every missing delta below ``head``: "complete", "partial" (some of a round
@@ -556,19 +636,22 @@ class PinsetService:
                 missing[cid] = None
         return list(missing)
 
-    async def _load_snapshot(self, root: bytes) -> None:
-        """Merge a peer's snapshot (bootstrap, or deltas compacted away); each root once."""
+    async def _load_snapshot(self, root: bytes) -> bool:
+        """Merge a peer's snapshot (bootstrap, or deltas compacted away); each root once.
+        True when it is merged (now or before)."""
         async with self._snapshot_lock:  # concurrent syncs often want the same one
             if root in self._loaded_snapshots:
-                return
+                return True
             try:
                 await self._fetch_snapshot(root)  # on the event loop, so the replica's lock is never held for the network
                 await self.in_thread(self.replica.load_snapshot, root, None)
                 self.counters["snapshots_loaded"] += 1
                 self._loaded_snapshots.add(root)
+                return True
             except (MissingBlock, SnapshotError, DeltaError, HashMismatch, ValueError) as exc:
                 self.counters["sync_failures"] += 1
                 log.warning("pinset snapshot %s not loaded: %s", cid_to_str(root), exc)
+                return False
 
     # ------------------------------------------------------------ compaction
     async def _snapshot_loop(self) -> None:
@@ -582,25 +665,62 @@ class PinsetService:
                 log.exception("pinset snapshot/compaction failed")
 
     async def snapshot_round(self) -> bytes | None:
-        """One compaction round (see module docstring); the new snapshot's root, or None when skipped."""
+        """One compaction round (see module docstring): a new snapshot when enough deltas came
+        since the last one, and the compaction to the previous round's snapshot (even when too
+        few came for a new one: the deltas it covers are one interval old). The new snapshot's
+        root, or None."""
         deltas = (await self.in_thread(self.replica.stats))["deltas"]
-        if deltas - self._deltas_at_snapshot < self.snapshot_min_deltas or self._syncing:
+        if self._syncing:
             return None
+        fresh = deltas - self._deltas_at_snapshot >= self.snapshot_min_deltas
         previous = self._next_compaction
         if self.counters["snapshots_loaded"] != self._loaded_at_round:
             # a loaded snapshot now covers deltas we never had: compacting to an older
             # snapshot of ours would announce one that does not cover them
-            previous = None
+            previous = self._next_compaction = None
             self._loaded_at_round = self.counters["snapshots_loaded"]
-        root = await self.in_thread(self.replica.create_snapshot)
-        self.counters["snapshots"] += 1
-        self._deltas_at_snapshot = deltas
+        if not fresh and previous is None:
+            return None
+        if previous is not None and await self._put_off_compaction(previous):
+            return None
+        root = None
+        if fresh:
+            root = await self.in_thread(self.replica.create_snapshot)
+            self.counters["snapshots"] += 1
+            self._deltas_at_snapshot = deltas
         self._next_compaction = root
         if previous is not None:
             dropped = await self.in_thread(self.replica.compact, previous)
             self.counters["deltas_compacted"] += dropped
             log.info("pinset compacted to snapshot %s: %d blocks dropped", cid_to_str(previous), dropped)
         return root
+
+    async def _put_off_compaction(self, root: bytes) -> bool:
+        """True while a trusted peer on the topic has not announced heads that merged the
+        snapshot ``root`` (it would lose deltas it is still fetching), for at most
+        ``COMPACTION_MAX_WAIT`` seconds from the first time the compaction was put off."""
+        peers = [p for p in await self.topic_peers() if p != self.replica.peer_id and self.replica.is_trusted(p)]
+        heads = {p: self._peer_heads.get(p, []) for p in peers}
+
+        def lagging() -> list[str]:
+            return [p for p, h in heads.items() if not self.replica.merged_by(h, root)]
+
+        behind = await self.in_thread(lagging)
+        now = time.monotonic()
+        if not behind:
+            self._compaction_put_off = None
+            return False
+        if self._compaction_put_off is None:
+            self._compaction_put_off = now
+            log.info("pinset compaction put off: %d peers have not merged snapshot %s", len(behind), cid_to_str(root))
+        if now - self._compaction_put_off < COMPACTION_MAX_WAIT:
+            return True
+        log.warning(
+            "pinset compacting to snapshot %s although %s have not merged it after %.0f s",
+            cid_to_str(root), ", ".join(behind), now - self._compaction_put_off,
+        )
+        self._compaction_put_off = None
+        return False
 
     async def _fetch_many(self, cids: list[bytes]) -> dict[bytes, bytes]:
         """Fetch blocks over the cluster host's bitswap (stored on arrival); those that came.

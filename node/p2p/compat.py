@@ -71,6 +71,13 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    sent to that peer again. ``repair_pubsub_peers`` (run every second by the
    hosts) hands such peers back to pubsub, which re-registers them on their
    live connection (a fresh stream and hello).
+15. **a signature check per pubsub RPC**: every pubsub RPC carries the
+   sender's signed peer record, and upstream verifies its Ed25519 signature
+   (and rewrites the peerstore) on each one: 11 % of a cluster peer's libp2p
+   thread while the pinset syncs (py-spy). The record only changes when the
+   sender's addresses do; ``install()`` makes pubsub verify a peer's record
+   when it differs from the last one verified for that peer, or when that
+   check is ``SIGNED_RECORD_RECHECK_S`` old (the peerstore entry is renewed).
 """
 
 from __future__ import annotations
@@ -99,6 +106,7 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.utils import maybe_consume_signed_record as _upstream_consume_signed_record
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -127,6 +135,8 @@ GOSSIPSUB_HEARTBEAT_S = 1  #: mesh maintenance period (upstream default: 120 s)
 KEEPALIVE_INTERVAL_S = 10.0  #: a yamux ping on every connection this often...
 KEEPALIVE_TIMEOUT_S = 15.0  #: ...and a connection whose ping is not answered within this is closed
 CLOSE_TIMEOUT_S = 30.0  #: closing a dead connection (session, then the swarm's cleanup) takes at most this
+SIGNED_RECORD_RECHECK_S = 600.0  #: a peer's unchanged signed record is verified again after this
+SIGNED_RECORD_PEERS = 4096  #: peers whose last verified record is remembered (forgotten all at once beyond)
 SEQNO_RESERVE = 1 << 32  #: seqnos a run may use before it moves the persisted floor ahead again
 SEQNO_MAX = (1 << 64) - 1  #: seqnos are 8-byte big-endian unsigned integers on the wire
 
@@ -281,7 +291,8 @@ def install() -> None:
       ``PUBSUB_QUEUE_SIZE`` entries instead of 32;
     - identify announces ``AGENT_VERSION``;
     - yamux closes a connection whose keepalive ping goes unanswered;
-    - records py-libp2p logs directly on the root logger are dropped.
+    - records py-libp2p logs directly on the root logger are dropped;
+    - pubsub verifies a peer's signed record once per change (fix 15).
     """
     import libp2p.network.swarm as swarm_mod
     import libp2p.pubsub.pubsub as pubsub_mod
@@ -298,6 +309,35 @@ def install() -> None:
     pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = PUBSUB_QUEUE_SIZE
     if not isinstance(pubsub_mod.RpcQueue, functools.partial):
         pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=PUBSUB_QUEUE_SIZE)
+    import libp2p.pubsub.floodsub as floodsub_mod
+    import libp2p.pubsub.gossipsub as gossipsub_mod
+
+    for mod in (pubsub_mod, floodsub_mod, gossipsub_mod):
+        mod.maybe_consume_signed_record = consume_signed_record_once  # type: ignore[attr-defined]
+
+
+#: peer ID bytes -> (the signed record last verified for it, monotonic time of that check)
+_verified_records: dict[bytes, tuple[bytes, float]] = {}
+
+
+def consume_signed_record_once(msg: rpc_pb2.RPC, host: IHost, peer_id: ID) -> bool:
+    """Upstream's ``maybe_consume_signed_record`` (verify the pubsub RPC's signed peer record and
+    store it in the peerstore), skipped when ``peer_id`` sent these very bytes before and they
+    were verified less than ``SIGNED_RECORD_RECHECK_S`` ago (fix 15)."""
+    if not msg.HasField("senderRecord"):
+        return True
+    record = msg.senderRecord
+    key = peer_id.to_bytes()
+    seen = _verified_records.get(key)
+    now = time.monotonic()
+    if seen is not None and seen[0] == record and now - seen[1] < SIGNED_RECORD_RECHECK_S:
+        return True
+    ok = _upstream_consume_signed_record(msg, host, peer_id)
+    if ok:
+        if len(_verified_records) >= SIGNED_RECORD_PEERS:
+            _verified_records.clear()
+        _verified_records[key] = (record, now)
+    return ok
 
 
 async def _rtt_and_keepalive_loop(self: Yamux) -> None:

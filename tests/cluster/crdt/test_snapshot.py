@@ -171,3 +171,26 @@ def test_fresh_load_with_concurrent_values_split_across_chunks(peers, monkeypatc
     assert c.state() == a.state() and len(c.replica.set) == 20
     for v in (b"a0", b"a1", b"a2", b"b0", b"b1"):
         assert sorted(c.replica.set.find(b"v=" + v)) == sorted(a.replica.set.find(b"v=" + v))
+
+
+def test_merged_by_tells_whether_a_peers_heads_cover_a_snapshot(peers) -> None:
+    """The compaction guard: a peer's announced heads have merged a snapshot when every
+    snapshot head is among them or below them; a concurrent branch the peer lacks is not."""
+    a, b, c = peers("a"), peers("b"), peers("c")
+    _history(a, 10)
+    a.send_heads(b)
+    c.replica.put(key(77), b"concurrent")  # a branch b has not seen
+    c.send_heads(a)
+    root = a.replica.create_snapshot()  # covers a's history and c's branch
+    heads_of = lambda p: [cid for cid, _h in p.replica.heads()]  # noqa: E731
+    assert a.replica.merged_by(heads_of(a), root)
+    assert not a.replica.merged_by(heads_of(b), root)  # b lacks c's delta
+    assert not a.replica.merged_by([], root)
+    b.replica.put(key(78), b"b moves on")  # b's new head sits on its old heads only
+    b.send_heads(a)
+    assert not a.replica.merged_by(heads_of(b), root)
+    a.send_heads(b)
+    b.replica.put(key(79), b"b after merging")
+    b.send_heads(a)
+    assert a.replica.merged_by(heads_of(b), root)  # its head now descends from both branches
+    assert not a.replica.merged_by(heads_of(b), root, limit=1)  # a walk too long counts as not merged

@@ -162,7 +162,8 @@ def _state(node: Any) -> dict[str, str]:
 def test_five_daemons_converge_after_1000_changes_made_while_one_was_down(make_node: Any) -> None:
     """Issue 5: pin on one, all see it; stop one peer, make 1,000 changes (adds, removes, updates),
     restart it: all five converge. Snapshots run every second, so the peers compact the deltas
-    the stopped peer misses and it must catch up from the announced snapshot."""
+    the stopped peer misses and it must catch up from the announced snapshot (the running
+    peers keep up by deltas: a compaction waits until they have merged its snapshot)."""
     secret = secrets.token_hex(32)
     nodes = [_init(make_node, n, secret) for n in "abcde"]
     a, e = nodes[0], nodes[4]
@@ -213,7 +214,8 @@ def test_five_daemons_converge_after_1000_changes_made_while_one_was_down(make_n
     _wait_for("e catching up", lambda: _state(e) == expected, nodes, timeout=3 * SYNC_TIMEOUT)
     assert _metric(e, "pinion_pinset_pins") == len(expected)
     assert _metric(e, "pinion_pinset_sync_lag_seconds") >= 0
-    assert _metric(a, "pinion_pinset_snapshots_total") >= 2
+    assert _metric(a, "pinion_pinset_snapshots_total") >= 1  # a round compacts to it even without a second one
+    assert _metric(e, "pinion_pinset_snapshots_loaded_total") >= 1  # e caught up from an announced snapshot
     for node in nodes:
         assert _state(node) == expected
 

@@ -627,3 +627,65 @@ def test_upstream_pubsub_still_keeps_a_peer_on_a_dead_stream() -> None:
     assert "not removing" in inspect.getsource(Pubsub.handle_dead_peer_queue)
     sending = inspect.getsource(Pubsub.handle_sending_messages)
     assert "if not ok:\n                    return" in sending
+
+
+def _signed_record_rpc(seq: int) -> tuple[object, object]:
+    """A pubsub RPC carrying a fresh peer's signed peer record; (rpc, peer ID)."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import create_signed_peer_record
+    from libp2p.pubsub.pb import rpc_pb2
+    from multiaddr import Multiaddr
+
+    keys = create_new_key_pair()
+    peer = ID.from_pubkey(keys.public_key)
+    env = create_signed_peer_record(peer, [Multiaddr(f"/ip4/127.0.0.1/tcp/{4000 + seq}")], keys.private_key)
+    rpc = rpc_pb2.RPC()
+    rpc.senderRecord = env.marshal_envelope()
+    return rpc, peer
+
+
+def test_upstream_pubsub_still_verifies_the_signed_record_of_every_rpc(monkeypatch: pytest.MonkeyPatch) -> None:
+    import libp2p.pubsub.pubsub as pubsub_mod
+    import libp2p.pubsub.utils as utils_mod
+    from libp2p.peer.peerstore import PeerStore
+
+    assert "maybe_consume_signed_record(rpc_incoming" in inspect.getsource(pubsub_mod.Pubsub.continuously_read_stream)
+    calls = []
+    real = utils_mod.consume_envelope
+    monkeypatch.setattr(utils_mod, "consume_envelope", lambda *a: calls.append(1) or real(*a))
+    rpc, peer = _signed_record_rpc(1)
+    host = type("Host", (), {"get_peerstore": lambda self, ps=PeerStore(): ps})()
+    for _ in range(3):
+        assert utils_mod.maybe_consume_signed_record(rpc, host, peer)
+    assert len(calls) == 3
+
+
+def test_pubsub_verifies_a_peers_signed_record_once_per_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import libp2p.pubsub.gossipsub as gossipsub_mod
+    import libp2p.pubsub.pubsub as pubsub_mod
+    import libp2p.pubsub.utils as utils_mod
+    from libp2p.peer.peerstore import PeerStore
+
+    compat.install()
+    assert pubsub_mod.maybe_consume_signed_record is compat.consume_signed_record_once
+    assert gossipsub_mod.maybe_consume_signed_record is compat.consume_signed_record_once
+    calls = []
+    real = utils_mod.consume_envelope
+    monkeypatch.setattr(utils_mod, "consume_envelope", lambda *a: calls.append(1) or real(*a))
+    store = PeerStore()
+    host = type("Host", (), {"get_peerstore": lambda self: store})()
+    rpc, peer = _signed_record_rpc(2)
+    for _ in range(3):
+        assert compat.consume_signed_record_once(rpc, host, peer)
+    assert len(calls) == 1 and store.get_peer_record(peer) is not None
+    other_rpc, other = _signed_record_rpc(3)
+    assert not compat.consume_signed_record_once(other_rpc, host, peer)  # another peer's record: refused
+    assert not compat.consume_signed_record_once(other_rpc, host, peer)  # ...every time (never remembered)
+    assert len(calls) == 3
+    rpc.senderRecord = rpc.senderRecord[:-1] + bytes([rpc.senderRecord[-1] ^ 1])  # a forged signature
+    assert not compat.consume_signed_record_once(rpc, host, peer)
+    monkeypatch.setattr(compat, "SIGNED_RECORD_RECHECK_S", 0.0)
+    assert compat.consume_signed_record_once(other_rpc, host, other)
+    assert compat.consume_signed_record_once(other_rpc, host, other)
+    assert len(calls) == 6  # rechecked when the last check is old
