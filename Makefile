@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PINION_PATH ?= $(HOME)/.pinion
 
-.PHONY: run test test-long bench install install-test clean
+.PHONY: run test test-long bench bench-scale install install-test clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -35,6 +35,15 @@ test-long: install-test
 
 bench: install-test
 	$(BIN)/python -m benchmarks
+
+# the rows of the cluster-at-scale table (issue 17), in one run: ingest, status, pin to
+# pinned, small gateway responses, a 1 GiB add in 128 MiB, the pinset at 1 M and 10 M pins
+bench-scale: install-test
+	$(BIN)/python -m benchmarks.bench_cluster_ingest --pins 10000 --clients 32
+	$(BIN)/python -m benchmarks.bench_cluster_pins --status-pins 50000 --pins 1000 --stages
+	$(BIN)/python -m benchmarks.bench_gateway --quick
+	$(BIN)/python -m benchmarks.bench_memory
+	$(BIN)/python -m benchmarks.bench_state_scale
 
 clean:
 	rm -rf $(VENV) build *.egg-info
