@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from blockstore.cid import cid_to_str
+from blockstore.store import BlockStore
 from blockstore.uploads import Uploads
 from cluster.monitor import MetricStore
 from cluster.pin import Pin
@@ -93,7 +94,7 @@ class ClusterPeer:
             ttl=float(cluster["MetricTTL"]),
             tags={str(k): str(v) for k, v in cluster.get("Tags", {}).items()},
             ping_value=members.ping_value,
-            freespace=functools.partial(free_space, repo),
+            freespace=functools.partial(free_space, repo.store, int(repo.config["Datastore"]["StorageMax"])),
             pinqueue=tracker.queue_length,
             numpin=lambda: tracker.counts().get("pinned", 0),
             on_alert=self.upkeep.on_alert,
@@ -264,10 +265,10 @@ class ClusterPeer:
         }
 
 
-def free_space(repo: Repo) -> int:
-    """Bytes this peer may still store: ``Datastore.StorageMax`` minus what is stored (blocking)."""
-    used = repo.store.stats()["stored_bytes"]
-    return max(0, int(repo.config["Datastore"]["StorageMax"]) - used)
+def free_space(store: BlockStore, storage_max: int) -> int:
+    """Bytes this peer may still store: ``storage_max`` (``Datastore.StorageMax``, read once at
+    start) minus what ``store`` holds (blocking)."""
+    return max(0, storage_max - store.stats()["stored_bytes"])
 
 
 async def open_cluster(
@@ -301,7 +302,7 @@ async def open_cluster(
     )
     connector = Connector(p2p, members, interval=float(cluster["MonitorPingInterval"]))
 
-    fetcher = DagFetcher(content, repo.store, connector, freespace=functools.partial(free_space, repo), reads=reads)
+    fetcher = DagFetcher(content, repo.store, connector, freespace=functools.partial(free_space, repo.store, int(repo.config["Datastore"]["StorageMax"])), reads=reads)
     tracker = PinTracker(
         repo.db,
         repo.pins,
