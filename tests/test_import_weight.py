@@ -40,5 +40,17 @@ def test_init_imports_no_network_stack(tmp_path: Path) -> None:
     assert _heavy_modules_after("from node.p2p.identity import generate_identity, public_key_b64; public_key_b64(generate_identity()[1])") == []
 
 
+def test_an_offline_daemon_imports_no_network_stack(tmp_path: Path) -> None:
+    # an --offline daemon (many RPC tests start one) starts and stops without py-libp2p or trio
+    repo = str(tmp_path / "repo")
+    code = (
+        "import asyncio; from node.cli.main import main; from node.daemon import Daemon; from node.repo import Repo\n"
+        f"assert main(['--repo', {repo!r}, 'init', '--profile', 'test']) == 0; repo = Repo.open({repo!r})\n"
+        "async def run():\n    d = Daemon(repo, offline=True); await d.start(); await d.stop()\n"
+        "asyncio.run(run()); repo.close()"
+    )
+    assert _heavy_modules_after(code) == []
+
+
 def test_bitswap_names_still_import_on_use() -> None:
     assert _heavy_modules_after("from bitswap import Bitswap, fetch_dag") == ["libp2p", "trio"]
