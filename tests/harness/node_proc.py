@@ -90,7 +90,7 @@ class PinionNode:
             if all(_identity(f) not in (None, stale[f]) for f in (ep_file, api_file)):
                 self.endpoints = json.loads(ep_file.read_text())
                 return self.endpoints
-            time.sleep(0.05)
+            time.sleep(0.02)
         raise AssertionError(f"daemon not ready after {START_TIMEOUT}s: {self.log.read_text()}")
 
     def url(self, name: str = "rpc") -> str:
@@ -113,16 +113,24 @@ class PinionNode:
 
     def kill(self) -> None:
         """Make sure the daemon is gone (used at teardown)."""
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        kill_all([self])
+
+
+def kill_all(nodes: list[PinionNode]) -> None:
+    """Make sure every node's daemon is gone: SIGTERM to all of them first, so that they shut
+    down together, then wait for each (SIGKILL after STOP_TIMEOUT)."""
+    procs = [node.proc for node in nodes if node.proc is not None]
+    for node in nodes:
+        node.proc = None
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    for proc in running:
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
