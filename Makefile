@@ -45,7 +45,7 @@ bench: install-test bytecode
 
 # the rows of the cluster-at-scale table (issue 17), in one run: ingest, status, pin to
 # pinned, small gateway responses, a 1 GiB add in 128 MiB, the pinset at 1 M and 10 M pins
-bench-scale: install-test
+bench-scale: install-test bytecode
 	$(BIN)/python -m benchmarks.bench_cluster_ingest --pins 10000 --clients 32
 	$(BIN)/python -m benchmarks.bench_cluster_pins --status-pins 50000 --pins 1000 --stages
 	$(BIN)/python -m benchmarks.bench_gateway --quick
