@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .config import tcp_host_port
-from .content import NetworkBlockSource, NetworkContent
 from .core import CoreAPI
 from .fdlimit import connection_caps, open_files_limit, raise_open_files_limit
 from .fetching import FetchingCore
@@ -52,11 +51,12 @@ from .workers import Pools
 
 if TYPE_CHECKING:
     from .cluster.peer import ClusterPeer
+    from .content import NetworkContent
     from .cluster.pinset import PinsetService
 
 log = logging.getLogger(__name__)
 
-#: seconds in-flight requests get to finish at shutdown
+#: seconds in-flight requests get to finish at shutdown (the servers close together)
 SHUTDOWN_TIMEOUT = 5.0
 #: connections the kernel queues for each server while it is busy accepting
 BACKLOG = 128
@@ -186,6 +186,8 @@ class Daemon:
         """The gateway app: local blocks only when offline, bitswap for missing ones when online."""
         source: Any
         if self.content is not None and not self.repo.config["Gateway"]["Offline"]:
+            from .content import NetworkBlockSource
+
             source = NetworkBlockSource(self.content)
         else:
             source = StoreBlockSource(self.repo.store)
@@ -274,6 +276,9 @@ class Daemon:
 
     async def _start_p2p(self) -> None:
         """Start the libp2p hosts (swarm, and cluster when a secret is set)."""
+        # the network stack is imported here, not at the top: py-libp2p and trio take ~0.7 s to
+        # import, which an --offline daemon never needs (tests/test_import_weight.py)
+        from .content import NetworkContent
         from .p2p.service import P2PService, P2PSettings
 
         self.p2p = P2PService(P2PSettings.from_config(self.repo.config), db=self.repo.db)
@@ -314,8 +319,9 @@ class Daemon:
                 os.unlink(self.repo.path / name)
             except FileNotFoundError:
                 pass
-        for runner in reversed(self._runners):
-            await runner.cleanup()
+        # all servers at once: each gives its in-flight requests SHUTDOWN_TIMEOUT to finish, so
+        # one after another a stop took up to five times that
+        await asyncio.gather(*(runner.cleanup() for runner in self._runners))
         self._runners.clear()
         self.core.network = None
         self.content = None

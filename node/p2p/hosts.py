@@ -198,17 +198,26 @@ def announced_dial_addrs(listen_addrs: Sequence[bytes], remote: str, dialled: bo
 async def _closing_connections(host: IHost) -> AsyncIterator[None]:
     """Close every connection of ``host`` on the way out: upstream's ``host.run`` stops its
     tasks but leaves the sockets open, so peers would keep a dead connection to us (and
-    ignore a restart of ours on the same peer ID as a peer they already have)."""
+    ignore a restart of ours on the same peer ID as a peer they already have).
+
+    The peers are closed concurrently: upstream's close of one connection sleeps 0.2 s (0.1 s
+    in the yamux session, 0.1 s in the swarm connection), which one peer after another made a
+    stop of a cluster peer with n connections last n * 0.2 s."""
     try:
         yield
     finally:
         network = host.get_network()
+
+        async def close(peer: ID) -> None:
+            try:
+                await network.close_peer(peer)
+            except Exception as exc:  # closing is best effort: the process may be exiting
+                log.debug("closing the connection to %s: %s", peer, exc)
+
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
-            for peer in list(network.get_connections_map()):
-                try:
-                    await network.close_peer(peer)
-                except Exception as exc:  # closing is best effort: the process may be exiting
-                    log.debug("closing the connection to %s: %s", peer, exc)
+            async with trio.open_nursery() as nursery:
+                for peer in list(network.get_connections_map()):
+                    nursery.start_soon(close, peer)
 
 
 class HostHandle:

@@ -155,9 +155,10 @@ class P2PService:
         with trio.move_on_after(5):
             for _, done in self._services:
                 await done.wait()
-        if self.cluster is not None:
-            await self.cluster.stop()
-        await self.swarm.stop()
+        async with trio.open_nursery() as nursery:  # both at once: closing connections takes a while
+            if self.cluster is not None:
+                nursery.start_soon(self.cluster.stop)
+            nursery.start_soon(self.swarm.stop)
 
     async def __aenter__(self) -> "P2PService":
         await self.start()

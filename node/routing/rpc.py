@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -19,7 +19,10 @@ from blockstore.cid import multihash_of
 from ..kuborpc.options import Options, KuboRpcError, parse_cid_arg
 from ..kuborpc.respond import json_response
 from .kubo_shapes import FINAL_PEER, PEER_RESPONSE, PROVIDER, query_event
-from .service import RoutingService, RoutingUnavailable
+from .errors import RoutingUnavailable
+
+if TYPE_CHECKING:
+    from .service import RoutingService
 
 __all__ = ["routing_rpc_routes"]
 

@@ -44,7 +44,7 @@ from ..p2p.service import P2PService
 from .bootstrap_addrs import dialable, resolve_bootstrap
 from .connmgr import ConnectionManager
 from .settings import RoutingSettings
-from ..errors import NodeError
+from .errors import RoutingUnavailable
 
 __all__ = ["RoutingService", "RoutingUnavailable", "record_of"]
 
@@ -58,10 +58,6 @@ MIN_PEERS = 4
 RECENT_TTL = 600.0
 RECENT_MAX = 200_000
 _DONE = object()
-
-
-class RoutingUnavailable(NodeError, RuntimeError):
-    """The operation needs a router this node does not run (e.g. provide with Routing.Type none)."""
 
 
 def record_of(info: Any) -> PeerRecord:

@@ -20,12 +20,7 @@ WAIT = 90.0
 
 # ---------------------------------------------------------------- helpers
 def init_peer(make_node: Any, name: str, secret: str, **sections: dict[str, Any]) -> Any:
-    node = make_node(name)
-    # make_node inits with a random secret: re-init with the shared one
-    import shutil
-
-    shutil.rmtree(node.path)
-    node.cli("init", "--profile", "test", "--secret", secret)
+    node = make_node(name, "--secret", secret)
     path = node.path / cfgmod.CONFIG_FILE
     cfg = json.loads(path.read_text())
     cfg["Cluster"]["RebroadcastInterval"] = 0.5

@@ -27,6 +27,7 @@ class PinionNode:
         self.log = path.parent / f"{path.name}-daemon.log"
         #: words run before the daemon command (e.g. ``ip netns exec NAME``)
         self.prefix: list[str] = []
+        self._stale: dict[Path, tuple[int, int] | None] = {}
 
     def cli(self, *args: str, input: bytes | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
         """Run ``pinion ARGS`` against this repo."""
@@ -69,11 +70,14 @@ class PinionNode:
 
     def start(self, *extra: str) -> dict[str, Any]:
         """Start ``pinion daemon`` and wait until it wrote ``endpoints.json``."""
+        self.spawn(*extra)
+        return self.wait_ready()
+
+    def spawn(self, *extra: str) -> None:
+        """Start ``pinion daemon`` without waiting for it (``wait_ready`` does; see ``start_all``)."""
         assert self.proc is None, "daemon already running"
-        ep_file = self.path / "endpoints.json"
-        api_file = self.path / "api"
         # a daemon killed with SIGKILL leaves both files: wait for the new daemon's (written anew)
-        stale = {f: _identity(f) for f in (ep_file, api_file)}
+        self._stale = {f: _identity(f) for f in (self.path / "endpoints.json", self.path / "api")}
         logfh = open(self.log, "wb")
         self.proc = subprocess.Popen(
             [*self.prefix, sys.executable, "-m", "node.cli", "daemon", *extra],
@@ -83,14 +87,19 @@ class PinionNode:
             cwd=ROOT,
         )
         logfh.close()
+
+    def wait_ready(self) -> dict[str, Any]:
+        """Wait until the spawned daemon wrote ``endpoints.json`` (and ``api``); its endpoints."""
+        assert self.proc is not None, "daemon not spawned"
+        ep_file = self.path / "endpoints.json"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log.read_text()}")
-            if all(_identity(f) not in (None, stale[f]) for f in (ep_file, api_file)):
+            if all(_identity(f) not in (None, stale) for f, stale in self._stale.items()):
                 self.endpoints = json.loads(ep_file.read_text())
                 return self.endpoints
-            time.sleep(0.05)
+            time.sleep(0.02)
         raise AssertionError(f"daemon not ready after {START_TIMEOUT}s: {self.log.read_text()}")
 
     def url(self, name: str = "rpc") -> str:
@@ -113,16 +122,33 @@ class PinionNode:
 
     def kill(self) -> None:
         """Make sure the daemon is gone (used at teardown)."""
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        kill_all([self])
+
+
+def start_all(nodes: list[PinionNode], *extra: str) -> None:
+    """Start several daemons with the same arguments at once (their imports overlap), and wait
+    until each is ready."""
+    for node in nodes:
+        node.spawn(*extra)
+    for node in nodes:
+        node.wait_ready()
+
+
+def kill_all(nodes: list[PinionNode]) -> None:
+    """Make sure every node's daemon is gone: SIGTERM to all of them first, so that they shut
+    down together, then wait for each (SIGKILL after STOP_TIMEOUT)."""
+    procs = [node.proc for node in nodes if node.proc is not None]
+    for node in nodes:
+        node.proc = None
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    for proc in running:
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -3,7 +3,7 @@
 ``pinion_node`` initialises a repo with ``--profile test`` (every port 0) under
 ``tmp_path``, and ``node.start()`` launches ``pinion daemon`` and waits for
 ``endpoints.json``. Every process started is SIGTERMed at the end of the
-test, then killed if it does not exit in time.
+test (all at once), then killed if it does not exit in time.
 """
 
 from __future__ import annotations
@@ -14,23 +14,23 @@ from typing import Any
 
 import pytest
 
-from node_proc import PinionNode
+from node_proc import PinionNode, kill_all
 
 
 @pytest.fixture
 def make_node(tmp_path: Path) -> Iterator[Any]:
-    """A factory of initialised repos (``make_node("name")``); their daemons are stopped at the end."""
+    """A factory of initialised repos (``make_node("name")``, ``make_node("name", "--secret", s)``
+    for more ``pinion init`` arguments); their daemons are stopped at the end."""
     nodes: list[PinionNode] = []
 
-    def make(name: str = "repo") -> PinionNode:
+    def make(name: str = "repo", *init_args: str) -> PinionNode:
         node = PinionNode(tmp_path / name)
-        node.cli("init", "--profile", "test")
+        node.cli("init", "--profile", "test", *init_args)
         nodes.append(node)
         return node
 
     yield make
-    for node in nodes:
-        node.kill()
+    kill_all(nodes)
 
 
 @pytest.fixture

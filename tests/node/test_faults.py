@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from blockstore.car import CarReader
+from node_proc import start_all
 from cluster_http import add_local, cluster_addr, init_peer, request_json, multipart, request, statuses, request_stream, wait_until
 
 
@@ -25,8 +26,7 @@ def test_kill_9_during_a_fetch_and_a_frozen_peer(make_node: Any, tmp_path: Path)
     nodes = [init_peer(make_node, n, secret, PinTracker=tracker) for n in ("a", "b", "c")]
     a, b, c = nodes
     a.start()
-    for n in (b, c):
-        n.start("--bootstrap", cluster_addr(a))
+    start_all([b, c], "--bootstrap", cluster_addr(a))
     wait_until("3 peers", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
     ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
 

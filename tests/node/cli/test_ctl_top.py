@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node_proc import ROOT
+from node_proc import ROOT, start_all
 from cluster_http import cluster_addr, init_peer, wait_until
 
 
@@ -62,8 +62,7 @@ def test_ctl_and_top_on_three_peers(make_node: Any, tmp_path: Path) -> None:
     secret = secrets.token_hex(32)
     nodes = [init_peer(make_node, f"c{i}", secret, Cluster={"Tags": {"group": g}}) for i, g in enumerate("xyz")]
     nodes[0].start()
-    for n in nodes[1:]:
-        n.start("--bootstrap", cluster_addr(nodes[0]))
+    start_all(nodes[1:], "--bootstrap", cluster_addr(nodes[0]))
     a = nodes[0]
     wait_until("3 peers", lambda: len(_lines(_ctl(a, "--enc", "json", "peers", "ls"))) == 3, nodes)
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from blockstore.cid import IDENTITY, RAW, cid_to_str, make_cid, make_multihash
+from node_proc import start_all
 from cluster_http import cluster_addr, init_peer, request_json, request_stream, statuses, wait_until
 
 WAIT = 120.0
@@ -99,8 +100,7 @@ def test_a_partitioned_peer_converges_after_the_partition_heals(make_node: Any, 
     c.prefix = ["ip", "netns", "exec", link.ns]
     nodes = [a, b, c]
     a.start()
-    for n in (b, c):
-        n.start("--bootstrap", cluster_addr(a))
+    start_all([b, c], "--bootstrap", cluster_addr(a))
     wait_until("3 peers", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 3, nodes)
     ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
 
@@ -176,8 +176,7 @@ def test_both_sides_of_a_partition_pin_and_unpin_then_converge(make_node: Any, l
         n.prefix = ["ip", "netns", "exec", link.ns]
     nodes = [a, b, c, d]
     a.start()
-    for n in (b, c, d):
-        n.start("--bootstrap", cluster_addr(a))
+    start_all([b, c, d], "--bootstrap", cluster_addr(a))
     ids = {n.path.name: n.endpoints["cluster_peer_id"] for n in nodes}
     wait_until("4 peers on a and on c", lambda: len(request_json(a, "GET", "/id")["cluster_peers"]) == 4 == len(request_json(c, "GET", "/id")["cluster_peers"]), nodes)
 

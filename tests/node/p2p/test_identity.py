@@ -64,3 +64,32 @@ def test_kubo_key_matches_independent_derivation() -> None:
 def test_bad_keys_are_refused(bad: str, message: str) -> None:
     with pytest.raises(IdentityError, match=message):
         load_keypair(bad)
+
+
+def test_keys_we_write_agree_with_py_libp2p() -> None:
+    """Our hand-made protobuf and peer ID match py-libp2p's own, both ways."""
+    from libp2p.crypto.ed25519 import Ed25519PrivateKey as Libp2pEd25519
+    from libp2p.crypto.pb import crypto_pb2
+    from libp2p.crypto.serialization import deserialize_private_key
+    from libp2p.peer.id import ID
+
+    from node.p2p.identity import public_key_b64
+
+    # a key we wrote: py-libp2p's protobuf parses it and its seed gives the same public key and peer ID
+    peer_id, priv = generate_identity()
+    msg = crypto_pb2.PrivateKey.FromString(base64.b64decode(priv))
+    assert msg.key_type == crypto_pb2.KeyType.Ed25519
+    theirs = Libp2pEd25519.from_bytes(msg.data[:32])
+    assert theirs.get_public_key().to_bytes() == msg.data[32:]
+    assert ID.from_pubkey(theirs.get_public_key()).to_base58() == peer_id
+    assert base64.b64decode(public_key_b64(priv)) == theirs.get_public_key().serialize()
+    # the KeyPair we hand to the hosts signs as py-libp2p's key from the same seed
+    kp = load_keypair(priv)
+    assert kp.private_key.sign(b"pinion") == theirs.sign(b"pinion")
+    assert kp.private_key.serialize() == theirs.serialize()
+    # a key py-libp2p wrote (the bare 32-byte seed form) loads here with py-libp2p's peer ID
+    written = Libp2pEd25519.new()
+    written_b64 = base64.b64encode(written.serialize()).decode()
+    assert deserialize_private_key(written.serialize()).to_bytes() == written.to_bytes()
+    assert peer_id_of(load_keypair(written_b64)) == ID.from_pubkey(written.get_public_key()).to_base58()
+    assert base64.b64decode(public_key_b64(written_b64)) == written.get_public_key().serialize()
