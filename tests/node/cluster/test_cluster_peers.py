@@ -84,9 +84,10 @@ def test_five_peers_place_pin_recover_expire_and_join(make_node: Any, tmp_path: 
     lost = os.urandom(50_000)
     scratch_cid = add_local(scratch, lost, tmp_path, "lost.bin")
     request_json(p1, "POST", f"/pins/{scratch_cid}?replication=1&user-allocations={ids['p2']}")
+    # pin_error comes and goes while the tracker retries (RetryBackoff 1 s); pin_failed stays
     wait_until(
         "the pin of missing content to fail",
-        lambda: statuses(request_json(p1, "GET", f"/pins/{scratch_cid}"))[ids["p2"]] in ("pin_error", "pin_failed"),
+        lambda: statuses(request_json(p1, "GET", f"/pins/{scratch_cid}"))[ids["p2"]] == "pin_failed",
         running,
     )
     failed = request_stream(p1, "/pins?filter=error,pin_failed")
@@ -121,7 +122,8 @@ def test_five_peers_place_pin_recover_expire_and_join(make_node: Any, tmp_path: 
     p4.proc = None
     running.remove(p4)
     wait_until("p4's ping alert", lambda: any(a["peer"] == p4_id and a["name"] == "ping" for a in request_json(p1, "GET", "/health/alerts")), running)
-    assert p4_id not in {p["id"] for p in request_stream(p1, "/peers")}
+    # the alert list keeps older alerts (a late ping on a loaded machine): wait for the peer list too
+    wait_until("p4 out of p1's peer list", lambda: p4_id not in {p["id"] for p in request_stream(p1, "/peers")}, running)
     # repinning is on here: after the grace period one peer re-allocates p4's pin, and it gets pinned there
     moved = wait_until("p4's pin re-allocated", lambda: [a for a in request_json(p1, "GET", f"/allocations/{on_p4}")["allocations"] if a != p4_id], running)
     wait_until("the re-allocated pin pinned", lambda: pinned_on(p1, on_p4, moved), running)
