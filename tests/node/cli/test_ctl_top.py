@@ -115,8 +115,13 @@ def test_ctl_and_top_on_three_peers(make_node: Any, tmp_path: Path) -> None:
     new_cids = [cid_to_str(make_cid(1, RAW, make_multihash(IDENTITY, b"bulk %d" % i))) for i in range(2500)]
     extra.write_text("".join(json.dumps({"cid": c, "name": f"bulk-{i}", "replication_factor_min": 1, "replication_factor_max": 1}) + "\n" for i, c in enumerate(new_cids)))
     assert "imported 2500 pins" in _ctl(nodes[1], "state", "import", str(extra)).stdout.decode()
-    listed = {p["cid"]: p for p in _lines(_ctl(a, "--enc", "json", "pin", "ls"))}
-    assert set(new_cids) <= set(listed) and len(listed[new_cids[7]]["allocations"]) == 1
+    # imported on c1, listed on c0 once c1's pinset delta has reached it (announced asynchronously)
+    def all_listed() -> dict[str, Any] | None:
+        ls = {p["cid"]: p for p in _lines(_ctl(a, "--enc", "json", "pin", "ls"))}
+        return ls if set(new_cids) <= set(ls) else None
+
+    listed = wait_until("the imported pins listed on c0", all_listed, nodes)
+    assert len(listed[new_cids[7]]["allocations"]) == 1
     bad = tmp_path / "bad.ndjson"
     bad.write_text(json.dumps({"cid": new_cids[0]}) + "\n" + "{not json\n")
     res = _ctl(a, "state", "import", str(bad), check=False)
