@@ -163,7 +163,6 @@ def build(path: Path, n: int) -> dict[str, Any]:
     """Fill a new repo at ``path`` with ``n`` pins (in this process)."""
     from blockstore.cid import cid_for
     from cluster.crdt import PUT
-    from cluster.pin import Pin
 
     db, replica = _open(path)
     ts = time.time_ns()
@@ -172,16 +171,7 @@ def build(path: Path, n: int) -> dict[str, Any]:
         ops = []
         for i in range(start, min(n, start + CHUNK)):
             cid = cid_for(b"bench-pin-%d" % i)
-            pin = Pin(
-                cid,
-                name=f"pin-{i % 1000}",
-                replication_factor_min=2,
-                replication_factor_max=3,
-                allocations=PEERS,
-                metadata={"app": "bench", "shard": str(i % 16)},
-                timestamp=ts,
-            )
-            ops.append((PUT, cid, pin.to_cbor()))
+            ops.append((PUT, cid, _pin(cid, i, ts)))
         replica.apply_many(ops)
     replica.commit()
     seconds = time.perf_counter() - t0
