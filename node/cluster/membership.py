@@ -80,6 +80,10 @@ class Membership:
             peers.append(self.peer_id)
         return sorted(peers)
 
+    def is_removed(self, peer: str) -> bool:
+        """Whether ``peer`` was removed by ``peer_rm`` and has not pinged since."""
+        return peer in self._removed
+
     def ping_info(self, peer: str) -> dict[str, Any]:
         """The decoded value of ``peer``'s latest ping metric ({} when none)."""
         metric = self.monitor.latest_for("ping", peer, now_ns())
