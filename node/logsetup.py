@@ -55,6 +55,13 @@ def setup(config: dict[str, Any], stream: TextIO | None = None) -> None:
     handler._pinion = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(section["Level"])
-    for name, level in (section["Subsystems"] or {}).items():
+    subsystems = section["Subsystems"] or {}
+    if any(name == "libp2p" or name.startswith("libp2p.") for name in subsystems):
+        # importing py-libp2p sets its logger to WARNING and stops it propagating (its own
+        # LIBP2P_DEBUG handling): import it first, then let its records reach our handler
+        import libp2p  # noqa: F401
+
+        logging.getLogger("libp2p").propagate = True
+    for name, level in subsystems.items():
         for prefix in ("", *_PREFIXES):
             logging.getLogger(prefix + name).setLevel(level)

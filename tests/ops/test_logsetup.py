@@ -48,3 +48,26 @@ def test_subsystem_names() -> None:
     assert subsystem("node.p2p.rpc") == "rpc" and subsystem("cluster.crdt.replica") == "replica"
     assert subsystem("node.cluster.pinset") == "pinset" and subsystem("node.p2p.peer_rpc") == "peer_rpc"
     assert subsystem("libp2p.pubsub") == "libp2p.pubsub"
+
+
+def test_libp2p_subsystem_levels_reach_the_log(restore_logging: None) -> None:
+    """Importing py-libp2p turns its logger's propagation off (its own LIBP2P_DEBUG switch),
+    so ``"libp2p": "INFO"`` printed nothing (the keepalive's "closing the connection" lines
+    were lost while a partition was debugged). Without the subsystem it stays quiet."""
+    import libp2p  # noqa: F401  (as in the daemon: imported before the config is read)
+
+    lib = logging.getLogger("libp2p")
+    saved = (lib.level, lib.propagate)
+    try:
+        out = io.StringIO()
+        setup({"Logging": {"Level": "WARNING", "Subsystems": {}}}, stream=out)
+        logging.getLogger("libp2p.keepalive").info("not shown")
+        assert out.getvalue() == ""
+        setup({"Logging": {"Level": "WARNING", "Subsystems": {"libp2p": "INFO"}}}, stream=out)
+        logging.getLogger("libp2p.keepalive").info("closing the connection to %s", "12D3KooWx")
+        logging.getLogger("libp2p.keepalive").debug("not shown: below INFO")
+        assert out.getvalue().splitlines()[-1].endswith("INFO libp2p.keepalive closing the connection to 12D3KooWx")
+        assert len(out.getvalue().splitlines()) == 1
+    finally:
+        lib.setLevel(saved[0])
+        lib.propagate = saved[1]
