@@ -78,6 +78,14 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
    sender's addresses do; ``install()`` makes pubsub verify a peer's record
    when it differs from the last one verified for that peer, or when that
    check is ``SIGNED_RECORD_RECHECK_S`` old (the peerstore entry is renewed).
+16. **a failed address blocks the peer's other addresses**: when a dial fails,
+   upstream's negative cache refuses every dial to that *peer* for 60 s
+   ("recently failed all addresses"), whatever address it is given. A peer
+   whose first remembered address is stale cannot be reached at its live one,
+   and the peer book's redial every 30 s renews the mark: a cluster peer that
+   restarted on a new address never rejoined. Our dials name one address each
+   and are paced by their callers, so ``forget_failed_dials`` clears the mark
+   before each.
 """
 
 from __future__ import annotations
@@ -338,6 +346,11 @@ def consume_signed_record_once(msg: rpc_pb2.RPC, host: IHost, peer_id: ID) -> bo
             _verified_records.clear()
         _verified_records[key] = (record, now)
     return ok
+
+
+def forget_failed_dials(host: IHost, peer_id: ID) -> None:
+    """Clear upstream's "recently failed" mark of ``peer_id`` so the next dial is made (fix 16)."""
+    host.get_network().unblock_peer(peer_id)  # type: ignore[attr-defined]
 
 
 async def _rtt_and_keepalive_loop(self: Yamux) -> None:

@@ -388,6 +388,7 @@ class HostHandle:
             # dial the address we are given: upstream dials every address it ever saw
             # for the peer, stale ones first, and one that hangs uses up the timeout
             host.get_peerstore().clear_addrs(peer_id)
+        compat.forget_failed_dials(host, peer_id)
         try:
             with trio.fail_after(timeout):
                 await host.connect(info)

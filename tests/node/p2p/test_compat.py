@@ -689,3 +689,13 @@ def test_pubsub_verifies_a_peers_signed_record_once_per_change(monkeypatch: pyte
     assert compat.consume_signed_record_once(other_rpc, host, other)
     assert compat.consume_signed_record_once(other_rpc, host, other)
     assert len(calls) == 6  # rechecked when the last check is old
+
+
+def test_upstream_still_refuses_a_peer_after_one_failed_dial() -> None:
+    """Fix 16: the negative cache is keyed by peer and checked before any address is dialled
+    (``test_a_refused_stale_address_does_not_block_the_peers_live_one`` tests our fix)."""
+    from libp2p.network.swarm import Swarm
+
+    src = inspect.getsource(Swarm.dial_peer)
+    assert "_negative_peer_cache.is_blocked(str(peer_id))" in src
+    assert "unblock_peer" in dir(Swarm)

@@ -415,6 +415,27 @@ def test_connecting_to_a_new_address_is_not_held_up_by_a_stale_one() -> None:
         silent.close()
 
 
+def test_a_refused_stale_address_does_not_block_the_peers_live_one() -> None:
+    """Upstream's negative cache marks a *peer* (not an address) failed for 60 s when a dial
+    to it fails, and refuses every dial to it meanwhile ("recently failed all addresses"):
+    a peer whose first remembered address was stale could not be reached at its live one,
+    and the redial every 30 s renewed the mark (a restarted peer never rejoined)."""
+    import socket
+
+    a, b = new_host(), new_host()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused = f"/ip4/127.0.0.1/tcp/{closed.getsockname()[1]}/p2p/{b.peer_id}"
+    closed.close()  # nothing listens there: the dial is refused at once
+
+    async def body() -> None:
+        with pytest.raises(P2PError):
+            await a.connect(refused, timeout=5)
+        assert await a.connect(b.listen_addrs()[0], timeout=5) == b.peer_id
+
+    run(body, a, b)
+
+
 def test_announced_addresses_kept_for_a_peer() -> None:
     import multiaddr
 
