@@ -201,7 +201,7 @@ DEFAULTS_DOC: dict[str, str] = {
     "HTTP.HeaderTimeout": "seconds a connection has to send a request's complete headers, from its start or from its previous response (idle keep-alive connections close then)",
     "HTTP.BodyTimeout": "seconds an upload (add, dag/import, block/put, the REST /add) may receive no body data before it is aborted with 408 and rolled back",
     "Logging.Level": "default log level: DEBUG, INFO, WARNING, ERROR (one line per event on stderr)",
-    "Logging.Subsystems": "levels per subsystem, e.g. {\"pinset\": \"INFO\", \"pintracker\": \"DEBUG\"}",
+    "Logging.Subsystems": "levels per subsystem, e.g. {\"pinset\": \"INFO\", \"pintracker\": \"DEBUG\"}; py-libp2p's loggers too (\"libp2p\", \"libp2p.keepalive\"...), which otherwise log warnings only, and nothing for a failed TCP dial",
 }
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")

@@ -19,6 +19,8 @@ from typing import Any, TextIO
 
 from .ratelog import ResourceErrorFilter
 
+#: py-libp2p's TCP transport logger, silenced below CRITICAL unless a ``libp2p`` subsystem level is set
+QUIET_TCP_LOGGER = "libp2p.transport.tcp"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _PREFIXES = ("node.p2p.", "node.cluster.", "node.", "cluster.crdt.", "cluster.", "bitswap.", "blockstore.")
 
@@ -62,6 +64,11 @@ def setup(config: dict[str, Any], stream: TextIO | None = None) -> None:
         import libp2p  # noqa: F401
 
         logging.getLogger("libp2p").propagate = True
+        logging.getLogger(QUIET_TCP_LOGGER).setLevel(logging.NOTSET)
+    else:
+        # an ERROR line for every dial that fails (a peer that is down): the caller reports
+        # the failure in its own terms, at the level it deserves
+        logging.getLogger(QUIET_TCP_LOGGER).setLevel(logging.CRITICAL)
     for name, level in subsystems.items():
         for prefix in ("", *_PREFIXES):
             logging.getLogger(prefix + name).setLevel(level)

@@ -30,7 +30,11 @@ to drop the fix) when upstream changes. ``libp2p==0.8.1`` is pinned.
 8. **root-logger noise**: a few upstream modules log on the *root* logger
    (``Error getting transport addresses: 'peer ID not found'``), outside the
    ``libp2p`` logger tree an operator can tune; ``install()`` filters those
-   records out of the root logger (the ``libp2p.*`` loggers are untouched).
+   records out of the root logger. Importing py-libp2p also stops its own
+   ``libp2p`` logger from propagating (its ``LIBP2P_DEBUG`` switch), and
+   leaves it without a handler: its warnings reached stderr through
+   logging's last-resort handler, without time or level. ``install()`` lets
+   them propagate to the daemon's handler (``node/logsetup.py``).
 9. **pubsub thread leak**: ``Pubsub`` starts a sweeper thread for its
    seen-messages cache and never stops it; ``close_pubsub`` does.
 10. **pubsub sequence numbers repeat after a restart**: upstream starts the
@@ -299,7 +303,8 @@ def install() -> None:
       ``PUBSUB_QUEUE_SIZE`` entries instead of 32;
     - identify announces ``AGENT_VERSION``;
     - yamux closes a connection whose keepalive ping goes unanswered;
-    - records py-libp2p logs directly on the root logger are dropped;
+    - records py-libp2p logs directly on the root logger are dropped, and its own
+      logger tree propagates to the daemon's handler;
     - pubsub verifies a peer's signed record once per change (fix 15).
     """
     import libp2p.network.swarm as swarm_mod
@@ -313,6 +318,7 @@ def install() -> None:
     root = logging.getLogger()
     if not any(isinstance(f, RootLogFromLibp2p) for f in root.filters):
         root.addFilter(RootLogFromLibp2p())
+    logging.getLogger("libp2p").propagate = True
     Yamux._measure_rtt_loop = _rtt_and_keepalive_loop  # type: ignore[method-assign]
     pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = PUBSUB_QUEUE_SIZE
     if not isinstance(pubsub_mod.RpcQueue, functools.partial):

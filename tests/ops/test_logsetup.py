@@ -71,3 +71,26 @@ def test_libp2p_subsystem_levels_reach_the_log(restore_logging: None) -> None:
     finally:
         lib.setLevel(saved[0])
         lib.propagate = saved[1]
+
+
+def test_libp2p_warnings_are_formatted_and_failed_dials_are_quiet(restore_logging: None) -> None:
+    """py-libp2p's warnings used to reach stderr through logging's last-resort handler, without
+    time or level; and its TCP transport logs an ERROR for every failed dial (a peer that is
+    down), which the caller already reports."""
+    from node.p2p import compat
+
+    compat.install()
+    tcp = logging.getLogger("libp2p.transport.tcp")
+    saved = tcp.level
+    try:
+        out = io.StringIO()
+        setup({"Logging": {"Level": "WARNING", "Subsystems": {}}}, stream=out)
+        logging.getLogger("libp2p.network.swarm").warning("a warning from %s", "the swarm")
+        tcp.error("Failed to open TCP stream: all attempts to connect to 127.0.0.1:1 failed")
+        lines = out.getvalue().splitlines()
+        assert len(lines) == 1 and re.fullmatch(r"\S+Z WARNING libp2p\.network\.swarm a warning from the swarm", lines[0]), lines
+        setup({"Logging": {"Level": "WARNING", "Subsystems": {"libp2p": "WARNING"}}}, stream=out)
+        tcp.error("Failed to open TCP stream")
+        assert out.getvalue().splitlines()[-1].endswith("ERROR libp2p.transport.tcp Failed to open TCP stream")
+    finally:
+        tcp.setLevel(saved)
