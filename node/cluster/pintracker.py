@@ -144,15 +144,8 @@ class PinTracker:
 
     # ------------------------------------------------------------ the replica's hook
     def on_replica_change(self, change: Change) -> None:
-        """The replica's ``on_change`` hook: decode the pin and call :meth:`on_state_change`."""
-        pin: Pin | None = None
-        if change.value is not None:
-            try:
-                pin = Pin.from_cbor(change.value)
-            except PinError as exc:
-                log.warning("pin %s in the state cannot be decoded: %s", cid_to_str(change.key), exc)
-                return
-        self.on_state_change(change.key, pin, change.value)
+        """The replica's ``on_change`` hook: :meth:`on_replica_changes` of one change."""
+        self.on_replica_changes([change])
 
     def on_replica_changes(self, changes: list[Change]) -> None:
         """The replica's hook for all the changes of one delta: one write batch for all of them."""
@@ -191,19 +184,9 @@ class PinTracker:
                 self._notify(UNPIN, cid)
 
     def on_state_change(self, cid: bytes, pin: Pin | None, raw: bytes | None = None) -> None:
-        """A pin was added, changed or removed in the pinset: queue what this peer must do.
-
-        ``raw``: the pin's DAG-CBOR as the pinset holds it (saves encoding it again)."""
-        now = time.time_ns()
-        if pin is not None and pin.is_allocated_to(self.peer_id) and not (pin.expire_at and pin.expire_at <= now):
-            local = self._is_local is not None and self._is_local(cid)
-            if self.store.want_pin(pin, now, raw, local=local) == "queued":
-                if stages.isEnabledFor(logging.DEBUG):
-                    stages.debug("queued %s %.6f", cid_to_str(cid), now / 1e9)
-                self._notify(LOCAL if local else PIN, cid)
-        else:
-            if self.store.want_unpin(cid, now) != "none":
-                self._notify(UNPIN, cid)
+        """A pin was added, changed or removed in the pinset: queue what this peer must do
+        (:meth:`on_state_changes` of one item; ``raw``: the pin's DAG-CBOR as the pinset holds it)."""
+        self.on_state_changes([(cid, pin, raw)])
 
     def _notify(self, op: str, cid: bytes) -> None:
         loop = self._loop
