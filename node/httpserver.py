@@ -16,6 +16,17 @@ the application (:data:`ERROR_RESPONSE`: a function an app sets to make its own
 error bodies, e.g. the pinning service's ``{"error": {...}}``; plain text when
 unset). The connection is closed after such an answer, as aiohttp does.
 
+A handler whose client closes the connection is cancelled (aiohttp's
+``handler_cancellation``, off by default since aiohttp 3.7), as Go's HTTP
+server cancels the request context of kubo and IPFS Cluster: a request
+waiting for the network (a missing block, a peer's status) stops waiting,
+and its bitswap wants are dropped, when its client leaves. Otherwise a client
+opening requests and hanging up at once would leave work behind that no
+connection limit counts. The handlers are cancellation-safe: an upload is
+aborted and rolled back (``node/uploads/drive.py``), work already handed to
+a worker thread completes, and the libp2p bridge cancels the trio task of a
+cancelled call.
+
 The request line limit and the header field limit must differ (the parser's
 ``LineTooLong`` carries the limit it hit, which tells which one it was):
 :func:`line_limits` picks them.
@@ -94,7 +105,12 @@ class _Server(web.Server):
 
 
 class ServerRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections answer parser-refused requests with 414/431/400 (see module docstring)."""
+    """``web.AppRunner`` whose connections answer parser-refused requests with 414/431/400, and
+    whose handlers are cancelled when their client goes away (see module docstring)."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("handler_cancellation", True)
+        super().__init__(app, **kwargs)
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
