@@ -1,12 +1,12 @@
 """Blocks written through the kubo RPC (``add``, ``block/put``, ``dag/put``) and the cluster REST
-``/add`` (UnixFS) are announced to bitswap: a connected peer that already wants one of them is
-served at once.
+``/add`` (UnixFS, and a CAR with ``?format=car``) are announced to bitswap: a connected peer that
+already wants one of them is served at once.
 
-Peer b asks its gateway for four blocks nobody has yet; b's wants reach a (connected), which
-answers DONT_HAVE and keeps them. Then a stores each block through one of the four upload
+Peer b asks its gateway for five blocks nobody has yet; b's wants reach a (connected), which
+answers DONT_HAVE and keeps them. Then a stores each block through one of the five upload
 endpoints. b's gateway fetches time out after 8 s, shorter than b's bitswap rebroadcast (10 s):
-b gets a block only if a's upload told bitswap about it (``CoreAPI.announce``), not from b
-asking again. (The CAR path, ``/add?format=car``, is test_rest_car_add_serves_wants.py.)
+b gets a block only if a's upload told bitswap about it (``CoreAPI.announce``,
+``CoreAPI.import_cars``), not from b asking again.
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ def _wait(what: str, cond: Callable[[], bool], deadline: float = 120) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _post_file(url: str, data: bytes) -> list[Any]:
+def _post_file(url: str, data: bytes, filename: str = "f", ctype: str = "application/octet-stream") -> list[Any]:
     """POST ``data`` as one multipart file part; the NDJSON answer's lines."""
     boundary = secrets.token_hex(12)
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {ctype}\r\n\r\n"
     ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
     req = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
@@ -81,7 +81,10 @@ def test_rpc_and_rest_uploads_serve_a_connected_peers_pending_wants(make_node: A
     cfg_path.write_text(json.dumps(cfg))
 
     # one block each, so the wanted block is the upload's root: a raw leaf (CIDv1) under 256 KiB
-    rpc_file, rest_file, raw_block = os.urandom(200_000), os.urandom(200_000), os.urandom(1000)
+    rpc_file, rest_file, raw_block, car_file = (os.urandom(n) for n in (200_000, 200_000, 1000, 200_000))
+    scratch = make_node("scratch")  # offline: makes the CAR, never started
+    car_root = scratch.cli("add", "-Q", "--cid-version", "1", "--pin=false", input=car_file).stdout.decode().strip()
+    car = scratch.cli("car", "export", car_root).stdout
     node = {"n": secrets.token_hex(16)}
     cbor_block = dag_cbor.encode(node)
     expected = {
@@ -89,6 +92,7 @@ def test_rpc_and_rest_uploads_serve_a_connected_peers_pending_wants(make_node: A
         "rest add": (_raw_cid(rest_file), rest_file),
         "rpc block/put": (_raw_cid(raw_block), raw_block),
         "rpc dag/put": (str(CID("base32", 1, "dag-cbor", multihash.digest(cbor_block, "sha2-256"))), cbor_block),
+        "rest car add": (car_root, car_file),
     }
 
     ea = a.start()
@@ -102,7 +106,7 @@ def test_rpc_and_rest_uploads_serve_a_connected_peers_pending_wants(make_node: A
     threads = [threading.Thread(target=fetch, args=(w, cid), daemon=True) for w, (cid, _) in expected.items()]
     for t in threads:
         t.start()
-    _wait("b wants the four blocks", lambda: _metric(b, "pinion_bitswap_wantlist_size") >= len(expected))
+    _wait("b wants the five blocks", lambda: _metric(b, "pinion_bitswap_wantlist_size") >= len(expected))
 
     rpc = a.url("rpc") + "/api/v0"
     out = _post_file(rpc + "/add?cid-version=1&pin=false", rpc_file)
@@ -113,6 +117,8 @@ def test_rpc_and_rest_uploads_serve_a_connected_peers_pending_wants(make_node: A
     assert out[-1]["Key"] == expected["rpc block/put"][0]
     out = _post_file(rpc + "/dag/put", json.dumps(node).encode())
     assert out[-1]["Cid"]["/"] == expected["rpc dag/put"][0]
+    out = _post_file(a.url("cluster_api") + "/add?format=car&no-pin=true", car, "x.car", "application/vnd.ipld.car")
+    assert out[-1]["cid"] == expected["rest car add"][0]
 
     for t in threads:
         t.join(120)
