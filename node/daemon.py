@@ -31,7 +31,7 @@ import signal
 import ssl
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from aiohttp import web
 
@@ -351,11 +351,40 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+async def dump_tasks(daemon: Daemon, out: TextIO | None = None) -> None:
+    """Write every asyncio and trio task of ``daemon`` with its frames to ``out`` (stderr):
+    what ``kill -USR1 <pid>`` asks for (:mod:`node.diag`)."""
+    from . import diag  # imports trio: only when asked
+
+    lines = ["=== pinion task dump: asyncio ===", *diag.asyncio_task_lines()]
+    if daemon.p2p is not None:
+
+        async def collect() -> list[str]:
+            return diag.trio_task_lines()
+
+        try:
+            lines += ["=== pinion task dump: trio (libp2p thread) ===", *await asyncio.wait_for(daemon.p2p.bridge.run(collect), 10)]
+        except Exception as exc:  # a stuck trio thread is itself the answer
+            lines.append(f"trio tasks not listed: {exc!r}")
+    lines.append("=== end of task dump ===")
+    stream = out or sys.stderr
+    stream.write("\n".join(lines) + "\n")
+    stream.flush()
+
+
 async def _run(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    dumps: set[asyncio.Task[None]] = set()
+
+    def on_usr1() -> None:
+        task = loop.create_task(dump_tasks(daemon), name="task-dump")
+        dumps.add(task)
+        task.add_done_callback(dumps.discard)
+
+    loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     try:
         await daemon.start()
         ep = daemon.endpoints
@@ -370,7 +399,7 @@ async def _run(daemon: Daemon) -> None:
         print("Received interrupt signal, shutting down...", flush=True)
     finally:
         await daemon.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
 
 

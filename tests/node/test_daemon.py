@@ -111,3 +111,25 @@ def test_swarm_connect_and_peers(make_node) -> None:  # type: ignore[no-untyped-
     assert bad.status == 500 and "failure" in bad.json()["Message"]
     bad = call(a.url(), "swarm/connect", "not-a-multiaddr")
     assert bad.status in (400, 500) and bad.json()["Type"] == "error"
+
+
+def test_sigusr1_dumps_every_task_and_the_daemon_goes_on(pinion_node: PinionNode) -> None:
+    """``kill -USR1``: every asyncio task and the libp2p thread's trio tasks, with the frames
+    they wait in, are written to the log (as Go's goroutine dump, without stopping)."""
+    import time
+
+    pinion_node.start()
+    assert pinion_node.proc is not None
+    pinion_node.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 60
+    while "=== end of task dump ===" not in pinion_node.log.read_text():
+        assert time.monotonic() < deadline, pinion_node.log.read_text()[-3000:]
+        time.sleep(0.1)
+    dump = pinion_node.log.read_text().split("=== pinion task dump: asyncio ===", 1)[1]
+    asyncio_part, trio_part = dump.split("=== pinion task dump: trio (libp2p thread) ===")
+    assert "asyncio task task-dump: dump_tasks" in asyncio_part
+    assert "node/daemon.py:" in asyncio_part  # frames of the tasks
+    assert "trio task <init>" in trio_part
+    assert "HostHandle" in trio_part and "libp2p/" in trio_part  # the hosts' tasks and their frames
+    assert call(pinion_node.url(), "version").json()["Version"]  # still serving
+    assert pinion_node.stop() == 0
