@@ -14,12 +14,11 @@ import asyncio
 import functools
 import logging
 import socket
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 from blockstore.cid import cid_to_str
-from blockstore.store import BlockStore
 from blockstore.uploads import Uploads
 from cluster.monitor import MetricStore
 from cluster.pin import Pin
@@ -64,6 +63,7 @@ class ClusterPeer:
         tracker: PinTracker,
         pinset: PinsetService,
         resolver: FetchingCore,
+        freespace: Callable[[], int],
     ) -> None:
         self.config = repo.config
         self.peer_id = members.peer_id
@@ -94,7 +94,7 @@ class ClusterPeer:
             ttl=float(cluster["MetricTTL"]),
             tags={str(k): str(v) for k, v in cluster.get("Tags", {}).items()},
             ping_value=members.ping_value,
-            freespace=functools.partial(free_space, repo.store, int(repo.config["Datastore"]["StorageMax"])),
+            freespace=freespace,
             pinqueue=tracker.queue_length,
             numpin=lambda: tracker.counts().get("pinned", 0),
             on_alert=self.upkeep.on_alert,
@@ -265,10 +265,15 @@ class ClusterPeer:
         }
 
 
-def free_space(store: BlockStore, storage_max: int) -> int:
-    """Bytes this peer may still store: ``storage_max`` (``Datastore.StorageMax``, read once at
-    start) minus what ``store`` holds (blocking)."""
-    return max(0, storage_max - store.stats()["stored_bytes"])
+def free_space_of(repo: Repo) -> Callable[[], int]:
+    """A blocking call giving the bytes this peer may still store: ``Datastore.StorageMax``
+    (read now, once) minus what the block store holds."""
+    store, storage_max = repo.store, int(repo.config["Datastore"]["StorageMax"])
+
+    def free_space() -> int:
+        return max(0, storage_max - store.stats()["stored_bytes"])
+
+    return free_space
 
 
 async def open_cluster(
@@ -302,7 +307,8 @@ async def open_cluster(
     )
     connector = Connector(p2p, members, interval=float(cluster["MonitorPingInterval"]))
 
-    fetcher = DagFetcher(content, repo.store, connector, freespace=functools.partial(free_space, repo.store, int(repo.config["Datastore"]["StorageMax"])), reads=reads)
+    freespace = free_space_of(repo)
+    fetcher = DagFetcher(content, repo.store, connector, freespace=freespace, reads=reads)
     tracker = PinTracker(
         repo.db,
         repo.pins,
@@ -344,4 +350,5 @@ async def open_cluster(
         tracker=tracker,
         pinset=pinset,
         resolver=FetchingCore(core, content, reads),
+        freespace=freespace,
     )
