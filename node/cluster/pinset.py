@@ -59,7 +59,7 @@ from blockstore.cid import CidError, cid_to_str, parse_cid
 from blockstore.store import BlockStore, HashMismatch
 from cluster.crdt.delta import DeltaError
 from cluster.crdt.replica import PUT, MissingBlock, Replica
-from cluster.crdt.snapshot import SnapshotError, decode_root
+from cluster.crdt.snapshot import SnapshotError, SnapshotRoot, decode_root
 from cluster.pin import Pin, PinError, meta_term, name_term, pin_index_terms
 
 from ..p2p.service import P2PService, Subscription
@@ -522,12 +522,8 @@ class PinsetService:
         if len(self._jump_weighed) > 1000:
             self._jump_weighed.clear()
         self._jump_weighed.add(root)
-        block = (await self._fetch_many([root])).get(root)
-        if block is None:
-            return
-        try:
-            parsed = decode_root(block)
-        except SnapshotError:
+        parsed = await self._fetch_root(root)
+        if parsed is None:
             return  # a sync that needs it reports it
         gap = max(h for _c, h in parsed.heads) - await self.in_thread(self.replica.height)
         if gap >= JUMP_LEVELS and parsed.count <= JUMP_ELEMENTS_PER_LEVEL * gap:
@@ -736,15 +732,22 @@ class PinsetService:
             log.info("pinset fetch of %d blocks did not return in time", len(cids))
             return {}
 
+    async def _fetch_root(self, root: bytes) -> SnapshotRoot | None:
+        """A snapshot's root block, fetched (stored on arrival) and decoded; None when it did
+        not come or is not a snapshot root."""
+        block = (await self._fetch_many([root])).get(root)
+        if block is None:
+            return None
+        try:
+            return decode_root(block)
+        except SnapshotError:
+            return None
+
     async def _fetch_snapshot(self, root: bytes) -> None:
         """Fetch a snapshot's root and chunk blocks that are not stored yet (what is missing
         afterwards makes ``load_snapshot`` raise MissingBlock)."""
-        root_block = (await self._fetch_many([root])).get(root)
-        if root_block is None:
-            return
-        try:
-            parsed = decode_root(root_block)
-        except SnapshotError:
+        parsed = await self._fetch_root(root)
+        if parsed is None:
             return  # load_snapshot reports it
         chunks = [*parsed.covered, *parsed.elements]
         wanted = await self.in_thread(self._not_stored, chunks)
